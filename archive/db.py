@@ -1,0 +1,84 @@
+"""Opens the SQLite archive with WAL and foreign keys, and applies numbered migrations."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from importlib import resources
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class ArchiveError(Exception):
+    """Base of the archive package's errors."""
+
+
+class MigrationError(ArchiveError):
+    """The database is newer than this program or a migration failed."""
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("archive").joinpath("migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the archive database at path."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    migrate(conn)
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration newer than PRAGMA user_version, each in its own transaction."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    migrations = _migrations()
+    latest = migrations[-1][0] if migrations else 0
+    if current > latest:
+        raise MigrationError(
+            f"database schema version {current} is newer than this obrady ({latest}); "
+            "upgrade obrady or restore a matching backup"
+        )
+    for number, name, sql in migrations:
+        if number <= current:
+            continue
+        log.info("applying migration %s", name)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number:d}")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise MigrationError(f"migration {name} failed: {exc}") from exc
+        current = number
+    return current
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (executescript would commit implicitly)."""
+    statements, buf = [], []
+    for line in sql.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        buf.append(line)
+        candidate = "\n".join(buf)
+        if sqlite3.complete_statement(candidate):
+            if candidate.strip():
+                statements.append(candidate.strip())
+            buf = []
+    if "\n".join(buf).strip():
+        raise MigrationError("migration ends with an incomplete statement")
+    return statements

@@ -1,0 +1,539 @@
+"""The archive index: sessions, agenda, markers, runs and segments in SQLite, as plain dataclasses.
+
+`ArchiveIndex` is synchronous and owns one connection; `AsyncArchive` runs it on one worker
+thread so the event loop never blocks on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, ParamSpec, TypeVar
+
+from archive.agenda import AgendaItem, flatten
+from archive.db import ArchiveError, connect
+from archive.timeline import Timeline, build_timeline
+
+SessionState = Literal["scheduled", "live", "ended"]
+MarkerKind = Literal["item_start", "break_start", "break_end"]
+Role = Literal["operator", "staff", "admin"]
+
+
+class NotFound(ArchiveError):
+    """The thing asked for does not exist."""
+
+
+class Conflict(ArchiveError):
+    """The change contradicts the current state (the message says which)."""
+
+    def __init__(self, message: str, live_session_id: int | None = None) -> None:
+        super().__init__(message)
+        self.live_session_id = live_session_id
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def to_text(at: datetime) -> str:
+    """Store a moment as ISO 8601 UTC text with microseconds (sorts as text)."""
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to the archive")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_text(text: str | None) -> datetime | None:
+    """Read a stored moment back."""
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class User:
+    """An account that may call the operator API."""
+
+    id: int
+    name: str
+    role: Role
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Session:
+    """A council session or committee meeting: a scheduled recording window with an agenda."""
+
+    id: int
+    chamber: str
+    title: str
+    kind: str
+    scheduled_start: datetime
+    scheduled_end: datetime
+    state: SessionState
+    started_at: datetime | None
+    ended_at: datetime | None
+    stopped_by: str | None
+    agenda_text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AgendaRow:
+    """One stored agenda item."""
+
+    id: int
+    session_id: int
+    parent_id: int | None
+    position: int
+    depth: int
+    number: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A moment in the session: an agenda item started, a break started or ended."""
+
+    id: int
+    session_id: int
+    kind: MarkerKind
+    at: datetime
+    item_id: int | None
+    created_by: str | None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ffmpeg process's share of a session's recording."""
+
+    id: int
+    session_id: int
+    ordinal: int
+    dir: str
+    started_at: datetime
+    anchor_at: datetime | None
+    ended_at: datetime | None
+    exit_code: int | None
+    duration: float
+    segment_count: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One finished media file of a run."""
+
+    id: int
+    run_id: int
+    run_ordinal: int
+    run_dir: str
+    session_id: int
+    chamber: str
+    seq: int
+    file: str
+    media_start: float
+    duration: float
+    observed_at: datetime
+    size_bytes: int
+    chamber_seq: int
+    chamber_disc: int
+
+    @property
+    def rel_path(self) -> str:
+        """Path below the media root."""
+        return f"{self.run_dir}/{self.file}"
+
+
+def _session(row: sqlite3.Row) -> Session:
+    return Session(
+        id=row["id"],
+        chamber=row["chamber"],
+        title=row["title"],
+        kind=row["kind"],
+        scheduled_start=datetime.fromisoformat(row["scheduled_start"]),
+        scheduled_end=datetime.fromisoformat(row["scheduled_end"]),
+        state=row["state"],
+        started_at=from_text(row["started_at"]),
+        ended_at=from_text(row["ended_at"]),
+        stopped_by=row["stopped_by"],
+        agenda_text=row["agenda_text"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def _segment(row: sqlite3.Row) -> Segment:
+    return Segment(
+        id=row["id"],
+        run_id=row["run_id"],
+        run_ordinal=row["ordinal"],
+        run_dir=row["dir"],
+        session_id=row["session_id"],
+        chamber=row["chamber"],
+        seq=row["seq"],
+        file=row["file"],
+        media_start=row["media_start"],
+        duration=row["duration"],
+        observed_at=datetime.fromisoformat(row["observed_at"]),
+        size_bytes=row["size_bytes"],
+        chamber_seq=row["chamber_seq"],
+        chamber_disc=row["chamber_disc"],
+    )
+
+
+_SEGMENT_SELECT = (
+    "SELECT s.*, r.ordinal, r.dir FROM segments s JOIN runs r ON r.id = s.run_id "
+)
+
+
+class ArchiveIndex:
+    """Synchronous access to the archive database; every method is one transaction."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._conn = connect(path)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    # users
+
+    def add_user(self, name: str, role: Role, password_hash: str) -> User:
+        """Create a user; Conflict if the name is taken."""
+        try:
+            with self._tx() as c:
+                cur = c.execute(
+                    "INSERT INTO users (name, role, password_hash, created_at) VALUES (?,?,?,?)",
+                    (name, role, password_hash, to_text(utc_now())),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"user {name!r} already exists") from None
+        return User(int(cur.lastrowid or 0), name, role, password_hash)
+
+    def get_user(self, name: str) -> User | None:
+        """The user with this name, if any."""
+        row = self._conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        return None if row is None else User(row["id"], row["name"], row["role"], row["password_hash"])
+
+    # sessions and agenda
+
+    def create_session(
+        self,
+        *,
+        chamber: str,
+        title: str,
+        kind: str,
+        scheduled_start: datetime,
+        scheduled_end: datetime,
+        agenda_text: str,
+        agenda: Sequence[AgendaItem],
+        created_by: str | None,
+    ) -> Session:
+        """Store a new scheduled session and its agenda tree."""
+        if scheduled_end <= scheduled_start:
+            raise ValueError("scheduled_end must be after scheduled_start")
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO sessions (chamber, title, kind, scheduled_start, scheduled_end, state,"
+                " agenda_text, created_by, created_at) VALUES (?,?,?,?,?,'scheduled',?,?,?)",
+                (
+                    chamber,
+                    title,
+                    kind,
+                    to_text(scheduled_start),
+                    to_text(scheduled_end),
+                    agenda_text,
+                    created_by,
+                    to_text(utc_now()),
+                ),
+            )
+            session_id = int(cur.lastrowid or 0)
+            parents: list[int] = []
+            for position, (item, depth) in enumerate(flatten(agenda)):
+                del parents[depth:]
+                parent_id = parents[-1] if parents else None
+                cur = c.execute(
+                    "INSERT INTO agenda_items (session_id, parent_id, position, depth, number, title)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (session_id, parent_id, position, depth, item.number, item.title),
+                )
+                parents.append(int(cur.lastrowid or 0))
+        return self.get_session(session_id)
+
+    def get_session(self, session_id: int) -> Session:
+        """The session; NotFound if there is none."""
+        row = self._conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"session {session_id} does not exist")
+        return _session(row)
+
+    def list_sessions(self, limit: int = 200) -> list[Session]:
+        """Sessions, newest scheduled start first."""
+        rows = self._conn.execute(
+            "SELECT * FROM sessions ORDER BY scheduled_start DESC, id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [_session(r) for r in rows]
+
+    def active_sessions(self) -> list[Session]:
+        """Sessions that are scheduled or live: what the scheduler must know about."""
+        rows = self._conn.execute(
+            "SELECT * FROM sessions WHERE state IN ('scheduled', 'live') ORDER BY scheduled_start"
+        ).fetchall()
+        return [_session(r) for r in rows]
+
+    def live_session(self, chamber: str) -> Session | None:
+        """The session live in this chamber, if any."""
+        row = self._conn.execute(
+            "SELECT * FROM sessions WHERE chamber = ? AND state = 'live'", (chamber,)
+        ).fetchone()
+        return None if row is None else _session(row)
+
+    def begin_live(self, session_id: int, at: datetime) -> Session:
+        """Mark a scheduled session live; Conflict if it ended or its chamber is busy."""
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"session {session_id} does not exist")
+            session = _session(row)
+            if session.state == "ended":
+                raise Conflict(
+                    f"session {session_id} has ended ({session.stopped_by or 'stopped'}); "
+                    "a stopped session is never restarted: schedule a new one"
+                )
+            if session.state == "live":
+                return session
+            other = c.execute(
+                "SELECT id, title FROM sessions WHERE chamber = ? AND state = 'live' AND id != ?",
+                (session.chamber, session_id),
+            ).fetchone()
+            if other is not None:
+                raise Conflict(
+                    f"chamber {session.chamber!r} is recording session {other['id']} "
+                    f"({other['title']!r}); stop it first",
+                    live_session_id=other["id"],
+                )
+            c.execute(
+                "UPDATE sessions SET state = 'live', started_at = ? WHERE id = ?",
+                (to_text(at), session_id),
+            )
+        return self.get_session(session_id)
+
+    def end(self, session_id: int, at: datetime, stopped_by: str) -> Session:
+        """Mark a session ended (final); Conflict if it already ended."""
+        with self._tx() as c:
+            row = c.execute("SELECT state FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"session {session_id} does not exist")
+            if row["state"] == "ended":
+                raise Conflict(f"session {session_id} has already ended")
+            c.execute(
+                "UPDATE sessions SET state = 'ended', ended_at = ?, stopped_by = ?,"
+                " started_at = COALESCE(started_at, ?) WHERE id = ?",
+                (to_text(at), stopped_by, to_text(at), session_id),
+            )
+        return self.get_session(session_id)
+
+    def agenda(self, session_id: int) -> list[AgendaRow]:
+        """The session's agenda items in order."""
+        rows = self._conn.execute(
+            "SELECT * FROM agenda_items WHERE session_id = ? ORDER BY position", (session_id,)
+        ).fetchall()
+        return [
+            AgendaRow(
+                r["id"], r["session_id"], r["parent_id"], r["position"], r["depth"], r["number"],
+                r["title"],
+            )
+            for r in rows
+        ]
+
+    # markers
+
+    def add_marker(
+        self,
+        session_id: int,
+        kind: MarkerKind,
+        at: datetime,
+        item_id: int | None = None,
+        created_by: str | None = None,
+    ) -> Marker:
+        """Record a moment in a live session."""
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO markers (session_id, kind, at, item_id, created_by) VALUES (?,?,?,?,?)",
+                (session_id, kind, to_text(at), item_id, created_by),
+            )
+        return Marker(int(cur.lastrowid or 0), session_id, kind, at, item_id, created_by)
+
+    def markers(self, session_id: int) -> list[Marker]:
+        """The session's markers in time order."""
+        rows = self._conn.execute(
+            "SELECT * FROM markers WHERE session_id = ? ORDER BY at, id", (session_id,)
+        ).fetchall()
+        return [
+            Marker(
+                r["id"], r["session_id"], r["kind"], datetime.fromisoformat(r["at"]),
+                r["item_id"], r["created_by"],
+            )
+            for r in rows
+        ]
+
+    # runs and segments
+
+    def add_run(self, session_id: int, ordinal: int, run_dir: str, started_at: datetime) -> int:
+        """Record the start of an ffmpeg run; returns the run id."""
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO runs (session_id, ordinal, dir, started_at) VALUES (?,?,?,?)",
+                (session_id, ordinal, run_dir, to_text(started_at)),
+            )
+        return int(cur.lastrowid or 0)
+
+    def end_run(self, run_id: int, ended_at: datetime, exit_code: int | None) -> None:
+        """Record how an ffmpeg run ended."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE runs SET ended_at = ?, exit_code = ? WHERE id = ?",
+                (to_text(ended_at), exit_code, run_id),
+            )
+
+    def last_run_ordinal(self, session_id: int) -> int:
+        """The highest run ordinal used by the session (0 if none)."""
+        row = self._conn.execute(
+            "SELECT COALESCE(MAX(ordinal), 0) FROM runs WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def add_segment(
+        self,
+        run_id: int,
+        seq: int,
+        file: str,
+        media_start: float,
+        duration: float,
+        observed_at: datetime,
+        size_bytes: int,
+    ) -> Segment:
+        """Record a finished segment, number it in its chamber, and refine the run's anchor."""
+        with self._tx() as c:
+            run = c.execute(
+                "SELECT r.*, s.chamber FROM runs r JOIN sessions s ON s.id = r.session_id"
+                " WHERE r.id = ?",
+                (run_id,),
+            ).fetchone()
+            if run is None:
+                raise NotFound(f"run {run_id} does not exist")
+            prev = c.execute(
+                "SELECT chamber_seq, chamber_disc, run_id FROM segments WHERE chamber = ?"
+                " ORDER BY chamber_seq DESC LIMIT 1",
+                (run["chamber"],),
+            ).fetchone()
+            if prev is None:
+                chamber_seq, chamber_disc = 0, 0
+            else:
+                chamber_seq = prev["chamber_seq"] + 1
+                chamber_disc = prev["chamber_disc"] + (0 if prev["run_id"] == run_id else 1)
+            origin = run["media_origin"]
+            if origin is None:
+                origin = media_start
+                c.execute("UPDATE runs SET media_origin = ? WHERE id = ?", (origin, run_id))
+            # A segment is seen finished no earlier than its last moment was captured, so the
+            # earliest (seen time - media end) is the best estimate of when media time 0 was.
+            candidate = observed_at.timestamp() - (media_start + duration - origin)
+            current = from_text(run["anchor_at"])
+            if current is None or candidate < current.timestamp():
+                c.execute(
+                    "UPDATE runs SET anchor_at = ? WHERE id = ?",
+                    (to_text(datetime.fromtimestamp(candidate, UTC)), run_id),
+                )
+            cur = c.execute(
+                "INSERT INTO segments (run_id, session_id, chamber, seq, file, media_start,"
+                " duration, observed_at, size_bytes, chamber_seq, chamber_disc)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id, run["session_id"], run["chamber"], seq, file, media_start, duration,
+                    to_text(observed_at), size_bytes, chamber_seq, chamber_disc,
+                ),
+            )
+            segment_id = int(cur.lastrowid or 0)
+        row = self._conn.execute(_SEGMENT_SELECT + "WHERE s.id = ?", (segment_id,)).fetchone()
+        return _segment(row)
+
+    def segments(self, session_id: int) -> list[Segment]:
+        """The session's segments in playback order."""
+        rows = self._conn.execute(
+            _SEGMENT_SELECT + "WHERE s.session_id = ? ORDER BY r.ordinal, s.seq", (session_id,)
+        ).fetchall()
+        return [_segment(r) for r in rows]
+
+    def recent_segments(self, chamber: str, count: int) -> list[Segment]:
+        """The chamber's newest segments, oldest first."""
+        rows = self._conn.execute(
+            _SEGMENT_SELECT + "WHERE s.chamber = ? ORDER BY s.chamber_seq DESC LIMIT ?",
+            (chamber, count),
+        ).fetchall()
+        return [_segment(r) for r in reversed(rows)]
+
+    def runs(self, session_id: int) -> list[Run]:
+        """The session's runs in order, with their recorded durations."""
+        rows = self._conn.execute(
+            "SELECT r.*, COALESCE(SUM(s.duration), 0) AS duration, COUNT(s.id) AS n"
+            " FROM runs r LEFT JOIN segments s ON s.run_id = r.id"
+            " WHERE r.session_id = ? GROUP BY r.id ORDER BY r.ordinal",
+            (session_id,),
+        ).fetchall()
+        return [
+            Run(
+                r["id"], r["session_id"], r["ordinal"], r["dir"],
+                datetime.fromisoformat(r["started_at"]), from_text(r["anchor_at"]),
+                from_text(r["ended_at"]), r["exit_code"], float(r["duration"]), int(r["n"]),
+            )
+            for r in rows
+        ]
+
+    def timeline(self, session_id: int) -> Timeline:
+        """The session's playback timeline."""
+        session = self.get_session(session_id)
+        runs = self.runs(session_id)
+        return build_timeline(
+            [(r.id, r.ordinal, r.anchor_at, r.duration) for r in runs],
+            ongoing=session.state == "live",
+        )
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class AsyncArchive:
+    """Runs ArchiveIndex calls on a single worker thread, one at a time, off the event loop."""
+
+    def __init__(self, index: ArchiveIndex) -> None:
+        self.index = index
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive")
+
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run fn (a bound ArchiveIndex method) on the archive thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def close(self) -> None:
+        """Finish pending calls and close the database."""
+        await self.call(self.index.close)
+        self._pool.shutdown(wait=True)

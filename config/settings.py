@@ -1,0 +1,201 @@
+"""Typed, frozen settings loaded from one TOML file; any unknown key or bad value is refused."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+
+
+class ConfigError(Exception):
+    """The configuration file cannot be used; the message names the key and what to fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Model):
+    """Where the HTTP gateway listens and where data lives."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    data_dir: str = "./var"
+
+
+class RecordingSettings(_Model):
+    """How capture is cut into segments, scheduled and supervised."""
+
+    segment_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
+    preroll_seconds: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    overrun_limit_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 240.0
+    misfire_grace_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 3600.0
+    stop_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    restart_backoff_initial_seconds: Annotated[float, Field(gt=0, le=60)] = 0.25
+    restart_backoff_max_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    healthy_reset_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    stall_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 15.0
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> RecordingSettings:
+        if self.restart_backoff_max_seconds < self.restart_backoff_initial_seconds:
+            raise ValueError(
+                "restart_backoff_max_seconds must be at least restart_backoff_initial_seconds"
+            )
+        return self
+
+
+class LiveSettings(_Model):
+    """The public live playlist."""
+
+    playlist_segments: Annotated[int, Field(ge=3, le=30)] = 6
+
+
+class SyntheticSource(_Model):
+    """A simulated chamber: a test picture with a burned-in clock and a tone, made by ffmpeg."""
+
+    kind: Literal["synthetic"]
+    width: Annotated[int, Field(ge=64, le=3840)] = 1280
+    height: Annotated[int, Field(ge=64, le=2160)] = 720
+    fps: Annotated[int, Field(ge=1, le=60)] = 25
+    tone_hz: Annotated[int, Field(ge=20, le=20000)] = 440
+    label: str = "obrady demo"
+
+
+class RtspSource(_Model):
+    """An IP camera (or encoder) pulled over RTSP; its H.264 video is copied, not re-encoded."""
+
+    kind: Literal["rtsp"]
+    url: str
+    transport: Literal["tcp", "udp"] = "tcp"
+    video: Literal["copy", "h264"] = "copy"
+    audio: Literal["aac", "none"] = "aac"
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _rtsp_url(cls, value: str) -> str:
+        if not re.match(r"^rtsps?://[^\s/]+", value):
+            raise ValueError("must be an rtsp:// or rtsps:// URL, e.g. rtsp://10.0.0.20:554/stream1")
+        return value
+
+
+Source = Annotated[SyntheticSource | RtspSource, Field(discriminator="kind")]
+
+
+class ChamberSettings(_Model):
+    """One room that is recorded: its URL slug, its name and its program source."""
+
+    id: str
+    name: str
+    source: Source
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError(
+                "must be a short slug of lowercase letters, digits and '-', e.g. 'sala-obrad'"
+            )
+        return value
+
+
+class DemoSession(_Model):
+    """A session the demo schedules at start-up so a newcomer sees the system work."""
+
+    title: str = "Sesja demonstracyjna"
+    start_in_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    duration_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 30.0
+    advance_item_every_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    agenda_text: str
+
+
+class DemoSettings(_Model):
+    """What the demo does by itself: an operator account and a scheduled session."""
+
+    operator_name: str = "operator"
+    operator_password: str = "demo"
+    session: DemoSession | None = None
+
+
+class Settings(_Model):
+    """The whole configuration of one obrady instance."""
+
+    server: ServerSettings = ServerSettings()
+    recording: RecordingSettings = RecordingSettings()
+    live: LiveSettings = LiveSettings()
+    chambers: Annotated[list[ChamberSettings], Field(min_length=1)]
+    demo: DemoSettings | None = None
+
+    @model_validator(mode="after")
+    def _unique_chambers(self) -> Settings:
+        seen: set[str] = set()
+        for chamber in self.chambers:
+            if chamber.id in seen:
+                raise ValueError(f"chamber id {chamber.id!r} is used twice; ids must be unique")
+            seen.add(chamber.id)
+        return self
+
+    def chamber(self, chamber_id: str) -> ChamberSettings:
+        """The chamber with this id; KeyError if there is none."""
+        for chamber in self.chambers:
+            if chamber.id == chamber_id:
+                return chamber
+        raise KeyError(chamber_id)
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory as an absolute path."""
+        return Path(self.server.data_dir).expanduser().resolve()
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"] if part not in ("synthetic", "rtsp"))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling; config/example.toml lists every key)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        lines.append(f"{loc or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+def parse_settings(text: str, source: str = "<config>") -> Settings:
+    """Validate TOML text into Settings, or raise ConfigError naming each bad key."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid configuration:\n{_describe(exc)}") from None
+
+
+def demo_config_text() -> str:
+    """The embedded demo configuration, config/demo.toml."""
+    return resources.files("config").joinpath("demo.toml").read_text(encoding="utf-8")
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Load settings from a TOML file, or the embedded demo configuration when path is None."""
+    if path is None:
+        return parse_settings(demo_config_text(), "config/demo.toml")
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read configuration: {exc}") from None
+    return parse_settings(text, str(file))

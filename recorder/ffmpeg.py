@@ -1,0 +1,146 @@
+"""Pure builders of ffmpeg argv for chamber capture, compiled with ffmpeg-python; no I/O here."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg  # type: ignore[import-untyped]
+
+from config.settings import RtspSource, SyntheticSource
+
+SEGMENT_PATTERN = "seg-%06d.ts"
+SEGMENT_LIST = "segments.csv"
+SEGMENT_NAME = re.compile(r"^seg-(\d{6})\.ts$")
+
+# Without a stats period ffmpeg writes -progress every 0.5 s; that is what the stall
+# watchdog listens to.
+GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-loglevel", "warning", "-nostats", "-progress", "pipe:1")
+
+
+@dataclass(frozen=True)
+class SegmentEntry:
+    """One finished segment as ffmpeg's segment list reports it."""
+
+    file: str
+    seq: int
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        """Media duration of the segment."""
+        return max(0.0, self.end - self.start)
+
+
+def parse_segment_line(line: str) -> SegmentEntry | None:
+    """Parse one line of the CSV segment list ('seg-000001.ts,2.000000,4.000000')."""
+    parts = line.strip().split(",")
+    if len(parts) != 3:
+        return None
+    name, start, end = parts
+    match = SEGMENT_NAME.match(name)
+    if match is None:
+        return None
+    try:
+        return SegmentEntry(name, int(match.group(1)), float(start), float(end))
+    except ValueError:
+        return None
+
+
+def _drawtext_escape(text: str) -> str:
+    """Keep only characters that survive drawtext's own expansion and filter-graph quoting."""
+    return re.sub(r"[^\w .,()/-]", "", text, flags=re.UNICODE)
+
+
+def _segment_output(streams: list, run_dir: Path, segment_seconds: float, codec: dict) -> object:
+    return ffmpeg.output(
+        *streams,
+        str(run_dir / SEGMENT_PATTERN),
+        f="segment",
+        segment_time=f"{segment_seconds:g}",
+        segment_format="mpegts",
+        segment_list=str(run_dir / SEGMENT_LIST),
+        segment_list_type="csv",
+        **codec,
+    )
+
+
+def synthetic_argv(source: SyntheticSource, run_dir: Path, segment_seconds: float) -> list[str]:
+    """A simulated chamber: test picture with a burned-in wall clock and a beeping tone, paced
+    in real time and encoded to H.264/AAC with a keyframe at every segment boundary."""
+    gop = max(1, math.ceil(source.fps * segment_seconds))
+    video = ffmpeg.input(
+        f"testsrc2=size={source.width}x{source.height}:rate={source.fps}", f="lavfi", re=None
+    )
+    font = max(16, source.height // 14)
+    video = video.drawtext(
+        text=_drawtext_escape(source.label), x="(w-tw)/2", y=f"h-{3 * font}", fontsize=font,
+        fontcolor="white", box=1, boxcolor="black@0.6",
+    ).drawtext(
+        # %{localtime} prints the wall clock at render time ("2026-11-26 10:00:00").
+        text="%{localtime}", escape_text=False, x="(w-tw)/2", y=f"h-{int(1.6 * font)}",
+        fontsize=font, fontcolor="yellow", box=1, boxcolor="black@0.6",
+    )
+    audio = ffmpeg.input(
+        f"sine=frequency={source.tone_hz}:beep_factor=4:sample_rate=48000", f="lavfi", re=None
+    )
+    codec = {
+        "c:v": "libx264",
+        "preset": "veryfast",
+        "tune": "zerolatency",
+        "pix_fmt": "yuv420p",
+        "g": gop,
+        "keyint_min": gop,
+        "sc_threshold": 0,
+        "b:v": "2M",
+        "c:a": "aac",
+        "b:a": "96k",
+    }
+    out = _segment_output([video, audio], run_dir, segment_seconds, codec)
+    return ffmpeg.compile(out.global_args(*GLOBAL_ARGS, "-n"), cmd="ffmpeg")  # type: ignore[no-any-return]
+
+
+def rtsp_argv(source: RtspSource, run_dir: Path, segment_seconds: float) -> list[str]:
+    """An RTSP camera: H.264 video copied as it comes (cut at the camera's keyframes), audio
+    converted to AAC because HLS cannot carry G.711."""
+    stream = ffmpeg.input(
+        source.url,
+        rtsp_transport=source.transport,
+        # Socket I/O timeout, microseconds (ffmpeg 5.x name for the old -stimeout).
+        timeout=int(source.timeout_seconds * 1_000_000),
+        # Short probing keeps the start of each run close to the moment it was asked for.
+        analyzeduration=500_000,
+        probesize=500_000,
+    )
+    streams = [stream["v:0"]]
+    codec: dict[str, object] = {}
+    if source.video == "copy":
+        codec["c:v"] = "copy"
+    else:
+        gop_seconds = max(1.0, segment_seconds)
+        codec.update(
+            {
+                "c:v": "libx264",
+                "preset": "veryfast",
+                "tune": "zerolatency",
+                "pix_fmt": "yuv420p",
+                "force_key_frames": f"expr:gte(t,n_forced*{gop_seconds:g})",
+            }
+        )
+    if source.audio == "aac":
+        streams.append(stream["a:0?"])
+        codec.update({"c:a": "aac", "b:a": "128k", "ar": 48000})
+    out = _segment_output(streams, run_dir, segment_seconds, codec)
+    return ffmpeg.compile(out.global_args(*GLOBAL_ARGS, "-n"), cmd="ffmpeg")  # type: ignore[no-any-return]
+
+
+def capture_argv(
+    source: SyntheticSource | RtspSource, run_dir: Path, segment_seconds: float
+) -> list[str]:
+    """The argv that records one run of a chamber's program feed into run_dir."""
+    if isinstance(source, SyntheticSource):
+        return synthetic_argv(source, run_dir, segment_seconds)
+    return rtsp_argv(source, run_dir, segment_seconds)

@@ -1,0 +1,392 @@
+"""Supervises capture: one long-lived CaptureSupervisor per recording session, one disposable
+ffmpeg run at a time, restarted with back-off, each run in a fresh directory of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+from config.settings import RecordingSettings, RtspSource, SyntheticSource
+from recorder.ffmpeg import SEGMENT_LIST, SegmentEntry, capture_argv, parse_segment_line
+
+log = logging.getLogger(__name__)
+
+RUN_DIR = re.compile(r"^run-(\d{4,})$")
+POLL_SECONDS = 0.1
+STDERR_TAIL_LINES = 30
+
+
+class RecorderError(Exception):
+    """Base of the recorder package's errors."""
+
+
+class AlreadyRecording(RecorderError):
+    """A capture for this session is already running."""
+
+
+@dataclass(frozen=True)
+class CaptureJob:
+    """What to record: a session's program feed from a chamber into session_dir."""
+
+    session_id: int
+    chamber_id: str
+    source: SyntheticSource | RtspSource
+    session_dir: Path
+
+
+@dataclass(frozen=True)
+class FinishedSegment:
+    """A segment ffmpeg has closed, with the moment obrady saw it finished."""
+
+    run_token: int
+    entry: SegmentEntry
+    path: Path
+    size_bytes: int
+    observed_at: datetime
+
+
+class CaptureEvents(Protocol):
+    """Where a supervisor reports what it recorded (the archive, in the composition root)."""
+
+    async def run_started(
+        self, job: CaptureJob, ordinal: int, run_dir: Path, started_at: datetime
+    ) -> int:
+        """A new ffmpeg run began; returns a token that identifies the run in later calls."""
+        ...
+
+    async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
+        """A segment was closed by ffmpeg."""
+        ...
+
+    async def run_ended(
+        self, job: CaptureJob, run_token: int, ended_at: datetime, exit_code: int | None
+    ) -> None:
+        """The ffmpeg run ended."""
+        ...
+
+
+ArgvBuilder = Callable[[SyntheticSource | RtspSource, Path, float], list[str]]
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CaptureStatus:
+    """A snapshot of one supervisor for health views."""
+
+    session_id: int
+    chamber_id: str
+    state: Literal["starting", "recording", "restarting", "stopping", "stopped"] = "starting"
+    pid: int | None = None
+    run_ordinal: int = 0
+    restarts: int = 0
+    segments: int = 0
+    last_exit_code: int | None = None
+    last_error: str | None = None
+    last_progress_at: datetime | None = None
+    out_time_seconds: float = 0.0
+    stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
+
+
+def next_run_ordinal(session_dir: Path) -> int:
+    """One more than the highest run-NNNN directory present: a new run never reuses a folder."""
+    highest = 0
+    if session_dir.is_dir():
+        for child in session_dir.iterdir():
+            match = RUN_DIR.match(child.name)
+            if match:
+                highest = max(highest, int(match.group(1)))
+    return highest + 1
+
+
+class CaptureSupervisor:
+    """Keeps one session's capture running until stop(): restarts ffmpeg when it exits,
+    stalls or is killed, and reports every finished segment."""
+
+    def __init__(
+        self,
+        job: CaptureJob,
+        settings: RecordingSettings,
+        events: CaptureEvents,
+        *,
+        argv_builder: ArgvBuilder = capture_argv,
+        clock: Clock = _utc_now,
+    ) -> None:
+        self.job = job
+        self._settings = settings
+        self._events = events
+        self._argv_builder = argv_builder
+        self._clock = clock
+        self._stopping = asyncio.Event()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._signalled = False
+        self._list_offsets: dict[int, int] = {}
+        self.status = CaptureStatus(job.session_id, job.chamber_id)
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the running ffmpeg, if one runs."""
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    async def run(self) -> None:
+        """Record until stop() is called; never raises for an ffmpeg failure."""
+        backoff = self._settings.restart_backoff_initial_seconds
+        first = True
+        while not self._stopping.is_set():
+            began = time.monotonic()
+            try:
+                await self._one_run(log_argv=first)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broken run must never end the supervision
+                log.exception("session %s: capture run failed", self.job.session_id)
+                self.status.last_error = f"{type(exc).__name__}: {exc}"
+            first = False
+            if self._stopping.is_set():
+                break
+            if time.monotonic() - began >= self._settings.healthy_reset_seconds:
+                backoff = self._settings.restart_backoff_initial_seconds
+            self.status.state = "restarting"
+            self.status.restarts += 1
+            log.warning(
+                "session %s: ffmpeg exited (code %s); restarting in %.2f s",
+                self.job.session_id, self.status.last_exit_code, backoff,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+            backoff = min(backoff * 2, self._settings.restart_backoff_max_seconds)
+        self.status.state = "stopped"
+
+    async def stop(self) -> None:
+        """Ask the current run to finish its segment (one SIGINT) and stop supervising."""
+        self._stopping.set()
+        self.status.state = "stopping"
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        # Exactly one SIGINT per run: a second one during the trailer write corrupts output.
+        proc = self._proc
+        if proc is not None and proc.returncode is None and not self._signalled:
+            self._signalled = True
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+
+    async def _one_run(self, *, log_argv: bool) -> None:
+        ordinal = next_run_ordinal(self.job.session_dir)
+        run_dir = self.job.session_dir / f"run-{ordinal:04d}"
+        run_dir.mkdir(parents=True, exist_ok=False)
+        argv = self._argv_builder(self.job.source, run_dir, self._settings.segment_seconds)
+        if log_argv:
+            log.info("session %s: ffmpeg argv: %s", self.job.session_id, argv)
+        started_at = self._clock()
+        self._signalled = False
+        self.status.stderr_tail.clear()
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            # Own session: a Ctrl-C to obrady must not reach ffmpeg a second time.
+            start_new_session=True,
+        )
+        self._proc = proc
+        self.status.pid = proc.pid
+        self.status.run_ordinal = ordinal
+        self.status.state = "recording"
+        self.status.last_progress_at = self._clock()
+        if self._stopping.is_set():
+            self._interrupt()
+        token: int | None = None
+        try:
+            token = await self._events.run_started(self.job, ordinal, run_dir, started_at)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._drain_stderr(proc))
+                group.create_task(self._read_progress(proc))
+                watchdog = group.create_task(self._watchdog(proc))
+                tailer = group.create_task(self._tail(token, run_dir))
+                await proc.wait()
+                watchdog.cancel()
+                tailer.cancel()
+        finally:
+            if proc.returncode is None:
+                await self._terminate(proc)
+            self._proc = None
+            self.status.pid = None
+            self.status.last_exit_code = proc.returncode
+            if token is not None:
+                # Whatever the way out, report the segments ffmpeg finished before it ended.
+                await self._collect(token, run_dir)
+                await self._events.run_ended(self.job, token, self._clock(), proc.returncode)
+        if proc.returncode not in (0, 255) and not self._stopping.is_set():
+            tail = "\n".join(self.status.stderr_tail)
+            log.error(
+                "session %s: ffmpeg exited with %s; last output:\n%s",
+                self.job.session_id, proc.returncode, tail,
+            )
+            self.status.last_error = f"ffmpeg exited with code {proc.returncode}"
+
+    async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
+        self._interrupt()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=self._settings.stop_timeout_seconds)
+        except TimeoutError:
+            log.error("session %s: ffmpeg ignored SIGINT; killing it", self.job.session_id)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self.status.stderr_tail.append(line)
+
+    async def _read_progress(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+            if key == "out_time_us":
+                try:
+                    seconds = int(value) / 1_000_000
+                except ValueError:
+                    continue
+                if seconds > self.status.out_time_seconds or self.status.last_progress_at is None:
+                    self.status.out_time_seconds = seconds
+                    self.status.last_progress_at = self._clock()
+
+    async def _watchdog(self, proc: asyncio.subprocess.Process) -> None:
+        self.status.out_time_seconds = 0.0
+        limit = self._settings.stall_timeout_seconds
+        while proc.returncode is None:
+            await asyncio.sleep(min(1.0, limit / 4))
+            last = self.status.last_progress_at
+            if last is not None and (self._clock() - last).total_seconds() > limit:
+                log.error(
+                    "session %s: no progress from ffmpeg for %.0f s; restarting it",
+                    self.job.session_id, limit,
+                )
+                self.status.last_error = f"stalled: no media for {limit:.0f} s"
+                await self._terminate(proc)
+                return
+
+    async def _tail(self, token: int, run_dir: Path) -> None:
+        while True:
+            await self._collect(token, run_dir)
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def _collect(self, token: int, run_dir: Path) -> None:
+        """Report segments listed in the run's segment list that were not reported yet."""
+        offset = self._list_offsets.get(token, 0)
+        try:
+            with (run_dir / SEGMENT_LIST).open("rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return
+        observed_at = self._clock()
+        for raw in data.splitlines(keepends=True):
+            if not raw.endswith(b"\n"):
+                break  # ffmpeg is still writing this line
+            # Advance first: a cancellation below must not report the same segment twice.
+            offset += len(raw)
+            self._list_offsets[token] = offset
+            line = raw.decode("utf-8", "replace").strip()
+            entry = parse_segment_line(line)
+            if entry is None:
+                if line:
+                    log.warning("session %s: unreadable segment list line %r",
+                                self.job.session_id, line)
+                continue
+            path = run_dir / entry.file
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            self.status.segments += 1
+            try:
+                await self._events.segment_finished(
+                    self.job, FinishedSegment(token, entry, path, size, observed_at)
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The file is on disk and listed in segments.csv; the index can be rebuilt.
+                log.exception("session %s: could not index %s", self.job.session_id, path)
+
+
+class Recorder:
+    """Owns every running CaptureSupervisor and its task; stops them all on close()."""
+
+    def __init__(
+        self,
+        settings: RecordingSettings,
+        events: CaptureEvents,
+        *,
+        argv_builder: ArgvBuilder = capture_argv,
+        clock: Clock = _utc_now,
+    ) -> None:
+        self._settings = settings
+        self._events = events
+        self._argv_builder = argv_builder
+        self._clock = clock
+        self._captures: dict[int, tuple[CaptureSupervisor, asyncio.Task[None]]] = {}
+
+    def is_recording(self, session_id: int) -> bool:
+        """Whether a capture for this session is running."""
+        entry = self._captures.get(session_id)
+        return entry is not None and not entry[1].done()
+
+    def supervisor(self, session_id: int) -> CaptureSupervisor | None:
+        """The running supervisor of a session, if any."""
+        entry = self._captures.get(session_id)
+        return None if entry is None else entry[0]
+
+    def statuses(self) -> list[CaptureStatus]:
+        """Status of every capture that is running."""
+        return [sup.status for sup, task in self._captures.values() if not task.done()]
+
+    def start(self, job: CaptureJob) -> CaptureSupervisor:
+        """Start capturing a session; AlreadyRecording if it is being captured."""
+        if self.is_recording(job.session_id):
+            raise AlreadyRecording(f"session {job.session_id} is already being recorded")
+        supervisor = CaptureSupervisor(
+            job, self._settings, self._events, argv_builder=self._argv_builder, clock=self._clock
+        )
+        task = asyncio.create_task(supervisor.run(), name=f"capture-{job.session_id}")
+        task.add_done_callback(_log_crash)
+        self._captures[job.session_id] = (supervisor, task)
+        return supervisor
+
+    async def stop(self, session_id: int) -> None:
+        """Stop a session's capture and wait until its last segment is written and reported."""
+        entry = self._captures.pop(session_id, None)
+        if entry is None:
+            return
+        supervisor, task = entry
+        await supervisor.stop()
+        # _terminate inside the run escalates to SIGKILL after stop_timeout_seconds.
+        await asyncio.shield(task)
+
+    async def close(self) -> None:
+        """Stop every capture (used at shutdown)."""
+        await asyncio.gather(*(self.stop(sid) for sid in list(self._captures)))
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("capture task %s crashed", task.get_name(), exc_info=task.exception())
+

@@ -1,0 +1,354 @@
+"""The JSON API under /api/v1: public reading of sessions, operator control with Basic auth."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from archive.agenda import AgendaError, parse_agenda
+from archive.index import AgendaRow, AsyncArchive, Conflict, Marker, NotFound, Run, Session
+from archive.timeline import Timeline
+from streaming.auth import authenticate
+from streaming.http import json_error
+from streaming.keys import ARCHIVE, CONTROL, RECORDER, SCHEDULER, SETTINGS
+from streaming.openapi import openapi_document
+
+log = logging.getLogger(__name__)
+
+OPERATORS = ("operator", "admin")
+CREATE_FIELDS = {"title", "scheduled_start", "scheduled_end", "agenda_text", "kind", "chamber"}
+MAX_TITLE = 300
+MAX_AGENDA_CHARS = 100_000
+
+routes = web.RouteTableDef()
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+def session_id_of(request: web.Request) -> int:
+    """The {id} of the path as an int; 404 if it cannot be one."""
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise json_error(web.HTTPNotFound, f"session {raw!r} does not exist")
+    return int(raw)
+
+
+def agenda_tree(rows: list[AgendaRow]) -> list[dict[str, Any]]:
+    """Nest stored agenda rows as items with sub-items."""
+    nodes: dict[int, dict[str, Any]] = {}
+    top: list[dict[str, Any]] = []
+    for row in rows:
+        node = {"id": row.id, "number": row.number, "title": row.title, "items": []}
+        nodes[row.id] = node
+        if row.parent_id is None or row.parent_id not in nodes:
+            top.append(node)
+        else:
+            nodes[row.parent_id]["items"].append(node)
+    return top
+
+
+def marker_json(marker: Marker, timeline: Timeline) -> dict[str, Any]:
+    """A marker with its offset in the recording."""
+    offset = timeline.offset_of(marker.at)
+    return {
+        "id": marker.id,
+        "kind": marker.kind,
+        "at": _iso(marker.at),
+        "offset_seconds": None if offset is None else round(offset, 3),
+        "item_id": marker.item_id,
+    }
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    """One ffmpeg run of the recording."""
+    return {
+        "ordinal": run.ordinal,
+        "started_at": _iso(run.started_at),
+        "media_started_at": _iso(run.anchor_at),
+        "ended_at": _iso(run.ended_at),
+        "exit_code": run.exit_code,
+        "duration_seconds": round(run.duration, 3),
+        "segments": run.segment_count,
+    }
+
+
+def session_summary(session: Session) -> dict[str, Any]:
+    """The fields every listing shows."""
+    return {
+        "id": session.id,
+        "chamber": session.chamber,
+        "title": session.title,
+        "kind": session.kind,
+        "state": session.state,
+        "scheduled_start": _iso(session.scheduled_start),
+        "scheduled_end": _iso(session.scheduled_end),
+        "started_at": _iso(session.started_at),
+        "ended_at": _iso(session.ended_at),
+        "stopped_by": session.stopped_by,
+        "url": f"/api/v1/sessions/{session.id}",
+    }
+
+
+async def session_detail(archive: AsyncArchive, session_id: int) -> dict[str, Any]:
+    """A session with its agenda, markers (with offsets) and recording."""
+    index = archive.index
+
+    def read() -> tuple[Session, list[AgendaRow], list[Marker], list[Run], Timeline]:
+        return (
+            index.get_session(session_id),
+            index.agenda(session_id),
+            index.markers(session_id),
+            index.runs(session_id),
+            index.timeline(session_id),
+        )
+
+    session, agenda, markers, runs, timeline = await archive.call(read)
+    breaks = [m.kind for m in markers if m.kind in ("break_start", "break_end")]
+    current_item = next((m.item_id for m in reversed(markers) if m.kind == "item_start"), None)
+    detail = session_summary(session)
+    detail.update(
+        {
+            "in_break": session.state == "live" and bool(breaks) and breaks[-1] == "break_start",
+            "current_item_id": current_item if session.state == "live" else None,
+            "agenda": agenda_tree(agenda),
+            "markers": [marker_json(m, timeline) for m in markers],
+            "recording": {
+                "duration_seconds": round(timeline.duration, 3),
+                "complete": session.state == "ended" and not timeline.gaps(),
+                "runs": [run_json(r) for r in runs],
+                "gaps": [
+                    {
+                        "start": _iso(g.start),
+                        "end": _iso(g.end),
+                        "seconds": round(g.seconds, 3),
+                        "offset_seconds": round(g.offset_seconds, 3),
+                    }
+                    for g in timeline.gaps()
+                ],
+                "playlist_url": f"/sessions/{session.id}/index.m3u8",
+                "chapters_url": f"/sessions/{session.id}/chapters.vtt",
+            },
+            "page_url": f"/sessions/{session.id}",
+            "live_url": f"/live/{session.chamber}/index.m3u8",
+        }
+    )
+    return detail
+
+
+def parse_time(body: dict[str, Any], key: str) -> datetime:
+    """An ISO 8601 time with a UTC offset from the request body; 400 otherwise."""
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise json_error(
+            web.HTTPBadRequest, f"{key} is required: an ISO 8601 time such as 2027-01-28T10:00:00+01:00"
+        )
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise json_error(
+            web.HTTPBadRequest,
+            f"{key} {value!r} is not an ISO 8601 time such as 2027-01-28T10:00:00+01:00",
+        ) from None
+    if at.tzinfo is None:
+        raise json_error(
+            web.HTTPBadRequest, f"{key} {value!r} has no UTC offset: add one, e.g. +01:00 or Z"
+        )
+    return at
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object; 400 otherwise."""
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise json_error(web.HTTPBadRequest, "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise json_error(web.HTTPBadRequest, "the body must be a JSON object")
+    return body
+
+
+@routes.get("/api/v1/openapi.json")
+async def get_openapi(request: web.Request) -> web.Response:
+    """The OpenAPI document of this API."""
+    return web.json_response(openapi_document())
+
+
+@routes.get("/api/v1/sessions")
+async def list_sessions(request: web.Request) -> web.Response:
+    """All sessions, newest first."""
+    archive = request.app[ARCHIVE]
+    sessions = await archive.call(archive.index.list_sessions, 1000)
+    return web.json_response({"sessions": [session_summary(s) for s in sessions]})
+
+
+@routes.post("/api/v1/sessions")
+async def create_session(request: web.Request) -> web.Response:
+    """Schedule a session with its agenda pasted as text."""
+    archive = request.app[ARCHIVE]
+    settings = request.app[SETTINGS]
+    user = await authenticate(request, archive, OPERATORS)
+    body = await json_body(request)
+    unknown = sorted(set(body) - CREATE_FIELDS)
+    if unknown:
+        raise json_error(
+            web.HTTPBadRequest,
+            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(CREATE_FIELDS))}",
+        )
+    title = body.get("title")
+    if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
+        raise json_error(
+            web.HTTPBadRequest, f"title is required: a non-empty text of at most {MAX_TITLE} characters"
+        )
+    start = parse_time(body, "scheduled_start")
+    end = parse_time(body, "scheduled_end")
+    if end <= start:
+        raise json_error(
+            web.HTTPBadRequest,
+            f"scheduled_end ({end.isoformat()}) must be after scheduled_start ({start.isoformat()})",
+        )
+    kind = body.get("kind", "session")
+    if kind not in ("session", "committee"):
+        raise json_error(web.HTTPBadRequest, "kind must be 'session' or 'committee'")
+    chamber = body.get("chamber", settings.chambers[0].id)
+    if chamber not in {c.id for c in settings.chambers}:
+        known = ", ".join(c.id for c in settings.chambers)
+        raise json_error(web.HTTPBadRequest, f"chamber {chamber!r} is not configured; known: {known}")
+    agenda_text = body.get("agenda_text")
+    if not isinstance(agenda_text, str) or len(agenda_text) > MAX_AGENDA_CHARS:
+        raise json_error(
+            web.HTTPBadRequest,
+            "agenda_text is required: the agenda pasted from the session notice, one item a line "
+            "('1. Otwarcie sesji.')",
+        )
+    try:
+        agenda = parse_agenda(agenda_text)
+    except AgendaError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps(
+                {
+                    "error": f"agenda_text is not an agenda: {exc}",
+                    "lines": [
+                        {"line": e.line, "text": e.text, "problem": e.problem} for e in exc.errors
+                    ],
+                },
+                ensure_ascii=False,
+            ),
+            content_type="application/json",
+        ) from None
+    created = await archive.call(
+        archive.index.create_session,
+        chamber=chamber,
+        title=title.strip(),
+        kind=kind,
+        scheduled_start=start,
+        scheduled_end=end,
+        agenda_text=agenda_text,
+        agenda=agenda,
+        created_by=user.name,
+    )
+    log.info("session %s scheduled by %s: %s", created.id, user.name, created.title)
+    await request.app[SCHEDULER].reconcile()
+    detail = await session_detail(archive, created.id)
+    return web.json_response(detail, status=201, headers={"Location": detail["url"]})
+
+
+@routes.get("/api/v1/sessions/{id}")
+async def get_session(request: web.Request) -> web.Response:
+    """One session in full."""
+    return web.json_response(await session_detail(request.app[ARCHIVE], session_id_of(request)))
+
+
+@routes.post("/api/v1/sessions/{id}/start")
+async def start_session(request: web.Request) -> web.Response:
+    """Start recording a session now."""
+    archive = request.app[ARCHIVE]
+    user = await authenticate(request, archive, OPERATORS)
+    sid = session_id_of(request)
+    await request.app[CONTROL].start(sid, by=user.name, manual=True)
+    return web.json_response(await session_detail(archive, sid))
+
+
+@routes.post("/api/v1/sessions/{id}/stop")
+async def stop_session(request: web.Request) -> web.Response:
+    """Stop a session for good."""
+    archive = request.app[ARCHIVE]
+    user = await authenticate(request, archive, OPERATORS)
+    sid = session_id_of(request)
+    await request.app[CONTROL].stop(sid, by=user.name)
+    await request.app[SCHEDULER].reconcile()
+    return web.json_response(await session_detail(archive, sid))
+
+
+@routes.post("/api/v1/sessions/{id}/items/{item_id}/start")
+async def start_item(request: web.Request) -> web.Response:
+    """Mark that an agenda item starts now."""
+    archive = request.app[ARCHIVE]
+    user = await authenticate(request, archive, OPERATORS)
+    sid = session_id_of(request)
+    raw = request.match_info["item_id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise json_error(web.HTTPNotFound, f"agenda item {raw!r} does not exist")
+    await request.app[CONTROL].start_item(sid, int(raw), by=user.name)
+    return web.json_response(await session_detail(archive, sid))
+
+
+@routes.post("/api/v1/sessions/{id}/break")
+async def set_break(request: web.Request) -> web.Response:
+    """Start ({"on": true}) or end ({"on": false}) a break."""
+    archive = request.app[ARCHIVE]
+    user = await authenticate(request, archive, OPERATORS)
+    sid = session_id_of(request)
+    body = await json_body(request)
+    on = body.get("on")
+    if not isinstance(on, bool) or set(body) - {"on"}:
+        raise json_error(web.HTTPBadRequest, 'send {"on": true} to start a break, {"on": false} to end it')
+    await request.app[CONTROL].set_break(sid, on, by=user.name)
+    return web.json_response(await session_detail(archive, sid))
+
+
+@routes.get("/api/v1/status")
+async def status(request: web.Request) -> web.Response:
+    """What each chamber is recording now and how its capture is doing."""
+    recorder = request.app[RECORDER]
+    captures = [
+        {
+            "session_id": s.session_id,
+            "chamber": s.chamber_id,
+            "state": s.state,
+            "run": s.run_ordinal,
+            "restarts": s.restarts,
+            "segments": s.segments,
+            "last_exit_code": s.last_exit_code,
+            "last_error": s.last_error,
+            "last_progress_at": _iso(s.last_progress_at),
+        }
+        for s in recorder.statuses()
+    ]
+    return web.json_response({"captures": captures})
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn the archive's refusals into JSON 404/409 answers, and crashes into a JSON 500."""
+    try:
+        return await handler(request)  # type: ignore[no-any-return]
+    except web.HTTPException:
+        raise
+    except NotFound as exc:
+        raise json_error(web.HTTPNotFound, str(exc)) from None
+    except Conflict as exc:
+        payload: dict[str, Any] = {"error": str(exc)}
+        if exc.live_session_id is not None:
+            payload["live_session_id"] = exc.live_session_id
+        raise web.HTTPConflict(
+            text=json.dumps(payload, ensure_ascii=False), content_type="application/json"
+        ) from None
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        raise json_error(web.HTTPInternalServerError, "internal error; see the server log") from None

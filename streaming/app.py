@@ -1,0 +1,111 @@
+"""The composition root: builds every long-lived object in dependency order and closes them in
+reverse, through aiohttp cleanup contexts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiohttp import web
+
+from archive.index import ArchiveIndex, AsyncArchive
+from config.settings import Settings
+from recorder.ffmpeg import capture_argv
+from recorder.scheduler import RecordingScheduler
+from recorder.supervisor import ArgvBuilder, Recorder
+from streaming import api, live, pages
+from streaming.control import ArchiveCaptureEvents, LiveFeed, SessionControl
+from streaming.demo import autopilot, prepare_demo
+from streaming.keys import ARCHIVE, CLOCK, CONTROL, DEMO_TASK, FEED, RECORDER, SCHEDULER, SETTINGS
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "web" / "static"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = _utc_now,
+    argv_builder: ArgvBuilder = capture_argv,
+    reconcile_every_seconds: float = 30.0,
+) -> web.Application:
+    """The whole service as one aiohttp application."""
+    app = web.Application(middlewares=[api.error_middleware])
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+
+    async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
+        path = settings.data_path / "obrady.sqlite3"
+        index = await asyncio.to_thread(ArchiveIndex, path)
+        app[ARCHIVE] = AsyncArchive(index)
+        log.info("archive: %s", path)
+        yield
+        await app[ARCHIVE].close()
+
+    async def recorder_ctx(app: web.Application) -> AsyncIterator[None]:
+        archive = app[ARCHIVE]
+        feed = LiveFeed(settings.live.playlist_segments)
+        for chamber in settings.chambers:
+            recent = await archive.call(
+                archive.index.recent_segments, chamber.id, settings.live.playlist_segments
+            )
+            feed.load(chamber.id, recent)
+        recorder = Recorder(
+            settings.recording,
+            ArchiveCaptureEvents(archive, feed),
+            argv_builder=argv_builder,
+            clock=clock,
+        )
+        app[FEED] = feed
+        app[RECORDER] = recorder
+        app[CONTROL] = SessionControl(settings, archive, recorder, clock)
+        yield
+        # Sessions stay live in the archive: the next start of obrady resumes them.
+        await recorder.close()
+
+    async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+        control = app[CONTROL]
+
+        async def start(session_id: int) -> None:
+            await control.start(session_id, by="scheduler", manual=False)
+
+        scheduler = RecordingScheduler(
+            load=control.schedule,
+            start=start,
+            stop=control.scheduled_stop,
+            preroll=timedelta(seconds=settings.recording.preroll_seconds),
+            overrun_limit=timedelta(minutes=settings.recording.overrun_limit_minutes),
+            misfire_grace_seconds=settings.recording.misfire_grace_seconds,
+            reconcile_every_seconds=reconcile_every_seconds,
+            clock=clock,
+        )
+        app[SCHEDULER] = scheduler
+        if settings.demo is not None:
+            demo_session = await prepare_demo(settings, app[ARCHIVE], clock)
+            if demo_session is not None:
+                app[DEMO_TASK] = asyncio.create_task(
+                    autopilot(settings.demo, demo_session, app[ARCHIVE], control),
+                    name="demo-autopilot",
+                )
+        await scheduler.start()
+        yield
+        if DEMO_TASK in app:
+            app[DEMO_TASK].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await app[DEMO_TASK]
+        await scheduler.shutdown()
+
+    app.cleanup_ctx.extend([archive_ctx, recorder_ctx, scheduler_ctx])
+    app.add_routes(api.routes)
+    app.add_routes(live.routes)
+    app.add_routes(pages.routes)
+    app.router.add_static("/static", STATIC)
+    return app

@@ -1,0 +1,196 @@
+"""Runs sessions: the one place where the archive's session state and the recorder meet."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from archive.index import AsyncArchive, Conflict, NotFound, Segment, Session
+from config.settings import Settings
+from recorder.scheduler import ScheduleEntry, StopReason
+from recorder.supervisor import CaptureJob, FinishedSegment, Recorder
+
+log = logging.getLogger(__name__)
+
+
+class ControlError(Exception):
+    """An operator request that cannot be done now; the message says why."""
+
+
+class LiveFeed:
+    """Keeps each chamber's newest segments in memory for the live playlist."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._recent: dict[str, list[Segment]] = {}
+        self._changed = asyncio.Condition()
+
+    def load(self, chamber: str, segments: list[Segment]) -> None:
+        """Seed a chamber's window (at start-up, from the archive)."""
+        self._recent[chamber] = segments[-self._size :]
+
+    async def push(self, segment: Segment) -> None:
+        """Add a newly finished segment and wake anyone waiting for one."""
+        window = self._recent.setdefault(segment.chamber, [])
+        window.append(segment)
+        del window[: -self._size]
+        async with self._changed:
+            self._changed.notify_all()
+
+    def window(self, chamber: str) -> list[Segment]:
+        """The chamber's newest segments, oldest first."""
+        return list(self._recent.get(chamber, []))
+
+
+class ArchiveCaptureEvents:
+    """Indexes what the recorder reports and feeds the live window."""
+
+    def __init__(self, archive: AsyncArchive, feed: LiveFeed) -> None:
+        self._archive = archive
+        self._feed = feed
+
+    async def run_started(
+        self, job: CaptureJob, ordinal: int, run_dir: Path, started_at: datetime
+    ) -> int:
+        """Record the run in the archive."""
+        return await self._archive.call(
+            self._archive.index.add_run, job.session_id, ordinal, run_dir.name, started_at
+        )
+
+    async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
+        """Index the segment, then offer it to live viewers."""
+        entry = segment.entry
+        stored = await self._archive.call(
+            self._archive.index.add_segment,
+            segment.run_token, entry.seq, entry.file, entry.start, entry.duration,
+            segment.observed_at, segment.size_bytes,
+        )
+        await self._feed.push(stored)
+
+    async def run_ended(
+        self, job: CaptureJob, run_token: int, ended_at: datetime, exit_code: int | None
+    ) -> None:
+        """Record how the run ended."""
+        await self._archive.call(self._archive.index.end_run, run_token, ended_at, exit_code)
+
+
+class SessionControl:
+    """Start, stop, agenda items and breaks, with the rules operators rely on."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        archive: AsyncArchive,
+        recorder: Recorder,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._settings = settings
+        self._archive = archive
+        self._recorder = recorder
+        self._clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def media_root(self) -> Path:
+        """Where recordings are written."""
+        return self._settings.data_path / "media"
+
+    def session_dir(self, session: Session) -> Path:
+        """The folder holding a session's runs."""
+        return self.media_root / session.chamber / str(session.id)
+
+    def _lock(self, chamber: str) -> asyncio.Lock:
+        return self._locks.setdefault(chamber, asyncio.Lock())
+
+    async def _get(self, session_id: int) -> Session:
+        return await self._archive.call(self._archive.index.get_session, session_id)
+
+    async def start(self, session_id: int, *, by: str, manual: bool) -> Session:
+        """Make a session live and make sure it is being recorded.
+
+        A manual start of a session already live is refused; the scheduler's start of one is a
+        resume (after a restart of obrady) and simply makes sure capture runs.
+        """
+        session = await self._get(session_id)
+        async with self._lock(session.chamber):
+            if manual and session.state == "live" and self._recorder.is_recording(session_id):
+                raise Conflict(f"session {session_id} is already live")
+            chamber = self._settings.chamber(session.chamber)
+            session = await self._archive.call(
+                self._archive.index.begin_live, session_id, self._clock()
+            )
+            if not self._recorder.is_recording(session_id):
+                log.info("session %s: capture starts (%s)", session_id, by)
+                self._recorder.start(
+                    CaptureJob(session_id, chamber.id, chamber.source, self.session_dir(session))
+                )
+            return session
+
+    async def stop(self, session_id: int, *, by: str) -> Session:
+        """End a session for good: capture finishes its last segment, then the record closes."""
+        session = await self._get(session_id)
+        async with self._lock(session.chamber):
+            session = await self._get(session_id)
+            if session.state == "ended":
+                raise Conflict(f"session {session_id} has already ended")
+            requested_at = self._clock()
+            await self._recorder.stop(session_id)
+            log.info("session %s: ended by %s", session_id, by)
+            return await self._archive.call(
+                self._archive.index.end, session_id, requested_at, by
+            )
+
+    async def scheduled_stop(self, session_id: int, reason: StopReason) -> None:
+        """The scheduler's stop: the overrun limit passed, or the window passed unrecorded."""
+        await self.stop(session_id, by=f"scheduler:{reason}")
+
+    async def start_item(self, session_id: int, item_id: int, *, by: str) -> None:
+        """Mark the moment an agenda item starts."""
+        session = await self._live(session_id)
+        agenda = await self._archive.call(self._archive.index.agenda, session.id)
+        if item_id not in {row.id for row in agenda}:
+            raise NotFound(f"agenda item {item_id} is not in session {session_id}")
+        await self._archive.call(
+            self._archive.index.add_marker, session_id, "item_start", self._clock(), item_id, by
+        )
+
+    async def set_break(self, session_id: int, on: bool, *, by: str) -> None:
+        """Start or end a break."""
+        session = await self._live(session_id)
+        in_break = await self.in_break(session.id)
+        if on and in_break:
+            raise Conflict(f"session {session_id} is already in a break")
+        if not on and not in_break:
+            raise Conflict(f"session {session_id} is not in a break")
+        kind = "break_start" if on else "break_end"
+        await self._archive.call(
+            self._archive.index.add_marker, session_id, kind, self._clock(), None, by
+        )
+
+    async def in_break(self, session_id: int) -> bool:
+        """Whether the last break marker opened a break."""
+        markers = await self._archive.call(self._archive.index.markers, session_id)
+        breaks = [m.kind for m in markers if m.kind in ("break_start", "break_end")]
+        return bool(breaks) and breaks[-1] == "break_start"
+
+    async def _live(self, session_id: int) -> Session:
+        session = await self._get(session_id)
+        if session.state != "live":
+            raise Conflict(
+                f"session {session_id} is {session.state}, not live: start it first"
+                if session.state == "scheduled"
+                else f"session {session_id} has ended; markers can no longer be added"
+            )
+        return session
+
+    async def schedule(self) -> list[ScheduleEntry]:
+        """What the scheduler must handle: every scheduled or live session."""
+        sessions = await self._archive.call(self._archive.index.active_sessions)
+        return [
+            ScheduleEntry(s.id, s.state, s.scheduled_start, s.scheduled_end)  # type: ignore[arg-type]
+            for s in sessions
+            if s.state in ("scheduled", "live")
+        ]

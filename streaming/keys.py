@@ -1,0 +1,24 @@
+"""Typed application keys for the long-lived objects the composition root creates."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+from aiohttp import web
+
+from archive.index import AsyncArchive
+from config.settings import Settings
+from recorder.scheduler import RecordingScheduler
+from recorder.supervisor import Recorder
+from streaming.control import LiveFeed, SessionControl
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Callable[[], datetime])
+ARCHIVE = web.AppKey("archive", AsyncArchive)
+RECORDER = web.AppKey("recorder", Recorder)
+FEED = web.AppKey("feed", LiveFeed)
+CONTROL = web.AppKey("control", SessionControl)
+SCHEDULER = web.AppKey("scheduler", RecordingScheduler)
+DEMO_TASK = web.AppKey("demo_task", asyncio.Task[None])

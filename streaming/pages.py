@@ -1,0 +1,111 @@
+"""Minimal public pages in Polish: home, the live player of each chamber, a session's recording."""
+
+from __future__ import annotations
+
+from html import escape
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from archive.index import Session
+from archive.publish import chapters
+from streaming.api import session_id_of
+from streaming.keys import ARCHIVE, SETTINGS
+
+WARSAW = ZoneInfo("Europe/Warsaw")
+STATES = {"scheduled": "zaplanowana", "live": "na żywo", "ended": "zakończona"}
+
+routes = web.RouteTableDef()
+
+
+def _page(title: str, body: str) -> web.Response:
+    html = f"""<!doctype html>
+<html lang="pl">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)} – obrady</title>
+<link rel="stylesheet" href="/static/obrady.css">
+</head>
+<body>
+<header><a href="/">obrady</a> · <a href="/live">Transmisja na żywo</a></header>
+<main>
+<h1>{escape(title)}</h1>
+{body}
+</main>
+<script src="/static/hls.min.js"></script>
+<script src="/static/player.js"></script>
+</body>
+</html>
+"""
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+def _when(session: Session) -> str:
+    start = session.scheduled_start.astimezone(WARSAW)
+    return start.strftime("%d.%m.%Y %H:%M")
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.Response:
+    """What is live, what is scheduled, and the recordings."""
+    archive = request.app[ARCHIVE]
+    settings = request.app[SETTINGS]
+    sessions = await archive.call(archive.index.list_sessions, 100)
+    chambers = "".join(
+        f'<li><a href="/live/{escape(c.id)}">{escape(c.name)}</a></li>' for c in settings.chambers
+    )
+    rows = "".join(
+        f'<li><a href="/sessions/{s.id}">{escape(s.title)}</a> – {_when(s)} – '
+        f"{STATES[s.state]}</li>"
+        for s in sessions
+    )
+    return _page(
+        "Obrady Rady Miasta",
+        f"<h2>Transmisje</h2><ul>{chambers}</ul>"
+        f"<h2>Posiedzenia</h2><ul>{rows or '<li>Brak posiedzeń.</li>'}</ul>",
+    )
+
+
+@routes.get("/live")
+@routes.get("/live/{chamber}")
+async def live_page(request: web.Request) -> web.Response:
+    """The live player of a chamber, following its current session."""
+    settings = request.app[SETTINGS]
+    chamber_id = request.match_info.get("chamber", settings.chambers[0].id)
+    try:
+        chamber = settings.chamber(chamber_id)
+    except KeyError:
+        raise web.HTTPNotFound(text=f"Nie ma sali {chamber_id!r}.") from None
+    src = f"/live/{chamber.id}/index.m3u8"
+    return _page(
+        f"Transmisja na żywo: {chamber.name}",
+        f'<video id="player" controls muted autoplay playsinline data-src="{escape(src)}" '
+        f'data-live="1" aria-label="Transmisja na żywo"></video>'
+        f'<p id="status" data-chamber="{escape(chamber.id)}" aria-live="polite"></p>',
+    )
+
+
+@routes.get("/sessions/{id}")
+async def session_page(request: web.Request) -> web.Response:
+    """A session: its recording with the agenda as chapters."""
+    archive = request.app[ARCHIVE]
+    index = archive.index
+    sid = session_id_of(request)
+
+    def read() -> tuple[Session, list]:
+        session = index.get_session(sid)
+        return session, chapters(index.agenda(sid), index.markers(sid), index.timeline(sid))
+
+    session, found = await archive.call(read)
+    items = "".join(
+        f'<li><a href="?t={int(c.start)}" data-t="{c.start:.3f}">{escape(c.label)}</a></li>'
+        for c in found
+    )
+    body = (
+        f"<p>{_when(session)} – {STATES[session.state]}</p>"
+        f'<video id="player" controls playsinline data-src="/sessions/{sid}/index.m3u8" '
+        f'aria-label="Nagranie posiedzenia"></video>'
+        f"<h2>Porządek obrad</h2><ol class=\"chapters\">{items or '<li>Brak rozdziałów.</li>'}</ol>"
+    )
+    return _page(session.title, body)

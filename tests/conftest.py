@@ -1,0 +1,158 @@
+"""Shared fixtures: a real obrady service on its own port and folder, with real ffmpeg."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from archive.index import ArchiveIndex
+from config.settings import Settings, parse_settings
+from streaming.app import create_app
+from streaming.auth import hash_password
+from streaming.keys import ARCHIVE
+
+T = TypeVar("T")
+
+OPERATOR = ("op", "operator-password")
+STAFF = ("clerk", "staff-password")
+
+
+def basic(creds: tuple[str, str] | None) -> dict[str, str]:
+    """Authorization header for HTTP Basic credentials (none for None)."""
+    return {} if creds is None else {"Authorization": aiohttp.encode_basic_auth(*creds)}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[T | None]], timeout: float, what: str, interval: float = 0.1
+) -> T:
+    """Poll probe until it returns something truthy; fail with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def config_text(data_dir: Path, port: int, **recording: float) -> str:
+    """A small, cheap configuration: one synthetic chamber at 320x180, 1 s segments."""
+    rec = {"segment_seconds": 1, "preroll_seconds": 0, "overrun_limit_minutes": 10,
+           "stall_timeout_seconds": 10, "stop_timeout_seconds": 10}
+    rec.update(recording)
+    rec_lines = "\n".join(f"{k} = {v}" for k, v in rec.items())
+    return f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+data_dir = "{data_dir}"
+
+[recording]
+{rec_lines}
+
+[live]
+playlist_segments = 6
+
+[[chambers]]
+id = "sala"
+name = "Sala obrad"
+[chambers.source]
+kind = "synthetic"
+width = 320
+height = 180
+fps = 10
+label = "test"
+"""
+
+
+@dataclass
+class Service:
+    """A running obrady instance for one test."""
+
+    app: web.Application
+    runner: web.AppRunner
+    base: str
+    http: aiohttp.ClientSession
+    settings: Settings
+
+    async def get_json(self, path: str, status: int = 200) -> Any:
+        async with self.http.get(self.base + path) as resp:
+            body = await resp.json()
+            assert resp.status == status, (resp.status, body)
+            return body
+
+    async def post_json(
+        self, path: str, body: Any = None, *, auth: tuple[str, str] | None = OPERATOR,
+        status: int = 200,
+    ) -> Any:
+        async with self.http.post(self.base + path, json=body, headers=basic(auth)) as resp:
+            data = await resp.json()
+            assert resp.status == status, (resp.status, data)
+            return data
+
+    async def get_text(self, path: str, status: int = 200) -> str:
+        async with self.http.get(self.base + path) as resp:
+            text = await resp.text()
+            assert resp.status == status, (resp.status, text)
+            return text
+
+
+async def start_service(settings: Settings, **app_kwargs: Any) -> Service:
+    """Start obrady (archive, recorder, scheduler, gateway) on the configured port."""
+    index = ArchiveIndex(settings.data_path / "obrady.sqlite3")
+    for (name, password), role in ((OPERATOR, "operator"), (STAFF, "staff")):
+        if index.get_user(name) is None:
+            index.add_user(name, role, hash_password(password))  # type: ignore[arg-type]
+    index.close()
+    app = create_app(settings, **app_kwargs)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.server.host, settings.server.port)
+    await site.start()
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    assert app[ARCHIVE] is not None
+    return Service(app, runner, base, http, settings)
+
+
+async def stop_service(service: Service) -> None:
+    """Stop the service and everything it started."""
+    await service.http.close()
+    await service.runner.cleanup()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Build test settings in this test's own folder and port."""
+
+    def make(**recording: float) -> Settings:
+        return parse_settings(config_text(tmp_path / "data", free_port(), **recording))
+
+    return make
+
+
+@pytest.fixture
+async def service(make_settings: Callable[..., Settings]) -> AsyncIterator[Service]:
+    """A running obrady with one synthetic chamber."""
+    svc = await start_service(make_settings())
+    try:
+        yield svc
+    finally:
+        await stop_service(svc)

@@ -1,0 +1,92 @@
+"""Helpers for tests that check media the way a viewer or a clerk would: ffprobe and VLC."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import vlc  # type: ignore[import-untyped]
+
+
+async def ffprobe(url: str, timeout: float = 30.0) -> dict[str, Any]:
+    """ffprobe's JSON view of a file or URL (format and streams)."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, err.decode()
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+async def decoded_duration(url: str, timeout: float = 60.0) -> float:
+    """Seconds of video actually decodable from url: ffmpeg reads it all and reports the end."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-nostdin", "-v", "error", "-i", url, "-map", "0:v:0", "-f", "null",
+        "-progress", "pipe:1", "-",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, err.decode()
+    times = [
+        int(line.split("=", 1)[1])
+        for line in out.decode().splitlines()
+        if line.startswith("out_time_us=") and line.split("=", 1)[1].strip().isdigit()
+    ]
+    assert times, "ffmpeg decoded nothing"
+    return max(times) / 1_000_000
+
+
+class VlcPlayer:
+    """libvlc through python-vlc, with no window and no sound card (runs as root)."""
+
+    def __init__(self) -> None:
+        self.instance = vlc.Instance(
+            "--intf=dummy", "--vout=dummy", "--aout=dummy", "--no-video-title-show", "--quiet"
+        )
+        self.player = self.instance.media_player_new()
+
+    def play(self, url: str) -> None:
+        media = self.instance.media_new(url)
+        self.player.set_media(media)
+        assert self.player.play() == 0, "libvlc refused to start playback"
+
+    def state(self) -> Any:
+        return self.player.get_state()
+
+    def time_ms(self) -> int:
+        return int(self.player.get_time())
+
+    async def wait_playing_and_advancing(self, timeout: float = 30.0) -> tuple[int, int]:
+        """Wait until the player is Playing and its time moves; returns two time readings."""
+        deadline = time.monotonic() + timeout
+        while self.state() != vlc.State.Playing:
+            if self.state() in (vlc.State.Error, vlc.State.Ended) or time.monotonic() > deadline:
+                raise AssertionError(f"VLC did not reach Playing: {self.state()}")
+            await asyncio.sleep(0.1)
+        first = -1
+        while time.monotonic() < deadline:
+            now = self.time_ms()
+            if first < 0 and now > 0:
+                first = now
+            elif first >= 0 and now >= first + 1000:
+                return first, now
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"VLC time did not advance (first {first}, now {self.time_ms()})")
+
+    def close(self) -> None:
+        self.player.stop()
+        self.player.release()
+        self.instance.release()
