@@ -183,9 +183,7 @@ def _segment(row: sqlite3.Row) -> Segment:
     )
 
 
-_SEGMENT_SELECT = (
-    "SELECT s.*, r.ordinal, r.dir FROM segments s JOIN runs r ON r.id = s.run_id "
-)
+_SEGMENT_SELECT = "SELECT s.*, r.ordinal, r.dir FROM segments s JOIN runs r ON r.id = s.run_id "
 
 
 class ArchiveIndex:
@@ -218,7 +216,9 @@ class ArchiveIndex:
     def get_user(self, name: str) -> User | None:
         """The user with this name, if any."""
         row = self._conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
-        return None if row is None else User(row["id"], row["name"], row["role"], row["password_hash"])
+        return (
+            None if row is None else User(row["id"], row["name"], row["role"], row["password_hash"])
+        )
 
     # sessions and agenda
 
@@ -258,7 +258,8 @@ class ArchiveIndex:
                 del parents[depth:]
                 parent_id = parents[-1] if parents else None
                 cur = c.execute(
-                    "INSERT INTO agenda_items (session_id, parent_id, position, depth, number, title)"
+                    "INSERT INTO agenda_items"
+                    " (session_id, parent_id, position, depth, number, title)"
                     " VALUES (?,?,?,?,?,?)",
                     (session_id, parent_id, position, depth, item.number, item.title),
                 )
@@ -345,7 +346,12 @@ class ArchiveIndex:
         ).fetchall()
         return [
             AgendaRow(
-                r["id"], r["session_id"], r["parent_id"], r["position"], r["depth"], r["number"],
+                r["id"],
+                r["session_id"],
+                r["parent_id"],
+                r["position"],
+                r["depth"],
+                r["number"],
                 r["title"],
             )
             for r in rows
@@ -364,7 +370,8 @@ class ArchiveIndex:
         """Record a moment in a live session."""
         with self._tx() as c:
             cur = c.execute(
-                "INSERT INTO markers (session_id, kind, at, item_id, created_by) VALUES (?,?,?,?,?)",
+                "INSERT INTO markers (session_id, kind, at, item_id, created_by)"
+                " VALUES (?,?,?,?,?)",
                 (session_id, kind, to_text(at), item_id, created_by),
             )
         return Marker(int(cur.lastrowid or 0), session_id, kind, at, item_id, created_by)
@@ -376,8 +383,12 @@ class ArchiveIndex:
         ).fetchall()
         return [
             Marker(
-                r["id"], r["session_id"], r["kind"], datetime.fromisoformat(r["at"]),
-                r["item_id"], r["created_by"],
+                r["id"],
+                r["session_id"],
+                r["kind"],
+                datetime.fromisoformat(r["at"]),
+                r["item_id"],
+                r["created_by"],
             )
             for r in rows
         ]
@@ -455,8 +466,17 @@ class ArchiveIndex:
                 " duration, observed_at, size_bytes, chamber_seq, chamber_disc)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    run_id, run["session_id"], run["chamber"], seq, file, media_start, duration,
-                    to_text(observed_at), size_bytes, chamber_seq, chamber_disc,
+                    run_id,
+                    run["session_id"],
+                    run["chamber"],
+                    seq,
+                    file,
+                    media_start,
+                    duration,
+                    to_text(observed_at),
+                    size_bytes,
+                    chamber_seq,
+                    chamber_disc,
                 ),
             )
             segment_id = int(cur.lastrowid or 0)
@@ -488,9 +508,16 @@ class ArchiveIndex:
         ).fetchall()
         return [
             Run(
-                r["id"], r["session_id"], r["ordinal"], r["dir"],
-                datetime.fromisoformat(r["started_at"]), from_text(r["anchor_at"]),
-                from_text(r["ended_at"]), r["exit_code"], float(r["duration"]), int(r["n"]),
+                r["id"],
+                r["session_id"],
+                r["ordinal"],
+                r["dir"],
+                datetime.fromisoformat(r["started_at"]),
+                from_text(r["anchor_at"]),
+                from_text(r["ended_at"]),
+                r["exit_code"],
+                float(r["duration"]),
+                int(r["n"]),
             )
             for r in rows
         ]

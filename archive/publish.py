@@ -29,7 +29,7 @@ class Chapter:
 def chapters(
     agenda: Sequence[AgendaRow], markers: Sequence[Marker], timeline: Timeline
 ) -> list[Chapter]:
-    """One chapter per agenda item start, ending where the next item starts or the recording ends."""
+    """One chapter per item start, ending at the next item start or the end of the recording."""
     items = {row.id: row for row in agenda}
     starts: list[tuple[float, AgendaRow]] = []
     for marker in markers:

@@ -82,7 +82,9 @@ class RtspSource(_Model):
     @classmethod
     def _rtsp_url(cls, value: str) -> str:
         if not re.match(r"^rtsps?://[^\s/]+", value):
-            raise ValueError("must be an rtsp:// or rtsps:// URL, e.g. rtsp://10.0.0.20:554/stream1")
+            raise ValueError(
+                "must be an rtsp:// or rtsps:// URL, e.g. rtsp://10.0.0.20:554/stream1"
+            )
         return value
 
 

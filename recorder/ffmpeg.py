@@ -6,6 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ffmpeg  # type: ignore[import-untyped]
 
@@ -17,7 +18,15 @@ SEGMENT_NAME = re.compile(r"^seg-(\d{6})\.ts$")
 
 # Without a stats period ffmpeg writes -progress every 0.5 s; that is what the stall
 # watchdog listens to.
-GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-loglevel", "warning", "-nostats", "-progress", "pipe:1")
+GLOBAL_ARGS = (
+    "-hide_banner",
+    "-nostdin",
+    "-loglevel",
+    "warning",
+    "-nostats",
+    "-progress",
+    "pipe:1",
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,9 @@ def _drawtext_escape(text: str) -> str:
     return re.sub(r"[^\w .,()/-]", "", text, flags=re.UNICODE)
 
 
-def _segment_output(streams: list, run_dir: Path, segment_seconds: float, codec: dict) -> object:
+def _segment_output(
+    streams: list[Any], run_dir: Path, segment_seconds: float, codec: dict[str, Any]
+) -> Any:
     return ffmpeg.output(
         *streams,
         str(run_dir / SEGMENT_PATTERN),
@@ -77,12 +88,23 @@ def synthetic_argv(source: SyntheticSource, run_dir: Path, segment_seconds: floa
     )
     font = max(16, source.height // 14)
     video = video.drawtext(
-        text=_drawtext_escape(source.label), x="(w-tw)/2", y=f"h-{3 * font}", fontsize=font,
-        fontcolor="white", box=1, boxcolor="black@0.6",
+        text=_drawtext_escape(source.label),
+        x="(w-tw)/2",
+        y=f"h-{3 * font}",
+        fontsize=font,
+        fontcolor="white",
+        box=1,
+        boxcolor="black@0.6",
     ).drawtext(
         # %{localtime} prints the wall clock at render time ("2026-11-26 10:00:00").
-        text="%{localtime}", escape_text=False, x="(w-tw)/2", y=f"h-{int(1.6 * font)}",
-        fontsize=font, fontcolor="yellow", box=1, boxcolor="black@0.6",
+        text="%{localtime}",
+        escape_text=False,
+        x="(w-tw)/2",
+        y=f"h-{int(1.6 * font)}",
+        fontsize=font,
+        fontcolor="yellow",
+        box=1,
+        boxcolor="black@0.6",
     )
     audio = ffmpeg.input(
         f"sine=frequency={source.tone_hz}:beep_factor=4:sample_rate=48000", f="lavfi", re=None

@@ -70,8 +70,14 @@ class RecordingScheduler:
         """Start the scheduler (needs a running loop) and reconcile at once."""
         self._scheduler.start()
         self._scheduler.add_job(
-            self.reconcile, "interval", seconds=self._every, id="reconcile",
-            replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=self._grace,
+            self.reconcile,
+            "interval",
+            seconds=self._every,
+            id="reconcile",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=self._grace,
         )
         await self.reconcile()
 
@@ -100,7 +106,9 @@ class RecordingScheduler:
                 begin, hard_stop = self.capture_window(entry)
                 sid = entry.session_id
                 if now >= hard_stop:
-                    reason: StopReason = "overrun_limit" if entry.state == "live" else "window_passed"
+                    reason: StopReason = (
+                        "overrun_limit" if entry.state == "live" else "window_passed"
+                    )
                     await self._call_stop(sid, reason)
                     continue
                 wanted.add(f"stop:{sid}")
@@ -115,10 +123,18 @@ class RecordingScheduler:
                 if job.id not in wanted:
                     job.remove()
 
-    def _add(self, job_id: str, at: datetime, func: Callable[[int], Awaitable[None]], sid: int) -> None:
+    def _add(
+        self, job_id: str, at: datetime, func: Callable[[int], Awaitable[None]], sid: int
+    ) -> None:
         self._scheduler.add_job(
-            func, "date", run_date=at, args=[sid], id=job_id, replace_existing=True,
-            coalesce=True, misfire_grace_time=self._grace,
+            func,
+            "date",
+            run_date=at,
+            args=[sid],
+            id=job_id,
+            replace_existing=True,
+            coalesce=True,
+            misfire_grace_time=self._grace,
         )
 
     async def _fire_start(self, session_id: int) -> None:

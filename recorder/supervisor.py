@@ -163,7 +163,9 @@ class CaptureSupervisor:
             self.status.restarts += 1
             log.warning(
                 "session %s: ffmpeg exited (code %s); restarting in %.2f s",
-                self.job.session_id, self.status.last_exit_code, backoff,
+                self.job.session_id,
+                self.status.last_exit_code,
+                backoff,
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
@@ -234,7 +236,9 @@ class CaptureSupervisor:
             tail = "\n".join(self.status.stderr_tail)
             log.error(
                 "session %s: ffmpeg exited with %s; last output:\n%s",
-                self.job.session_id, proc.returncode, tail,
+                self.job.session_id,
+                proc.returncode,
+                tail,
             )
             self.status.last_error = f"ffmpeg exited with code {proc.returncode}"
 
@@ -277,7 +281,8 @@ class CaptureSupervisor:
             if last is not None and (self._clock() - last).total_seconds() > limit:
                 log.error(
                     "session %s: no progress from ffmpeg for %.0f s; restarting it",
-                    self.job.session_id, limit,
+                    self.job.session_id,
+                    limit,
                 )
                 self.status.last_error = f"stalled: no media for {limit:.0f} s"
                 await self._terminate(proc)
@@ -308,8 +313,9 @@ class CaptureSupervisor:
             entry = parse_segment_line(line)
             if entry is None:
                 if line:
-                    log.warning("session %s: unreadable segment list line %r",
-                                self.job.session_id, line)
+                    log.warning(
+                        "session %s: unreadable segment list line %r", self.job.session_id, line
+                    )
                 continue
             path = run_dir / entry.file
             try:
@@ -389,4 +395,3 @@ class Recorder:
 def _log_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("capture task %s crashed", task.get_name(), exc_info=task.exception())
-

@@ -146,7 +146,8 @@ def parse_time(body: dict[str, Any], key: str) -> datetime:
     value = body.get(key)
     if not isinstance(value, str):
         raise json_error(
-            web.HTTPBadRequest, f"{key} is required: an ISO 8601 time such as 2027-01-28T10:00:00+01:00"
+            web.HTTPBadRequest,
+            f"{key} is required: an ISO 8601 time such as 2027-01-28T10:00:00+01:00",
         )
     try:
         at = datetime.fromisoformat(value)
@@ -203,14 +204,16 @@ async def create_session(request: web.Request) -> web.Response:
     title = body.get("title")
     if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
         raise json_error(
-            web.HTTPBadRequest, f"title is required: a non-empty text of at most {MAX_TITLE} characters"
+            web.HTTPBadRequest,
+            f"title is required: a non-empty text of at most {MAX_TITLE} characters",
         )
     start = parse_time(body, "scheduled_start")
     end = parse_time(body, "scheduled_end")
     if end <= start:
         raise json_error(
             web.HTTPBadRequest,
-            f"scheduled_end ({end.isoformat()}) must be after scheduled_start ({start.isoformat()})",
+            f"scheduled_end ({end.isoformat()}) must be after "
+            f"scheduled_start ({start.isoformat()})",
         )
     kind = body.get("kind", "session")
     if kind not in ("session", "committee"):
@@ -218,7 +221,9 @@ async def create_session(request: web.Request) -> web.Response:
     chamber = body.get("chamber", settings.chambers[0].id)
     if chamber not in {c.id for c in settings.chambers}:
         known = ", ".join(c.id for c in settings.chambers)
-        raise json_error(web.HTTPBadRequest, f"chamber {chamber!r} is not configured; known: {known}")
+        raise json_error(
+            web.HTTPBadRequest, f"chamber {chamber!r} is not configured; known: {known}"
+        )
     agenda_text = body.get("agenda_text")
     if not isinstance(agenda_text, str) or len(agenda_text) > MAX_AGENDA_CHARS:
         raise json_error(
@@ -307,7 +312,9 @@ async def set_break(request: web.Request) -> web.Response:
     body = await json_body(request)
     on = body.get("on")
     if not isinstance(on, bool) or set(body) - {"on"}:
-        raise json_error(web.HTTPBadRequest, 'send {"on": true} to start a break, {"on": false} to end it')
+        raise json_error(
+            web.HTTPBadRequest, 'send {"on": true} to start a break, {"on": false} to end it'
+        )
     await request.app[CONTROL].set_break(sid, on, by=user.name)
     return web.json_response(await session_detail(archive, sid))
 
@@ -351,4 +358,6 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         ) from None
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        raise json_error(web.HTTPInternalServerError, "internal error; see the server log") from None
+        raise json_error(
+            web.HTTPInternalServerError, "internal error; see the server log"
+        ) from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from aiohttp import web
 
@@ -18,7 +17,9 @@ log = logging.getLogger("obrady")
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", metavar="FILE", help="TOML configuration (default: the embedded demo, config/demo.toml)"
+        "--config",
+        metavar="FILE",
+        help="TOML configuration (default: the embedded demo, config/demo.toml)",
     )
     parser.add_argument("--data-dir", metavar="DIR", help="override server.data_dir")
 
@@ -45,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=["operator", "staff", "admin"])
     add.add_argument(
-        "--password-stdin", action="store_true", required=True,
+        "--password-stdin",
+        action="store_true",
+        required=True,
         help="read the password from standard input (first line)",
     )
     _add_config(add)
@@ -81,7 +84,8 @@ def _banner(settings: Settings, config: str | None) -> str:
     if settings.demo is not None:
         d = settings.demo
         lines += [
-            f"  operator:     user {d.operator_name!r}, password {d.operator_password!r} (HTTP Basic)",
+            f"  operator:     user {d.operator_name!r}, password {d.operator_password!r}"
+            " (HTTP Basic)",
             f"                e.g. curl -u {d.operator_name}:{d.operator_password} -X POST "
             f"{base}/api/v1/sessions/1/stop",
         ]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from archive.index import AsyncArchive, Conflict, NotFound, Segment, Session
+from archive.index import AsyncArchive, Conflict, MarkerKind, NotFound, Segment, Session
 from config.settings import Settings
 from recorder.scheduler import ScheduleEntry, StopReason
 from recorder.supervisor import CaptureJob, FinishedSegment, Recorder
@@ -65,8 +65,13 @@ class ArchiveCaptureEvents:
         entry = segment.entry
         stored = await self._archive.call(
             self._archive.index.add_segment,
-            segment.run_token, entry.seq, entry.file, entry.start, entry.duration,
-            segment.observed_at, segment.size_bytes,
+            segment.run_token,
+            entry.seq,
+            entry.file,
+            entry.start,
+            entry.duration,
+            segment.observed_at,
+            segment.size_bytes,
         )
         await self._feed.push(stored)
 
@@ -139,9 +144,7 @@ class SessionControl:
             requested_at = self._clock()
             await self._recorder.stop(session_id)
             log.info("session %s: ended by %s", session_id, by)
-            return await self._archive.call(
-                self._archive.index.end, session_id, requested_at, by
-            )
+            return await self._archive.call(self._archive.index.end, session_id, requested_at, by)
 
     async def scheduled_stop(self, session_id: int, reason: StopReason) -> None:
         """The scheduler's stop: the overrun limit passed, or the window passed unrecorded."""
@@ -165,7 +168,7 @@ class SessionControl:
             raise Conflict(f"session {session_id} is already in a break")
         if not on and not in_break:
             raise Conflict(f"session {session_id} is not in a break")
-        kind = "break_start" if on else "break_end"
+        kind: MarkerKind = "break_start" if on else "break_end"
         await self._archive.call(
             self._archive.index.add_marker, session_id, kind, self._clock(), None, by
         )

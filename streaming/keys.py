@@ -15,7 +15,7 @@ from recorder.supervisor import Recorder
 from streaming.control import LiveFeed, SessionControl
 
 SETTINGS = web.AppKey("settings", Settings)
-CLOCK = web.AppKey("clock", Callable[[], datetime])
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 ARCHIVE = web.AppKey("archive", AsyncArchive)
 RECORDER = web.AppKey("recorder", Recorder)
 FEED = web.AppKey("feed", LiveFeed)

@@ -89,12 +89,16 @@ async def session_chapters(request: web.Request) -> web.Response:
 
     def read() -> str:
         return chapters_vtt(
-            chapters(index.agenda(session.id), index.markers(session.id), index.timeline(session.id))
+            chapters(
+                index.agenda(session.id), index.markers(session.id), index.timeline(session.id)
+            )
         )
 
     body = await archive.call(read)
     return web.Response(
-        text=body, content_type="text/vtt", charset="utf-8",
+        text=body,
+        content_type="text/vtt",
+        charset="utf-8",
         headers={"Cache-Control": "public, max-age=5"},
     )
 
@@ -110,5 +114,8 @@ async def session_media(request: web.Request) -> web.FileResponse:
     # FileResponse answers 404 itself when the file is missing, without blocking the loop.
     return web.FileResponse(
         path,
-        headers={"Content-Type": "video/mp2t", "Cache-Control": "public, max-age=31536000, immutable"},
+        headers={
+            "Content-Type": "video/mp2t",
+            "Cache-Control": "public, max-age=31536000, immutable",
+        },
     )

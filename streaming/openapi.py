@@ -25,8 +25,13 @@ _ERRORS = {
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
-def _op(summary: str, ok: dict[str, Any], *, auth: bool, errors: tuple[str, ...], **extra: Any) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {**ok, **{c: _ERRORS[c] for c in errors}}}
+def _op(
+    summary: str, ok: dict[str, Any], *, auth: bool, errors: tuple[str, ...], **extra: Any
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {**ok, **{c: _ERRORS[c] for c in errors}},
+    }
     if auth:
         op["security"] = [{"basic": []}]
     op.update(extra)
@@ -48,78 +53,153 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/sessions": {
                 "get": _op(
                     "List sessions, newest first",
-                    {"200": _resp("Sessions", {"type": "object", "properties": {
-                        "sessions": {"type": "array", "items": _SESSION}}})},
-                    auth=False, errors=(),
+                    {
+                        "200": _resp(
+                            "Sessions",
+                            {
+                                "type": "object",
+                                "properties": {"sessions": {"type": "array", "items": _SESSION}},
+                            },
+                        )
+                    },
+                    auth=False,
+                    errors=(),
                 ),
                 "post": _op(
                     "Schedule a session with its agenda pasted as text",
                     {"201": _resp("The new session", _SESSION)},
-                    auth=True, errors=("400", "401", "403"),
-                    requestBody={"required": True, "content": {"application/json": {"schema": {
-                        "type": "object",
-                        "required": ["title", "scheduled_start", "scheduled_end", "agenda_text"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "title": {"type": "string", "maxLength": 300},
-                            "scheduled_start": {"type": "string", "format": "date-time"},
-                            "scheduled_end": {"type": "string", "format": "date-time"},
-                            "agenda_text": {"type": "string"},
-                            "kind": {"enum": ["session", "committee"]},
-                            "chamber": {"type": "string"},
+                    auth=True,
+                    errors=("400", "401", "403"),
+                    requestBody={
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": [
+                                        "title",
+                                        "scheduled_start",
+                                        "scheduled_end",
+                                        "agenda_text",
+                                    ],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "title": {"type": "string", "maxLength": 300},
+                                        "scheduled_start": {
+                                            "type": "string",
+                                            "format": "date-time",
+                                        },
+                                        "scheduled_end": {"type": "string", "format": "date-time"},
+                                        "agenda_text": {"type": "string"},
+                                        "kind": {"enum": ["session", "committee"]},
+                                        "chamber": {"type": "string"},
+                                    },
+                                }
+                            }
                         },
-                    }}}},
+                    },
                 ),
             },
             "/api/v1/sessions/{id}": {
-                "get": _op("A session with its agenda, markers and recording",
-                           {"200": _resp("The session", _SESSION)}, auth=False, errors=("404",),
-                           parameters=[_ID]),
+                "get": _op(
+                    "A session with its agenda, markers and recording",
+                    {"200": _resp("The session", _SESSION)},
+                    auth=False,
+                    errors=("404",),
+                    parameters=[_ID],
+                ),
             },
             "/api/v1/sessions/{id}/start": {
-                "post": _op("Start recording now", {"200": _resp("The session", _SESSION)},
-                            auth=True, errors=control_errors, parameters=[_ID]),
+                "post": _op(
+                    "Start recording now",
+                    {"200": _resp("The session", _SESSION)},
+                    auth=True,
+                    errors=control_errors,
+                    parameters=[_ID],
+                ),
             },
             "/api/v1/sessions/{id}/stop": {
-                "post": _op("Stop for good (never restarted by the scheduler)",
-                            {"200": _resp("The session", _SESSION)}, auth=True,
-                            errors=control_errors, parameters=[_ID]),
+                "post": _op(
+                    "Stop for good (never restarted by the scheduler)",
+                    {"200": _resp("The session", _SESSION)},
+                    auth=True,
+                    errors=control_errors,
+                    parameters=[_ID],
+                ),
             },
             "/api/v1/sessions/{id}/items/{item_id}/start": {
-                "post": _op("Mark that an agenda item starts now",
-                            {"200": _resp("The session", _SESSION)}, auth=True,
-                            errors=control_errors,
-                            parameters=[_ID, {"name": "item_id", "in": "path", "required": True,
-                                              "schema": {"type": "integer"}}]),
+                "post": _op(
+                    "Mark that an agenda item starts now",
+                    {"200": _resp("The session", _SESSION)},
+                    auth=True,
+                    errors=control_errors,
+                    parameters=[
+                        _ID,
+                        {
+                            "name": "item_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer"},
+                        },
+                    ],
+                ),
             },
             "/api/v1/sessions/{id}/break": {
-                "post": _op("Start or end a break", {"200": _resp("The session", _SESSION)},
-                            auth=True, errors=("400", *control_errors), parameters=[_ID],
-                            requestBody={"required": True, "content": {"application/json": {
-                                "schema": {"type": "object", "required": ["on"],
-                                           "properties": {"on": {"type": "boolean"}}}}}}),
+                "post": _op(
+                    "Start or end a break",
+                    {"200": _resp("The session", _SESSION)},
+                    auth=True,
+                    errors=("400", *control_errors),
+                    parameters=[_ID],
+                    requestBody={
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["on"],
+                                    "properties": {"on": {"type": "boolean"}},
+                                }
+                            }
+                        },
+                    },
+                ),
             },
             "/api/v1/status": {
-                "get": _op("Captures running now and their health",
-                           {"200": _resp("Captures", {"type": "object"})}, auth=False, errors=()),
+                "get": _op(
+                    "Captures running now and their health",
+                    {"200": _resp("Captures", {"type": "object"})},
+                    auth=False,
+                    errors=(),
+                ),
             },
             "/api/v1/openapi.json": {
-                "get": _op("This document", {"200": _resp("OpenAPI 3.1", {"type": "object"})},
-                           auth=False, errors=()),
+                "get": _op(
+                    "This document",
+                    {"200": _resp("OpenAPI 3.1", {"type": "object"})},
+                    auth=False,
+                    errors=(),
+                ),
             },
         },
         "components": {
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
             "schemas": {
-                "Error": {"type": "object", "required": ["error"],
-                          "properties": {"error": {"type": "string"}}},
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}},
+                },
                 "AgendaItem": {
                     "type": "object",
                     "properties": {
                         "id": {"type": "integer"},
                         "number": {"type": "string", "examples": ["4.1"]},
                         "title": {"type": "string"},
-                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/AgendaItem"}},
+                        "items": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/AgendaItem"},
+                        },
                     },
                 },
                 "Marker": {
@@ -144,8 +224,14 @@ def openapi_document() -> dict[str, Any]:
                         "started_at": {"type": ["string", "null"], "format": "date-time"},
                         "ended_at": {"type": ["string", "null"], "format": "date-time"},
                         "stopped_by": {"type": ["string", "null"]},
-                        "agenda": {"type": "array", "items": {"$ref": "#/components/schemas/AgendaItem"}},
-                        "markers": {"type": "array", "items": {"$ref": "#/components/schemas/Marker"}},
+                        "agenda": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/AgendaItem"},
+                        },
+                        "markers": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Marker"},
+                        },
                         "recording": {"type": "object"},
                     },
                 },

@@ -106,6 +106,6 @@ async def session_page(request: web.Request) -> web.Response:
         f"<p>{_when(session)} – {STATES[session.state]}</p>"
         f'<video id="player" controls playsinline data-src="/sessions/{sid}/index.m3u8" '
         f'aria-label="Nagranie posiedzenia"></video>'
-        f"<h2>Porządek obrad</h2><ol class=\"chapters\">{items or '<li>Brak rozdziałów.</li>'}</ol>"
+        f'<h2>Porządek obrad</h2><ol class="chapters">{items or "<li>Brak rozdziałów.</li>"}</ol>'
     )
     return _page(session.title, body)

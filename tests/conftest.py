@@ -54,8 +54,13 @@ async def wait_for(
 
 def config_text(data_dir: Path, port: int, **recording: float) -> str:
     """A small, cheap configuration: one synthetic chamber at 320x180, 1 s segments."""
-    rec = {"segment_seconds": 1, "preroll_seconds": 0, "overrun_limit_minutes": 10,
-           "stall_timeout_seconds": 10, "stop_timeout_seconds": 10}
+    rec = {
+        "segment_seconds": 1,
+        "preroll_seconds": 0,
+        "overrun_limit_minutes": 10,
+        "stall_timeout_seconds": 10,
+        "stop_timeout_seconds": 10,
+    }
     rec.update(recording)
     rec_lines = "\n".join(f"{k} = {v}" for k, v in rec.items())
     return f"""
@@ -99,7 +104,11 @@ class Service:
             return body
 
     async def post_json(
-        self, path: str, body: Any = None, *, auth: tuple[str, str] | None = OPERATOR,
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        auth: tuple[str, str] | None = OPERATOR,
         status: int = 200,
     ) -> Any:
         async with self.http.post(self.base + path, json=body, headers=basic(auth)) as resp:

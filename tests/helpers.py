@@ -13,8 +13,16 @@ import vlc  # type: ignore[import-untyped]
 async def ffprobe(url: str, timeout: float = 30.0) -> dict[str, Any]:
     """ffprobe's JSON view of a file or URL (format and streams)."""
     proc = await asyncio.create_subprocess_exec(
-        "ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "ffprobe",
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
@@ -29,9 +37,21 @@ async def ffprobe(url: str, timeout: float = 30.0) -> dict[str, Any]:
 async def decoded_duration(url: str, timeout: float = 60.0) -> float:
     """Seconds of video actually decodable from url: ffmpeg reads it all and reports the end."""
     proc = await asyncio.create_subprocess_exec(
-        "ffmpeg", "-nostdin", "-v", "error", "-i", url, "-map", "0:v:0", "-f", "null",
-        "-progress", "pipe:1", "-",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        url,
+        "-map",
+        "0:v:0",
+        "-f",
+        "null",
+        "-progress",
+        "pipe:1",
+        "-",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)

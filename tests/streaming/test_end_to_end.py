@@ -29,13 +29,21 @@ def iso(at: datetime) -> str:
     return at.isoformat()
 
 
-async def create(service: Service, start_in: float = 3600, length_min: float = 60,
-                 title: str = "LVII Sesja Rady Miasta") -> dict[str, Any]:
+async def create(
+    service: Service,
+    start_in: float = 3600,
+    length_min: float = 60,
+    title: str = "LVII Sesja Rady Miasta",
+) -> dict[str, Any]:
     start = datetime.now(UTC) + timedelta(seconds=start_in)
     return await service.post_json(
         "/api/v1/sessions",
-        {"title": title, "scheduled_start": iso(start),
-         "scheduled_end": iso(start + timedelta(minutes=length_min)), "agenda_text": AGENDA},
+        {
+            "title": title,
+            "scheduled_start": iso(start),
+            "scheduled_end": iso(start + timedelta(minutes=length_min)),
+            "agenda_text": AGENDA,
+        },
         status=201,
     )
 
@@ -113,8 +121,12 @@ async def test_chapters_breaks_and_recording_duration_match_the_room(service: Se
 
     # Markers carry offsets that match the moments they were set.
     kinds = [(m["kind"], m["item_id"]) for m in stopped["markers"]]
-    assert kinds == [("item_start", item_1), ("break_start", None), ("break_end", None),
-                     ("item_start", item_2a)]
+    assert kinds == [
+        ("item_start", item_1),
+        ("break_start", None),
+        ("break_end", None),
+        ("item_start", item_2a),
+    ]
     offsets = [m["offset_seconds"] for m in stopped["markers"]]
     assert abs(offsets[0] - (t_item1 - t_start)) < 1.0, offsets
     assert abs(offsets[1] - (t_break - t_start)) < 1.0, offsets
@@ -210,9 +222,12 @@ async def test_session_in_its_window_at_start_up_records_at_once_and_overrun_lim
         start = datetime.now(UTC) - timedelta(minutes=30)
         created = await service.post_json(
             "/api/v1/sessions",
-            {"title": "Sesja po czasie", "scheduled_start": iso(start),
-             "scheduled_end": iso(datetime.now(UTC) - timedelta(seconds=1)),
-             "agenda_text": AGENDA},
+            {
+                "title": "Sesja po czasie",
+                "scheduled_start": iso(start),
+                "scheduled_end": iso(datetime.now(UTC) - timedelta(seconds=1)),
+                "agenda_text": AGENDA,
+            },
             status=201,
         )
         sid = created["id"]

@@ -1,0 +1,56 @@
+# One-command set-up: `make run` starts the demo, `make test` runs the whole suite.
+# Both install what is missing first (Debian packages need root; the venv goes in .venv).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := ffmpeg libvlc5 vlc-plugin-base vlc-plugin-video-output fonts-dejavu-core tzdata ca-certificates
+HLSJS_VERSION := 1.7.4
+HLSJS := streaming/web/static/hls.min.js
+
+.PHONY: setup run test lint bench clean
+
+setup: .cache/apt.stamp $(VENV)/.installed $(HLSJS)
+
+.cache/apt.stamp: Makefile
+	@mkdir -p .cache
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if ! $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1; then missing="$$missing python3-venv python3-pip"; fi; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run make as root, or apt-get install them)"; exit 1; fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml .cache/apt.stamp
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+# hls.js plays HLS in browsers without native support; it is served from our own origin.
+# Without npm the pages fall back to the browser's native HLS.
+$(HLSJS):
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --no-audit --no-fund --prefix .cache/npm hls.js@$(HLSJS_VERSION) >/dev/null && \
+	  cp .cache/npm/node_modules/hls.js/dist/hls.min.js $(HLSJS); \
+	else echo "npm not found: skipping hls.js (pages use native HLS only)"; fi
+
+run: setup
+	$(BIN)/obrady serve
+
+lint: setup
+	$(BIN)/ruff check streaming recorder archive config tests bench
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/capture.py
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

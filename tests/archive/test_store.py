@@ -1,0 +1,146 @@
+"""The archive index: migrations, state rules, chamber numbering, timeline and chapters."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archive.agenda import parse_agenda
+from archive.index import ArchiveIndex, Conflict, NotFound
+from archive.publish import chapters, chapters_vtt, media_playlist, vtt_time
+from archive.timeline import build_timeline
+
+T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+AGENDA = "1. Otwarcie sesji.\n2. Budżet:\n a) zmiany budżetu;\n3. Zamknięcie obrad.\n"
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> ArchiveIndex:
+    idx = ArchiveIndex(tmp_path / "a.sqlite3")
+    yield idx
+    idx.close()
+
+
+def new_session(index: ArchiveIndex, chamber: str = "sala", title: str = "Sesja") -> int:
+    return index.create_session(
+        chamber=chamber,
+        title=title,
+        kind="session",
+        scheduled_start=T0,
+        scheduled_end=T0 + timedelta(hours=2),
+        agenda_text=AGENDA,
+        agenda=parse_agenda(AGENDA),
+        created_by="op",
+    ).id
+
+
+def test_schema_is_migrated_with_wal_and_foreign_keys(tmp_path: Path) -> None:
+    idx = ArchiveIndex(tmp_path / "a.sqlite3")
+    conn = idx._conn
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    idx.close()
+    ArchiveIndex(tmp_path / "a.sqlite3").close()  # reopening applies nothing twice
+
+
+def test_agenda_is_stored_nested(index: ArchiveIndex) -> None:
+    sid = new_session(index)
+    rows = index.agenda(sid)
+    assert [(r.number, r.depth) for r in rows] == [("1", 0), ("2", 0), ("2.1", 1), ("3", 0)]
+    assert rows[2].parent_id == rows[1].id
+
+
+def test_one_live_session_per_chamber_and_ended_is_final(index: ArchiveIndex) -> None:
+    a, b, c = new_session(index), new_session(index), new_session(index, chamber="komisja")
+    index.begin_live(a, T0)
+    with pytest.raises(Conflict) as busy:
+        index.begin_live(b, T0)
+    assert busy.value.live_session_id == a
+    index.begin_live(c, T0)  # another chamber is independent
+    index.end(a, T0 + timedelta(hours=1), "op")
+    with pytest.raises(Conflict, match="never restarted"):
+        index.begin_live(a, T0)
+    with pytest.raises(NotFound):
+        index.begin_live(999, T0)
+    index.begin_live(b, T0)
+
+
+def test_segments_are_numbered_per_chamber_with_discontinuities(index: ArchiveIndex) -> None:
+    s1 = new_session(index)
+    r1 = index.add_run(s1, 1, "run-0001", T0)
+    for seq in range(3):
+        index.add_segment(
+            r1,
+            seq,
+            f"seg-{seq:06d}.ts",
+            seq * 2.0,
+            2.0,
+            T0 + timedelta(seconds=2 * seq + 2.3),
+            1000,
+        )
+    r2 = index.add_run(s1, 2, "run-0002", T0 + timedelta(seconds=10))
+    index.add_segment(r2, 0, "seg-000000.ts", 1.4, 2.0, T0 + timedelta(seconds=12.2), 1000)
+    recent = index.recent_segments("sala", 10)
+    assert [s.chamber_seq for s in recent] == [0, 1, 2, 3]
+    assert [s.chamber_disc for s in recent] == [0, 0, 0, 1]
+    runs = index.runs(s1)
+    # The anchor is the earliest (seen - media end): 2.3 s after T0 minus 2 s of media.
+    assert runs[0].anchor_at == T0 + timedelta(seconds=0.3)
+    assert runs[1].anchor_at == T0 + timedelta(seconds=10.2)
+    with pytest.raises(sqlite3.IntegrityError):
+        index.add_segment(r1, 0, "seg-000000.ts", 0, 2, T0, 1)  # never indexed twice
+
+
+def test_timeline_maps_moments_across_a_gap() -> None:
+    tl = build_timeline(
+        [(1, 1, T0, 10.0), (2, 2, T0 + timedelta(seconds=15), 5.0), (3, 3, None, 0.0)],
+        ongoing=False,
+    )
+    assert tl.duration == 15.0
+    assert tl.offset_of(T0 - timedelta(seconds=5)) == 0.0
+    assert tl.offset_of(T0 + timedelta(seconds=4)) == 4.0
+    assert tl.offset_of(T0 + timedelta(seconds=12)) == 10.0  # in the gap: next run's start
+    assert tl.offset_of(T0 + timedelta(seconds=17)) == 12.0
+    assert tl.offset_of(T0 + timedelta(seconds=99)) == 15.0
+    [gap] = tl.gaps()
+    assert gap.seconds == 5.0 and gap.offset_seconds == 10.0
+    assert build_timeline([], ongoing=True).offset_of(T0) is None
+
+
+def test_chapters_and_playlists(index: ArchiveIndex) -> None:
+    sid = new_session(index)
+    index.begin_live(sid, T0)
+    run = index.add_run(sid, 1, "run-0001", T0)
+    for seq in range(10):
+        index.add_segment(
+            run, seq, f"seg-{seq:06d}.ts", seq * 2.0, 2.0, T0 + timedelta(seconds=2 * seq + 2), 1000
+        )
+    rows = index.agenda(sid)
+    index.add_marker(sid, "item_start", T0 - timedelta(seconds=3), rows[0].id)
+    index.add_marker(sid, "break_start", T0 + timedelta(seconds=5))
+    index.add_marker(sid, "item_start", T0 + timedelta(seconds=7.5), rows[2].id)
+    index.end(sid, T0 + timedelta(seconds=20), "op")
+    found = chapters(index.agenda(sid), index.markers(sid), index.timeline(sid))
+    assert [(c.label, c.start, c.end) for c in found] == [
+        ("1. Otwarcie sesji", 0.0, 7.5),
+        ("2.1. zmiany budżetu", 7.5, 20.0),
+    ]
+    vtt = chapters_vtt(found)
+    assert vtt.startswith("WEBVTT\n")
+    assert "00:00:07.500 --> 00:00:20.000\n2.1. zmiany budżetu" in vtt
+    assert vtt_time(3725.0004) == "01:02:05.000"
+    vod = media_playlist(index.segments(sid), uri_prefix="../", ended=True, target_seconds=2)
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod and vod.endswith("#EXT-X-ENDLIST\n")
+    assert f"../{sid}/media/run-0001/seg-000009.ts" in vod
+    live = media_playlist(
+        index.recent_segments("sala", 3),
+        uri_prefix="../sessions/",
+        ended=False,
+        target_seconds=2,
+        window=True,
+    )
+    assert "#EXT-X-MEDIA-SEQUENCE:7" in live and "ENDLIST" not in live

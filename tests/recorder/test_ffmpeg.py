@@ -1,0 +1,87 @@
+"""The capture argv is exact: copy for H.264 cameras, segments that never overwrite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config.settings import RtspSource, SyntheticSource
+from recorder.ffmpeg import capture_argv, parse_segment_line
+
+RUN = Path("/data/media/sala/7/run-0002")
+
+
+def test_rtsp_camera_video_is_copied_and_audio_made_aac() -> None:
+    argv = capture_argv(RtspSource(kind="rtsp", url="rtsp://10.0.0.5/stream1"), RUN, 2)
+    assert argv == [
+        "ffmpeg",
+        "-analyzeduration",
+        "500000",
+        "-probesize",
+        "500000",
+        "-rtsp_transport",
+        "tcp",
+        "-timeout",
+        "5000000",
+        "-i",
+        "rtsp://10.0.0.5/stream1",
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a:0?",
+        "-f",
+        "segment",
+        "-ar",
+        "48000",
+        "-b:a",
+        "128k",
+        "-c:a",
+        "aac",
+        "-c:v",
+        "copy",
+        "-segment_format",
+        "mpegts",
+        "-segment_list",
+        f"{RUN}/segments.csv",
+        "-segment_list_type",
+        "csv",
+        "-segment_time",
+        "2",
+        f"{RUN}/seg-%06d.ts",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "warning",
+        "-nostats",
+        "-progress",
+        "pipe:1",
+        "-n",
+    ]
+
+
+def test_rtsp_reencode_and_no_audio() -> None:
+    source = RtspSource(kind="rtsp", url="rtsp://cam/h265", video="h264", audio="none")
+    argv = capture_argv(source, RUN, 1.5)
+    assert argv[argv.index("-c:v") + 1] == "libx264"
+    assert argv[argv.index("-force_key_frames") + 1] == "expr:gte(t,n_forced*1.5)"
+    assert "-c:a" not in argv and "0:a:0?" not in argv
+
+
+def test_synthetic_chamber_is_paced_and_keyframed_per_segment() -> None:
+    argv = capture_argv(SyntheticSource(kind="synthetic", fps=25, label="Sala: test!"), RUN, 2)
+    assert argv.count("-re") == 2
+    assert argv[argv.index("-g") + 1] == "50"
+    assert argv[argv.index("-keyint_min") + 1] == "50"
+    graph = argv[argv.index("-filter_complex") + 1]
+    assert "%{localtime}" in graph
+    assert "Sala test" in graph  # characters that would break the filter graph are dropped
+    assert "-y" not in argv and argv[-1] == "-n"
+
+
+def test_segment_list_lines() -> None:
+    entry = parse_segment_line("seg-000012.ts,24.021333,26.021333\n")
+    assert entry is not None
+    assert (entry.file, entry.seq) == ("seg-000012.ts", 12)
+    assert abs(entry.duration - 2.0) < 1e-9
+    assert parse_segment_line("garbage") is None
+    assert parse_segment_line("other.ts,1,2") is None
+    assert parse_segment_line("seg-000001.ts,x,2") is None
