@@ -92,7 +92,9 @@ def media_playlist(
     For a live window the media and discontinuity sequences are the chamber's own, so they never
     go backwards on the same URL, across sessions and restarts.
     """
-    target = max(1, math.ceil(max([target_seconds] + [s.duration for s in segments])))
+    # RFC 8216: each EXTINF, rounded to the nearest integer, must not exceed the target.
+    longest = max([target_seconds] + [s.duration for s in segments])
+    target = max(1, math.floor(longest + 0.5))
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{target}"]
     if window:
         first = segments[0] if segments else None

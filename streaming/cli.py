@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # APScheduler logs every job run at INFO; obrady logs what matters itself.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         if args.command == "serve":
             return serve(args)

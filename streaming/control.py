@@ -123,7 +123,13 @@ class SessionControl:
         async with self._lock(session.chamber):
             if manual and session.state == "live" and self._recorder.is_recording(session_id):
                 raise Conflict(f"session {session_id} is already live")
-            chamber = self._settings.chamber(session.chamber)
+            try:
+                chamber = self._settings.chamber(session.chamber)
+            except KeyError:
+                raise Conflict(
+                    f"session {session_id} belongs to chamber {session.chamber!r}, which is not "
+                    "in the configuration: add the chamber back to record it"
+                ) from None
             session = await self._archive.call(
                 self._archive.index.begin_live, session_id, self._clock()
             )

@@ -56,6 +56,17 @@ async def autopilot(
     demo: DemoSettings, session_id: int, archive: AsyncArchive, control: SessionControl
 ) -> None:
     """While the demo session is live, start its agenda items one after another."""
+    try:
+        await _advance(demo, session_id, archive, control)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("demo autopilot stopped")
+
+
+async def _advance(
+    demo: DemoSettings, session_id: int, archive: AsyncArchive, control: SessionControl
+) -> None:
     assert demo.session is not None
     every = demo.session.advance_item_every_seconds
     if every <= 0:

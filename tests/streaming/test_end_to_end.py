@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conftest import Service, start_service, stop_service, wait_for
-from helpers import VlcPlayer, decoded_duration
+from helpers import VlcPlayer, decoded_duration, ffprobe
 
 from recorder.supervisor import Recorder
 from streaming.keys import RECORDER, SCHEDULER
@@ -141,7 +141,12 @@ async def test_chapters_breaks_and_recording_duration_match_the_room(service: Se
     playlist = await service.get_text(f"/sessions/{sid}/index.m3u8")
     assert playlist.rstrip().endswith("#EXT-X-ENDLIST")
     assert "#EXT-X-DISCONTINUITY\n" not in playlist
-    duration = await decoded_duration(f"{service.base}/sessions/{sid}/index.m3u8")
+    url = f"{service.base}/sessions/{sid}/index.m3u8"
+    probe = await ffprobe(url)
+    codecs = sorted(s["codec_name"] for s in probe["streams"])
+    assert codecs == ["aac", "h264"], codecs
+    assert abs(float(probe["format"]["duration"]) - (t_stop - t_start)) < 1.0, probe["format"]
+    duration = await decoded_duration(url)
     assert abs(duration - (t_stop - t_start)) < 1.0, (duration, t_stop - t_start)
     assert abs(cues[1][1] - duration) < 0.5
     assert stopped["recording"]["complete"] is True
