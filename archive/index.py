@@ -120,6 +120,7 @@ class Run:
     exit_code: int | None
     duration: float
     segment_count: int
+    end_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class Segment:
     size_bytes: int
     chamber_seq: int
     chamber_disc: int
+    sha256: str | None
 
     @property
     def rel_path(self) -> str:
@@ -180,6 +182,7 @@ def _segment(row: sqlite3.Row) -> Segment:
         size_bytes=row["size_bytes"],
         chamber_seq=row["chamber_seq"],
         chamber_disc=row["chamber_disc"],
+        sha256=row["sha256"],
     )
 
 
@@ -404,13 +407,38 @@ class ArchiveIndex:
             )
         return int(cur.lastrowid or 0)
 
-    def end_run(self, run_id: int, ended_at: datetime, exit_code: int | None) -> None:
-        """Record how an ffmpeg run ended."""
+    def end_run(
+        self, run_id: int, ended_at: datetime, exit_code: int | None, reason: str | None = None
+    ) -> None:
+        """Record how and why an ffmpeg run ended."""
         with self._tx() as c:
             c.execute(
-                "UPDATE runs SET ended_at = ?, exit_code = ? WHERE id = ?",
-                (to_text(ended_at), exit_code, run_id),
+                "UPDATE runs SET ended_at = ?, exit_code = ?, end_reason = ? WHERE id = ?",
+                (to_text(ended_at), exit_code, reason, run_id),
             )
+
+    def close_open_runs(self, session_id: int, reason: str) -> int:
+        """End runs left open by an obrady that died; they end at their last segment."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE runs SET end_reason = ?, ended_at = COALESCE("
+                " (SELECT MAX(observed_at) FROM segments WHERE run_id = runs.id), started_at)"
+                " WHERE session_id = ? AND ended_at IS NULL",
+                (reason, session_id),
+            )
+        return cur.rowcount
+
+    def run_id_by_ordinal(self, session_id: int, ordinal: int) -> int | None:
+        """The id of a session's run, if it is indexed."""
+        row = self._conn.execute(
+            "SELECT id FROM runs WHERE session_id = ? AND ordinal = ?", (session_id, ordinal)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def segment_seqs(self, run_id: int) -> set[int]:
+        """Sequence numbers of a run's indexed segments."""
+        rows = self._conn.execute("SELECT seq FROM segments WHERE run_id = ?", (run_id,))
+        return {int(r[0]) for r in rows}
 
     def last_run_ordinal(self, session_id: int) -> int:
         """The highest run ordinal used by the session (0 if none)."""
@@ -428,6 +456,7 @@ class ArchiveIndex:
         duration: float,
         observed_at: datetime,
         size_bytes: int,
+        sha256: str | None = None,
     ) -> Segment:
         """Record a finished segment, number it in its chamber, and refine the run's anchor."""
         with self._tx() as c:
@@ -463,8 +492,8 @@ class ArchiveIndex:
                 )
             cur = c.execute(
                 "INSERT INTO segments (run_id, session_id, chamber, seq, file, media_start,"
-                " duration, observed_at, size_bytes, chamber_seq, chamber_disc)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " duration, observed_at, size_bytes, chamber_seq, chamber_disc, sha256)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     run["session_id"],
@@ -477,6 +506,7 @@ class ArchiveIndex:
                     size_bytes,
                     chamber_seq,
                     chamber_disc,
+                    sha256,
                 ),
             )
             segment_id = int(cur.lastrowid or 0)
@@ -518,6 +548,7 @@ class ArchiveIndex:
                 r["exit_code"],
                 float(r["duration"]),
                 int(r["n"]),
+                r["end_reason"],
             )
             for r in rows
         ]
@@ -527,7 +558,7 @@ class ArchiveIndex:
         session = self.get_session(session_id)
         runs = self.runs(session_id)
         return build_timeline(
-            [(r.id, r.ordinal, r.anchor_at, r.duration) for r in runs],
+            [(r.id, r.ordinal, r.anchor_at, r.duration, r.end_reason) for r in runs],
             ongoing=session.state == "live",
         )
 

@@ -16,6 +16,7 @@ class RunSpan:
     anchor_at: datetime
     position: float
     duration: float
+    end_reason: str | None = None
 
     @property
     def wall_end(self) -> datetime:
@@ -30,6 +31,7 @@ class Gap:
     start: datetime
     end: datetime
     offset_seconds: float
+    cause: str
 
     @property
     def seconds(self) -> float:
@@ -68,22 +70,23 @@ class Timeline:
         found = []
         for before, after in zip(self.spans, self.spans[1:], strict=False):
             if after.anchor_at > before.wall_end:
-                found.append(Gap(before.wall_end, after.anchor_at, after.position))
+                cause = before.end_reason or "capture was interrupted"
+                found.append(Gap(before.wall_end, after.anchor_at, after.position, cause))
         return found
 
 
 def build_timeline(
-    runs: Sequence[tuple[int, int, datetime | None, float]], ongoing: bool
+    runs: Sequence[tuple[int, int, datetime | None, float, str | None]], ongoing: bool
 ) -> Timeline:
-    """Build a timeline from (run_id, ordinal, anchor_at, duration) in ordinal order.
+    """Build a timeline from (run_id, ordinal, anchor_at, duration, end_reason) by ordinal.
 
     Runs that produced no segment (no anchor, or zero duration) take no place in it.
     """
     spans = []
     position = 0.0
-    for run_id, ordinal, anchor_at, duration in sorted(runs, key=lambda r: r[1]):
+    for run_id, ordinal, anchor_at, duration, reason in sorted(runs, key=lambda r: r[1]):
         if anchor_at is None or duration <= 0:
             continue
-        spans.append(RunSpan(run_id, ordinal, anchor_at, position, duration))
+        spans.append(RunSpan(run_id, ordinal, anchor_at, position, duration, reason))
         position += duration
     return Timeline(tuple(spans), ongoing)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import re
 import signal
@@ -61,7 +62,7 @@ class CaptureEvents(Protocol):
     async def run_started(
         self, job: CaptureJob, ordinal: int, run_dir: Path, started_at: datetime
     ) -> int:
-        """A new ffmpeg run began; returns a token that identifies the run in later calls."""
+        """A run recorded its first segment; returns a token that names the run in later calls."""
         ...
 
     async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
@@ -69,9 +70,14 @@ class CaptureEvents(Protocol):
         ...
 
     async def run_ended(
-        self, job: CaptureJob, run_token: int, ended_at: datetime, exit_code: int | None
+        self,
+        job: CaptureJob,
+        run_token: int,
+        ended_at: datetime,
+        exit_code: int | None,
+        reason: str,
     ) -> None:
-        """The ffmpeg run ended."""
+        """The ffmpeg run ended, for the reason given ("stopped" when asked to)."""
         ...
 
 
@@ -97,8 +103,38 @@ class CaptureStatus:
     last_exit_code: int | None = None
     last_error: str | None = None
     last_progress_at: datetime | None = None
+    last_segment_at: datetime | None = None
     out_time_seconds: float = 0.0
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
+
+
+@dataclass
+class _RunState:
+    ordinal: int
+    run_dir: Path
+    started_at: datetime
+    token: int | None = None
+    list_offset: int = 0
+
+
+def _interrupt_when_parent_dies() -> None:
+    # Runs in the child between fork and exec: PR_SET_PDEATHSIG (1) = SIGINT.
+    _LIBC.prctl(1, signal.SIGINT, 0, 0, 0)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Remove the folder of a run that recorded nothing (a failed attempt to reach the source)."""
+    if any(run_dir.glob("*.ts")):
+        return
+    listing = run_dir / SEGMENT_LIST
+    with contextlib.suppress(FileNotFoundError):
+        if listing.stat().st_size == 0:
+            listing.unlink()
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
 
 
 def next_run_ordinal(session_dir: Path) -> int:
@@ -133,7 +169,10 @@ class CaptureSupervisor:
         self._stopping = asyncio.Event()
         self._proc: asyncio.subprocess.Process | None = None
         self._signalled = False
-        self._list_offsets: dict[int, int] = {}
+        self._stalled = False
+        self._failures = 0
+        self._stop_reason = "stopped"
+        self._run = _RunState(0, job.session_dir, clock())
         self.status = CaptureStatus(job.session_id, job.chamber_id)
 
     @property
@@ -172,8 +211,9 @@ class CaptureSupervisor:
             backoff = min(backoff * 2, self._settings.restart_backoff_max_seconds)
         self.status.state = "stopped"
 
-    async def stop(self) -> None:
+    async def stop(self, reason: str = "stopped") -> None:
         """Ask the current run to finish its segment (one SIGINT) and stop supervising."""
+        self._stop_reason = reason
         self._stopping.set()
         self.status.state = "stopping"
         self._interrupt()
@@ -193,8 +233,9 @@ class CaptureSupervisor:
         argv = self._argv_builder(self.job.source, run_dir, self._settings.segment_seconds)
         if log_argv:
             log.info("session %s: ffmpeg argv: %s", self.job.session_id, argv)
-        started_at = self._clock()
+        self._run = _RunState(ordinal, run_dir, self._clock())
         self._signalled = False
+        self._stalled = False
         self.status.stderr_tail.clear()
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -203,22 +244,23 @@ class CaptureSupervisor:
             stderr=asyncio.subprocess.PIPE,
             # Own session: a Ctrl-C to obrady must not reach ffmpeg a second time.
             start_new_session=True,
+            # If obrady dies, ffmpeg gets the one SIGINT that lets it finish its segment.
+            preexec_fn=_interrupt_when_parent_dies,
         )
         self._proc = proc
         self.status.pid = proc.pid
         self.status.run_ordinal = ordinal
         self.status.state = "recording"
         self.status.last_progress_at = self._clock()
+        self.status.out_time_seconds = 0.0
         if self._stopping.is_set():
             self._interrupt()
-        token: int | None = None
         try:
-            token = await self._events.run_started(self.job, ordinal, run_dir, started_at)
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._drain_stderr(proc))
                 group.create_task(self._read_progress(proc))
                 watchdog = group.create_task(self._watchdog(proc))
-                tailer = group.create_task(self._tail(token, run_dir))
+                tailer = group.create_task(self._tail(run_dir))
                 await proc.wait()
                 watchdog.cancel()
                 tailer.cancel()
@@ -228,19 +270,38 @@ class CaptureSupervisor:
             self._proc = None
             self.status.pid = None
             self.status.last_exit_code = proc.returncode
-            if token is not None:
-                # Whatever the way out, report the segments ffmpeg finished before it ended.
-                await self._collect(token, run_dir)
-                await self._events.run_ended(self.job, token, self._clock(), proc.returncode)
-        if proc.returncode not in (0, 255) and not self._stopping.is_set():
+            # Whatever the way out, report the segments ffmpeg finished before it ended.
+            await self._collect(run_dir)
+            reason = self._end_reason(proc.returncode)
+            if self._run.token is not None:
+                await self._events.run_ended(
+                    self.job, self._run.token, self._clock(), proc.returncode, reason
+                )
+            else:
+                _remove_if_empty(run_dir)
+        if reason != "stopped":
+            self.status.last_error = reason
+            self._failures += 1
             tail = "\n".join(self.status.stderr_tail)
-            log.error(
-                "session %s: ffmpeg exited with %s; last output:\n%s",
-                self.job.session_id,
-                proc.returncode,
-                tail,
-            )
-            self.status.last_error = f"ffmpeg exited with code {proc.returncode}"
+            # A camera that stays away fails every second: log the first failures in full.
+            level = logging.ERROR if self._failures <= 3 else logging.DEBUG
+            log.log(level, "session %s: %s; last output:\n%s", self.job.session_id, reason, tail)
+        else:
+            self._failures = 0
+
+    def _end_reason(self, code: int | None) -> str:
+        if self._stopping.is_set() and code in (0, 255):
+            return "stopped"
+        if self._stopping.is_set():
+            return self._stop_reason
+        if self._stalled:
+            return f"no media from the source for {self._settings.stall_timeout_seconds:g} s"
+        if code == 0:
+            return "the source ended the stream (camera disconnected)"
+        if code is not None and code < 0:
+            return f"ffmpeg was killed (signal {-code})"
+        last = self.status.stderr_tail[-1] if self.status.stderr_tail else "no output"
+        return f"ffmpeg failed (exit code {code}): {last}"
 
     async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
         self._interrupt()
@@ -284,18 +345,18 @@ class CaptureSupervisor:
                     self.job.session_id,
                     limit,
                 )
-                self.status.last_error = f"stalled: no media for {limit:.0f} s"
+                self._stalled = True
                 await self._terminate(proc)
                 return
 
-    async def _tail(self, token: int, run_dir: Path) -> None:
+    async def _tail(self, run_dir: Path) -> None:
         while True:
-            await self._collect(token, run_dir)
+            await self._collect(run_dir)
             await asyncio.sleep(POLL_SECONDS)
 
-    async def _collect(self, token: int, run_dir: Path) -> None:
+    async def _collect(self, run_dir: Path) -> None:
         """Report segments listed in the run's segment list that were not reported yet."""
-        offset = self._list_offsets.get(token, 0)
+        offset = self._run.list_offset
         try:
             with (run_dir / SEGMENT_LIST).open("rb") as fh:
                 fh.seek(offset)
@@ -308,7 +369,7 @@ class CaptureSupervisor:
                 break  # ffmpeg is still writing this line
             # Advance first: a cancellation below must not report the same segment twice.
             offset += len(raw)
-            self._list_offsets[token] = offset
+            self._run.list_offset = offset
             line = raw.decode("utf-8", "replace").strip()
             entry = parse_segment_line(line)
             if entry is None:
@@ -323,9 +384,16 @@ class CaptureSupervisor:
             except FileNotFoundError:
                 size = 0
             self.status.segments += 1
+            self.status.last_segment_at = observed_at
             try:
+                if self._run.token is None:
+                    # A run is indexed once it has recorded something: failed attempts to
+                    # reach a camera leave no empty runs behind.
+                    self._run.token = await self._events.run_started(
+                        self.job, self._run.ordinal, run_dir, self._run.started_at
+                    )
                 await self._events.segment_finished(
-                    self.job, FinishedSegment(token, entry, path, size, observed_at)
+                    self.job, FinishedSegment(self._run.token, entry, path, size, observed_at)
                 )
             except asyncio.CancelledError:
                 raise
@@ -377,13 +445,13 @@ class Recorder:
         self._captures[job.session_id] = (supervisor, task)
         return supervisor
 
-    async def stop(self, session_id: int) -> None:
+    async def stop(self, session_id: int, reason: str = "stopped") -> None:
         """Stop a session's capture and wait until its last segment is written and reported."""
         entry = self._captures.pop(session_id, None)
         if entry is None:
             return
         supervisor, task = entry
-        await supervisor.stop()
+        await supervisor.stop(reason)
         # _terminate inside the run escalates to SIGKILL after stop_timeout_seconds.
         await asyncio.shield(task)
 

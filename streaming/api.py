@@ -73,6 +73,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "media_started_at": _iso(run.anchor_at),
         "ended_at": _iso(run.ended_at),
         "exit_code": run.exit_code,
+        "end_reason": run.end_reason,
         "duration_seconds": round(run.duration, 3),
         "segments": run.segment_count,
     }
@@ -128,6 +129,7 @@ async def session_detail(archive: AsyncArchive, session_id: int) -> dict[str, An
                         "end": _iso(g.end),
                         "seconds": round(g.seconds, 3),
                         "offset_seconds": round(g.offset_seconds, 3),
+                        "cause": g.cause,
                     }
                     for g in timeline.gaps()
                 ],
@@ -329,6 +331,7 @@ async def status(request: web.Request) -> web.Response:
             "chamber": s.chamber_id,
             "state": s.state,
             "run": s.run_ordinal,
+            "pid": s.pid,
             "restarts": s.restarts,
             "segments": s.segments,
             "last_exit_code": s.last_exit_code,

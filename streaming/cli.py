@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", nargs="?", metavar="FILE")
     _add_config(check)
 
+    verify = sub.add_parser(
+        "verify", help="check a session's recorded files against its SHA-256 manifest"
+    )
+    verify.add_argument("session", type=int, metavar="SESSION")
+    _add_config(verify)
+
     user = sub.add_parser("user", help="manage accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add", help="create an account")
@@ -145,6 +151,34 @@ def user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def verify(args: argparse.Namespace) -> int:
+    """Re-hash every segment of a session; exit 1 on any missing or changed file."""
+    from archive.integrity import verify_files
+
+    settings = _settings(args, args.config)
+    index = ArchiveIndex(settings.data_path / "obrady.sqlite3")
+    try:
+        session = index.get_session(args.session)
+        indexed = {s.rel_path: s.sha256 for s in index.segments(session.id)}
+    finally:
+        index.close()
+    session_dir = settings.data_path / "media" / session.chamber / str(session.id)
+    report = verify_files(session_dir, indexed)
+    for problem in report.problems:
+        print(f"session {session.id}: {problem}", file=sys.stderr)
+    if not indexed:
+        print(f"session {session.id}: no recorded segments to verify")
+        return 0
+    if report.ok:
+        print(f"session {session.id}: OK, {report.checked} segment(s) match the manifest")
+        return 0
+    print(
+        f"session {session.id}: {len(report.problems)} problem(s) in {len(indexed)} segment(s)",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `obrady` console script."""
     args = build_parser().parse_args(argv)
@@ -158,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args)
         if args.command == "check-config":
             return check_config(args)
+        if args.command == "verify":
+            return verify(args)
         if args.command == "user" and args.user_command == "add":
             return user_add(args)
     except ConfigError as exc:

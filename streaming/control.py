@@ -5,13 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
-from archive.index import AsyncArchive, Conflict, MarkerKind, NotFound, Segment, Session
+from archive.index import (
+    ArchiveIndex,
+    AsyncArchive,
+    Conflict,
+    MarkerKind,
+    NotFound,
+    Segment,
+    Session,
+)
+from archive.integrity import append_manifest, read_manifest, sha256_file
 from config.settings import Settings
+from recorder.ffmpeg import SEGMENT_LIST, parse_segment_line
 from recorder.scheduler import ScheduleEntry, StopReason
-from recorder.supervisor import CaptureJob, FinishedSegment, Recorder
+from recorder.supervisor import RUN_DIR, CaptureJob, FinishedSegment, Recorder
 
 log = logging.getLogger(__name__)
 
@@ -61,25 +71,90 @@ class ArchiveCaptureEvents:
         )
 
     async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
-        """Index the segment, then offer it to live viewers."""
-        entry = segment.entry
-        stored = await self._archive.call(
-            self._archive.index.add_segment,
-            segment.run_token,
-            entry.seq,
-            entry.file,
-            entry.start,
-            entry.duration,
-            segment.observed_at,
-            segment.size_bytes,
-        )
-        await self._feed.push(stored)
+        """Checksum and index the segment, then offer it to live viewers."""
+        index = self._archive.index
+
+        def store() -> Segment:
+            rel = f"{segment.path.parent.name}/{segment.path.name}"
+            digest = sha256_file(segment.path)
+            append_manifest(job.session_dir, rel, digest)
+            entry = segment.entry
+            return index.add_segment(
+                segment.run_token,
+                entry.seq,
+                entry.file,
+                entry.start,
+                entry.duration,
+                segment.observed_at,
+                segment.size_bytes,
+                digest,
+            )
+
+        await self._feed.push(await self._archive.call(store))
 
     async def run_ended(
-        self, job: CaptureJob, run_token: int, ended_at: datetime, exit_code: int | None
+        self,
+        job: CaptureJob,
+        run_token: int,
+        ended_at: datetime,
+        exit_code: int | None,
+        reason: str,
     ) -> None:
-        """Record how the run ended."""
-        await self._archive.call(self._archive.index.end_run, run_token, ended_at, exit_code)
+        """Record how and why the run ended."""
+        await self._archive.call(
+            self._archive.index.end_run, run_token, ended_at, exit_code, reason
+        )
+
+
+def recover_from_disk(index: ArchiveIndex, session_id: int, session_dir: Path) -> int:
+    """Bring the index in line with the media on disk (the truth); returns segments added.
+
+    Runs on the archive thread: it reads files.
+    """
+    added = 0
+    runs = sorted(session_dir.glob("run-*")) if session_dir.is_dir() else []
+    in_manifest = read_manifest(session_dir)
+    for run_dir in runs:
+        match = RUN_DIR.match(run_dir.name)
+        listing = run_dir / SEGMENT_LIST
+        if match is None or not listing.is_file():
+            continue
+        entries = [
+            e
+            for e in map(parse_segment_line, listing.read_text("utf-8", "replace").splitlines())
+            if e is not None and (run_dir / e.file).is_file()
+        ]
+        if not entries:
+            continue
+        ordinal = int(match.group(1))
+        run_id = index.run_id_by_ordinal(session_id, ordinal)
+        if run_id is None:
+            first = run_dir / entries[0].file
+            started = datetime.fromtimestamp(first.stat().st_mtime, UTC)
+            run_id = index.add_run(session_id, ordinal, run_dir.name, started)
+        known = index.segment_seqs(run_id)
+        for entry in entries:
+            if entry.seq in known:
+                continue
+            path = run_dir / entry.file
+            rel = f"{run_dir.name}/{entry.file}"
+            digest = sha256_file(path)
+            if rel not in in_manifest:
+                append_manifest(session_dir, rel, digest)
+            stat = path.stat()
+            index.add_segment(
+                run_id,
+                entry.seq,
+                entry.file,
+                entry.start,
+                entry.duration,
+                datetime.fromtimestamp(stat.st_mtime, UTC),
+                stat.st_size,
+                digest,
+            )
+            added += 1
+    index.close_open_runs(session_id, "obrady stopped unexpectedly")
+    return added
 
 
 class SessionControl:
@@ -130,9 +205,20 @@ class SessionControl:
                     f"session {session_id} belongs to chamber {session.chamber!r}, which is not "
                     "in the configuration: add the chamber back to record it"
                 ) from None
+            resuming = session.state == "live"
             session = await self._archive.call(
                 self._archive.index.begin_live, session_id, self._clock()
             )
+            if resuming and not self._recorder.is_recording(session_id):
+                # obrady stopped while this session was live: index what ffmpeg finished after
+                # the last segment we saw, and close the runs that were cut off.
+                recovered = await self._archive.call(
+                    recover_from_disk, self._archive.index, session_id, self.session_dir(session)
+                )
+                if recovered:
+                    log.warning(
+                        "session %s: indexed %d segment(s) found on disk", session_id, recovered
+                    )
             if not self._recorder.is_recording(session_id):
                 log.info("session %s: capture starts (%s)", session_id, by)
                 self._recorder.start(
@@ -148,6 +234,10 @@ class SessionControl:
             if session.state == "ended":
                 raise Conflict(f"session {session_id} has already ended")
             requested_at = self._clock()
+            if session.state == "live" and not self._recorder.is_recording(session_id):
+                await self._archive.call(
+                    recover_from_disk, self._archive.index, session_id, self.session_dir(session)
+                )
             await self._recorder.stop(session_id)
             log.info("session %s: ended by %s", session_id, by)
             return await self._archive.call(self._archive.index.end, session_id, requested_at, by)

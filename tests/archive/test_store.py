@@ -40,7 +40,7 @@ def new_session(index: ArchiveIndex, chamber: str = "sala", title: str = "Sesja"
 def test_schema_is_migrated_with_wal_and_foreign_keys(tmp_path: Path) -> None:
     idx = ArchiveIndex(tmp_path / "a.sqlite3")
     conn = idx._conn
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     idx.close()
@@ -97,7 +97,8 @@ def test_segments_are_numbered_per_chamber_with_discontinuities(index: ArchiveIn
 
 def test_timeline_maps_moments_across_a_gap() -> None:
     tl = build_timeline(
-        [(1, 1, T0, 10.0), (2, 2, T0 + timedelta(seconds=15), 5.0), (3, 3, None, 0.0)],
+        [(1, 1, T0, 10.0, "camera lost"), (2, 2, T0 + timedelta(seconds=15), 5.0, None),
+         (3, 3, None, 0.0, None)],
         ongoing=False,
     )
     assert tl.duration == 15.0
@@ -107,7 +108,7 @@ def test_timeline_maps_moments_across_a_gap() -> None:
     assert tl.offset_of(T0 + timedelta(seconds=17)) == 12.0
     assert tl.offset_of(T0 + timedelta(seconds=99)) == 15.0
     [gap] = tl.gaps()
-    assert gap.seconds == 5.0 and gap.offset_seconds == 10.0
+    assert gap.seconds == 5.0 and gap.offset_seconds == 10.0 and gap.cause == "camera lost"
     assert build_timeline([], ongoing=True).offset_of(T0) is None
 
 
