@@ -38,7 +38,7 @@ class RecordingSettings(_Model):
     misfire_grace_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 3600.0
     stop_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     restart_backoff_initial_seconds: Annotated[float, Field(gt=0, le=60)] = 0.25
-    restart_backoff_max_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    restart_backoff_max_seconds: Annotated[float, Field(gt=0, le=600)] = 1.0
     healthy_reset_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     stall_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 15.0
 
@@ -48,6 +48,20 @@ class RecordingSettings(_Model):
             raise ValueError(
                 "restart_backoff_max_seconds must be at least restart_backoff_initial_seconds"
             )
+        return self
+
+
+class StorageSettings(_Model):
+    """Free-space limits for the data directory; recordings are never deleted to make room."""
+
+    warn_free_gb: Annotated[float, Field(ge=0)] = 20.0
+    min_free_gb: Annotated[float, Field(ge=0)] = 2.0
+    check_every_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
+
+    @model_validator(mode="after")
+    def _order(self) -> StorageSettings:
+        if self.warn_free_gb < self.min_free_gb:
+            raise ValueError("warn_free_gb must be at least min_free_gb")
         return self
 
 
@@ -132,6 +146,7 @@ class Settings(_Model):
     server: ServerSettings = ServerSettings()
     recording: RecordingSettings = RecordingSettings()
     live: LiveSettings = LiveSettings()
+    storage: StorageSettings = StorageSettings()
     chambers: Annotated[list[ChamberSettings], Field(min_length=1)]
     demo: DemoSettings | None = None
 

@@ -35,6 +35,10 @@ class AlreadyRecording(RecorderError):
     """A capture for this session is already running."""
 
 
+class CaptureBlocked(RecorderError):
+    """Capture may not start now (the disk is at its floor); the message says why."""
+
+
 @dataclass(frozen=True)
 class CaptureJob:
     """What to record: a session's program feed from a chamber into session_dir."""
@@ -104,6 +108,7 @@ class CaptureStatus:
     last_error: str | None = None
     last_progress_at: datetime | None = None
     last_segment_at: datetime | None = None
+    bytes_per_second: float = 0.0
     out_time_seconds: float = 0.0
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
 
@@ -279,7 +284,7 @@ class CaptureSupervisor:
                 )
             else:
                 _remove_if_empty(run_dir)
-        if reason != "stopped":
+        if not self._stopping.is_set():
             self.status.last_error = reason
             self._failures += 1
             tail = "\n".join(self.status.stderr_tail)
@@ -291,9 +296,9 @@ class CaptureSupervisor:
 
     def _end_reason(self, code: int | None) -> str:
         if self._stopping.is_set() and code in (0, 255):
-            return "stopped"
-        if self._stopping.is_set():
             return self._stop_reason
+        if self._stopping.is_set():
+            return f"{self._stop_reason} (ffmpeg exit code {code})"
         if self._stalled:
             return f"no media from the source for {self._settings.stall_timeout_seconds:g} s"
         if code == 0:
@@ -385,6 +390,8 @@ class CaptureSupervisor:
                 size = 0
             self.status.segments += 1
             self.status.last_segment_at = observed_at
+            if entry.duration > 0:
+                self.status.bytes_per_second = size / entry.duration
             try:
                 if self._run.token is None:
                     # A run is indexed once it has recorded something: failed attempts to
@@ -418,6 +425,7 @@ class Recorder:
         self._argv_builder = argv_builder
         self._clock = clock
         self._captures: dict[int, tuple[CaptureSupervisor, asyncio.Task[None]]] = {}
+        self.blocked: str | None = None
 
     def is_recording(self, session_id: int) -> bool:
         """Whether a capture for this session is running."""
@@ -434,7 +442,9 @@ class Recorder:
         return [sup.status for sup, task in self._captures.values() if not task.done()]
 
     def start(self, job: CaptureJob) -> CaptureSupervisor:
-        """Start capturing a session; AlreadyRecording if it is being captured."""
+        """Start capturing a session; AlreadyRecording or CaptureBlocked if it cannot."""
+        if self.blocked is not None:
+            raise CaptureBlocked(self.blocked)
         if self.is_recording(job.session_id):
             raise AlreadyRecording(f"session {job.session_id} is already being recorded")
         supervisor = CaptureSupervisor(
@@ -455,9 +465,17 @@ class Recorder:
         # _terminate inside the run escalates to SIGKILL after stop_timeout_seconds.
         await asyncio.shield(task)
 
+    async def stop_all(self, reason: str = "stopped") -> None:
+        """Stop every capture, each finishing its segment."""
+        await asyncio.gather(*(self.stop(sid, reason) for sid in list(self._captures)))
+
+    def bytes_per_second(self) -> float:
+        """The rate all running captures are writing at."""
+        return sum(s.bytes_per_second for s in self.statuses())
+
     async def close(self) -> None:
         """Stop every capture (used at shutdown)."""
-        await asyncio.gather(*(self.stop(sid) for sid in list(self._captures)))
+        await self.stop_all("obrady was shut down")
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

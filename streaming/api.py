@@ -14,7 +14,7 @@ from archive.index import AgendaRow, AsyncArchive, Conflict, Marker, NotFound, R
 from archive.timeline import Timeline
 from streaming.auth import authenticate
 from streaming.http import json_error
-from streaming.keys import ARCHIVE, CONTROL, RECORDER, SCHEDULER, SETTINGS
+from streaming.keys import ARCHIVE, CONTROL, DISK, RECORDER, SCHEDULER, SETTINGS
 from streaming.openapi import openapi_document
 
 log = logging.getLogger(__name__)
@@ -340,7 +340,20 @@ async def status(request: web.Request) -> web.Response:
         }
         for s in recorder.statuses()
     ]
-    return web.json_response({"captures": captures})
+    disk = request.app[DISK].status
+    return web.json_response(
+        {
+            "captures": captures,
+            "disk": {
+                "level": disk.level,
+                "free_bytes": disk.free_bytes,
+                "total_bytes": disk.total_bytes,
+                "recording_bytes_per_second": round(disk.rate_bytes_per_second),
+                "hours_left": None if disk.hours_left is None else round(disk.hours_left, 2),
+            },
+            "capture_blocked": recorder.blocked,
+        }
+    )
 
 
 @web.middleware

@@ -15,12 +15,24 @@ from aiohttp import web
 from archive.index import ArchiveIndex, AsyncArchive
 from config.settings import Settings
 from recorder.ffmpeg import capture_argv
+from recorder.health import DiskGuard
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import ArgvBuilder, Recorder
 from streaming import api, live, pages
 from streaming.control import ArchiveCaptureEvents, LiveFeed, SessionControl
 from streaming.demo import autopilot, prepare_demo
-from streaming.keys import ARCHIVE, CLOCK, CONTROL, DEMO_TASK, FEED, RECORDER, SCHEDULER, SETTINGS
+from streaming.keys import (
+    ARCHIVE,
+    CLOCK,
+    CONTROL,
+    DEMO_TASK,
+    DISK,
+    DISK_TASK,
+    FEED,
+    RECORDER,
+    SCHEDULER,
+    SETTINGS,
+)
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "web" / "static"
@@ -67,7 +79,14 @@ def create_app(
         app[FEED] = feed
         app[RECORDER] = recorder
         app[CONTROL] = SessionControl(settings, archive, recorder, clock)
+        guard = DiskGuard(settings.data_path, settings.storage, recorder)
+        await guard.check()  # a full disk is known before the first capture starts
+        app[DISK] = guard
+        app[DISK_TASK] = asyncio.create_task(guard.run(), name="disk-guard")
         yield
+        app[DISK_TASK].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app[DISK_TASK]
         # Sessions stay live in the archive: the next start of obrady resumes them.
         await recorder.close()
 

@@ -21,7 +21,7 @@ from archive.integrity import append_manifest, read_manifest, sha256_file
 from config.settings import Settings
 from recorder.ffmpeg import SEGMENT_LIST, parse_segment_line
 from recorder.scheduler import ScheduleEntry, StopReason
-from recorder.supervisor import RUN_DIR, CaptureJob, FinishedSegment, Recorder
+from recorder.supervisor import RUN_DIR, CaptureBlocked, CaptureJob, FinishedSegment, Recorder
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +221,16 @@ class SessionControl:
                     )
             if not self._recorder.is_recording(session_id):
                 log.info("session %s: capture starts (%s)", session_id, by)
-                self._recorder.start(
-                    CaptureJob(session_id, chamber.id, chamber.source, self.session_dir(session))
-                )
+                try:
+                    self._recorder.start(
+                        CaptureJob(
+                            session_id, chamber.id, chamber.source, self.session_dir(session)
+                        )
+                    )
+                except CaptureBlocked as exc:
+                    raise Conflict(
+                        f"session {session_id} is live but cannot record: {exc}"
+                    ) from None
             return session
 
     async def stop(self, session_id: int, *, by: str) -> Session:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from archive.index import AsyncArchive
 from config.settings import Settings
+from recorder.health import DiskGuard
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import Recorder
 from streaming.control import LiveFeed, SessionControl
@@ -22,3 +23,5 @@ FEED = web.AppKey("feed", LiveFeed)
 CONTROL = web.AppKey("control", SessionControl)
 SCHEDULER = web.AppKey("scheduler", RecordingScheduler)
 DEMO_TASK = web.AppKey("demo_task", asyncio.Task[None])
+DISK = web.AppKey("disk", DiskGuard)
+DISK_TASK = web.AppKey("disk_task", asyncio.Task[None])
