@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +44,10 @@ class DiskGuard:
         self._settings = settings
         self._recorder = recorder
         self.status = DiskStatus()
+
+    def snapshot(self) -> DiskStatus:
+        """The last reading of free space, with the recording rate as of now."""
+        return replace(self.status, rate_bytes_per_second=self._recorder.bytes_per_second())
 
     async def run(self) -> None:
         """Check until cancelled."""

@@ -340,7 +340,7 @@ async def status(request: web.Request) -> web.Response:
         }
         for s in recorder.statuses()
     ]
-    disk = request.app[DISK].status
+    disk = request.app[DISK].snapshot()
     return web.json_response(
         {
             "captures": captures,

@@ -18,7 +18,7 @@ from recorder.ffmpeg import capture_argv
 from recorder.health import DiskGuard
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import ArgvBuilder, Recorder
-from streaming import api, live, pages
+from streaming import api, live, metrics, pages
 from streaming.control import ArchiveCaptureEvents, LiveFeed, SessionControl
 from streaming.demo import autopilot, prepare_demo
 from streaming.keys import (
@@ -126,5 +126,6 @@ def create_app(
     app.add_routes(api.routes)
     app.add_routes(live.routes)
     app.add_routes(pages.routes)
+    app.add_routes(metrics.routes)
     app.router.add_static("/static", STATIC)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import STAFF, Service, basic
+from conftest import STAFF, Service, basic, wait_for
 
 from recorder.supervisor import Recorder
 from streaming.keys import RECORDER
@@ -152,3 +152,30 @@ async def test_pages_render(service: Service) -> None:
     page = await service.get_text(f"/sessions/{created['id']}")
     assert f"/sessions/{created['id']}/index.m3u8" in page
     await service.get_text("/static/player.js")
+
+
+async def test_metrics_and_status_show_a_running_capture(service: Service) -> None:
+    created = await service.post_json("/api/v1/sessions", body(), status=201)
+    sid = created["id"]
+    await service.post_json(f"/api/v1/sessions/{sid}/start")
+
+    async def recorded() -> dict[str, Any] | None:
+        status = await service.get_json("/api/v1/status")
+        [capture] = status["captures"]
+        return status if capture["segments"] >= 2 else None
+
+    status = await wait_for(recorded, 20, "two segments")
+    assert status["captures"][0]["state"] == "recording"
+    assert status["disk"]["free_bytes"] > 0 and status["disk"]["level"] == "ok"
+    assert status["disk"]["recording_bytes_per_second"] > 0
+    text = await service.get_text("/metrics")
+    labels = f'{{chamber="sala",session="{sid}"}}'
+    assert f"obrady_capture_up{labels} 1\n" in text
+    segments = next(line for line in text.splitlines()
+                    if line.startswith(f"obrady_capture_segments_total{labels}"))
+    assert int(segments.split()[-1]) >= 2
+    assert 'obrady_sessions{state="live"} 1' in text
+    assert "obrady_disk_free_bytes " in text and "# TYPE obrady_capture_up gauge" in text
+    await service.post_json(f"/api/v1/sessions/{sid}/stop")
+    after = await service.get_text("/metrics")
+    assert f"obrady_capture_up{labels}" not in after

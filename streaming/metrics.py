@@ -1,0 +1,121 @@
+"""Prometheus metrics at /metrics: captures, disk and sessions, in the text exposition format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from streaming.keys import ARCHIVE, CLOCK, DISK, RECORDER
+
+routes = web.RouteTableDef()
+
+
+def _labels(**labels: str) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(
+        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in labels.items()
+    )
+    return "{" + inner + "}"
+
+
+def _family(
+    name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]
+) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    lines += [f"{name}{_labels(**labels)} {value:g}" for labels, value in samples]
+    return lines
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Current figures for monitoring."""
+    recorder = request.app[RECORDER]
+    disk = request.app[DISK].snapshot()
+    now = request.app[CLOCK]()
+    archive = request.app[ARCHIVE]
+    sessions = await archive.call(archive.index.active_sessions)
+    captures = recorder.statuses()
+
+    def labels(chamber: str, session: int) -> dict[str, str]:
+        return {"chamber": chamber, "session": str(session)}
+
+    lines: list[str] = []
+    lines += _family(
+        "obrady_capture_up",
+        "gauge",
+        "1 while the capture's ffmpeg records.",
+        [
+            (labels(c.chamber_id, c.session_id), 1.0 if c.state == "recording" else 0.0)
+            for c in captures
+        ],
+    )
+    lines += _family(
+        "obrady_capture_restarts_total",
+        "counter",
+        "ffmpeg restarts of the capture.",
+        [(labels(c.chamber_id, c.session_id), c.restarts) for c in captures],
+    )
+    lines += _family(
+        "obrady_capture_segments_total",
+        "counter",
+        "Segments recorded.",
+        [(labels(c.chamber_id, c.session_id), c.segments) for c in captures],
+    )
+    lines += _family(
+        "obrady_capture_bitrate_bits_per_second",
+        "gauge",
+        "Bit rate of the last recorded segment.",
+        [(labels(c.chamber_id, c.session_id), c.bytes_per_second * 8) for c in captures],
+    )
+    lines += _family(
+        "obrady_capture_last_segment_age_seconds",
+        "gauge",
+        "Seconds since the capture's last segment was finished.",
+        [
+            (labels(c.chamber_id, c.session_id), (now - c.last_segment_at).total_seconds())
+            for c in captures
+            if c.last_segment_at is not None
+        ],
+    )
+    lines += _family(
+        "obrady_capture_blocked",
+        "gauge",
+        "1 while capture is held (disk full).",
+        [({}, 1.0 if recorder.blocked else 0.0)],
+    )
+    lines += _family(
+        "obrady_disk_free_bytes",
+        "gauge",
+        "Free space in the data directory.",
+        [({}, disk.free_bytes)],
+    )
+    lines += _family(
+        "obrady_disk_total_bytes",
+        "gauge",
+        "Size of the data directory's disk.",
+        [({}, disk.total_bytes)],
+    )
+    if disk.hours_left is not None:
+        lines += _family(
+            "obrady_disk_recording_hours_left",
+            "gauge",
+            "Hours of recording the free space holds at the current rate.",
+            [({}, disk.hours_left)],
+        )
+    states = {"scheduled": 0, "live": 0}
+    for session in sessions:
+        states[session.state] = states.get(session.state, 0) + 1
+    lines += _family(
+        "obrady_sessions",
+        "gauge",
+        "Sessions by state (scheduled, live).",
+        [({"state": k}, v) for k, v in sorted(states.items())],
+    )
+    return web.Response(
+        text="\n".join(lines) + "\n",
+        content_type="text/plain",
+        headers={"Cache-Control": "no-store"},
+    )
