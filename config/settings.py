@@ -40,7 +40,7 @@ class RecordingSettings(_Model):
     restart_backoff_initial_seconds: Annotated[float, Field(gt=0, le=60)] = 0.25
     restart_backoff_max_seconds: Annotated[float, Field(gt=0, le=600)] = 1.0
     healthy_reset_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
-    stall_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 15.0
+    stall_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 6.0
 
     @model_validator(mode="after")
     def _backoff_order(self) -> RecordingSettings:
@@ -63,6 +63,15 @@ class StorageSettings(_Model):
         if self.warn_free_gb < self.min_free_gb:
             raise ValueError("warn_free_gb must be at least min_free_gb")
         return self
+
+
+class MonitoringSettings(_Model):
+    """When a source that still delivers packets counts as frozen or silent."""
+
+    frozen_after_seconds: Annotated[float, Field(gt=0, le=3600)] = 6.0
+    frozen_difference: Annotated[float, Field(ge=0, le=255)] = 0.5
+    silent_below_db: Annotated[float, Field(le=0, ge=-200)] = -50.0
+    silent_after_seconds: Annotated[float, Field(gt=0, le=3600)] = 6.0
 
 
 class LiveSettings(_Model):
@@ -147,6 +156,7 @@ class Settings(_Model):
     recording: RecordingSettings = RecordingSettings()
     live: LiveSettings = LiveSettings()
     storage: StorageSettings = StorageSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     chambers: Annotated[list[ChamberSettings], Field(min_length=1)]
     demo: DemoSettings | None = None
 

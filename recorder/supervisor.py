@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 RUN_DIR = re.compile(r"^run-(\d{4,})$")
 POLL_SECONDS = 0.1
+DOWN_AFTER_SECONDS = 30.0
 STDERR_TAIL_LINES = 30
 
 
@@ -109,6 +110,18 @@ class CaptureStatus:
     last_progress_at: datetime | None = None
     last_segment_at: datetime | None = None
     bytes_per_second: float = 0.0
+    failing_since: datetime | None = None
+
+    def source_state(self, now: datetime, segment_seconds: float) -> str:
+        """live (segments arriving), reconnecting (failing under 30 s), down, or starting."""
+        if self.failing_since is not None:
+            failing = (now - self.failing_since).total_seconds()
+            return "reconnecting" if failing < DOWN_AFTER_SECONDS else "down"
+        if self.last_segment_at is None:
+            return "starting"
+        age = (now - self.last_segment_at).total_seconds()
+        return "live" if age <= 3 * segment_seconds + 1 else "reconnecting"
+
     out_time_seconds: float = 0.0
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
 
@@ -286,6 +299,7 @@ class CaptureSupervisor:
                 _remove_if_empty(run_dir)
         if not self._stopping.is_set():
             self.status.last_error = reason
+            self.status.failing_since = self.status.failing_since or self._clock()
             self._failures += 1
             tail = "\n".join(self.status.stderr_tail)
             # A camera that stays away fails every second: log the first failures in full.
@@ -390,6 +404,7 @@ class CaptureSupervisor:
                 size = 0
             self.status.segments += 1
             self.status.last_segment_at = observed_at
+            self.status.failing_since = None
             if entry.duration > 0:
                 self.status.bytes_per_second = size / entry.duration
             try:
@@ -457,13 +472,17 @@ class Recorder:
 
     async def stop(self, session_id: int, reason: str = "stopped") -> None:
         """Stop a session's capture and wait until its last segment is written and reported."""
-        entry = self._captures.pop(session_id, None)
+        entry = self._captures.get(session_id)
         if entry is None:
             return
         supervisor, task = entry
         await supervisor.stop(reason)
-        # _terminate inside the run escalates to SIGKILL after stop_timeout_seconds.
-        await asyncio.shield(task)
+        try:
+            # _terminate inside the run escalates to SIGKILL after stop_timeout_seconds.
+            await asyncio.shield(task)
+        finally:
+            if self._captures.get(session_id) is entry and task.done():
+                del self._captures[session_id]
 
     async def stop_all(self, reason: str = "stopped") -> None:
         """Stop every capture, each finishing its segment."""

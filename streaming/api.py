@@ -14,7 +14,7 @@ from archive.index import AgendaRow, AsyncArchive, Conflict, Marker, NotFound, R
 from archive.timeline import Timeline
 from streaming.auth import authenticate
 from streaming.http import json_error
-from streaming.keys import ARCHIVE, CONTROL, DISK, RECORDER, SCHEDULER, SETTINGS
+from streaming.keys import ANALYZER, ARCHIVE, CLOCK, CONTROL, DISK, RECORDER, SCHEDULER, SETTINGS
 from streaming.openapi import openapi_document
 
 log = logging.getLogger(__name__)
@@ -325,21 +325,38 @@ async def set_break(request: web.Request) -> web.Response:
 async def status(request: web.Request) -> web.Response:
     """What each chamber is recording now and how its capture is doing."""
     recorder = request.app[RECORDER]
-    captures = [
-        {
-            "session_id": s.session_id,
-            "chamber": s.chamber_id,
-            "state": s.state,
-            "run": s.run_ordinal,
-            "pid": s.pid,
-            "restarts": s.restarts,
-            "segments": s.segments,
-            "last_exit_code": s.last_exit_code,
-            "last_error": s.last_error,
-            "last_progress_at": _iso(s.last_progress_at),
-        }
-        for s in recorder.statuses()
-    ]
+    settings = request.app[SETTINGS]
+    analyzer = request.app[ANALYZER]
+    now = request.app[CLOCK]()
+    captures = []
+    for s in recorder.statuses():
+        health = analyzer.health(s.session_id)
+        problems = health.problems(settings.monitoring) if health else []
+        age = None if s.last_segment_at is None else (now - s.last_segment_at).total_seconds()
+        captures.append(
+            {
+                "session_id": s.session_id,
+                "chamber": s.chamber_id,
+                "state": s.state,
+                "source_state": s.source_state(now, settings.recording.segment_seconds),
+                "run": s.run_ordinal,
+                "pid": s.pid,
+                "restarts": s.restarts,
+                "segments": s.segments,
+                "last_segment_age_seconds": None if age is None else round(age, 2),
+                "bitrate_bits_per_second": round(s.bytes_per_second * 8),
+                "last_exit_code": s.last_exit_code,
+                "last_error": s.last_error,
+                "last_progress_at": _iso(s.last_progress_at),
+                "source": {
+                    "problems": problems,
+                    "frozen_seconds": health.frozen_seconds if health else None,
+                    "silent_seconds": health.silent_seconds if health else None,
+                    "audio_max_db": health.audio_max_db if health else None,
+                    "has_audio": health.has_audio if health else None,
+                },
+            }
+        )
     disk = request.app[DISK].snapshot()
     return web.json_response(
         {

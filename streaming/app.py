@@ -14,6 +14,7 @@ from aiohttp import web
 
 from archive.index import ArchiveIndex, AsyncArchive
 from config.settings import Settings
+from recorder.analysis import SegmentAnalyzer
 from recorder.ffmpeg import capture_argv
 from recorder.health import DiskGuard
 from recorder.scheduler import RecordingScheduler
@@ -22,6 +23,8 @@ from streaming import api, live, metrics, pages
 from streaming.control import ArchiveCaptureEvents, LiveFeed, SessionControl
 from streaming.demo import autopilot, prepare_demo
 from streaming.keys import (
+    ANALYZER,
+    ANALYZER_TASK,
     ARCHIVE,
     CLOCK,
     CONTROL,
@@ -70,9 +73,10 @@ def create_app(
                 archive.index.recent_segments, chamber.id, settings.live.playlist_segments
             )
             feed.load(chamber.id, recent)
+        analyzer = SegmentAnalyzer(settings.monitoring)
         recorder = Recorder(
             settings.recording,
-            ArchiveCaptureEvents(archive, feed),
+            ArchiveCaptureEvents(archive, feed, analyzer),
             argv_builder=argv_builder,
             clock=clock,
         )
@@ -83,10 +87,13 @@ def create_app(
         await guard.check()  # a full disk is known before the first capture starts
         app[DISK] = guard
         app[DISK_TASK] = asyncio.create_task(guard.run(), name="disk-guard")
+        app[ANALYZER] = analyzer
+        app[ANALYZER_TASK] = asyncio.create_task(analyzer.run(), name="segment-analyzer")
         yield
-        app[DISK_TASK].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await app[DISK_TASK]
+        for task in (app[ANALYZER_TASK], app[DISK_TASK]):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         # Sessions stay live in the archive: the next start of obrady resumes them.
         await recorder.close()
 

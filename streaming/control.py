@@ -19,6 +19,7 @@ from archive.index import (
 )
 from archive.integrity import append_manifest, read_manifest, sha256_file
 from config.settings import Settings
+from recorder.analysis import SegmentAnalyzer
 from recorder.ffmpeg import SEGMENT_LIST, parse_segment_line
 from recorder.scheduler import ScheduleEntry, StopReason
 from recorder.supervisor import RUN_DIR, CaptureBlocked, CaptureJob, FinishedSegment, Recorder
@@ -58,9 +59,10 @@ class LiveFeed:
 class ArchiveCaptureEvents:
     """Indexes what the recorder reports and feeds the live window."""
 
-    def __init__(self, archive: AsyncArchive, feed: LiveFeed) -> None:
+    def __init__(self, archive: AsyncArchive, feed: LiveFeed, analyzer: SegmentAnalyzer) -> None:
         self._archive = archive
         self._feed = feed
+        self._analyzer = analyzer
 
     async def run_started(
         self, job: CaptureJob, ordinal: int, run_dir: Path, started_at: datetime
@@ -91,6 +93,7 @@ class ArchiveCaptureEvents:
             )
 
         await self._feed.push(await self._archive.call(store))
+        self._analyzer.submit(job.session_id, job.chamber_id, segment.path, segment.entry.duration)
 
     async def run_ended(
         self,

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from archive.index import AsyncArchive
 from config.settings import Settings
+from recorder.analysis import SegmentAnalyzer
 from recorder.health import DiskGuard
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import Recorder
@@ -25,3 +26,5 @@ SCHEDULER = web.AppKey("scheduler", RecordingScheduler)
 DEMO_TASK = web.AppKey("demo_task", asyncio.Task[None])
 DISK = web.AppKey("disk", DiskGuard)
 DISK_TASK = web.AppKey("disk_task", asyncio.Task[None])
+ANALYZER = web.AppKey("analyzer", SegmentAnalyzer)
+ANALYZER_TASK = web.AppKey("analyzer_task", asyncio.Task[None])
