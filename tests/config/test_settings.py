@@ -34,7 +34,9 @@ def test_example_documents_every_key_and_loads() -> None:
     settings = load_settings(ROOT / "config" / "example.toml")
     assert [c.id for c in settings.chambers] == ["sala-obrad", "sala-komisji"]
     text = (ROOT / "config" / "example.toml").read_text()
-    for section in (settings.server, settings.recording, settings.live, settings.storage, settings.monitoring):
+    sections = (settings.server, settings.recording, settings.live, settings.storage,
+                settings.monitoring)
+    for section in sections:
         for key in type(section).model_fields:
             assert f"\n{key} = " in text, f"example.toml does not document {key}"
 
