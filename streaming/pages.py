@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from archive.index import Session
-from archive.publish import chapters
+from archive.publish import Chapter, chapters
+from archive.timeline import Timeline
 from streaming.api import session_id_of
 from streaming.keys import ARCHIVE, SETTINGS
 
@@ -44,6 +45,25 @@ def _page(title: str, body: str) -> web.Response:
 def _when(session: Session) -> str:
     start = session.scheduled_start.astimezone(WARSAW)
     return start.strftime("%d.%m.%Y %H:%M")
+
+
+def _continuity(session: Session, timeline: Timeline) -> str:
+    """The continuity report: complete, or each gap with its time and cause."""
+    if not timeline.spans:
+        return '<h2>Ciągłość nagrania</h2><p id="continuity">Brak nagrania.</p>'
+    gaps = timeline.gaps()
+    if not gaps:
+        verdict = "Nagranie kompletne." if session.state == "ended" else "Jak dotąd bez przerw."
+        return f'<h2>Ciągłość nagrania</h2><p id="continuity">{verdict}</p>'
+    rows = "".join(
+        f"<li>{g.start.astimezone(WARSAW):%H:%M:%S}–{g.end.astimezone(WARSAW):%H:%M:%S} "
+        f"({g.seconds:.1f} s, w nagraniu od {int(g.offset_seconds)} s): {escape(g.cause)}</li>"
+        for g in gaps
+    )
+    return (
+        f'<h2>Ciągłość nagrania</h2><p id="continuity">Przerwy w nagraniu: {len(gaps)}.</p>'
+        f'<ul class="gaps">{rows}</ul>'
+    )
 
 
 @routes.get("/")
@@ -93,11 +113,12 @@ async def session_page(request: web.Request) -> web.Response:
     index = archive.index
     sid = session_id_of(request)
 
-    def read() -> tuple[Session, list]:
+    def read() -> tuple[Session, list[Chapter], Timeline]:
         session = index.get_session(sid)
-        return session, chapters(index.agenda(sid), index.markers(sid), index.timeline(sid))
+        timeline = index.timeline(sid)
+        return session, chapters(index.agenda(sid), index.markers(sid), timeline), timeline
 
-    session, found = await archive.call(read)
+    session, found, timeline = await archive.call(read)
     items = "".join(
         f'<li><a href="?t={int(c.start)}" data-t="{c.start:.3f}">{escape(c.label)}</a></li>'
         for c in found
@@ -107,5 +128,6 @@ async def session_page(request: web.Request) -> web.Response:
         f'<video id="player" controls playsinline data-src="/sessions/{sid}/index.m3u8" '
         f'aria-label="Nagranie posiedzenia"></video>'
         f'<h2>Porządek obrad</h2><ol class="chapters">{items or "<li>Brak rozdziałów.</li>"}</ol>'
+        + _continuity(session, timeline)
     )
     return _page(session.title, body)

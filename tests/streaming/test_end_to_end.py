@@ -150,6 +150,7 @@ async def test_chapters_breaks_and_recording_duration_match_the_room(service: Se
     assert abs(duration - (t_stop - t_start)) < 1.0, (duration, t_stop - t_start)
     assert abs(cues[1][1] - duration) < 0.5
     assert stopped["recording"]["complete"] is True
+    assert "Nagranie kompletne." in await service.get_text(f"/sessions/{sid}")
 
 
 async def test_killed_ffmpeg_is_restarted_and_the_playlist_carries_on(service: Service) -> None:
@@ -185,8 +186,11 @@ async def test_killed_ffmpeg_is_restarted_and_the_playlist_carries_on(service: S
     runs = stopped["recording"]["runs"]
     assert [r["ordinal"] for r in runs] == [1, 2]
     assert runs[0]["exit_code"] == -signal.SIGKILL
-    assert len(stopped["recording"]["gaps"]) == 1
+    [gap] = stopped["recording"]["gaps"]
+    assert gap["cause"] == "ffmpeg was killed (signal 9)"
     assert stopped["recording"]["complete"] is False
+    page = await service.get_text(f"/sessions/{sid}")
+    assert "Przerwy w nagraniu: 1." in page and "ffmpeg was killed (signal 9)" in page
     playlist = await service.get_text(f"/sessions/{sid}/index.m3u8")
     assert playlist.count("#EXT-X-DISCONTINUITY\n") == 1
     assert playlist.rstrip().endswith("#EXT-X-ENDLIST")

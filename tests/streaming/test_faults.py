@@ -7,12 +7,13 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from conftest import OPERATOR, basic, config_text, free_port, wait_for
+from conftest import OPERATOR, Service, basic, config_text, free_port, wait_for
 from helpers import decoded_duration
 
 AGENDA = "1. Otwarcie sesji.\n2. Zamknięcie obrad.\n"
@@ -167,3 +168,47 @@ async def _at_least(probe: Any, n: int) -> bool:
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_viewer_load_cannot_stall_capture(service: Service) -> None:
+    """Many viewers hammer the gateway during a recording: the recording has no gap."""
+    start = datetime.now(UTC) + timedelta(hours=1)
+    created = await service.post_json("/api/v1/sessions", {
+        "title": "Sesja", "scheduled_start": start.isoformat(),
+        "scheduled_end": (start + timedelta(hours=1)).isoformat(), "agenda_text": AGENDA},
+        status=201)
+    sid = created["id"]
+    t_start = time.time()
+    await service.post_json(f"/api/v1/sessions/{sid}/start")
+    requests = 0
+    deadline = time.monotonic() + 12
+
+    async def viewer() -> None:
+        nonlocal requests
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                async with http.get(service.base + "/live/index.m3u8") as r:
+                    text = await r.text()
+                requests += 1
+                uris = [line for line in text.splitlines() if line.endswith(".ts")]
+                if uris:
+                    async with http.get(f"{service.base}/live/{uris[-1]}") as r:
+                        await r.read()
+                    requests += 1
+                async with http.get(f"{service.base}/api/v1/sessions/{sid}") as r:
+                    await r.read()
+                requests += 1
+
+    async def first_segment() -> bool:
+        return (await service.get_text("/live/index.m3u8", status=None)).startswith("#EXTM3U")
+
+    await wait_for(first_segment, 20, "the live playlist")
+    await asyncio.gather(*(viewer() for _ in range(40)))
+    t_stop = time.time()
+    detail = await service.post_json(f"/api/v1/sessions/{sid}/stop")
+    print(f"viewer requests served during the recording: {requests}")
+    assert requests > 500, requests
+    assert len(detail["recording"]["runs"]) == 1
+    assert detail["recording"]["gaps"] == []
+    duration = await decoded_duration(f"{service.base}/sessions/{sid}/index.m3u8")
+    assert abs(duration - (t_stop - t_start)) < 1.0, (duration, t_stop - t_start)
