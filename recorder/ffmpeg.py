@@ -125,9 +125,19 @@ def synthetic_argv(source: SyntheticSource, run_dir: Path, segment_seconds: floa
     return ffmpeg.compile(out.global_args(*GLOBAL_ARGS, "-n"), cmd="ffmpeg")  # type: ignore[no-any-return]
 
 
+# Measured with ffmpeg 5.1: the first H.264/H.265 access unit of an RTSP session reaches the
+# muxer with no timestamp ("Timestamps are unset in a packet"). In copy mode ffmpeg guesses
+# dts 0 for it but shifts the stream so that the second frame lands on 0 too: "Non-monotonous
+# DTS", and the first segment cut one keyframe late. -copyts keeps the RTSP session's own
+# timeline (it starts near 0 for each connection), so the guessed 0 falls before the second
+# frame; setts gives that frame pts = dts instead of leaving the muxer to guess.
+COPY_TIMESTAMP_FIX = "setts=pts=if(eq(PTS\\,NOPTS)\\,DTS\\,PTS)"
+
+
 def rtsp_argv(source: RtspSource, run_dir: Path, segment_seconds: float) -> list[str]:
-    """An RTSP camera: H.264 video copied as it comes (cut at the camera's keyframes), audio
-    converted to AAC because HLS cannot carry G.711."""
+    """An RTSP camera: H.264 video copied as it comes (cut at the camera's keyframes) or
+    re-encoded to H.264 (for H.265 cameras); any audio (AAC, G.711) converted to 48 kHz AAC
+    because HLS cannot carry G.711, and a camera without audio recorded as video only."""
     stream = ffmpeg.input(
         source.url,
         rtsp_transport=source.transport,
@@ -139,8 +149,11 @@ def rtsp_argv(source: RtspSource, run_dir: Path, segment_seconds: float) -> list
     )
     streams = [stream["v:0"]]
     codec: dict[str, object] = {}
+    global_args: list[str] = []
     if source.video == "copy":
         codec["c:v"] = "copy"
+        codec["bsf:v"] = COPY_TIMESTAMP_FIX
+        global_args.append("-copyts")
     else:
         gop_seconds = max(1.0, segment_seconds)
         codec.update(
@@ -153,10 +166,14 @@ def rtsp_argv(source: RtspSource, run_dir: Path, segment_seconds: float) -> list
             }
         )
     if source.audio == "aac":
+        # Optional map: a camera without an audio track is recorded as video only.
         streams.append(stream["a:0?"])
+        # G.711 is 8 kHz: resample to a rate every AAC decoder and HLS player accepts.
         codec.update({"c:a": "aac", "b:a": "128k", "ar": 48000})
     out = _segment_output(streams, run_dir, segment_seconds, codec)
-    return ffmpeg.compile(out.global_args(*GLOBAL_ARGS, "-n"), cmd="ffmpeg")  # type: ignore[no-any-return]
+    return ffmpeg.compile(  # type: ignore[no-any-return]
+        out.global_args(*GLOBAL_ARGS, *global_args, "-n"), cmd="ffmpeg"
+    )
 
 
 def capture_argv(

@@ -39,7 +39,9 @@ VIDEO_ENCODERS = {
 
 # G.711 is 8 kHz mono by definition; AAC cameras commonly send 48 kHz mono.
 AUDIO_ENCODERS = {
-    "aac": "audio/x-raw,rate=48000,channels=1 ! voaacenc bitrate=64000 ! rtpmp4gpay name=pay1 pt=97",
+    "aac": (
+        "audio/x-raw,rate=48000,channels=1 ! voaacenc bitrate=64000 ! rtpmp4gpay name=pay1 pt=97"
+    ),
     "pcma": "audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1",
     "pcmu": "audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1",
 }
@@ -53,8 +55,10 @@ def pipeline_description(args: argparse.Namespace) -> str:
         picture += ' time-format="%H:%M:%S" font-desc="Sans 14" shaded-background=true'
     elif args.pattern == "black":
         picture = "videotestsrc is-live=true pattern=black ! {caps}"
-    else:  # frozen: the same still picture in every frame, as a hung camera sends
-        picture = "videotestsrc is-live=true pattern=smpte ! {caps}"
+    else:
+        # Frozen: the same picture in every frame, as a hung camera sends. Not "smpte": its
+        # corner of snow changes every frame (about 4 luma levels mean difference).
+        picture = "videotestsrc is-live=true pattern=smpte75 ! {caps}"
     caps = f"video/x-raw,width={args.width},height={args.height},framerate={args.fps}/1"
     kbps = max(100, args.width * args.height * args.fps // 20_000)
     video = (
@@ -96,8 +100,17 @@ def main(argv: list[str]) -> int:
     Gst.init(None)
     loop = GLib.MainLoop()
 
+    description = pipeline_description(args)
+    # The server builds the pipeline only when a client asks; build it once now so a missing
+    # plugin fails here with its name rather than as a bare "503" in the client.
+    try:
+        Gst.parse_launch(description)
+    except GLib.Error as exc:
+        print(f"cannot build the camera pipeline: {exc.message}", file=sys.stderr, flush=True)
+        return 1
+
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(pipeline_description(args))
+    factory.set_launch(description)
     # One pipeline for every client, as a camera has one sensor.
     factory.set_shared(True)
     # Without this, each new client's PLAY seeks the shared test pipeline to 0 and resets the

@@ -34,6 +34,8 @@ def test_rtsp_camera_video_is_copied_and_audio_made_aac() -> None:
         "48000",
         "-b:a",
         "128k",
+        "-bsf:v",
+        "setts=pts=if(eq(PTS\\,NOPTS)\\,DTS\\,PTS)",
         "-c:a",
         "aac",
         "-c:v",
@@ -54,6 +56,7 @@ def test_rtsp_camera_video_is_copied_and_audio_made_aac() -> None:
         "-nostats",
         "-progress",
         "pipe:1",
+        "-copyts",
         "-n",
     ]
 
@@ -64,6 +67,8 @@ def test_rtsp_reencode_and_no_audio() -> None:
     assert argv[argv.index("-c:v") + 1] == "libx264"
     assert argv[argv.index("-force_key_frames") + 1] == "expr:gte(t,n_forced*1.5)"
     assert "-c:a" not in argv and "0:a:0?" not in argv
+    # The copy-mode timestamp repair is not needed when ffmpeg decodes the camera's video.
+    assert "-copyts" not in argv and "-bsf:v" not in argv
 
 
 def test_synthetic_chamber_is_paced_and_keyframed_per_segment() -> None:

@@ -1,0 +1,166 @@
+"""Start and stop the RTSP test camera (tests/cameras/rtsp_camera.py) from async tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from types import TracebackType
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # has Debian's python3-gi; the project's venv does not
+SCRIPT = Path(__file__).with_name("rtsp_camera.py")
+STDERR_TAIL = 40
+
+
+class CameraError(RuntimeError):
+    """The camera process did not come up."""
+
+
+class RtspCamera:
+    """A real RTSP server on 127.0.0.1:port serving a test picture (and tone) at /cam."""
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        video: str = "h264",
+        audio: str = "aac",
+        width: int = 320,
+        height: int = 180,
+        fps: int = 10,
+        pattern: str = "smpte",
+        silent: bool = False,
+    ) -> None:
+        self.port = port
+        self.video = video
+        self.audio = audio
+        self.width = width
+        self.height = height
+        self.fps = fps
+        self.pattern = pattern
+        self.silent = silent
+        self.url = f"rtsp://127.0.0.1:{port}/cam"
+        self._proc: asyncio.subprocess.Process | None = None
+        self._drains: list[asyncio.Task[None]] = []
+        self._stderr: list[str] = []
+        self._ready: asyncio.Future[str] | None = None
+        self.returncode: int | None = None  # set by stop(): 0 is a clean exit on SIGTERM
+
+    def argv(self) -> list[str]:
+        """The command line that runs this camera."""
+        argv = [
+            SYSTEM_PYTHON,
+            str(SCRIPT),
+            "--port",
+            str(self.port),
+            "--path",
+            "/cam",
+            "--video",
+            self.video,
+            "--audio",
+            self.audio,
+            "--width",
+            str(self.width),
+            "--height",
+            str(self.height),
+            "--fps",
+            str(self.fps),
+            "--pattern",
+            self.pattern,
+        ]
+        if self.silent:
+            argv.append("--silent")
+        return argv
+
+    @property
+    def stderr_tail(self) -> str:
+        """The last lines the camera wrote to stderr."""
+        return "\n".join(self._stderr[-STDERR_TAIL:])
+
+    async def _drain_stdout(self, stream: asyncio.StreamReader) -> None:
+        async for raw in stream:
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith("READY ") and self._ready is not None and not self._ready.done():
+                self._ready.set_result(line.split(" ", 1)[1])
+
+    async def _drain_stderr(self, stream: asyncio.StreamReader) -> None:
+        async for raw in stream:
+            self._stderr.append(raw.decode("utf-8", "replace").rstrip())
+            del self._stderr[:-STDERR_TAIL]
+
+    async def start(self, timeout: float = 20) -> None:
+        """Spawn the camera and wait until it listens; raise CameraError (with its stderr)."""
+        if self._proc is not None:
+            raise CameraError("camera already started")
+        self._ready = asyncio.get_running_loop().create_future()
+        self._proc = await asyncio.create_subprocess_exec(
+            *self.argv(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        self._drains = [
+            asyncio.create_task(self._drain_stdout(self._proc.stdout)),
+            asyncio.create_task(self._drain_stderr(self._proc.stderr)),
+        ]
+        exited = asyncio.create_task(self._proc.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {self._ready, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if self._ready in done:
+                url = self._ready.result()
+                if url != self.url:
+                    raise CameraError(f"camera announced {url}, expected {self.url}")
+                return
+            if exited in done:
+                # Let the stderr drain catch the last words before quoting them.
+                await asyncio.wait(self._drains, timeout=2)
+                raise CameraError(
+                    f"camera exited with {self._proc.returncode} before READY:\n{self.stderr_tail}"
+                )
+            raise CameraError(f"camera not READY after {timeout:g} s:\n{self.stderr_tail}")
+        except BaseException:
+            await self.stop()
+            raise
+        finally:
+            exited.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await exited
+
+    async def stop(self, timeout: float = 10) -> None:
+        """SIGTERM, wait up to timeout, then SIGKILL; safe to call twice or before start."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), timeout)
+                except TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await asyncio.wait_for(proc.wait(), timeout)
+            self.returncode = proc.returncode
+        drains, self._drains = self._drains, []
+        if drains:
+            # The pipes close when the process is gone; do not hang on a stray grandchild.
+            _, pending = await asyncio.wait(drains, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*drains, return_exceptions=True)
+
+    async def __aenter__(self) -> RtspCamera:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
