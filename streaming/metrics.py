@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from streaming.keys import ARCHIVE, CLOCK, DISK, RECORDER
+from streaming.keys import ANALYZER, ARCHIVE, CLOCK, DISK, RECORDER
 
 routes = web.RouteTableDef()
 
@@ -78,6 +78,30 @@ async def metrics(request: web.Request) -> web.Response:
             (labels(c.chamber_id, c.session_id), (now - c.last_segment_at).total_seconds())
             for c in captures
             if c.last_segment_at is not None
+        ],
+    )
+    analyzer = request.app[ANALYZER]
+    healths = [(c, h) for c in captures if (h := analyzer.health(c.session_id)) is not None]
+    lines += _family(
+        "obrady_source_frozen_seconds",
+        "gauge",
+        "Seconds the source's picture has not changed.",
+        [(labels(c.chamber_id, c.session_id), h.frozen_seconds) for c, h in healths],
+    )
+    lines += _family(
+        "obrady_source_silent_seconds",
+        "gauge",
+        "Seconds the source's audio has stayed below the silence level.",
+        [(labels(c.chamber_id, c.session_id), h.silent_seconds) for c, h in healths],
+    )
+    lines += _family(
+        "obrady_source_audio_peak_db",
+        "gauge",
+        "Audio peak of the last analysed segment.",
+        [
+            (labels(c.chamber_id, c.session_id), h.audio_max_db)
+            for c, h in healths
+            if h.audio_max_db is not None
         ],
     )
     lines += _family(

@@ -52,8 +52,23 @@ async def wait_for(
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
-def config_text(data_dir: Path, port: int, **recording: float) -> str:
-    """A small, cheap configuration: one synthetic chamber at 320x180, 1 s segments."""
+SYNTHETIC_SOURCE = """kind = "synthetic"
+width = 320
+height = 180
+fps = 10
+label = "test"
+"""
+
+
+def rtsp_source(url: str) -> str:
+    """The [chambers.source] body for a camera at url (H.264 copied, audio to AAC)."""
+    return f'kind = "rtsp"\nurl = "{url}"\ntimeout_seconds = 3\n'
+
+
+def config_text(
+    data_dir: Path, port: int, source: str = SYNTHETIC_SOURCE, **recording: float
+) -> str:
+    """A small, cheap configuration: one chamber (synthetic 320x180 by default), 1 s segments."""
     rec = {
         "segment_seconds": 1,
         "preroll_seconds": 0,
@@ -79,12 +94,7 @@ playlist_segments = 6
 id = "sala"
 name = "Sala obrad"
 [chambers.source]
-kind = "synthetic"
-width = 320
-height = 180
-fps = 10
-label = "test"
-"""
+{source}"""
 
 
 @dataclass
@@ -152,8 +162,8 @@ async def stop_service(service: Service) -> None:
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Build test settings in this test's own folder and port."""
 
-    def make(**recording: float) -> Settings:
-        return parse_settings(config_text(tmp_path / "data", free_port(), **recording))
+    def make(source: str = SYNTHETIC_SOURCE, **recording: float) -> Settings:
+        return parse_settings(config_text(tmp_path / "data", free_port(), source, **recording))
 
     return make
 

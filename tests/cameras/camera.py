@@ -74,6 +74,12 @@ class RtspCamera:
         return argv
 
     @property
+    def pid(self) -> int | None:
+        """The camera server's pid while it runs."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    @property
     def stderr_tail(self) -> str:
         """The last lines the camera wrote to stderr."""
         return "\n".join(self._stderr[-STDERR_TAIL:])
