@@ -50,6 +50,19 @@ def migrate(conn: sqlite3.Connection) -> int:
             f"database schema version {current} is newer than this obrady ({latest}); "
             "upgrade obrady or restore a matching backup"
         )
+    if current >= latest:
+        return current
+    # Rebuilding a table (SQLite's way to change constraints) needs foreign keys off; they are
+    # checked before each migration commits and switched back on afterwards.
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        current = _apply(conn, migrations, current)
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
+    return current
+
+
+def _apply(conn: sqlite3.Connection, migrations: list[tuple[int, str, str]], current: int) -> int:
     for number, name, sql in migrations:
         if number <= current:
             continue
@@ -58,6 +71,9 @@ def migrate(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")
             for statement in _statements(sql):
                 conn.execute(statement)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise sqlite3.IntegrityError(f"foreign keys broken: {broken[:5]}")
             conn.execute(f"PRAGMA user_version = {number:d}")
             conn.execute("COMMIT")
         except sqlite3.Error as exc:

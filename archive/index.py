@@ -10,14 +10,14 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from archive.agenda import AgendaItem, flatten
 from archive.db import ArchiveError, connect
-from archive.timeline import Timeline, build_timeline
+from archive.timeline import CONTIGUOUS_SECONDS, Piece, Timeline, build_timeline
 
 SessionState = Literal["scheduled", "live", "ended"]
 MarkerKind = Literal["item_start", "break_start", "break_end"]
@@ -112,6 +112,7 @@ class Run:
 
     id: int
     session_id: int
+    camera: str
     ordinal: int
     dir: str
     started_at: datetime
@@ -121,6 +122,7 @@ class Run:
     duration: float
     segment_count: int
     end_reason: str | None
+    media_origin: float | None
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class Segment:
     run_id: int
     run_ordinal: int
     run_dir: str
+    camera: str
     session_id: int
     chamber: str
     seq: int
@@ -139,14 +142,14 @@ class Segment:
     duration: float
     observed_at: datetime
     size_bytes: int
-    chamber_seq: int
-    chamber_disc: int
     sha256: str | None
+    program_seq: int | None
+    program_disc: int | None
 
     @property
     def rel_path(self) -> str:
-        """Path below the media root."""
-        return f"{self.run_dir}/{self.file}"
+        """Path below the session's media folder: camera/run-NNNN/seg-NNNNNN.ts."""
+        return f"{self.camera}/{self.run_dir}/{self.file}"
 
 
 def _session(row: sqlite3.Row) -> Session:
@@ -172,6 +175,7 @@ def _segment(row: sqlite3.Row) -> Segment:
         run_id=row["run_id"],
         run_ordinal=row["ordinal"],
         run_dir=row["dir"],
+        camera=row["camera"],
         session_id=row["session_id"],
         chamber=row["chamber"],
         seq=row["seq"],
@@ -180,13 +184,16 @@ def _segment(row: sqlite3.Row) -> Segment:
         duration=row["duration"],
         observed_at=datetime.fromisoformat(row["observed_at"]),
         size_bytes=row["size_bytes"],
-        chamber_seq=row["chamber_seq"],
-        chamber_disc=row["chamber_disc"],
         sha256=row["sha256"],
+        program_seq=row["pseq"],
+        program_disc=row["pdisc"],
     )
 
 
-_SEGMENT_SELECT = "SELECT s.*, r.ordinal, r.dir FROM segments s JOIN runs r ON r.id = s.run_id "
+_SEGMENT_SELECT = (
+    "SELECT s.*, r.ordinal, r.dir, r.camera, p.seq AS pseq, p.disc AS pdisc FROM segments s"
+    " JOIN runs r ON r.id = s.run_id LEFT JOIN program p ON p.segment_id = s.id "
+)
 
 
 class ArchiveIndex:
@@ -398,12 +405,20 @@ class ArchiveIndex:
 
     # runs and segments
 
-    def add_run(self, session_id: int, ordinal: int, run_dir: str, started_at: datetime) -> int:
-        """Record the start of an ffmpeg run; returns the run id."""
+    def add_run(
+        self,
+        session_id: int,
+        ordinal: int,
+        run_dir: str,
+        started_at: datetime,
+        camera: str = "main",
+    ) -> int:
+        """Record the start of an ffmpeg run of one camera; returns the run id."""
         with self._tx() as c:
             cur = c.execute(
-                "INSERT INTO runs (session_id, ordinal, dir, started_at) VALUES (?,?,?,?)",
-                (session_id, ordinal, run_dir, to_text(started_at)),
+                "INSERT INTO runs (session_id, camera, ordinal, dir, started_at)"
+                " VALUES (?,?,?,?,?)",
+                (session_id, camera, ordinal, run_dir, to_text(started_at)),
             )
         return int(cur.lastrowid or 0)
 
@@ -428,10 +443,11 @@ class ArchiveIndex:
             )
         return cur.rowcount
 
-    def run_id_by_ordinal(self, session_id: int, ordinal: int) -> int | None:
-        """The id of a session's run, if it is indexed."""
+    def run_id_by_ordinal(self, session_id: int, ordinal: int, camera: str = "main") -> int | None:
+        """The id of a camera's run in a session, if it is indexed."""
         row = self._conn.execute(
-            "SELECT id FROM runs WHERE session_id = ? AND ordinal = ?", (session_id, ordinal)
+            "SELECT id FROM runs WHERE session_id = ? AND camera = ? AND ordinal = ?",
+            (session_id, camera, ordinal),
         ).fetchone()
         return None if row is None else int(row[0])
 
@@ -457,6 +473,7 @@ class ArchiveIndex:
         observed_at: datetime,
         size_bytes: int,
         sha256: str | None = None,
+        program: bool = True,
     ) -> Segment:
         """Record a finished segment, number it in its chamber, and refine the run's anchor."""
         with self._tx() as c:
@@ -467,16 +484,12 @@ class ArchiveIndex:
             ).fetchone()
             if run is None:
                 raise NotFound(f"run {run_id} does not exist")
-            prev = c.execute(
-                "SELECT chamber_seq, chamber_disc, run_id FROM segments WHERE chamber = ?"
-                " ORDER BY chamber_seq DESC LIMIT 1",
+            # chamber_seq numbers every segment of the chamber's cameras in arrival order.
+            chamber_seq = c.execute(
+                "SELECT COALESCE(MAX(chamber_seq) + 1, 0) FROM segments WHERE chamber = ?",
                 (run["chamber"],),
-            ).fetchone()
-            if prev is None:
-                chamber_seq, chamber_disc = 0, 0
-            else:
-                chamber_seq = prev["chamber_seq"] + 1
-                chamber_disc = prev["chamber_disc"] + (0 if prev["run_id"] == run_id else 1)
+            ).fetchone()[0]
+            chamber_disc = 0
             origin = run["media_origin"]
             if origin is None:
                 origin = media_start
@@ -510,36 +523,94 @@ class ArchiveIndex:
                 ),
             )
             segment_id = int(cur.lastrowid or 0)
+            if program:
+                self._append_program(c, run["chamber"], run["session_id"], run_id, segment_id)
         row = self._conn.execute(_SEGMENT_SELECT + "WHERE s.id = ?", (segment_id,)).fetchone()
         return _segment(row)
 
+    @staticmethod
+    def _append_program(
+        c: sqlite3.Connection, chamber: str, session_id: int, run_id: int, segment_id: int
+    ) -> None:
+        prev = c.execute(
+            "SELECT p.seq, p.disc, s.run_id FROM program p JOIN segments s ON s.id = p.segment_id"
+            " WHERE p.chamber = ? ORDER BY p.seq DESC LIMIT 1",
+            (chamber,),
+        ).fetchone()
+        if prev is None:
+            seq, disc = 0, 0
+        else:
+            seq = prev["seq"] + 1
+            disc = prev["disc"] + (0 if prev["run_id"] == run_id else 1)
+        c.execute(
+            "INSERT INTO program (chamber, seq, disc, segment_id, session_id) VALUES (?,?,?,?,?)",
+            (chamber, seq, disc, segment_id, session_id),
+        )
+
     def segments(self, session_id: int) -> list[Segment]:
-        """The session's segments in playback order."""
+        """The session's program: what went live and makes the recording, in playback order."""
         rows = self._conn.execute(
-            _SEGMENT_SELECT + "WHERE s.session_id = ? ORDER BY r.ordinal, s.seq", (session_id,)
+            _SEGMENT_SELECT + "WHERE p.session_id = ? ORDER BY p.seq", (session_id,)
+        ).fetchall()
+        return [_segment(r) for r in rows]
+
+    def all_segments(self, session_id: int) -> list[Segment]:
+        """Every segment of every camera of the session."""
+        rows = self._conn.execute(
+            _SEGMENT_SELECT + "WHERE s.session_id = ? ORDER BY r.camera, r.ordinal, s.seq",
+            (session_id,),
+        ).fetchall()
+        return [_segment(r) for r in rows]
+
+    def camera_segments(self, session_id: int, camera: str) -> list[Segment]:
+        """One camera's own recording of the session, in order."""
+        rows = self._conn.execute(
+            _SEGMENT_SELECT + "WHERE s.session_id = ? AND r.camera = ? ORDER BY r.ordinal, s.seq",
+            (session_id, camera),
         ).fetchall()
         return [_segment(r) for r in rows]
 
     def recent_segments(self, chamber: str, count: int) -> list[Segment]:
-        """The chamber's newest segments, oldest first."""
+        """The chamber's newest program segments, oldest first."""
         rows = self._conn.execute(
-            _SEGMENT_SELECT + "WHERE s.chamber = ? ORDER BY s.chamber_seq DESC LIMIT ?",
+            _SEGMENT_SELECT + "WHERE p.chamber = ? ORDER BY p.seq DESC LIMIT ?",
             (chamber, count),
         ).fetchall()
         return [_segment(r) for r in reversed(rows)]
+
+    def add_switch(
+        self, chamber: str, camera: str, at: datetime, session_id: int | None, by: str | None
+    ) -> None:
+        """Record that the chamber's program camera changed."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO program_switches (chamber, camera, at, session_id, created_by)"
+                " VALUES (?,?,?,?,?)",
+                (chamber, camera, to_text(at), session_id, by),
+            )
+
+    def program_camera(self, chamber: str) -> str | None:
+        """The chamber's program camera as last switched, if ever."""
+        row = self._conn.execute(
+            "SELECT camera FROM program_switches WHERE chamber = ? ORDER BY at DESC, id DESC"
+            " LIMIT 1",
+            (chamber,),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def runs(self, session_id: int) -> list[Run]:
         """The session's runs in order, with their recorded durations."""
         rows = self._conn.execute(
             "SELECT r.*, COALESCE(SUM(s.duration), 0) AS duration, COUNT(s.id) AS n"
             " FROM runs r LEFT JOIN segments s ON s.run_id = r.id"
-            " WHERE r.session_id = ? GROUP BY r.id ORDER BY r.ordinal",
+            " WHERE r.session_id = ? GROUP BY r.id ORDER BY r.camera, r.ordinal",
             (session_id,),
         ).fetchall()
         return [
             Run(
                 r["id"],
                 r["session_id"],
+                r["camera"],
                 r["ordinal"],
                 r["dir"],
                 datetime.fromisoformat(r["started_at"]),
@@ -549,6 +620,7 @@ class ArchiveIndex:
                 float(r["duration"]),
                 int(r["n"]),
                 r["end_reason"],
+                r["media_origin"],
             )
             for r in rows
         ]
@@ -556,11 +628,25 @@ class ArchiveIndex:
     def timeline(self, session_id: int) -> Timeline:
         """The session's playback timeline."""
         session = self.get_session(session_id)
-        runs = self.runs(session_id)
-        return build_timeline(
-            [(r.id, r.ordinal, r.anchor_at, r.duration, r.end_reason) for r in runs],
-            ongoing=session.state == "live",
-        )
+        runs = {run.id: run for run in self.runs(session_id)}
+        pieces: list[Piece] = []
+        media_end = 0.0
+        for segment in self.segments(session_id):
+            run = runs[segment.run_id]
+            if run.anchor_at is None or run.media_origin is None:
+                continue
+            last = pieces[-1] if pieces else None
+            if (
+                last is not None
+                and last.run_id == run.id
+                and abs(segment.media_start - media_end) <= CONTIGUOUS_SECONDS
+            ):
+                pieces[-1] = replace(last, duration=last.duration + segment.duration)
+            else:
+                wall = run.anchor_at + timedelta(seconds=segment.media_start - run.media_origin)
+                pieces.append(Piece(run.id, run.camera, wall, segment.duration, run.end_reason))
+            media_end = segment.media_start + segment.duration
+        return build_timeline(pieces, ongoing=session.state == "live")
 
 
 class _Transaction:

@@ -98,8 +98,8 @@ def media_playlist(
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{target}"]
     if window:
         first = segments[0] if segments else None
-        lines.append(f"#EXT-X-MEDIA-SEQUENCE:{first.chamber_seq if first else 0}")
-        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{first.chamber_disc if first else 0}")
+        lines.append(f"#EXT-X-MEDIA-SEQUENCE:{(first.program_seq or 0) if first else 0}")
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{(first.program_disc or 0) if first else 0}")
     else:
         lines.append("#EXT-X-MEDIA-SEQUENCE:0")
         lines.append(f"#EXT-X-PLAYLIST-TYPE:{'VOD' if ended else 'EVENT'}")

@@ -1,4 +1,5 @@
-"""Maps wall-clock moments onto a session recording's playback timeline (runs joined end to end)."""
+"""Maps wall-clock moments onto a session recording's playback timeline: the program's pieces
+(stretches of one ffmpeg run of one camera) joined end to end."""
 
 from __future__ import annotations
 
@@ -6,13 +7,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+# Media stamps from different segments of one run are contiguous to within float noise.
+CONTIGUOUS_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of the program recorded by one run of one camera, without a break."""
+
+    run_id: int
+    camera: str
+    anchor_at: datetime
+    duration: float
+    end_reason: str | None = None
+
 
 @dataclass(frozen=True)
 class RunSpan:
-    """One ffmpeg run as it appears in the session's playback timeline."""
+    """A piece as it appears in the session's playback timeline."""
 
     run_id: int
-    ordinal: int
+    camera: str
     anchor_at: datetime
     position: float
     duration: float
@@ -20,13 +35,13 @@ class RunSpan:
 
     @property
     def wall_end(self) -> datetime:
-        """The wall-clock time of the last recorded moment of this run."""
+        """The wall-clock time of the last recorded moment of this piece."""
         return self.anchor_at + timedelta(seconds=self.duration)
 
 
 @dataclass(frozen=True)
 class Gap:
-    """Wall-clock time between two runs that was not recorded."""
+    """Wall-clock time between two pieces that the program does not cover, and why."""
 
     start: datetime
     end: datetime
@@ -41,7 +56,7 @@ class Gap:
 
 @dataclass(frozen=True)
 class Timeline:
-    """A session's runs in playback order; offsets are seconds from the recording's start."""
+    """A session's program pieces in playback order; offsets are seconds from its start."""
 
     spans: tuple[RunSpan, ...]
     ongoing: bool
@@ -52,7 +67,7 @@ class Timeline:
         return sum(span.duration for span in self.spans)
 
     def offset_of(self, at: datetime) -> float | None:
-        """Playback offset of a wall-clock moment; moments in a gap map to the next run's start."""
+        """Playback offset of a wall-clock moment; moments in a gap map to the next piece."""
         if not self.spans:
             return None
         for span in self.spans:
@@ -66,27 +81,38 @@ class Timeline:
         return offset if self.ongoing else min(offset, self.duration)
 
     def gaps(self) -> list[Gap]:
-        """Unrecorded stretches between consecutive runs."""
+        """Unrecorded stretches between consecutive pieces, with their causes."""
         found = []
         for before, after in zip(self.spans, self.spans[1:], strict=False):
-            if after.anchor_at > before.wall_end:
+            missing = (after.anchor_at - before.wall_end).total_seconds()
+            if missing <= CONTIGUOUS_SECONDS:
+                continue
+            if before.camera != after.camera:
+                cause = f"program switched from camera {before.camera} to {after.camera}"
+            elif before.run_id != after.run_id:
                 cause = before.end_reason or "capture was interrupted"
-                found.append(Gap(before.wall_end, after.anchor_at, after.position, cause))
+            else:
+                cause = "segments missing from the index"
+            found.append(Gap(before.wall_end, after.anchor_at, after.position, cause))
         return found
 
 
-def build_timeline(
-    runs: Sequence[tuple[int, int, datetime | None, float, str | None]], ongoing: bool
-) -> Timeline:
-    """Build a timeline from (run_id, ordinal, anchor_at, duration, end_reason) by ordinal.
-
-    Runs that produced no segment (no anchor, or zero duration) take no place in it.
-    """
+def build_timeline(pieces: Sequence[Piece], ongoing: bool) -> Timeline:
+    """Lay pieces (in program order) end to end; empty pieces take no place."""
     spans = []
     position = 0.0
-    for run_id, ordinal, anchor_at, duration, reason in sorted(runs, key=lambda r: r[1]):
-        if anchor_at is None or duration <= 0:
+    for piece in pieces:
+        if piece.duration <= 0:
             continue
-        spans.append(RunSpan(run_id, ordinal, anchor_at, position, duration, reason))
-        position += duration
+        spans.append(
+            RunSpan(
+                piece.run_id,
+                piece.camera,
+                piece.anchor_at,
+                position,
+                piece.duration,
+                piece.end_reason,
+            )
+        )
+        position += piece.duration
     return Timeline(tuple(spans), ongoing)

@@ -114,21 +114,90 @@ class RtspSource(_Model):
 Source = Annotated[SyntheticSource | RtspSource, Field(discriminator="kind")]
 
 
+def _check_slug(value: str) -> str:
+    if not SLUG.match(value):
+        raise ValueError(
+            "must be a short slug of lowercase letters, digits and '-', e.g. 'sala-obrad'"
+        )
+    return value
+
+
+class RtspAudio(_Model):
+    """Chamber audio from the microphone system's own network stream (its audio track is used)."""
+
+    kind: Literal["rtsp"]
+    url: str
+    transport: Literal["tcp", "udp"] = "tcp"
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+    _url = field_validator("url")(RtspSource._rtsp_url.__func__)  # type: ignore[attr-defined]
+
+
+class AlsaAudio(_Model):
+    """Chamber audio from a line input of this machine (ALSA device, e.g. "hw:1,0")."""
+
+    kind: Literal["alsa"]
+    device: str
+    channels: Annotated[int, Field(ge=1, le=8)] = 2
+    sample_rate: Annotated[int, Field(ge=8000, le=192000)] = 48000
+
+
+AudioSource = Annotated[RtspAudio | AlsaAudio, Field(discriminator="kind")]
+
+
+class CameraSettings(_Model):
+    """One camera of a chamber; every camera is recorded on its own."""
+
+    id: str
+    name: str = ""
+    source: Source
+
+    _slug = field_validator("id")(_check_slug)
+
+
 class ChamberSettings(_Model):
-    """One room that is recorded: its URL slug, its name and its program source."""
+    """One room that is recorded: its cameras (or one source), its program camera, its audio."""
 
     id: str
     name: str
-    source: Source
+    source: Source | None = None
+    cameras: list[CameraSettings] = []
+    program: str | None = None
+    audio: AudioSource | None = None
 
-    @field_validator("id")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
+    _slug = field_validator("id")(_check_slug)
+
+    @model_validator(mode="after")
+    def _cameras(self) -> ChamberSettings:
+        if (self.source is None) == (not self.cameras):
             raise ValueError(
-                "must be a short slug of lowercase letters, digits and '-', e.g. 'sala-obrad'"
+                "give either [chambers.source] (one camera) or [[chambers.cameras]] (several)"
             )
-        return value
+        ids = [camera.id for camera in self.camera_list]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"camera ids must be unique in a chamber, got {ids}")
+        if self.program is not None and self.program not in ids:
+            raise ValueError(f"program {self.program!r} is not one of the cameras {ids}")
+        return self
+
+    @property
+    def camera_list(self) -> list[CameraSettings]:
+        """The chamber's cameras; a single [chambers.source] is the camera "main"."""
+        if self.source is not None:
+            return [CameraSettings(id="main", name=self.name, source=self.source)]
+        return list(self.cameras)
+
+    @property
+    def default_program(self) -> str:
+        """The camera that goes live until an operator switches."""
+        return self.program or self.camera_list[0].id
+
+    def camera(self, camera_id: str) -> CameraSettings:
+        """The camera with this id; KeyError if there is none."""
+        for camera in self.camera_list:
+            if camera.id == camera_id:
+                return camera
+        raise KeyError(camera_id)
 
 
 class DemoSession(_Model):

@@ -47,6 +47,7 @@ class SourceHealth:
 
     session_id: int
     chamber_id: str
+    camera_id: str
     analysed: int = 0
     frozen_seconds: float = 0.0
     silent_seconds: float = 0.0
@@ -75,37 +76,37 @@ class SegmentAnalyzer:
 
     def __init__(self, settings: MonitoringSettings) -> None:
         self._settings = settings
-        self._queue: asyncio.Queue[tuple[int, str, Path, float]] = asyncio.Queue(QUEUE_LIMIT)
-        self._health: dict[int, SourceHealth] = {}
+        self._queue: asyncio.Queue[tuple[tuple[int, str], str, Path, float]] = asyncio.Queue(
+            QUEUE_LIMIT
+        )
+        self._health: dict[tuple[int, str], SourceHealth] = {}
         self.dropped = 0
 
-    def submit(self, session_id: int, chamber_id: str, path: Path, duration: float) -> None:
+    def submit(self, key: tuple[int, str], chamber_id: str, path: Path, duration: float) -> None:
         """Queue a segment; when analysis falls behind, segments are skipped, never waited for."""
         try:
-            self._queue.put_nowait((session_id, chamber_id, path, duration))
+            self._queue.put_nowait((key, chamber_id, path, duration))
         except asyncio.QueueFull:
             self.dropped += 1
 
-    def health(self, session_id: int) -> SourceHealth | None:
-        """The latest analysis of a capture, if any."""
-        return self._health.get(session_id)
-
-    def forget(self, session_id: int) -> None:
-        """Drop what is known of a capture that ended."""
-        self._health.pop(session_id, None)
+    def health(self, key: tuple[int, str]) -> SourceHealth | None:
+        """The latest analysis of a capture (session, camera), if any."""
+        return self._health.get(key)
 
     async def run(self) -> None:
         """Analyse queued segments until cancelled."""
         while True:
-            session_id, chamber_id, path, duration = await self._queue.get()
+            key, chamber_id, path, duration = await self._queue.get()
             try:
-                await self._analyse(session_id, chamber_id, path, duration)
+                await self._analyse(key, chamber_id, path, duration)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("analysis of %s failed", path)
 
-    async def _analyse(self, session_id: int, chamber_id: str, path: Path, duration: float) -> None:
+    async def _analyse(
+        self, key: tuple[int, str], chamber_id: str, path: Path, duration: float
+    ) -> None:
         proc = await asyncio.create_subprocess_exec(
             *analysis_argv(path),
             stdin=asyncio.subprocess.DEVNULL,
@@ -123,7 +124,7 @@ class SegmentAnalyzer:
                 raise
             log.warning("analysis of %s timed out", path)
             return
-        health = self._health.setdefault(session_id, SourceHealth(session_id, chamber_id))
+        health = self._health.setdefault(key, SourceHealth(key[0], chamber_id, key[1]))
         before = health.problems(self._settings)
         if len(thumb) == THUMB_W * THUMB_H:
             same = picture_difference(thumb, health.thumbnail) < self._settings.frozen_difference
@@ -140,6 +141,6 @@ class SegmentAnalyzer:
         health.analysed += 1
         after = health.problems(self._settings)
         if _kinds(after) != _kinds(before) and after:
-            log.warning("session %s (%s): %s", session_id, chamber_id, "; ".join(after))
+            log.warning("session %s, camera %s: %s", key[0], key[1], "; ".join(after))
         elif before and not after:
-            log.info("session %s (%s): source looks healthy again", session_id, chamber_id)
+            log.info("session %s, camera %s: source looks healthy again", key[0], key[1])

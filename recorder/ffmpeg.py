@@ -10,7 +10,7 @@ from typing import Any
 
 import ffmpeg  # type: ignore[import-untyped]
 
-from config.settings import RtspSource, SyntheticSource
+from config.settings import AlsaAudio, RtspAudio, RtspSource, SyntheticSource
 
 SEGMENT_PATTERN = "seg-%06d.ts"
 SEGMENT_LIST = "segments.csv"
@@ -79,9 +79,33 @@ def _segment_output(
     )
 
 
-def synthetic_argv(source: SyntheticSource, run_dir: Path, segment_seconds: float) -> list[str]:
-    """A simulated chamber: test picture with a burned-in wall clock and a beeping tone, paced
-    in real time and encoded to H.264/AAC with a keyframe at every segment boundary."""
+ChamberAudio = RtspAudio | AlsaAudio
+
+
+def chamber_audio_input(audio: ChamberAudio) -> Any:
+    """The ffmpeg input of the chamber's own audio (the microphone system)."""
+    if isinstance(audio, AlsaAudio):
+        return ffmpeg.input(
+            audio.device, f="alsa", channels=audio.channels, sample_rate=audio.sample_rate
+        )
+    return ffmpeg.input(
+        audio.url,
+        rtsp_transport=audio.transport,
+        timeout=int(audio.timeout_seconds * 1_000_000),
+        analyzeduration=500_000,
+        probesize=500_000,
+    )
+
+
+def synthetic_argv(
+    source: SyntheticSource,
+    run_dir: Path,
+    segment_seconds: float,
+    audio_source: ChamberAudio | None = None,
+) -> list[str]:
+    """A simulated chamber: test picture with a burned-in wall clock and a beeping tone (or the
+    chamber audio), paced in real time and encoded to H.264/AAC with a keyframe at every
+    segment boundary."""
     gop = max(1, math.ceil(source.fps * segment_seconds))
     video = ffmpeg.input(
         f"testsrc2=size={source.width}x{source.height}:rate={source.fps}", f="lavfi", re=None
@@ -106,9 +130,12 @@ def synthetic_argv(source: SyntheticSource, run_dir: Path, segment_seconds: floa
         box=1,
         boxcolor="black@0.6",
     )
-    audio = ffmpeg.input(
-        f"sine=frequency={source.tone_hz}:beep_factor=4:sample_rate=48000", f="lavfi", re=None
-    )
+    if audio_source is not None:
+        audio = chamber_audio_input(audio_source)["a:0"]
+    else:
+        audio = ffmpeg.input(
+            f"sine=frequency={source.tone_hz}:beep_factor=4:sample_rate=48000", f="lavfi", re=None
+        )
     codec = {
         "c:v": "libx264",
         "preset": "veryfast",
@@ -120,6 +147,7 @@ def synthetic_argv(source: SyntheticSource, run_dir: Path, segment_seconds: floa
         "b:v": "2M",
         "c:a": "aac",
         "b:a": "96k",
+        "ar": 48000,
     }
     out = _segment_output([video, audio], run_dir, segment_seconds, codec)
     return ffmpeg.compile(out.global_args(*GLOBAL_ARGS, "-n"), cmd="ffmpeg")  # type: ignore[no-any-return]
@@ -134,10 +162,16 @@ def synthetic_argv(source: SyntheticSource, run_dir: Path, segment_seconds: floa
 COPY_TIMESTAMP_FIX = "setts=pts=if(eq(PTS\\,NOPTS)\\,DTS\\,PTS)"
 
 
-def rtsp_argv(source: RtspSource, run_dir: Path, segment_seconds: float) -> list[str]:
+def rtsp_argv(
+    source: RtspSource,
+    run_dir: Path,
+    segment_seconds: float,
+    audio_source: ChamberAudio | None = None,
+) -> list[str]:
     """An RTSP camera: H.264 video copied as it comes (cut at the camera's keyframes) or
     re-encoded to H.264 (for H.265 cameras); any audio (AAC, G.711) converted to 48 kHz AAC
-    because HLS cannot carry G.711, and a camera without audio recorded as video only."""
+    because HLS cannot carry G.711, and a camera without audio recorded as video only. With a
+    chamber audio source, that audio replaces the camera's."""
     stream = ffmpeg.input(
         source.url,
         rtsp_transport=source.transport,
@@ -165,7 +199,10 @@ def rtsp_argv(source: RtspSource, run_dir: Path, segment_seconds: float) -> list
                 "force_key_frames": f"expr:gte(t,n_forced*{gop_seconds:g})",
             }
         )
-    if source.audio == "aac":
+    if audio_source is not None:
+        streams.append(chamber_audio_input(audio_source)["a:0"])
+        codec.update({"c:a": "aac", "b:a": "128k", "ar": 48000})
+    elif source.audio == "aac":
         # Optional map: a camera without an audio track is recorded as video only.
         streams.append(stream["a:0?"])
         # G.711 is 8 kHz: resample to a rate every AAC decoder and HLS player accepts.
@@ -177,9 +214,12 @@ def rtsp_argv(source: RtspSource, run_dir: Path, segment_seconds: float) -> list
 
 
 def capture_argv(
-    source: SyntheticSource | RtspSource, run_dir: Path, segment_seconds: float
+    source: SyntheticSource | RtspSource,
+    run_dir: Path,
+    segment_seconds: float,
+    audio: ChamberAudio | None = None,
 ) -> list[str]:
-    """The argv that records one run of a chamber's program feed into run_dir."""
+    """The argv that records one run of one camera (with the chamber audio, if any)."""
     if isinstance(source, SyntheticSource):
-        return synthetic_argv(source, run_dir, segment_seconds)
-    return rtsp_argv(source, run_dir, segment_seconds)
+        return synthetic_argv(source, run_dir, segment_seconds, audio)
+    return rtsp_argv(source, run_dir, segment_seconds, audio)

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from config.settings import RecordingSettings, RtspSource, SyntheticSource
-from recorder.ffmpeg import SEGMENT_LIST, SegmentEntry, capture_argv, parse_segment_line
+from recorder.ffmpeg import (
+    SEGMENT_LIST,
+    ChamberAudio,
+    SegmentEntry,
+    capture_argv,
+    parse_segment_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +48,20 @@ class CaptureBlocked(RecorderError):
 
 @dataclass(frozen=True)
 class CaptureJob:
-    """What to record: a session's program feed from a chamber into session_dir."""
+    """What to record: one camera of a chamber (with the chamber audio, if any) for a session,
+    into media_dir (the session's folder for that camera)."""
 
     session_id: int
     chamber_id: str
+    camera_id: str
     source: SyntheticSource | RtspSource
-    session_dir: Path
+    media_dir: Path
+    audio: ChamberAudio | None = None
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """Identifies the capture: session and camera."""
+        return (self.session_id, self.camera_id)
 
 
 @dataclass(frozen=True)
@@ -86,7 +100,7 @@ class CaptureEvents(Protocol):
         ...
 
 
-ArgvBuilder = Callable[[SyntheticSource | RtspSource, Path, float], list[str]]
+ArgvBuilder = Callable[[SyntheticSource | RtspSource, Path, float, ChamberAudio | None], list[str]]
 Clock = Callable[[], datetime]
 
 
@@ -100,6 +114,7 @@ class CaptureStatus:
 
     session_id: int
     chamber_id: str
+    camera_id: str
     state: Literal["starting", "recording", "restarting", "stopping", "stopped"] = "starting"
     pid: int | None = None
     run_ordinal: int = 0
@@ -190,8 +205,8 @@ class CaptureSupervisor:
         self._stalled = False
         self._failures = 0
         self._stop_reason = "stopped"
-        self._run = _RunState(0, job.session_dir, clock())
-        self.status = CaptureStatus(job.session_id, job.chamber_id)
+        self._run = _RunState(0, job.media_dir, clock())
+        self.status = CaptureStatus(job.session_id, job.chamber_id, job.camera_id)
 
     @property
     def pid(self) -> int | None:
@@ -245,10 +260,12 @@ class CaptureSupervisor:
                 proc.send_signal(signal.SIGINT)
 
     async def _one_run(self, *, log_argv: bool) -> None:
-        ordinal = next_run_ordinal(self.job.session_dir)
-        run_dir = self.job.session_dir / f"run-{ordinal:04d}"
+        ordinal = next_run_ordinal(self.job.media_dir)
+        run_dir = self.job.media_dir / f"run-{ordinal:04d}"
         run_dir.mkdir(parents=True, exist_ok=False)
-        argv = self._argv_builder(self.job.source, run_dir, self._settings.segment_seconds)
+        argv = self._argv_builder(
+            self.job.source, run_dir, self._settings.segment_seconds, self.job.audio
+        )
         if log_argv:
             log.info("session %s: ffmpeg argv: %s", self.job.session_id, argv)
         self._run = _RunState(ordinal, run_dir, self._clock())
@@ -439,17 +456,18 @@ class Recorder:
         self._events = events
         self._argv_builder = argv_builder
         self._clock = clock
-        self._captures: dict[int, tuple[CaptureSupervisor, asyncio.Task[None]]] = {}
+        self._captures: dict[tuple[int, str], tuple[CaptureSupervisor, asyncio.Task[None]]] = {}
         self.blocked: str | None = None
 
     def is_recording(self, session_id: int) -> bool:
-        """Whether a capture for this session is running."""
-        entry = self._captures.get(session_id)
-        return entry is not None and not entry[1].done()
+        """Whether any camera of this session is being captured."""
+        return any(
+            key[0] == session_id and not task.done() for key, (_, task) in self._captures.items()
+        )
 
-    def supervisor(self, session_id: int) -> CaptureSupervisor | None:
-        """The running supervisor of a session, if any."""
-        entry = self._captures.get(session_id)
+    def supervisor(self, session_id: int, camera_id: str = "main") -> CaptureSupervisor | None:
+        """The running supervisor of a session's camera, if any."""
+        entry = self._captures.get((session_id, camera_id))
         return None if entry is None else entry[0]
 
     def statuses(self) -> list[CaptureStatus]:
@@ -457,22 +475,31 @@ class Recorder:
         return [sup.status for sup, task in self._captures.values() if not task.done()]
 
     def start(self, job: CaptureJob) -> CaptureSupervisor:
-        """Start capturing a session; AlreadyRecording or CaptureBlocked if it cannot."""
+        """Start capturing a camera; AlreadyRecording or CaptureBlocked if it cannot."""
         if self.blocked is not None:
             raise CaptureBlocked(self.blocked)
-        if self.is_recording(job.session_id):
-            raise AlreadyRecording(f"session {job.session_id} is already being recorded")
+        entry = self._captures.get(job.key)
+        if entry is not None and not entry[1].done():
+            raise AlreadyRecording(
+                f"camera {job.camera_id} of session {job.session_id} is already being recorded"
+            )
         supervisor = CaptureSupervisor(
             job, self._settings, self._events, argv_builder=self._argv_builder, clock=self._clock
         )
-        task = asyncio.create_task(supervisor.run(), name=f"capture-{job.session_id}")
+        task = asyncio.create_task(
+            supervisor.run(), name=f"capture-{job.session_id}-{job.camera_id}"
+        )
         task.add_done_callback(_log_crash)
-        self._captures[job.session_id] = (supervisor, task)
+        self._captures[job.key] = (supervisor, task)
         return supervisor
 
     async def stop(self, session_id: int, reason: str = "stopped") -> None:
-        """Stop a session's capture and wait until its last segment is written and reported."""
-        entry = self._captures.get(session_id)
+        """Stop every camera of a session and wait until their last segments are reported."""
+        keys = [key for key in self._captures if key[0] == session_id]
+        await asyncio.gather(*(self._stop_one(key, reason) for key in keys))
+
+    async def _stop_one(self, key: tuple[int, str], reason: str) -> None:
+        entry = self._captures.get(key)
         if entry is None:
             return
         supervisor, task = entry
@@ -481,12 +508,12 @@ class Recorder:
             # _terminate inside the run escalates to SIGKILL after stop_timeout_seconds.
             await asyncio.shield(task)
         finally:
-            if self._captures.get(session_id) is entry and task.done():
-                del self._captures[session_id]
+            if self._captures.get(key) is entry and task.done():
+                del self._captures[key]
 
     async def stop_all(self, reason: str = "stopped") -> None:
         """Stop every capture, each finishing its segment."""
-        await asyncio.gather(*(self.stop(sid, reason) for sid in list(self._captures)))
+        await asyncio.gather(*(self._stop_one(key, reason) for key in list(self._captures)))
 
     def bytes_per_second(self) -> float:
         """The rate all running captures are writing at."""

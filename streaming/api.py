@@ -321,6 +321,44 @@ async def set_break(request: web.Request) -> web.Response:
     return web.json_response(await session_detail(archive, sid))
 
 
+@routes.post("/api/v1/chambers/{chamber}/program")
+async def switch_program(request: web.Request) -> web.Response:
+    """Switch the chamber's program camera: {"camera": "cam2"}."""
+    archive = request.app[ARCHIVE]
+    user = await authenticate(request, archive, OPERATORS)
+    body = await json_body(request)
+    camera = body.get("camera")
+    if not isinstance(camera, str) or set(body) - {"camera"}:
+        raise json_error(web.HTTPBadRequest, 'send {"camera": "<camera id>"}')
+    chamber = request.match_info["chamber"]
+    control = request.app[CONTROL]
+    session = await control.switch_program(chamber, camera, by=user.name)
+    return web.json_response(
+        {"chamber": chamber, "program": control.program.camera(chamber), "session_id": session}
+    )
+
+
+@routes.get("/api/v1/chambers")
+async def list_chambers(request: web.Request) -> web.Response:
+    """The configured chambers, their cameras and the program camera."""
+    settings = request.app[SETTINGS]
+    control = request.app[CONTROL]
+    return web.json_response(
+        {
+            "chambers": [
+                {
+                    "id": c.id,
+                    "name": c.name,
+                    "cameras": [{"id": cam.id, "name": cam.name} for cam in c.camera_list],
+                    "program": control.program.camera(c.id),
+                    "live_url": f"/live/{c.id}/index.m3u8",
+                }
+                for c in settings.chambers
+            ]
+        }
+    )
+
+
 @routes.get("/api/v1/status")
 async def status(request: web.Request) -> web.Response:
     """What each chamber is recording now and how its capture is doing."""
@@ -330,13 +368,15 @@ async def status(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
     captures = []
     for s in recorder.statuses():
-        health = analyzer.health(s.session_id)
+        health = analyzer.health((s.session_id, s.camera_id))
         problems = health.problems(settings.monitoring) if health else []
         age = None if s.last_segment_at is None else (now - s.last_segment_at).total_seconds()
         captures.append(
             {
                 "session_id": s.session_id,
                 "chamber": s.chamber_id,
+                "camera": s.camera_id,
+                "program": s.camera_id == request.app[CONTROL].program.camera(s.chamber_id),
                 "state": s.state,
                 "source_state": s.source_state(now, settings.recording.segment_seconds),
                 "run": s.run_ordinal,

@@ -20,7 +20,7 @@ from recorder.health import DiskGuard
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import ArgvBuilder, Recorder
 from streaming import api, live, metrics, pages
-from streaming.control import ArchiveCaptureEvents, LiveFeed, SessionControl
+from streaming.control import ArchiveCaptureEvents, LiveFeed, ProgramSelector, SessionControl
 from streaming.demo import autopilot, prepare_demo
 from streaming.keys import (
     ANALYZER,
@@ -74,15 +74,20 @@ def create_app(
             )
             feed.load(chamber.id, recent)
         analyzer = SegmentAnalyzer(settings.monitoring)
+        program = ProgramSelector(settings)
+        for chamber in settings.chambers:
+            last = await archive.call(archive.index.program_camera, chamber.id)
+            if last in {camera.id for camera in chamber.camera_list}:
+                program.restore(chamber.id, last)
         recorder = Recorder(
             settings.recording,
-            ArchiveCaptureEvents(archive, feed, analyzer),
+            ArchiveCaptureEvents(archive, feed, analyzer, program),
             argv_builder=argv_builder,
             clock=clock,
         )
         app[FEED] = feed
         app[RECORDER] = recorder
-        app[CONTROL] = SessionControl(settings, archive, recorder, clock)
+        app[CONTROL] = SessionControl(settings, archive, recorder, program, clock)
         guard = DiskGuard(settings.data_path, settings.storage, recorder)
         await guard.check()  # a full disk is known before the first capture starts
         app[DISK] = guard

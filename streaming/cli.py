@@ -125,7 +125,10 @@ def check_config(args: argparse.Namespace) -> int:
     """Validate a configuration and print what it sets up."""
     path = args.file or args.config
     settings = load_settings(path)
-    chambers = ", ".join(f"{c.id} ({c.source.kind})" for c in settings.chambers)
+    chambers = ", ".join(
+        f"{c.id} (cameras: {', '.join(f'{cam.id}={cam.source.kind}' for cam in c.camera_list)})"
+        for c in settings.chambers
+    )
     print(f"{path or 'config/demo.toml'}: OK; chambers: {chambers}; data: {settings.data_path}")
     return 0
 
@@ -159,7 +162,7 @@ def verify(args: argparse.Namespace) -> int:
     index = ArchiveIndex(settings.data_path / "obrady.sqlite3")
     try:
         session = index.get_session(args.session)
-        indexed = {s.rel_path: s.sha256 for s in index.segments(session.id)}
+        indexed = {s.rel_path: s.sha256 for s in index.all_segments(session.id)}
     finally:
         index.close()
     session_dir = settings.data_path / "media" / session.chamber / str(session.id)

@@ -56,30 +56,65 @@ class LiveFeed:
         return list(self._recent.get(chamber, []))
 
 
+class ProgramSelector:
+    """Which camera of each chamber is the program: what goes live and into the recording."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._current = {c.id: c.default_program for c in settings.chambers}
+
+    def restore(self, chamber: str, camera: str | None) -> None:
+        """Take the last switch from the archive, if the camera is still configured."""
+        if camera is not None and chamber in self._current:
+            self._current[chamber] = camera
+
+    def camera(self, chamber: str) -> str:
+        """The chamber's program camera now."""
+        return self._current[chamber]
+
+    def switch(self, chamber: str, camera: str) -> None:
+        """Make camera the chamber's program."""
+        self._current[chamber] = camera
+
+
 class ArchiveCaptureEvents:
     """Indexes what the recorder reports and feeds the live window."""
 
-    def __init__(self, archive: AsyncArchive, feed: LiveFeed, analyzer: SegmentAnalyzer) -> None:
+    def __init__(
+        self,
+        archive: AsyncArchive,
+        feed: LiveFeed,
+        analyzer: SegmentAnalyzer,
+        program: ProgramSelector,
+    ) -> None:
         self._archive = archive
         self._feed = feed
         self._analyzer = analyzer
+        self._program = program
 
     async def run_started(
         self, job: CaptureJob, ordinal: int, run_dir: Path, started_at: datetime
     ) -> int:
         """Record the run in the archive."""
         return await self._archive.call(
-            self._archive.index.add_run, job.session_id, ordinal, run_dir.name, started_at
+            self._archive.index.add_run,
+            job.session_id,
+            ordinal,
+            run_dir.name,
+            started_at,
+            job.camera_id,
         )
 
     async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
-        """Checksum and index the segment, then offer it to live viewers."""
+        """Checksum and index the segment; a program segment is offered to live viewers."""
         index = self._archive.index
+        # Program membership is decided as each segment finishes: a switch takes effect at the
+        # next segment boundary of each camera, so at most one segment is missed or repeated.
+        program = self._program.camera(job.chamber_id) == job.camera_id
 
         def store() -> Segment:
-            rel = f"{segment.path.parent.name}/{segment.path.name}"
+            rel = f"{job.camera_id}/{segment.path.parent.name}/{segment.path.name}"
             digest = sha256_file(segment.path)
-            append_manifest(job.session_dir, rel, digest)
+            append_manifest(job.media_dir.parent, rel, digest)
             entry = segment.entry
             return index.add_segment(
                 segment.run_token,
@@ -90,10 +125,13 @@ class ArchiveCaptureEvents:
                 segment.observed_at,
                 segment.size_bytes,
                 digest,
+                program,
             )
 
-        await self._feed.push(await self._archive.call(store))
-        self._analyzer.submit(job.session_id, job.chamber_id, segment.path, segment.entry.duration)
+        stored = await self._archive.call(store)
+        if program:
+            await self._feed.push(stored)
+        self._analyzer.submit(job.key, job.chamber_id, segment.path, segment.entry.duration)
 
     async def run_ended(
         self,
@@ -109,15 +147,18 @@ class ArchiveCaptureEvents:
         )
 
 
-def recover_from_disk(index: ArchiveIndex, session_id: int, session_dir: Path) -> int:
+def recover_from_disk(
+    index: ArchiveIndex, session_id: int, session_dir: Path, program_camera: str
+) -> int:
     """Bring the index in line with the media on disk (the truth); returns segments added.
 
     Runs on the archive thread: it reads files.
     """
     added = 0
-    runs = sorted(session_dir.glob("run-*")) if session_dir.is_dir() else []
+    runs = sorted(session_dir.glob("*/run-*")) if session_dir.is_dir() else []
     in_manifest = read_manifest(session_dir)
     for run_dir in runs:
+        camera = run_dir.parent.name
         match = RUN_DIR.match(run_dir.name)
         listing = run_dir / SEGMENT_LIST
         if match is None or not listing.is_file():
@@ -130,17 +171,17 @@ def recover_from_disk(index: ArchiveIndex, session_id: int, session_dir: Path) -
         if not entries:
             continue
         ordinal = int(match.group(1))
-        run_id = index.run_id_by_ordinal(session_id, ordinal)
+        run_id = index.run_id_by_ordinal(session_id, ordinal, camera)
         if run_id is None:
             first = run_dir / entries[0].file
             started = datetime.fromtimestamp(first.stat().st_mtime, UTC)
-            run_id = index.add_run(session_id, ordinal, run_dir.name, started)
+            run_id = index.add_run(session_id, ordinal, run_dir.name, started, camera)
         known = index.segment_seqs(run_id)
         for entry in entries:
             if entry.seq in known:
                 continue
             path = run_dir / entry.file
-            rel = f"{run_dir.name}/{entry.file}"
+            rel = f"{camera}/{run_dir.name}/{entry.file}"
             digest = sha256_file(path)
             if rel not in in_manifest:
                 append_manifest(session_dir, rel, digest)
@@ -154,6 +195,7 @@ def recover_from_disk(index: ArchiveIndex, session_id: int, session_dir: Path) -
                 datetime.fromtimestamp(stat.st_mtime, UTC),
                 stat.st_size,
                 digest,
+                camera == program_camera,
             )
             added += 1
     index.close_open_runs(session_id, "obrady stopped unexpectedly")
@@ -168,11 +210,13 @@ class SessionControl:
         settings: Settings,
         archive: AsyncArchive,
         recorder: Recorder,
+        program: ProgramSelector,
         clock: Callable[[], datetime],
     ) -> None:
         self._settings = settings
         self._archive = archive
         self._recorder = recorder
+        self.program = program
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -216,25 +260,57 @@ class SessionControl:
                 # obrady stopped while this session was live: index what ffmpeg finished after
                 # the last segment we saw, and close the runs that were cut off.
                 recovered = await self._archive.call(
-                    recover_from_disk, self._archive.index, session_id, self.session_dir(session)
+                    recover_from_disk,
+                    self._archive.index,
+                    session_id,
+                    self.session_dir(session),
+                    self.program.camera(chamber.id),
                 )
                 if recovered:
                     log.warning(
                         "session %s: indexed %d segment(s) found on disk", session_id, recovered
                     )
-            if not self._recorder.is_recording(session_id):
-                log.info("session %s: capture starts (%s)", session_id, by)
+            for camera in chamber.camera_list:
+                if self._recorder.supervisor(session_id, camera.id) is not None:
+                    continue
+                log.info("session %s: capture of camera %s starts (%s)", session_id, camera.id, by)
+                job = CaptureJob(
+                    session_id,
+                    chamber.id,
+                    camera.id,
+                    camera.source,
+                    self.session_dir(session) / camera.id,
+                    chamber.audio,
+                )
                 try:
-                    self._recorder.start(
-                        CaptureJob(
-                            session_id, chamber.id, chamber.source, self.session_dir(session)
-                        )
-                    )
+                    self._recorder.start(job)
                 except CaptureBlocked as exc:
                     raise Conflict(
                         f"session {session_id} is live but cannot record: {exc}"
                     ) from None
             return session
+
+    async def switch_program(self, chamber_id: str, camera_id: str, *, by: str) -> int | None:
+        """Make a camera the chamber's program; returns the live session it applies to, if any."""
+        try:
+            chamber = self._settings.chamber(chamber_id)
+        except KeyError:
+            raise NotFound(f"chamber {chamber_id!r} is not configured") from None
+        ids = [camera.id for camera in chamber.camera_list]
+        if camera_id not in ids:
+            raise NotFound(f"camera {camera_id!r} is not in chamber {chamber_id!r}; cameras: {ids}")
+        live = await self._archive.call(self._archive.index.live_session, chamber_id)
+        self.program.switch(chamber_id, camera_id)
+        await self._archive.call(
+            self._archive.index.add_switch,
+            chamber_id,
+            camera_id,
+            self._clock(),
+            live.id if live else None,
+            by,
+        )
+        log.info("chamber %s: program camera is now %s (%s)", chamber_id, camera_id, by)
+        return None if live is None else live.id
 
     async def stop(self, session_id: int, *, by: str) -> Session:
         """End a session for good: capture finishes its last segment, then the record closes."""
@@ -246,7 +322,13 @@ class SessionControl:
             requested_at = self._clock()
             if session.state == "live" and not self._recorder.is_recording(session_id):
                 await self._archive.call(
-                    recover_from_disk, self._archive.index, session_id, self.session_dir(session)
+                    recover_from_disk,
+                    self._archive.index,
+                    session_id,
+                    self.session_dir(session),
+                    self.program.camera(session.chamber)
+                    if session.chamber in {c.id for c in self._settings.chambers}
+                    else "",
                 )
             await self._recorder.stop(session_id)
             log.info("session %s: ended by %s", session_id, by)

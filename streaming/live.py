@@ -9,6 +9,7 @@ from aiohttp import web
 
 from archive.index import Session
 from archive.publish import chapters, chapters_vtt, media_playlist
+from config.settings import SLUG
 from streaming.api import session_id_of
 from streaming.http import json_error
 from streaming.keys import ARCHIVE, CONTROL, FEED, SETTINGS
@@ -103,14 +104,37 @@ async def session_chapters(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/sessions/{id}/media/{run}/{file}")
+@routes.get("/sessions/{id}/cameras/{camera}/index.m3u8")
+async def camera_playlist(request: web.Request) -> web.Response:
+    """One camera's own recording of the session (every camera is recorded on its own)."""
+    archive = request.app[ARCHIVE]
+    session = await _session(request)
+    camera = request.match_info["camera"]
+    segments = await archive.call(archive.index.camera_segments, session.id, camera)
+    if not segments:
+        raise json_error(
+            web.HTTPNotFound, f"session {session.id} has no recording from camera {camera!r}"
+        )
+    ended = session.state == "ended"
+    body = media_playlist(
+        segments,
+        uri_prefix="../../../",
+        ended=ended,
+        target_seconds=request.app[SETTINGS].recording.segment_seconds,
+    )
+    cache = "public, max-age=3600" if ended else "public, max-age=1"
+    return web.Response(text=body, content_type=HLS_TYPE, headers={"Cache-Control": cache})
+
+
+@routes.get("/sessions/{id}/media/{camera}/{run}/{file}")
 async def session_media(request: web.Request) -> web.FileResponse:
     """One recorded segment; immutable once written."""
+    camera = request.match_info["camera"]
     run, name = request.match_info["run"], request.match_info["file"]
-    if not RUN_NAME.match(run) or not FILE_NAME.match(name):
+    if not SLUG.match(camera) or not RUN_NAME.match(run) or not FILE_NAME.match(name):
         raise json_error(web.HTTPNotFound, "no such media file")
     session = await _session(request)
-    path = request.app[CONTROL].session_dir(session) / run / name
+    path = request.app[CONTROL].session_dir(session) / camera / run / name
     # FileResponse answers 404 itself when the file is missing, without blocking the loop.
     return web.FileResponse(
         path,

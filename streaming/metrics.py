@@ -39,8 +39,8 @@ async def metrics(request: web.Request) -> web.Response:
     sessions = await archive.call(archive.index.active_sessions)
     captures = recorder.statuses()
 
-    def labels(chamber: str, session: int) -> dict[str, str]:
-        return {"chamber": chamber, "session": str(session)}
+    def labels(chamber: str, session: int, camera: str = "main") -> dict[str, str]:
+        return {"chamber": chamber, "session": str(session), "camera": camera}
 
     lines: list[str] = []
     lines += _family(
@@ -48,7 +48,10 @@ async def metrics(request: web.Request) -> web.Response:
         "gauge",
         "1 while the capture's ffmpeg records.",
         [
-            (labels(c.chamber_id, c.session_id), 1.0 if c.state == "recording" else 0.0)
+            (
+                labels(c.chamber_id, c.session_id, c.camera_id),
+                1.0 if c.state == "recording" else 0.0,
+            )
             for c in captures
         ],
     )
@@ -56,50 +59,58 @@ async def metrics(request: web.Request) -> web.Response:
         "obrady_capture_restarts_total",
         "counter",
         "ffmpeg restarts of the capture.",
-        [(labels(c.chamber_id, c.session_id), c.restarts) for c in captures],
+        [(labels(c.chamber_id, c.session_id, c.camera_id), c.restarts) for c in captures],
     )
     lines += _family(
         "obrady_capture_segments_total",
         "counter",
         "Segments recorded.",
-        [(labels(c.chamber_id, c.session_id), c.segments) for c in captures],
+        [(labels(c.chamber_id, c.session_id, c.camera_id), c.segments) for c in captures],
     )
     lines += _family(
         "obrady_capture_bitrate_bits_per_second",
         "gauge",
         "Bit rate of the last recorded segment.",
-        [(labels(c.chamber_id, c.session_id), c.bytes_per_second * 8) for c in captures],
+        [
+            (labels(c.chamber_id, c.session_id, c.camera_id), c.bytes_per_second * 8)
+            for c in captures
+        ],
     )
     lines += _family(
         "obrady_capture_last_segment_age_seconds",
         "gauge",
         "Seconds since the capture's last segment was finished.",
         [
-            (labels(c.chamber_id, c.session_id), (now - c.last_segment_at).total_seconds())
+            (
+                labels(c.chamber_id, c.session_id, c.camera_id),
+                (now - c.last_segment_at).total_seconds(),
+            )
             for c in captures
             if c.last_segment_at is not None
         ],
     )
     analyzer = request.app[ANALYZER]
-    healths = [(c, h) for c in captures if (h := analyzer.health(c.session_id)) is not None]
+    healths = [
+        (c, h) for c in captures if (h := analyzer.health((c.session_id, c.camera_id))) is not None
+    ]
     lines += _family(
         "obrady_source_frozen_seconds",
         "gauge",
         "Seconds the source's picture has not changed.",
-        [(labels(c.chamber_id, c.session_id), h.frozen_seconds) for c, h in healths],
+        [(labels(c.chamber_id, c.session_id, c.camera_id), h.frozen_seconds) for c, h in healths],
     )
     lines += _family(
         "obrady_source_silent_seconds",
         "gauge",
         "Seconds the source's audio has stayed below the silence level.",
-        [(labels(c.chamber_id, c.session_id), h.silent_seconds) for c, h in healths],
+        [(labels(c.chamber_id, c.session_id, c.camera_id), h.silent_seconds) for c, h in healths],
     )
     lines += _family(
         "obrady_source_audio_peak_db",
         "gauge",
         "Audio peak of the last analysed segment.",
         [
-            (labels(c.chamber_id, c.session_id), h.audio_max_db)
+            (labels(c.chamber_id, c.session_id, c.camera_id), h.audio_max_db)
             for c, h in healths
             if h.audio_max_db is not None
         ],

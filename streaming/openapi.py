@@ -165,6 +165,42 @@ def openapi_document() -> dict[str, Any]:
                     },
                 ),
             },
+            "/api/v1/chambers": {
+                "get": _op(
+                    "Chambers, their cameras and program cameras",
+                    {"200": _resp("Chambers", {"type": "object"})},
+                    auth=False,
+                    errors=(),
+                ),
+            },
+            "/api/v1/chambers/{chamber}/program": {
+                "post": _op(
+                    "Switch the chamber's program camera (live stream and session recording)",
+                    {"200": _resp("The new program camera", {"type": "object"})},
+                    auth=True,
+                    errors=("400", "401", "403", "404"),
+                    parameters=[
+                        {
+                            "name": "chamber",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    requestBody={
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["camera"],
+                                    "properties": {"camera": {"type": "string"}},
+                                }
+                            }
+                        },
+                    },
+                ),
+            },
             "/api/v1/status": {
                 "get": _op(
                     "Captures running now and their health",

@@ -11,7 +11,7 @@ import pytest
 from archive.agenda import parse_agenda
 from archive.index import ArchiveIndex, Conflict, NotFound
 from archive.publish import chapters, chapters_vtt, media_playlist, vtt_time
-from archive.timeline import build_timeline
+from archive.timeline import Piece, build_timeline
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 AGENDA = "1. Otwarcie sesji.\n2. Budżet:\n a) zmiany budżetu;\n3. Zamknięcie obrad.\n"
@@ -40,7 +40,7 @@ def new_session(index: ArchiveIndex, chamber: str = "sala", title: str = "Sesja"
 def test_schema_is_migrated_with_wal_and_foreign_keys(tmp_path: Path) -> None:
     idx = ArchiveIndex(tmp_path / "a.sqlite3")
     conn = idx._conn
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     idx.close()
@@ -85,8 +85,8 @@ def test_segments_are_numbered_per_chamber_with_discontinuities(index: ArchiveIn
     r2 = index.add_run(s1, 2, "run-0002", T0 + timedelta(seconds=10))
     index.add_segment(r2, 0, "seg-000000.ts", 1.4, 2.0, T0 + timedelta(seconds=12.2), 1000)
     recent = index.recent_segments("sala", 10)
-    assert [s.chamber_seq for s in recent] == [0, 1, 2, 3]
-    assert [s.chamber_disc for s in recent] == [0, 0, 0, 1]
+    assert [s.program_seq for s in recent] == [0, 1, 2, 3]
+    assert [s.program_disc for s in recent] == [0, 0, 0, 1]
     runs = index.runs(s1)
     # The anchor is the earliest (seen - media end): 2.3 s after T0 minus 2 s of media.
     assert runs[0].anchor_at == T0 + timedelta(seconds=0.3)
@@ -97,8 +97,9 @@ def test_segments_are_numbered_per_chamber_with_discontinuities(index: ArchiveIn
 
 def test_timeline_maps_moments_across_a_gap() -> None:
     tl = build_timeline(
-        [(1, 1, T0, 10.0, "camera lost"), (2, 2, T0 + timedelta(seconds=15), 5.0, None),
-         (3, 3, None, 0.0, None)],
+        [Piece(1, "main", T0, 10.0, "camera lost"),
+         Piece(2, "main", T0 + timedelta(seconds=15), 5.0, None),
+         Piece(3, "main", T0 + timedelta(seconds=20), 0.0, None)],
         ongoing=False,
     )
     assert tl.duration == 15.0
@@ -110,6 +111,17 @@ def test_timeline_maps_moments_across_a_gap() -> None:
     [gap] = tl.gaps()
     assert gap.seconds == 5.0 and gap.offset_seconds == 10.0 and gap.cause == "camera lost"
     assert build_timeline([], ongoing=True).offset_of(T0) is None
+    switched = build_timeline(
+        [Piece(1, "cam1", T0, 10.0, None), Piece(2, "cam2", T0 + timedelta(seconds=10.6), 5.0)],
+        ongoing=False,
+    )
+    [gap] = switched.gaps()
+    assert gap.cause == "program switched from camera cam1 to cam2"
+    contiguous = build_timeline(
+        [Piece(1, "cam1", T0, 10.0, None), Piece(2, "cam2", T0 + timedelta(seconds=10.01), 5.0)],
+        ongoing=False,
+    )
+    assert contiguous.gaps() == []
 
 
 def test_chapters_and_playlists(index: ArchiveIndex) -> None:
@@ -136,7 +148,7 @@ def test_chapters_and_playlists(index: ArchiveIndex) -> None:
     assert vtt_time(3725.0004) == "01:02:05.000"
     vod = media_playlist(index.segments(sid), uri_prefix="../", ended=True, target_seconds=2)
     assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod and vod.endswith("#EXT-X-ENDLIST\n")
-    assert f"../{sid}/media/run-0001/seg-000009.ts" in vod
+    assert f"../{sid}/media/main/run-0001/seg-000009.ts" in vod
     live = media_playlist(
         index.recent_segments("sala", 3),
         uri_prefix="../sessions/",
@@ -145,3 +157,65 @@ def test_chapters_and_playlists(index: ArchiveIndex) -> None:
         window=True,
     )
     assert "#EXT-X-MEDIA-SEQUENCE:7" in live and "ENDLIST" not in live
+
+
+def test_cameras_share_a_session_and_only_the_program_goes_live(index: ArchiveIndex) -> None:
+    sid = new_session(index)
+    index.begin_live(sid, T0)
+    cam1 = index.add_run(sid, 1, "run-0001", T0, "cam1")
+    cam2 = index.add_run(sid, 1, "run-0001", T0, "cam2")  # same ordinal, other camera
+    for seq in range(4):
+        at = T0 + timedelta(seconds=2 * seq + 2)
+        index.add_segment(cam1, seq, f"seg-{seq:06d}.ts", 2.0 * seq, 2.0, at, 10, None, seq < 2)
+        index.add_segment(cam2, seq, f"seg-{seq:06d}.ts", 2.0 * seq, 2.0, at, 10, None, seq >= 2)
+    program = index.segments(sid)
+    assert [(s.camera, s.seq) for s in program] == [("cam1", 0), ("cam1", 1), ("cam2", 2),
+                                                    ("cam2", 3)]
+    assert [s.program_disc for s in program] == [0, 0, 1, 1]
+    assert len(index.all_segments(sid)) == 8
+    assert [s.seq for s in index.camera_segments(sid, "cam2")] == [0, 1, 2, 3]
+    assert program[2].rel_path == "cam2/run-0001/seg-000002.ts"
+    timeline = index.timeline(sid)
+    assert timeline.duration == 8.0 and timeline.gaps() == []
+    index.add_switch("sala", "cam2", T0, sid, "op")
+    assert index.program_camera("sala") == "cam2"
+    assert index.program_camera("komisja") is None
+
+
+def test_a_version_2_archive_is_migrated_without_losing_anything(tmp_path: Path) -> None:
+    import sqlite3 as sq
+
+    from archive import db
+
+    path = tmp_path / "old.sqlite3"
+    conn = sq.connect(path, isolation_level=None)
+    conn.row_factory = sq.Row
+    originals = db._migrations()
+    for number, _name, sql in originals[:2]:
+        for statement in db._statements(sql):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+    conn.execute(
+        "INSERT INTO sessions (id, chamber, title, kind, scheduled_start, scheduled_end, state,"
+        " created_at) VALUES (1, 'sala', 'S', 'session', '2026-01-01T10:00:00+00:00',"
+        " '2026-01-01T12:00:00+00:00', 'ended', '2026-01-01T09:00:00+00:00')"
+    )
+    conn.execute(
+        "INSERT INTO runs (id, session_id, ordinal, dir, started_at, anchor_at, media_origin)"
+        " VALUES (1, 1, 1, 'run-0001', '2026-01-01T10:00:00+00:00',"
+        " '2026-01-01T10:00:00+00:00', 0)"
+    )
+    conn.execute(
+        "INSERT INTO segments (run_id, session_id, chamber, seq, file, media_start, duration,"
+        " observed_at, size_bytes, chamber_seq, chamber_disc, sha256) VALUES (1, 1, 'sala', 0,"
+        " 'seg-000000.ts', 0, 2, '2026-01-01T10:00:02+00:00', 5, 0, 0, 'ab')"
+    )
+    conn.close()
+    index = ArchiveIndex(path)
+    try:
+        [segment] = index.segments(1)
+        assert (segment.camera, segment.program_seq, segment.sha256) == ("main", 0, "ab")
+        assert index.timeline(1).duration == 2.0
+        assert index._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        index.close()

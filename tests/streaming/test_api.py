@@ -100,8 +100,8 @@ async def test_unknown_things_are_404_with_json_errors(service: Service) -> None
     assert "nothing has been transmitted" in nothing_yet
     created = await service.post_json("/api/v1/sessions", body(), status=201)
     sid = created["id"]
-    await service.get_text(f"/sessions/{sid}/media/run-0001/../../x", status=404)
-    await service.get_text(f"/sessions/{sid}/media/run-0001/seg-000001.ts", status=404)
+    await service.get_text(f"/sessions/{sid}/media/main/run-0001/../../x", status=404)
+    await service.get_text(f"/sessions/{sid}/media/main/run-0001/seg-000001.ts", status=404)
     item = await service.post_json(f"/api/v1/sessions/{sid}/items/99999/start", status=409)
     assert "not live" in item["error"]
     brk = await service.post_json(f"/api/v1/sessions/{sid}/break", {"on": "yes"}, status=400)
@@ -169,7 +169,7 @@ async def test_metrics_and_status_show_a_running_capture(service: Service) -> No
     assert status["disk"]["free_bytes"] > 0 and status["disk"]["level"] == "ok"
     assert status["disk"]["recording_bytes_per_second"] > 0
     text = await service.get_text("/metrics")
-    labels = f'{{chamber="sala",session="{sid}"}}'
+    labels = f'{{chamber="sala",session="{sid}",camera="main"}}'
     assert f"obrady_capture_up{labels} 1\n" in text
     segments = next(line for line in text.splitlines()
                     if line.startswith(f"obrady_capture_segments_total{labels}"))

@@ -89,7 +89,10 @@ async def test_camera_drop_and_return_continue_the_same_session(
             or "no media" in gap["cause"]
         )
         session_dir = service.settings.data_path / "media" / "sala" / str(sid)
-        assert sorted(p.name for p in session_dir.glob("run-*")) == ["run-0001", "run-0002"]
+        assert sorted(p.name for p in (session_dir / "main").glob("run-*")) == [
+            "run-0001",
+            "run-0002",
+        ]
         playlist = await service.get_text(f"/sessions/{sid}/index.m3u8")
         assert playlist.count("#EXT-X-DISCONTINUITY\n") == 1
         duration = await decoded_duration(f"{service.base}/sessions/{sid}/index.m3u8")
@@ -154,7 +157,10 @@ async def test_frozen_picture_and_silence_are_reported(
         assert state["source"]["has_audio"] is True
         assert state["source"]["audio_max_db"] < -50
         metrics = await service.get_text("/metrics")
-        assert f'obrady_source_frozen_seconds{{chamber="sala",session="{sid}"}}' in metrics
+        assert (
+            f'obrady_source_frozen_seconds{{chamber="sala",session="{sid}",camera="main"}}'
+            in metrics
+        )
     finally:
         await stop_service(service)
         await camera.stop()

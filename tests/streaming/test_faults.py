@@ -109,7 +109,7 @@ async def test_service_killed_mid_session_resumes_the_same_session(tmp_path: Pat
         await serve.kill()
         # ffmpeg was told (by the kernel, through PR_SET_PDEATHSIG) to finish and exit.
         await wait_for(lambda: _async(not pid_alive(ffmpeg_pid)), 15, "ffmpeg to finish")
-        run1 = tmp_path / "data" / "media" / "sala" / str(sid) / "run-0001"
+        run1 = tmp_path / "data" / "media" / "sala" / str(sid) / "main" / "run-0001"
         on_disk = [line for line in (run1 / "segments.csv").read_text().splitlines() if line]
         assert len(on_disk) >= 3
 
@@ -151,7 +151,7 @@ async def test_service_killed_mid_session_resumes_the_same_session(tmp_path: Pat
     )
     out, err = await asyncio.wait_for(verify.communicate(), 60)
     assert verify.returncode == 1
-    assert "run-0001/seg-000001.ts: SHA-256 mismatch" in err.decode()
+    assert "main/run-0001/seg-000001.ts: SHA-256 mismatch" in err.decode()
     (run1 / "seg-000002.ts").unlink()
     verify = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "streaming", "verify", str(sid), "--config", str(config),
@@ -159,7 +159,7 @@ async def test_service_killed_mid_session_resumes_the_same_session(tmp_path: Pat
     )
     out, err = await asyncio.wait_for(verify.communicate(), 60)
     assert verify.returncode == 1
-    assert "run-0001/seg-000002.ts: file is missing" in err.decode()
+    assert "main/run-0001/seg-000002.ts: file is missing" in err.decode()
 
 
 async def _at_least(probe: Any, n: int) -> bool:
