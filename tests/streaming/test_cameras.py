@@ -1,0 +1,161 @@
+"""A chamber with two cameras and the microphone system's own audio: each camera is recorded
+on its own, the program camera goes live and into the session recording, and the operator
+switches it with a discontinuity and no gap longer than one segment."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cameras.camera import RtspCamera
+from conftest import OPERATOR, STAFF, free_port, start_service, stop_service, wait_for
+from helpers import decoded_duration, ffprobe
+
+from config.settings import parse_settings
+
+
+def chamber_config(data: Path, port: int, cam1: str, cam2: str, mics: str) -> str:
+    return f"""
+[server]
+port = {port}
+data_dir = "{data}"
+[recording]
+segment_seconds = 1
+preroll_seconds = 0
+[[chambers]]
+id = "sala"
+name = "Sala obrad"
+program = "glowna"
+[chambers.audio]
+kind = "rtsp"
+url = "{mics}"
+[[chambers.cameras]]
+id = "glowna"
+name = "Kamera główna"
+[chambers.cameras.source]
+kind = "rtsp"
+url = "{cam1}"
+[[chambers.cameras]]
+id = "mownica"
+name = "Mównica"
+[chambers.cameras.source]
+kind = "rtsp"
+url = "{cam2}"
+"""
+
+
+async def test_program_switch_and_chamber_audio(tmp_path: Path) -> None:
+    # The cameras' own microphones are silent; the chamber's sound comes from the mic system.
+    cam1 = RtspCamera(free_port(), width=320, height=180, silent=True)
+    cam2 = RtspCamera(free_port(), width=256, height=144, silent=True)
+    mics = RtspCamera(free_port(), width=64, height=64)
+    for camera in (cam1, cam2, mics):
+        await camera.start()
+    settings = parse_settings(
+        chamber_config(tmp_path / "data", free_port(), cam1.url, cam2.url, mics.url)
+    )
+    service = await start_service(settings)
+    try:
+        chambers = await service.get_json("/api/v1/chambers")
+        assert chambers["chambers"][0]["program"] == "glowna"
+        assert [c["id"] for c in chambers["chambers"][0]["cameras"]] == ["glowna", "mownica"]
+        start = datetime.now(UTC) + timedelta(hours=1)
+        created = await service.post_json(
+            "/api/v1/sessions",
+            {
+                "title": "Sesja",
+                "scheduled_start": start.isoformat(),
+                "scheduled_end": (start + timedelta(hours=1)).isoformat(),
+                "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
+            },
+            status=201,
+        )
+        sid = created["id"]
+        await service.post_json(f"/api/v1/sessions/{sid}/start")
+
+        async def both_recording() -> list[dict[str, Any]] | None:
+            captures = (await service.get_json("/api/v1/status"))["captures"]
+            ok = len(captures) == 2 and all(c["segments"] >= 3 for c in captures)
+            return captures if ok else None
+
+        captures = await wait_for(both_recording, 30, "both cameras to record")
+        assert {(c["camera"], c["program"]) for c in captures} == {
+            ("glowna", True),
+            ("mownica", False),
+        }
+        live = await service.get_text("/live/index.m3u8")
+        assert "/media/glowna/" in live and "/media/mownica/" not in live
+
+        refused = await service.post_json(
+            "/api/v1/chambers/sala/program", {"camera": "x"}, status=404
+        )
+        assert "glowna" in refused["error"] and "mownica" in refused["error"]
+        await service.post_json(
+            "/api/v1/chambers/sala/program", {"camera": "mownica"}, auth=STAFF, status=403
+        )
+        switched = await service.post_json(
+            "/api/v1/chambers/sala/program", {"camera": "mownica"}, auth=OPERATOR
+        )
+        assert switched == {"chamber": "sala", "program": "mownica", "session_id": sid}
+
+        async def live_from_cam2() -> str | None:
+            text = await service.get_text("/live/index.m3u8")
+            return text if text.count("/media/mownica/") >= 2 else None
+
+        live = await wait_for(live_from_cam2, 20, "the live stream to switch cameras")
+        assert "#EXT-X-DISCONTINUITY\n" in live
+        await asyncio.sleep(2)
+        detail = await service.post_json(f"/api/v1/sessions/{sid}/stop")
+
+        # The session recording is the program: camera 1, then camera 2, one discontinuity.
+        playlist = await service.get_text(f"/sessions/{sid}/index.m3u8")
+        uris = [line for line in playlist.splitlines() if line.endswith(".ts")]
+        cameras = [uri.split("/media/")[1].split("/")[0] for uri in uris]
+        switch_at = cameras.index("mownica")
+        assert set(cameras[:switch_at]) == {"glowna"} and set(cameras[switch_at:]) == {"mownica"}
+        assert playlist.count("#EXT-X-DISCONTINUITY\n") == 1
+        assert all(g["seconds"] <= 1.0 + 0.1 for g in detail["recording"]["gaps"]), detail
+        duration = await decoded_duration(f"{service.base}/sessions/{sid}/index.m3u8")
+        assert abs(duration - detail["recording"]["duration_seconds"]) < 1.0
+
+        # Each camera is recorded on its own, for the whole session.
+        for camera, width in (("glowna", 320), ("mownica", 256)):
+            url = f"{service.base}/sessions/{sid}/cameras/{camera}/index.m3u8"
+            probe = await ffprobe(url)
+            video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+            assert video["width"] == width
+            own = await decoded_duration(url)
+            assert own > duration - 3.0, (camera, own, duration)
+
+        # The sound is the chamber's (a tone), not the cameras' silent microphones.
+        last = uris[-2].split("/media/")[-1]
+        path = settings.data_path / "media" / "sala" / str(sid) / last
+        assert await peak_db(path) > -30
+    finally:
+        await stop_service(service)
+        for camera in (cam1, cam2, mics):
+            await camera.stop()
+
+
+async def peak_db(path: Path) -> float:
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-i",
+        str(path),
+        "-map",
+        "0:a:0",
+        "-af",
+        "volumedetect",
+        "-f",
+        "null",
+        "-",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    line = next(x for x in err.decode().splitlines() if "max_volume" in x)
+    return float(line.split("max_volume:")[1].split("dB")[0])
