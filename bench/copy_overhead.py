@@ -224,9 +224,9 @@ async def measure_obrady(camera: RtspCamera, work: Path, seconds: float) -> Obra
             await until(segments, 30, "first segment recorded by obrady")
             await asyncio.sleep(WARMUP_SECONDS)
             supervisor = app[RECORDER].supervisor(sid)
-            pid = supervisor.pid if supervisor is not None else None
-            if pid is None:
+            if supervisor is None or supervisor.pid is None:
                 raise BenchError("obrady runs no capture ffmpeg")
+            pid = supervisor.pid
             running = process_argv(pid)
             run_dir = Path(next(a for a in running if a.endswith(".ts"))).parent
             expected = capture_argv(

@@ -48,6 +48,7 @@ from aiohttp import web
 
 from archive.index import ArchiveIndex
 from config.settings import parse_settings
+from recorder.ffmpeg import SEGMENT_LIST
 from streaming.app import create_app
 from streaming.auth import hash_password
 from streaming.keys import RECORDER
@@ -400,23 +401,31 @@ async def restart_faults(work: Path, camera: RtspCamera, times: int) -> list[Inj
                 seen_ffmpeg.add(pid)
                 began = time.time()
                 await serve.kill()
-                # Its ffmpeg gets SIGINT from the kernel (PR_SET_PDEATHSIG) and finishes its
-                # segment; a new obrady only indexes what is on disk when it starts.
+                # Its ffmpeg gets SIGINT from the kernel (PR_SET_PDEATHSIG) and is meant to
+                # finish its segment; a new obrady only indexes what is on disk when it starts.
                 await until(lambda: _now(not pid_alive(pid)), 15, "exit of the orphaned ffmpeg")
                 ended = time.time()
+                unlisted.append(unlisted_segments(data / "media", sid))
                 await serve.start()
                 await until(api.up, 30, "answer from the restarted obrady")
                 timings.append((ended - began, time.time() - ended))
                 return 0.0, ended
 
             timings: list[tuple[float, float]] = []  # (obrady down, relaunch -> answering)
+            unlisted: list[list[str]] = []  # per kill: segment files ffmpeg did not finish
             for i in range(times):
                 result = await inject(
                     api, sid, "obrady SIGKILL + restart", kill_obrady, phase(i, times)
                 )
                 down, answering = timings[-1]
+                in_flight = (
+                    f"segment in flight LOST ({', '.join(unlisted[-1])})"
+                    if unlisted[-1]
+                    else "segment in flight finished"
+                )
                 result.note = (result.note + "; " if result.note else "") + (
-                    f"obrady down {down:.2f} s, answering {answering:.2f} s after relaunch"
+                    f"obrady down {down:.2f} s, answering {answering:.2f} s after relaunch;"
+                    f" {in_flight}"
                 )
                 report(result, i + 1)
                 results.append(result)
@@ -428,6 +437,24 @@ async def restart_faults(work: Path, camera: RtspCamera, times: int) -> list[Inj
             await serve.terminate()
             await _reap_orphans(seen_ffmpeg)
     return results
+
+
+def unlisted_segments(media: Path, sid: int) -> list[str]:
+    """Segment files of the session's newest run that its segment list does not name.
+
+    A segment ffmpeg did not finish (it died without writing the trailer) is left like this.
+    """
+    runs = sorted(media.glob(f"*/{sid}/**/run-*"), key=lambda p: p.name)
+    if not runs:
+        return []
+    listing = runs[-1] / SEGMENT_LIST
+    listed = listing.read_text().splitlines() if listing.is_file() else []
+    names = {line.split(",", 1)[0] for line in listed}
+    return [
+        f"{p.name}, {p.stat().st_size} bytes, not listed"
+        for p in sorted(runs[-1].glob("seg-*.ts"))
+        if p.name not in names
+    ]
 
 
 async def _now(value: bool) -> bool:

@@ -78,6 +78,7 @@ class LiveSettings(_Model):
     """The public live playlist."""
 
     playlist_segments: Annotated[int, Field(ge=3, le=30)] = 6
+    gateway_port: Annotated[int, Field(ge=0, le=65535)] = 0
 
 
 class SyntheticSource(_Model):

@@ -150,8 +150,9 @@ class _RunState:
     list_offset: int = 0
 
 
-def _interrupt_when_parent_dies() -> None:
-    # Runs in the child between fork and exec: PR_SET_PDEATHSIG (1) = SIGINT.
+def interrupt_when_parent_dies() -> None:
+    """preexec_fn: the child gets SIGINT when obrady dies (PR_SET_PDEATHSIG, Linux)."""
+    # Runs in the child between fork and exec.
     _LIBC.prctl(1, signal.SIGINT, 0, 0, 0)
 
 
@@ -280,7 +281,7 @@ class CaptureSupervisor:
             # Own session: a Ctrl-C to obrady must not reach ffmpeg a second time.
             start_new_session=True,
             # If obrady dies, ffmpeg gets the one SIGINT that lets it finish its segment.
-            preexec_fn=_interrupt_when_parent_dies,
+            preexec_fn=interrupt_when_parent_dies,
         )
         self._proc = proc
         self.status.pid = proc.pid

@@ -22,6 +22,7 @@ from recorder.supervisor import ArgvBuilder, Recorder
 from streaming import api, live, metrics, pages
 from streaming.control import ArchiveCaptureEvents, LiveFeed, ProgramSelector, SessionControl
 from streaming.demo import autopilot, prepare_demo
+from streaming.gateway import GatewayProcess, gateway_command
 from streaming.keys import (
     ANALYZER,
     ANALYZER_TASK,
@@ -32,6 +33,8 @@ from streaming.keys import (
     DISK,
     DISK_TASK,
     FEED,
+    GATEWAY,
+    LIVE_WINDOW,
     RECORDER,
     SCHEDULER,
     SETTINGS,
@@ -86,6 +89,7 @@ def create_app(
             clock=clock,
         )
         app[FEED] = feed
+        app[LIVE_WINDOW] = feed
         app[RECORDER] = recorder
         app[CONTROL] = SessionControl(settings, archive, recorder, program, clock)
         guard = DiskGuard(settings.data_path, settings.storage, recorder)
@@ -134,7 +138,21 @@ def create_app(
                 await app[DEMO_TASK]
         await scheduler.shutdown()
 
-    app.cleanup_ctx.extend([archive_ctx, recorder_ctx, scheduler_ctx])
+    async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+        if not settings.live.gateway_port:
+            yield
+            return
+        argv, env = gateway_command(settings)
+        gateway = GatewayProcess(argv, env)
+        app[GATEWAY] = gateway
+        task = asyncio.create_task(gateway.run(), name="gateway")
+        yield
+        await gateway.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.extend([archive_ctx, recorder_ctx, scheduler_ctx, gateway_ctx])
     app.add_routes(api.routes)
     app.add_routes(live.routes)
     app.add_routes(pages.routes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from aiohttp import web
@@ -35,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(serve)
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
+
+    gateway = sub.add_parser(
+        "gateway", help="serve only the viewers' side (HLS, pages); `serve` starts it itself"
+    )
+    _add_config(gateway)
+    gateway.add_argument("--host", help="override server.host")
+    gateway.add_argument("--port", type=int, help="override live.gateway_port")
 
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("file", nargs="?", metavar="FILE")
@@ -85,6 +93,14 @@ def _banner(settings: Settings, config: str | None) -> str:
         f"  home:         {base}/",
         f"  live page:    {base}/live",
         f"  live HLS:     {base}/live/index.m3u8   (e.g. open it in VLC)",
+        *(
+            [
+                f"  viewers:      http://{settings.server.host}:{settings.live.gateway_port}/live"
+                "   (the separate viewers' gateway)"
+            ]
+            if settings.live.gateway_port
+            else []
+        ),
         f"  API:          {base}/api/v1/sessions   (OpenAPI: {base}/api/v1/openapi.json)",
     ]
     if settings.demo is not None:
@@ -117,6 +133,31 @@ def serve(args: argparse.Namespace) -> int:
         print=lambda _msg: print(_banner(settings, args.config), flush=True),
         access_log=None,
         handle_signals=True,
+    )
+    return 0
+
+
+def gateway(args: argparse.Namespace) -> int:
+    """Run the viewers' gateway until interrupted."""
+    from streaming.gateway import SETTINGS_ENV, create_gateway_app
+
+    raw = os.environ.get(SETTINGS_ENV)
+    if raw:
+        settings = Settings.model_validate_json(raw)
+    else:
+        settings = _settings(
+            argparse.Namespace(data_dir=args.data_dir, host=args.host), args.config
+        )
+    port = args.port or settings.live.gateway_port
+    if not port:
+        print("obrady: set live.gateway_port or --port for the gateway", file=sys.stderr)
+        return 2
+    web.run_app(
+        create_gateway_app(settings),
+        host=settings.server.host,
+        port=port,
+        print=lambda _msg: print(f"obrady gateway on http://{settings.server.host}:{port}/"),
+        access_log=None,
     )
     return 0
 
@@ -193,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(args)
+        if args.command == "gateway":
+            return gateway(args)
         if args.command == "check-config":
             return check_config(args)
         if args.command == "verify":

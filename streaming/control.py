@@ -51,7 +51,7 @@ class LiveFeed:
         async with self._changed:
             self._changed.notify_all()
 
-    def window(self, chamber: str) -> list[Segment]:
+    async def window(self, chamber: str) -> list[Segment]:
         """The chamber's newest segments, oldest first."""
         return list(self._recent.get(chamber, []))
 
@@ -226,7 +226,7 @@ class SessionControl:
         return self._settings.data_path / "media"
 
     def session_dir(self, session: Session) -> Path:
-        """The folder holding a session's runs."""
+        """The folder holding a session's media (one sub-folder per camera)."""
         return self.media_root / session.chamber / str(session.id)
 
     def _lock(self, chamber: str) -> asyncio.Lock:

@@ -4,15 +4,17 @@ and the media files, all served from what the recorder already wrote (no re-enco
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
-from archive.index import Session
+from archive.index import Segment, Session
 from archive.publish import chapters, chapters_vtt, media_playlist
-from config.settings import SLUG
+from config.settings import SLUG, Settings
 from streaming.api import session_id_of
 from streaming.http import json_error
-from streaming.keys import ARCHIVE, CONTROL, FEED, SETTINGS
+from streaming.keys import ARCHIVE, LIVE_WINDOW, SETTINGS
 
 RUN_NAME = re.compile(r"^run-\d{4,}$")
 FILE_NAME = re.compile(r"^seg-\d{6}\.ts$")
@@ -21,11 +23,24 @@ HLS_TYPE = "application/vnd.apple.mpegurl"
 routes = web.RouteTableDef()
 
 
-def _live_playlist(request: web.Request, chamber_id: str, prefix: str) -> web.Response:
+def session_dir(settings: Settings, session: Session) -> Path:
+    """The folder holding a session's media (one sub-folder per camera)."""
+    return settings.data_path / "media" / session.chamber / str(session.id)
+
+
+class LiveWindow(Protocol):
+    """Where the live playlist gets each chamber's newest program segments."""
+
+    async def window(self, chamber: str) -> list[Segment]:
+        """The chamber's newest program segments, oldest first."""
+        ...
+
+
+async def _live_playlist(request: web.Request, chamber_id: str, prefix: str) -> web.Response:
     settings = request.app[SETTINGS]
     if chamber_id not in {c.id for c in settings.chambers}:
         raise json_error(web.HTTPNotFound, f"chamber {chamber_id!r} is not configured")
-    window = request.app[FEED].window(chamber_id)
+    window = await request.app[LIVE_WINDOW].window(chamber_id)
     if not window:
         raise json_error(
             web.HTTPNotFound,
@@ -48,13 +63,13 @@ def _live_playlist(request: web.Request, chamber_id: str, prefix: str) -> web.Re
 @routes.get("/live/index.m3u8")
 async def live_default(request: web.Request) -> web.Response:
     """The first chamber's live playlist."""
-    return _live_playlist(request, request.app[SETTINGS].chambers[0].id, "../sessions/")
+    return await _live_playlist(request, request.app[SETTINGS].chambers[0].id, "../sessions/")
 
 
 @routes.get("/live/{chamber}/index.m3u8")
 async def live_chamber(request: web.Request) -> web.Response:
     """A chamber's live playlist: the same URL for every session, break and restart."""
-    return _live_playlist(request, request.match_info["chamber"], "../../sessions/")
+    return await _live_playlist(request, request.match_info["chamber"], "../../sessions/")
 
 
 async def _session(request: web.Request) -> Session:
@@ -134,7 +149,7 @@ async def session_media(request: web.Request) -> web.FileResponse:
     if not SLUG.match(camera) or not RUN_NAME.match(run) or not FILE_NAME.match(name):
         raise json_error(web.HTTPNotFound, "no such media file")
     session = await _session(request)
-    path = request.app[CONTROL].session_dir(session) / camera / run / name
+    path = session_dir(request.app[SETTINGS], session) / camera / run / name
     # FileResponse answers 404 itself when the file is missing, without blocking the loop.
     return web.FileResponse(
         path,

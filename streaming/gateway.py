@@ -1,0 +1,138 @@
+"""The viewers' gateway as a process of its own: it serves the live and recorded HLS (and the
+pages) from the archive and the media on disk, so that viewer load, or the gateway dying, can
+never stall or stop capture. `obrady serve` starts it and restarts it when it exits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from archive.index import ArchiveIndex, AsyncArchive, Segment
+from config.settings import Settings
+from recorder.supervisor import interrupt_when_parent_dies
+from streaming import live, pages
+from streaming.api import error_middleware
+from streaming.keys import ARCHIVE, LIVE_WINDOW, SETTINGS
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "web" / "static"
+# Viewers poll the live playlist about once a segment; a short cache keeps the archive's
+# single reader thread from answering the same question hundreds of times a second.
+WINDOW_CACHE_SECONDS = 0.25
+
+
+class PolledWindow:
+    """The live window read from the archive (written by the capture process)."""
+
+    def __init__(self, archive: AsyncArchive, size: int) -> None:
+        self._archive = archive
+        self._size = size
+        self._cache: dict[str, tuple[float, list[Segment]]] = {}
+
+    async def window(self, chamber: str) -> list[Segment]:
+        """The chamber's newest program segments, at most WINDOW_CACHE_SECONDS old."""
+        cached = self._cache.get(chamber)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < WINDOW_CACHE_SECONDS:
+            return cached[1]
+        segments = await self._archive.call(
+            self._archive.index.recent_segments, chamber, self._size
+        )
+        self._cache[chamber] = (now, segments)
+        return segments
+
+
+def create_gateway_app(settings: Settings) -> web.Application:
+    """The read-only public side: live and recorded HLS, chapters, media, pages."""
+    app = web.Application(middlewares=[error_middleware])
+    app[SETTINGS] = settings
+
+    async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
+        index = await asyncio.to_thread(ArchiveIndex, settings.data_path / "obrady.sqlite3")
+        app[ARCHIVE] = AsyncArchive(index)
+        app[LIVE_WINDOW] = PolledWindow(app[ARCHIVE], settings.live.playlist_segments)
+        yield
+        await app[ARCHIVE].close()
+
+    app.cleanup_ctx.append(archive_ctx)
+    app.add_routes(live.routes)
+    app.add_routes(pages.routes)
+    app.router.add_static("/static", STATIC)
+    return app
+
+
+SETTINGS_ENV = "OBRADY_GATEWAY_SETTINGS"
+
+
+def gateway_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """How `obrady serve` starts the gateway: argv, and the exact settings in the environment."""
+    env = dict(os.environ)
+    env[SETTINGS_ENV] = settings.model_dump_json()
+    return [sys.executable, "-m", "streaming", "gateway"], env
+
+
+class GatewayProcess:
+    """Keeps the gateway process running: restarts it (with back-off) whenever it exits."""
+
+    def __init__(
+        self, argv: list[str], env: dict[str, str], *, max_backoff_seconds: float = 5.0
+    ) -> None:
+        self._argv = argv
+        self._env = env
+        self._max_backoff = max_backoff_seconds
+        self._proc: asyncio.subprocess.Process | None = None
+        self._stopping = asyncio.Event()
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The gateway's pid while it runs."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    async def run(self) -> None:
+        """Run and restart the gateway until stop()."""
+        backoff = 0.25
+        while not self._stopping.is_set():
+            began = time.monotonic()
+            self._proc = await asyncio.create_subprocess_exec(
+                *self._argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                env=self._env,
+                start_new_session=True,
+                preexec_fn=interrupt_when_parent_dies,
+            )
+            code = await self._proc.wait()
+            if self._stopping.is_set():
+                break
+            if time.monotonic() - began > 30:
+                backoff = 0.25
+            self.restarts += 1
+            log.error("gateway process exited (code %s); restarting in %.2f s", code, backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff)
+            backoff = min(backoff * 2, self._max_backoff)
+
+    async def stop(self) -> None:
+        """Stop the gateway (SIGTERM, then SIGKILL after 10 s)."""
+        self._stopping.set()
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()

@@ -1,0 +1,127 @@
+"""The viewers' gateway runs as its own process: killing it, or loading it, never touches
+capture, and it comes back on the same URL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from conftest import SYNTHETIC_SOURCE, Service, free_port, start_service, stop_service, wait_for
+from helpers import decoded_duration
+
+from config.settings import Settings
+from streaming.keys import GATEWAY
+
+
+async def fetch(url: str) -> tuple[int, str]:
+    """Status and body, or (0, error) when nothing answers."""
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            async with http.get(url) as resp:
+                return resp.status, await resp.text()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return 0, repr(exc)
+
+
+async def segments(service: Service, sid: int) -> int:
+    detail = await service.get_json(f"/api/v1/sessions/{sid}")
+    return sum(run["segments"] for run in detail["recording"]["runs"])
+
+
+async def test_killed_or_loaded_gateway_never_touches_capture(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(SYNTHETIC_SOURCE)
+    gateway_port = free_port()
+    live = settings.live.model_copy(update={"gateway_port": gateway_port})
+    settings = settings.model_copy(update={"live": live})
+    gw = f"http://127.0.0.1:{gateway_port}"
+    service = await start_service(settings)
+    try:
+
+        async def answering() -> bool:
+            return (await fetch(gw + "/live/index.m3u8"))[0] == 404
+
+        await wait_for(answering, 30, "the gateway process to answer")
+        start = datetime.now(UTC) + timedelta(hours=1)
+        created = await service.post_json(
+            "/api/v1/sessions",
+            {
+                "title": "Sesja",
+                "scheduled_start": start.isoformat(),
+                "scheduled_end": (start + timedelta(hours=1)).isoformat(),
+                "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
+            },
+            status=201,
+        )
+        sid = created["id"]
+        t_start = time.time()
+        await service.post_json(f"/api/v1/sessions/{sid}/start")
+
+        async def live_on_gateway() -> str | None:
+            status, text = await fetch(gw + "/live/index.m3u8")
+            return text if status == 200 and text.count(".ts") >= 2 else None
+
+        before = await wait_for(live_on_gateway, 30, "the live playlist on the gateway")
+        first_sequence = int(before.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0])
+
+        # Load: 40 viewers on the gateway for 6 s.
+        served = 0
+        deadline = time.monotonic() + 6
+
+        async def viewer() -> None:
+            nonlocal served
+            async with aiohttp.ClientSession() as http:
+                while time.monotonic() < deadline:
+                    async with http.get(gw + "/live/index.m3u8") as r:
+                        text = await r.text()
+                    uris = [x for x in text.splitlines() if x.endswith(".ts")]
+                    async with http.get(f"{gw}/live/{uris[-1]}") as r:
+                        await r.read()
+                    served += 2
+
+        await asyncio.gather(*(viewer() for _ in range(40)))
+        assert served > 200, served
+
+        # Kill: capture goes on while the gateway is down, and it returns on the same URL.
+        gateway = service.app[GATEWAY]
+        pid = gateway.pid
+        assert pid is not None
+        recorded = await segments(service, sid)
+        os.kill(pid, signal.SIGKILL)
+        await wait_for(lambda: _async(gateway.pid not in (None, pid)), 20, "a new gateway")
+        await wait_for(
+            lambda: _ge(segments(service, sid), recorded + 2),
+            20,
+            "capture to go on while the gateway restarts",
+        )
+        after = await wait_for(live_on_gateway, 30, "the live playlist on the new gateway")
+        assert int(after.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0]) > first_sequence
+        assert gateway.restarts == 1
+
+        t_stop = time.time()
+        detail = await service.post_json(f"/api/v1/sessions/{sid}/stop")
+        assert len(detail["recording"]["runs"]) == 1 and detail["recording"]["gaps"] == []
+        status, vod = await fetch(f"{gw}/sessions/{sid}/index.m3u8")
+        assert status == 200 and vod.rstrip().endswith("#EXT-X-ENDLIST")
+        duration = await decoded_duration(f"{gw}/sessions/{sid}/index.m3u8")
+        assert abs(duration - (t_stop - t_start)) < 1.0, (duration, t_stop - t_start)
+    finally:
+        with contextlib.suppress(Exception):
+            await stop_service(service)
+    assert (await fetch(gw + "/live/index.m3u8"))[0] == 0  # the gateway stopped with obrady
+
+
+async def _ge(value: Any, n: int) -> bool:
+    return bool(await value >= n)
+
+
+async def _async(value: bool) -> bool:
+    return value
