@@ -9,6 +9,7 @@ import ctypes
 import logging
 import re
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -151,7 +152,10 @@ class _RunState:
 
 
 def interrupt_when_parent_dies() -> None:
-    """preexec_fn: the child gets SIGINT when obrady dies (PR_SET_PDEATHSIG, Linux)."""
+    """preexec_fn: the child gets SIGINT when obrady dies (PR_SET_PDEATHSIG, Linux).
+
+    The signal may come more than once (see recorder/guardian.py): fine for the gateway, not
+    for ffmpeg, which the Guardian covers instead."""
     # Runs in the child between fork and exec.
     _LIBC.prctl(1, signal.SIGINT, 0, 0, 0)
 
@@ -169,6 +173,58 @@ def _remove_if_empty(run_dir: Path) -> None:
             listing.unlink()
     with contextlib.suppress(OSError):
         run_dir.rmdir()
+
+
+class Guardian:
+    """Runs recorder/guardian.py and tells it which processes to signal if obrady dies."""
+
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+        self._watched: dict[int, int] = {}
+
+    async def start(self) -> None:
+        """Start the guardian process."""
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "recorder.guardian",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        for pid, signum in self._watched.items():
+            self._send(f"+{pid} {signum}")
+
+    def _send(self, line: str) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.returncode is not None:
+            log.error("the guardian process is not running; %r not sent", line)
+            return
+        proc.stdin.write(f"{line}\n".encode())
+
+    async def watch(self, pid: int, signum: int = signal.SIGINT) -> None:
+        """Have pid signalled once with signum if obrady dies."""
+        if self._proc is not None and self._proc.returncode is not None:
+            log.error("the guardian process died (code %s); restarting it", self._proc.returncode)
+            await self.start()
+        self._watched[pid] = signum
+        self._send(f"+{pid} {signum}")
+
+    def forget(self, pid: int) -> None:
+        """The process ended: stop watching it."""
+        if self._watched.pop(pid, None) is not None:
+            self._send(f"-{pid}")
+
+    async def close(self) -> None:
+        """Let the guardian go (it signals whatever is still watched, normally nothing)."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
 
 def next_run_ordinal(session_dir: Path) -> int:
@@ -194,8 +250,10 @@ class CaptureSupervisor:
         *,
         argv_builder: ArgvBuilder = capture_argv,
         clock: Clock = _utc_now,
+        guardian: Guardian | None = None,
     ) -> None:
         self.job = job
+        self._guardian = guardian
         self._settings = settings
         self._events = events
         self._argv_builder = argv_builder
@@ -280,10 +338,11 @@ class CaptureSupervisor:
             stderr=asyncio.subprocess.PIPE,
             # Own session: a Ctrl-C to obrady must not reach ffmpeg a second time.
             start_new_session=True,
-            # If obrady dies, ffmpeg gets the one SIGINT that lets it finish its segment.
-            preexec_fn=interrupt_when_parent_dies,
         )
         self._proc = proc
+        if self._guardian is not None:
+            # If obrady dies, ffmpeg gets the one SIGINT that lets it finish its segment.
+            await self._guardian.watch(proc.pid)
         self.status.pid = proc.pid
         self.status.run_ordinal = ordinal
         self.status.state = "recording"
@@ -305,6 +364,8 @@ class CaptureSupervisor:
                 await self._terminate(proc)
             self._proc = None
             self.status.pid = None
+            if self._guardian is not None:
+                self._guardian.forget(proc.pid)
             self.status.last_exit_code = proc.returncode
             # Whatever the way out, report the segments ffmpeg finished before it ended.
             await self._collect(run_dir)
@@ -452,9 +513,11 @@ class Recorder:
         *,
         argv_builder: ArgvBuilder = capture_argv,
         clock: Clock = _utc_now,
+        guardian: Guardian | None = None,
     ) -> None:
         self._settings = settings
         self._events = events
+        self._guardian = guardian
         self._argv_builder = argv_builder
         self._clock = clock
         self._captures: dict[tuple[int, str], tuple[CaptureSupervisor, asyncio.Task[None]]] = {}
@@ -485,7 +548,12 @@ class Recorder:
                 f"camera {job.camera_id} of session {job.session_id} is already being recorded"
             )
         supervisor = CaptureSupervisor(
-            job, self._settings, self._events, argv_builder=self._argv_builder, clock=self._clock
+            job,
+            self._settings,
+            self._events,
+            argv_builder=self._argv_builder,
+            clock=self._clock,
+            guardian=self._guardian,
         )
         task = asyncio.create_task(
             supervisor.run(), name=f"capture-{job.session_id}-{job.camera_id}"

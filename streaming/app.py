@@ -18,7 +18,7 @@ from recorder.analysis import SegmentAnalyzer
 from recorder.ffmpeg import capture_argv
 from recorder.health import DiskGuard
 from recorder.scheduler import RecordingScheduler
-from recorder.supervisor import ArgvBuilder, Recorder
+from recorder.supervisor import ArgvBuilder, Guardian, Recorder
 from streaming import api, live, metrics, pages
 from streaming.control import ArchiveCaptureEvents, LiveFeed, ProgramSelector, SessionControl
 from streaming.demo import autopilot, prepare_demo
@@ -82,11 +82,14 @@ def create_app(
             last = await archive.call(archive.index.program_camera, chamber.id)
             if last in {camera.id for camera in chamber.camera_list}:
                 program.restore(chamber.id, last)
+        guardian = Guardian()
+        await guardian.start()
         recorder = Recorder(
             settings.recording,
             ArchiveCaptureEvents(archive, feed, analyzer, program),
             argv_builder=argv_builder,
             clock=clock,
+            guardian=guardian,
         )
         app[FEED] = feed
         app[LIVE_WINDOW] = feed
@@ -105,6 +108,7 @@ def create_app(
                 await task
         # Sessions stay live in the archive: the next start of obrady resumes them.
         await recorder.close()
+        await guardian.close()
 
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         control = app[CONTROL]

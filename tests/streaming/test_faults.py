@@ -107,11 +107,17 @@ async def test_service_killed_mid_session_resumes_the_same_session(tmp_path: Pat
         assert ffmpeg_pid and pid_alive(ffmpeg_pid)
 
         await serve.kill()
-        # ffmpeg was told (by the kernel, through PR_SET_PDEATHSIG) to finish and exit.
+        # ffmpeg was told (once, by the guardian process) to finish its segment and exit.
         await wait_for(lambda: _async(not pid_alive(ffmpeg_pid)), 15, "ffmpeg to finish")
         run1 = tmp_path / "data" / "media" / "sala" / str(sid) / "main" / "run-0001"
         on_disk = [line for line in (run1 / "segments.csv").read_text().splitlines() if line]
         assert len(on_disk) >= 3
+        # The segment ffmpeg was writing when obrady died was finished, not left behind:
+        # every file is listed and none is empty.
+        listed = {line.split(",")[0] for line in on_disk}
+        files = {p.name: p.stat().st_size for p in run1.glob("*.ts")}
+        assert set(files) == listed, (sorted(files), sorted(listed))
+        assert all(size > 0 for size in files.values()), files
 
         await serve.start(base)
         await wait_for(lambda: _at_least(segments, len(on_disk) + 2), 30,
