@@ -99,7 +99,7 @@ class RtspSource(_Model):
     url: str
     transport: Literal["tcp", "udp"] = "tcp"
     video: Literal["copy", "h264"] = "copy"
-    audio: Literal["aac", "none"] = "aac"
+    audio: Literal["auto", "copy", "aac", "none"] = "auto"
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
 
     @field_validator("url")

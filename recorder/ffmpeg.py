@@ -202,7 +202,12 @@ def rtsp_argv(
     if audio_source is not None:
         streams.append(chamber_audio_input(audio_source)["a:0"])
         codec.update({"c:a": "aac", "b:a": "128k", "ar": 48000})
-    elif source.audio == "aac":
+    elif source.audio == "copy":
+        # AAC from the camera goes into HLS as it is (the supervisor chose this after probing).
+        streams.append(stream["a:0?"])
+        codec["c:a"] = "copy"
+    elif source.audio != "none":
+        # "aac", or "auto" not yet resolved: convert whatever comes.
         # Optional map: a camera without an audio track is recorded as video only.
         streams.append(stream["a:0?"])
         # G.711 is 8 kHz: resample to a rate every AAC decoder and HLS player accepts.

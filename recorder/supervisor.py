@@ -26,6 +26,7 @@ from recorder.ffmpeg import (
     capture_argv,
     parse_segment_line,
 )
+from recorder.probe import probe_audio_codec
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ class CaptureStatus:
     last_segment_at: datetime | None = None
     bytes_per_second: float = 0.0
     failing_since: datetime | None = None
+    audio_mode: str | None = None
 
     def source_state(self, now: datetime, segment_seconds: float) -> str:
         """live (segments arriving), reconnecting (failing under 30 s), down, or starting."""
@@ -262,6 +264,7 @@ class CaptureSupervisor:
         self._proc: asyncio.subprocess.Process | None = None
         self._signalled = False
         self._stalled = False
+        self._audio_mode: str | None = None
         self._failures = 0
         self._stop_reason = "stopped"
         self._run = _RunState(0, job.media_dir, clock())
@@ -322,9 +325,8 @@ class CaptureSupervisor:
         ordinal = next_run_ordinal(self.job.media_dir)
         run_dir = self.job.media_dir / f"run-{ordinal:04d}"
         run_dir.mkdir(parents=True, exist_ok=False)
-        argv = self._argv_builder(
-            self.job.source, run_dir, self._settings.segment_seconds, self.job.audio
-        )
+        source = await self._resolved_source()
+        argv = self._argv_builder(source, run_dir, self._settings.segment_seconds, self.job.audio)
         if log_argv:
             log.info("session %s: ffmpeg argv: %s", self.job.session_id, argv)
         self._run = _RunState(ordinal, run_dir, self._clock())
@@ -386,6 +388,27 @@ class CaptureSupervisor:
             log.log(level, "session %s: %s; last output:\n%s", self.job.session_id, reason, tail)
         else:
             self._failures = 0
+
+    async def _resolved_source(self) -> SyntheticSource | RtspSource:
+        """The source with audio = "auto" settled by asking the camera once."""
+        source = self.job.source
+        if not isinstance(source, RtspSource) or source.audio != "auto" or self.job.audio:
+            return source
+        if self._audio_mode is None:
+            with contextlib.suppress(TimeoutError):
+                codec = await probe_audio_codec(source, source.timeout_seconds + 2)
+                if codec is not None:
+                    self._audio_mode = "copy" if codec == "aac" else "aac"
+                    log.info(
+                        "session %s, camera %s: audio %s -> %s",
+                        self.job.session_id,
+                        self.job.camera_id,
+                        codec or "(none)",
+                        self._audio_mode,
+                    )
+        # Until the camera has answered, convert: that works for any audio.
+        self.status.audio_mode = self._audio_mode or "aac"
+        return source.model_copy(update={"audio": self.status.audio_mode})
 
     def _end_reason(self, code: int | None) -> str:
         if self._stopping.is_set() and code in (0, 255):

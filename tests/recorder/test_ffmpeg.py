@@ -90,3 +90,12 @@ def test_segment_list_lines() -> None:
     assert parse_segment_line("garbage") is None
     assert parse_segment_line("other.ts,1,2") is None
     assert parse_segment_line("seg-000001.ts,x,2") is None
+
+
+def test_camera_aac_is_copied_when_the_supervisor_found_aac() -> None:
+    argv = capture_argv(RtspSource(kind="rtsp", url="rtsp://cam/1", audio="copy"), RUN, 2)
+    assert argv[argv.index("-c:a") + 1] == "copy"
+    assert "-ar" not in argv and "-b:a" not in argv
+    assert "0:a:0?" in argv
+    unresolved = capture_argv(RtspSource(kind="rtsp", url="rtsp://cam/1"), RUN, 2)
+    assert unresolved[unresolved.index("-c:a") + 1] == "aac"  # "auto" before probing: convert

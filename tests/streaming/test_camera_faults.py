@@ -140,7 +140,7 @@ async def test_camera_that_stalls_with_the_connection_open_is_restarted(
 async def test_frozen_picture_and_silence_are_reported(
     make_settings: Callable[..., Settings],
 ) -> None:
-    camera = RtspCamera(free_port(), pattern="frozen", silent=True)
+    camera = RtspCamera(free_port(), pattern="frozen", silent=True, audio="pcma")
     await camera.start()
     service = await start_service(make_settings(rtsp_source(camera.url)))
     try:
@@ -154,6 +154,7 @@ async def test_frozen_picture_and_silence_are_reported(
             return c if frozen and silent else None
 
         state = await wait_for(reported, 30, "a frozen, silent source to be reported")
+        assert state["audio"] == "aac"  # G.711, which HLS cannot carry, is converted
         assert state["source"]["has_audio"] is True
         assert state["source"]["audio_max_db"] < -50
         metrics = await service.get_text("/metrics")
@@ -179,6 +180,7 @@ async def test_a_lively_camera_is_not_reported(make_settings: Callable[..., Sett
             return c if c and c["source"]["has_audio"] is not None else None
 
         state = await wait_for(analysed, 10, "the analysis of segments")
+        assert state["audio"] == "copy"  # the camera's AAC goes into HLS as it is
         assert state["source"]["problems"] == []
         assert state["source"]["audio_max_db"] > -30
     finally:

@@ -1,0 +1,47 @@
+"""Asks a camera what it sends (ffprobe, with a timeout of our own: ffmpeg.probe has none)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+from config.settings import RtspSource
+
+log = logging.getLogger(__name__)
+
+
+def probe_argv(source: RtspSource) -> list[str]:
+    """ffprobe argv listing the camera's streams as JSON."""
+    return [
+        "ffprobe", "-v", "error", "-rtsp_transport", source.transport,
+        "-timeout", str(int(source.timeout_seconds * 1_000_000)),
+        "-show_entries", "stream=codec_type,codec_name", "-of", "json", source.url,
+    ]  # fmt: skip
+
+
+async def probe_audio_codec(source: RtspSource, timeout: float) -> str | None:
+    """The camera's audio codec ("aac", "pcm_alaw", ...), "" if it has no audio, None if unknown."""
+    proc = await asyncio.create_subprocess_exec(
+        *probe_argv(source),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.shield(proc.wait())
+        raise
+    if proc.returncode != 0:
+        log.warning("could not probe %s: %s", source.url, err.decode(errors="replace").strip())
+        return None
+    try:
+        streams = json.loads(out).get("streams", [])
+    except json.JSONDecodeError:
+        return None
+    audio = [s.get("codec_name", "") for s in streams if s.get("codec_type") == "audio"]
+    return audio[0] if audio else ""
