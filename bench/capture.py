@@ -154,20 +154,28 @@ async def main(seconds: float) -> None:
         ]
     await runner.cleanup()
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
     print(f"start -> first segment indexed:      {first_segment:.2f} s (2 s segments)")
     print(f"start -> live playlist served:       {live_ready + first_segment:.2f} s")
     print(f"ffmpeg CPU, 720p25 x264 veryfast:    {cpu * 100:.0f}% of one core")
-    print(f"marker offset error ({len(errors)} markers):   "
-          f"max {max(errors) * 1000:.0f} ms, mean {statistics.mean(errors) * 1000:.0f} ms")
+    print(
+        f"marker offset error ({len(errors)} markers):   "
+        f"max {max(errors) * 1000:.0f} ms, mean {statistics.mean(errors) * 1000:.0f} ms"
+    )
     print(f"SIGKILLed ffmpeg replaced after:     {respawn * 1000:.0f} ms")
     print(f"  and recording again (2 segments):  {back:.2f} s")
-    print(f"GET /api/v1/sessions/{{id}} latency:  p50 {statistics.median(latencies):.1f} ms, "
-          f"p95 {statistics.quantiles(latencies, n=20)[18]:.1f} ms")
-    print(f"recording: {detail['recording']['duration_seconds']:.1f} s in "
-          f"{len(detail['recording']['runs'])} runs, gaps "
-          f"{[round(g['seconds'], 2) for g in detail['recording']['gaps']]}")
+    print(
+        f"GET /api/v1/sessions/{{id}} latency:  p50 {statistics.median(latencies):.1f} ms, "
+        f"p95 {statistics.quantiles(latencies, n=20)[18]:.1f} ms"
+    )
+    print(
+        f"recording: {detail['recording']['duration_seconds']:.1f} s in "
+        f"{len(detail['recording']['runs'])} runs, gaps "
+        f"{[round(g['seconds'], 2) for g in detail['recording']['gaps']]}"
+    )
 
 
 async def _async(value: bool) -> bool:

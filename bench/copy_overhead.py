@@ -329,9 +329,7 @@ async def main(seconds: float, work: Path) -> None:
     print(f"| bare ffmpeg, obrady's argv (H.264 and AAC copied) | {pct(bare.ffmpeg)} |")
     print(f"| obrady: capture ffmpeg | {pct(obrady.ffmpeg)} |")
     print(f"| obrady: Python process (server, indexing, SHA-256) | {pct(obrady.python)} |")
-    print(
-        f"| obrady: segment analysis (one long-lived ffmpeg, keyframes only) | {pct(obrady.children)} |"
-    )
+    print(f"| obrady: segment analysis (one ffmpeg, keyframes only) | {pct(obrady.children)} |")
     print(f"| obrady total | {pct(obrady.total)} |")
     print(f"| overhead over bare ffmpeg | {points:+.1f} points ({relative:+.0f}%) |")
 

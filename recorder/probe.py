@@ -15,7 +15,9 @@ log = logging.getLogger(__name__)
 def probe_argv(source: RtspSource) -> list[str]:
     """ffprobe argv listing the camera's streams as JSON."""
     return [
-        "ffprobe", "-v", "error", "-rtsp_transport", source.transport,
+        # The same short probing as capture: the answer is needed before recording starts.
+        "ffprobe", "-v", "error", "-analyzeduration", "500000", "-probesize", "500000",
+        "-rtsp_transport", source.transport,
         "-timeout", str(int(source.timeout_seconds * 1_000_000)),
         "-show_entries", "stream=codec_type,codec_name", "-of", "json", source.url,
     ]  # fmt: skip

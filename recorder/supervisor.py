@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import hashlib
+import json
 import logging
 import re
 import signal
@@ -229,6 +231,28 @@ class Guardian:
             await proc.wait()
 
 
+SOURCE_CACHE = "source.json"
+
+
+def _read_codec_cache(path: Path, url: str) -> str | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    codec = data.get("audio_codec") if data.get("source") == _url_id(url) else None
+    return codec if isinstance(codec, str) else None
+
+
+def _url_id(url: str) -> str:
+    # The URL may carry the camera's password: keep only a hash of it on disk.
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def _write_codec_cache(path: Path, url: str, codec: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"source": _url_id(url), "audio_codec": codec}), encoding="utf-8")
+
+
 def next_run_ordinal(session_dir: Path) -> int:
     """One more than the highest run-NNNN directory present: a new run never reuses a folder."""
     highest = 0
@@ -395,17 +419,23 @@ class CaptureSupervisor:
         if not isinstance(source, RtspSource) or source.audio != "auto" or self.job.audio:
             return source
         if self._audio_mode is None:
-            with contextlib.suppress(TimeoutError):
-                codec = await probe_audio_codec(source, source.timeout_seconds + 2)
+            # A resumed session (obrady restarted) reuses what the camera said last time.
+            cache = self.job.media_dir / SOURCE_CACHE
+            codec = await asyncio.to_thread(_read_codec_cache, cache, source.url)
+            if codec is None:
+                with contextlib.suppress(TimeoutError):
+                    codec = await probe_audio_codec(source, source.timeout_seconds + 2)
                 if codec is not None:
-                    self._audio_mode = "copy" if codec == "aac" else "aac"
-                    log.info(
-                        "session %s, camera %s: audio %s -> %s",
-                        self.job.session_id,
-                        self.job.camera_id,
-                        codec or "(none)",
-                        self._audio_mode,
-                    )
+                    await asyncio.to_thread(_write_codec_cache, cache, source.url, codec)
+            if codec is not None:
+                self._audio_mode = "copy" if codec == "aac" else "aac"
+                log.info(
+                    "session %s, camera %s: audio %s -> %s",
+                    self.job.session_id,
+                    self.job.camera_id,
+                    codec or "(none)",
+                    self._audio_mode,
+                )
         # Until the camera has answered, convert: that works for any audio.
         self.status.audio_mode = self._audio_mode or "aac"
         return source.model_copy(update={"audio": self.status.audio_mode})
