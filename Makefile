@@ -53,6 +53,8 @@ test: setup lint
 
 bench: setup
 	$(BIN)/python bench/capture.py
+	$(BIN)/python bench/faults.py --times 3
+	$(BIN)/python bench/copy_overhead.py
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
