@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 RUN_DIR = re.compile(r"^run-(\d{4,})$")
 POLL_SECONDS = 0.1
+FPS_WINDOW_SECONDS = 2.0
 DOWN_AFTER_SECONDS = 30.0
 STDERR_TAIL_LINES = 30
 
@@ -131,6 +132,7 @@ class CaptureStatus:
     bytes_per_second: float = 0.0
     failing_since: datetime | None = None
     audio_mode: str | None = None
+    fps: float | None = None
 
     def source_state(self, now: datetime, segment_seconds: float) -> str:
         """live (segments arriving), reconnecting (failing under 30 s), down, or starting."""
@@ -473,9 +475,19 @@ class CaptureSupervisor:
 
     async def _read_progress(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
+        sample: tuple[int, float] | None = None
         async for raw in proc.stdout:
             key, _, value = raw.decode("ascii", "replace").strip().partition("=")
-            if key == "out_time_us":
+            if key == "frame" and value.isdigit():
+                # The frame rate actually received, over the last ~2 s (ffmpeg's own fps= is
+                # the average since the run started).
+                frames, now = int(value), time.monotonic()
+                if sample is None or frames < sample[0]:
+                    sample = (frames, now)
+                elif now - sample[1] >= FPS_WINDOW_SECONDS:
+                    self.status.fps = (frames - sample[0]) / (now - sample[1])
+                    sample = (frames, now)
+            elif key == "out_time_us":
                 try:
                     seconds = int(value) / 1_000_000
                 except ValueError:

@@ -386,6 +386,7 @@ async def status(request: web.Request) -> web.Response:
                 "last_segment_age_seconds": None if age is None else round(age, 2),
                 "bitrate_bits_per_second": round(s.bytes_per_second * 8),
                 "audio": s.audio_mode,
+                "fps": None if s.fps is None else round(s.fps, 2),
                 "last_exit_code": s.last_exit_code,
                 "last_error": s.last_error,
                 "last_progress_at": _iso(s.last_progress_at),

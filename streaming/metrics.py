@@ -89,6 +89,16 @@ async def metrics(request: web.Request) -> web.Response:
             if c.last_segment_at is not None
         ],
     )
+    lines += _family(
+        "obrady_capture_fps",
+        "gauge",
+        "Frames per second received from the source over the last seconds.",
+        [
+            (labels(c.chamber_id, c.session_id, c.camera_id), c.fps)
+            for c in captures
+            if c.fps is not None
+        ],
+    )
     analyzer = request.app[ANALYZER]
     healths = [
         (c, h) for c in captures if (h := analyzer.health((c.session_id, c.camera_id))) is not None

@@ -181,6 +181,9 @@ async def test_a_lively_camera_is_not_reported(make_settings: Callable[..., Sett
 
         state = await wait_for(analysed, 10, "the analysis of segments")
         assert state["audio"] == "copy"  # the camera's AAC goes into HLS as it is
+        assert 8 <= state["fps"] <= 12  # the test camera sends 10 fps
+        assert state["bitrate_bits_per_second"] > 0
+        assert state["last_segment_age_seconds"] < 5
         assert state["source"]["problems"] == []
         assert state["source"]["audio_max_db"] > -30
     finally:
