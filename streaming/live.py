@@ -85,10 +85,17 @@ async def session_playlist(request: web.Request) -> web.Response:
     segments = await archive.call(archive.index.segments, session.id)
     if not segments:
         raise json_error(web.HTTPNotFound, f"session {session.id} has no recording yet")
+    return _recording(request, session, segments, "../")
+
+
+def _recording(
+    request: web.Request, session: Session, segments: list[Segment], prefix: str
+) -> web.Response:
+    """A recording's playlist: EVENT while the session is live, VOD with ENDLIST after."""
     ended = session.state == "ended"
     body = media_playlist(
         segments,
-        uri_prefix="../",
+        uri_prefix=prefix,
         ended=ended,
         target_seconds=request.app[SETTINGS].recording.segment_seconds,
     )
@@ -130,15 +137,7 @@ async def camera_playlist(request: web.Request) -> web.Response:
         raise json_error(
             web.HTTPNotFound, f"session {session.id} has no recording from camera {camera!r}"
         )
-    ended = session.state == "ended"
-    body = media_playlist(
-        segments,
-        uri_prefix="../../../",
-        ended=ended,
-        target_seconds=request.app[SETTINGS].recording.segment_seconds,
-    )
-    cache = "public, max-age=3600" if ended else "public, max-age=1"
-    return web.Response(text=body, content_type=HLS_TYPE, headers={"Cache-Control": cache})
+    return _recording(request, session, segments, "../../../")
 
 
 @routes.get("/sessions/{id}/media/{camera}/{run}/{file}")
