@@ -93,12 +93,12 @@ class SyntheticSource(_Model):
 
 
 class RtspSource(_Model):
-    """An IP camera (or encoder) pulled over RTSP; its H.264 video is copied, not re-encoded."""
+    """An IP camera (or encoder) pulled over RTSP; H.264 video is copied, not re-encoded."""
 
     kind: Literal["rtsp"]
     url: str
     transport: Literal["tcp", "udp"] = "tcp"
-    video: Literal["copy", "h264"] = "copy"
+    video: Literal["auto", "copy", "h264"] = "auto"
     audio: Literal["auto", "copy", "aac", "none"] = "auto"
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
 

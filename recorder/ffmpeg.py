@@ -184,7 +184,7 @@ def rtsp_argv(
     streams = [stream["v:0"]]
     codec: dict[str, object] = {}
     global_args: list[str] = []
-    if source.video == "copy":
+    if source.video in ("copy", "auto"):  # "auto" unresolved: the common H.264 camera
         codec["c:v"] = "copy"
         codec["bsf:v"] = COPY_TIMESTAMP_FIX
         global_args.append("-copyts")

@@ -23,8 +23,9 @@ def probe_argv(source: RtspSource) -> list[str]:
     ]  # fmt: skip
 
 
-async def probe_audio_codec(source: RtspSource, timeout: float) -> str | None:
-    """The camera's audio codec ("aac", "pcm_alaw", ...), "" if it has no audio, None if unknown."""
+async def probe_codecs(source: RtspSource, timeout: float) -> tuple[str, str] | None:
+    """The camera's (video, audio) codecs, e.g. ("h264", "pcm_alaw"); "" for a missing stream;
+    None if the camera could not be asked."""
     proc = await asyncio.create_subprocess_exec(
         *probe_argv(source),
         stdin=asyncio.subprocess.DEVNULL,
@@ -45,5 +46,6 @@ async def probe_audio_codec(source: RtspSource, timeout: float) -> str | None:
         streams = json.loads(out).get("streams", [])
     except json.JSONDecodeError:
         return None
+    video = [s.get("codec_name", "") for s in streams if s.get("codec_type") == "video"]
     audio = [s.get("codec_name", "") for s in streams if s.get("codec_type") == "audio"]
-    return audio[0] if audio else ""
+    return (video[0] if video else "", audio[0] if audio else "")

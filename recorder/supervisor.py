@@ -28,7 +28,7 @@ from recorder.ffmpeg import (
     capture_argv,
     parse_segment_line,
 )
-from recorder.probe import probe_audio_codec
+from recorder.probe import probe_codecs
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ class CaptureStatus:
     bytes_per_second: float = 0.0
     failing_since: datetime | None = None
     audio_mode: str | None = None
+    video_mode: str | None = None
     fps: float | None = None
 
     def source_state(self, now: datetime, segment_seconds: float) -> str:
@@ -236,13 +237,15 @@ class Guardian:
 SOURCE_CACHE = "source.json"
 
 
-def _read_codec_cache(path: Path, url: str) -> str | None:
+def _read_codec_cache(path: Path, url: str) -> tuple[str, str] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    codec = data.get("audio_codec") if data.get("source") == _url_id(url) else None
-    return codec if isinstance(codec, str) else None
+    if not isinstance(data, dict) or data.get("source") != _url_id(url):
+        return None
+    video, audio = data.get("video_codec"), data.get("audio_codec")
+    return (video, audio) if isinstance(video, str) and isinstance(audio, str) else None
 
 
 def _url_id(url: str) -> str:
@@ -250,9 +253,10 @@ def _url_id(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()
 
 
-def _write_codec_cache(path: Path, url: str, codec: str) -> None:
+def _write_codec_cache(path: Path, url: str, codecs: tuple[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"source": _url_id(url), "audio_codec": codec}), encoding="utf-8")
+    record = {"source": _url_id(url), "video_codec": codecs[0], "audio_codec": codecs[1]}
+    path.write_text(json.dumps(record), encoding="utf-8")
 
 
 def next_run_ordinal(session_dir: Path) -> int:
@@ -290,7 +294,7 @@ class CaptureSupervisor:
         self._proc: asyncio.subprocess.Process | None = None
         self._signalled = False
         self._stalled = False
-        self._audio_mode: str | None = None
+        self._codecs: tuple[str, str] | None = None
         self._failures = 0
         self._stop_reason = "stopped"
         self._run = _RunState(0, job.media_dir, clock())
@@ -416,31 +420,44 @@ class CaptureSupervisor:
             self._failures = 0
 
     async def _resolved_source(self) -> SyntheticSource | RtspSource:
-        """The source with audio = "auto" settled by asking the camera once."""
+        """The source with video/audio = "auto" settled by asking the camera once."""
         source = self.job.source
-        if not isinstance(source, RtspSource) or source.audio != "auto" or self.job.audio:
+        if not isinstance(source, RtspSource):
             return source
-        if self._audio_mode is None:
+        wants_audio = source.audio == "auto" and self.job.audio is None
+        if source.video != "auto" and not wants_audio:
+            return source
+        if self._codecs is None:
             # A resumed session (obrady restarted) reuses what the camera said last time.
             cache = self.job.media_dir / SOURCE_CACHE
-            codec = await asyncio.to_thread(_read_codec_cache, cache, source.url)
-            if codec is None:
+            self._codecs = await asyncio.to_thread(_read_codec_cache, cache, source.url)
+            if self._codecs is None:
                 with contextlib.suppress(TimeoutError):
-                    codec = await probe_audio_codec(source, source.timeout_seconds + 2)
-                if codec is not None:
-                    await asyncio.to_thread(_write_codec_cache, cache, source.url, codec)
-            if codec is not None:
-                self._audio_mode = "copy" if codec == "aac" else "aac"
+                    self._codecs = await probe_codecs(source, source.timeout_seconds + 2)
+                if self._codecs is not None:
+                    await asyncio.to_thread(_write_codec_cache, cache, source.url, self._codecs)
+            if self._codecs is not None:
                 log.info(
-                    "session %s, camera %s: audio %s -> %s",
+                    "session %s, camera %s sends video %s, audio %s",
                     self.job.session_id,
                     self.job.camera_id,
-                    codec or "(none)",
-                    self._audio_mode,
+                    self._codecs[0] or "(none)",
+                    self._codecs[1] or "(none)",
                 )
-        # Until the camera has answered, convert: that works for any audio.
-        self.status.audio_mode = self._audio_mode or "aac"
-        return source.model_copy(update={"audio": self.status.audio_mode})
+        video, audio = self._codecs or (None, None)
+        update: dict[str, str] = {}
+        if source.video == "auto":
+            # H.264 is copied; anything else (H.265: browsers cannot play it) is re-encoded.
+            # Until the camera has answered, assume the common case.
+            update["video"] = "copy" if video in (None, "h264") else "h264"
+        if wants_audio:
+            # AAC is copied; anything else (G.711 cannot go into HLS) is converted, and so is
+            # everything until the camera has answered.
+            update["audio"] = "copy" if audio == "aac" else "aac"
+        resolved = source.model_copy(update=update)
+        self.status.video_mode = resolved.video
+        self.status.audio_mode = resolved.audio if self.job.audio is None else "chamber"
+        return resolved
 
     def _end_reason(self, code: int | None) -> str:
         if self._stopping.is_set() and code in (0, 255):

@@ -385,6 +385,7 @@ async def status(request: web.Request) -> web.Response:
                 "segments": s.segments,
                 "last_segment_age_seconds": None if age is None else round(age, 2),
                 "bitrate_bits_per_second": round(s.bytes_per_second * 8),
+                "video": s.video_mode,
                 "audio": s.audio_mode,
                 "fps": None if s.fps is None else round(s.fps, 2),
                 "last_exit_code": s.last_exit_code,

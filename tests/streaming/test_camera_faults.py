@@ -12,7 +12,7 @@ from typing import Any
 
 from cameras.camera import RtspCamera
 from conftest import Service, free_port, rtsp_source, start_service, stop_service, wait_for
-from helpers import decoded_duration
+from helpers import decoded_duration, ffprobe
 
 from config.settings import Settings
 
@@ -181,11 +181,32 @@ async def test_a_lively_camera_is_not_reported(make_settings: Callable[..., Sett
 
         state = await wait_for(analysed, 10, "the analysis of segments")
         assert state["audio"] == "copy"  # the camera's AAC goes into HLS as it is
+        assert state["video"] == "copy"  # and its H.264 too
         assert 8 <= state["fps"] <= 12  # the test camera sends 10 fps
         assert state["bitrate_bits_per_second"] > 0
         assert state["last_segment_age_seconds"] < 5
         assert state["source"]["problems"] == []
         assert state["source"]["audio_max_db"] > -30
+    finally:
+        await stop_service(service)
+        await camera.stop()
+
+
+async def test_h265_camera_is_reencoded_for_browsers_by_itself(
+    make_settings: Callable[..., Settings],
+) -> None:
+    camera = RtspCamera(free_port(), video="h265", audio="pcmu")
+    await camera.start()
+    service = await start_service(make_settings(rtsp_source(camera.url)))
+    try:
+        sid = await begin(service)
+        await wait_for(lambda: _ge(segments(service, sid), 2), 30, "two segments")
+        state = await capture(service)
+        assert state is not None
+        assert (state["video"], state["audio"]) == ("h264", "aac")
+        probe = await ffprobe(f"{service.base}/live/index.m3u8")
+        codecs = sorted(s["codec_name"] for s in probe["streams"])
+        assert codecs == ["aac", "h264"], codecs
     finally:
         await stop_service(service)
         await camera.stop()
