@@ -200,7 +200,11 @@ def rtsp_argv(
             }
         )
     if audio_source is not None:
-        streams.append(chamber_audio_input(audio_source)["a:0"])
+        # With -copyts every input keeps its own clock: the camera's starts near 0, an ALSA
+        # device's at the wall clock (1.7e9 s), which kept all its audio out of the segments.
+        # The chamber audio is re-encoded anyway, so start it at 0 like the camera.
+        chamber = chamber_audio_input(audio_source)["a:0"].filter("asetpts", "PTS-STARTPTS")
+        streams.append(chamber)
         codec.update({"c:a": "aac", "b:a": "128k", "ar": 48000})
     elif source.audio == "copy":
         # AAC from the camera goes into HLS as it is (the supervisor chose this after probing).

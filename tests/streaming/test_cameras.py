@@ -159,3 +159,61 @@ async def peak_db(path: Path) -> float:
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     line = next(x for x in err.decode().splitlines() if "max_volume" in x)
     return float(line.split("max_volume:")[1].split("dB")[0])
+
+
+async def test_chamber_audio_from_an_alsa_line_input(tmp_path: Path) -> None:
+    # ALSA's "null" device is a real capture device paced in real time; here it delivers loud
+    # noise (measured: mean -4.5 dB). The camera's own microphone is silent, so sound in the
+    # recording shows that the line input replaced the camera's audio.
+    camera = RtspCamera(free_port(), silent=True)
+    await camera.start()
+    text = f"""
+[server]
+port = {free_port()}
+data_dir = "{tmp_path / "data"}"
+[recording]
+segment_seconds = 1
+preroll_seconds = 0
+[[chambers]]
+id = "sala"
+name = "Sala obrad"
+[chambers.audio]
+kind = "alsa"
+device = "null"
+[chambers.source]
+kind = "rtsp"
+url = "{camera.url}"
+"""
+    settings = parse_settings(text)
+    service = await start_service(settings)
+    try:
+        start = datetime.now(UTC) + timedelta(hours=1)
+        created = await service.post_json(
+            "/api/v1/sessions",
+            {
+                "title": "Sesja",
+                "scheduled_start": start.isoformat(),
+                "scheduled_end": (start + timedelta(hours=1)).isoformat(),
+                "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
+            },
+            status=201,
+        )
+        sid = created["id"]
+        await service.post_json(f"/api/v1/sessions/{sid}/start")
+
+        async def recorded() -> dict[str, Any] | None:
+            captures = (await service.get_json("/api/v1/status"))["captures"]
+            return captures[0] if captures and captures[0]["segments"] >= 3 else None
+
+        capture = await wait_for(recorded, 30, "three segments")
+        assert capture["audio"] == "chamber"
+        detail = await service.post_json(f"/api/v1/sessions/{sid}/stop")
+        assert detail["recording"]["gaps"] == []
+        segment = sorted((settings.data_path / "media" / "sala" / str(sid)).rglob("seg-*.ts"))[1]
+        probe = await ffprobe(str(segment))
+        audio = next(s for s in probe["streams"] if s["codec_type"] == "audio")
+        assert (audio["codec_name"], audio["sample_rate"]) == ("aac", "48000")
+        assert await peak_db(segment) > -30
+    finally:
+        await stop_service(service)
+        await camera.stop()
