@@ -44,7 +44,10 @@ def test_example_documents_every_key_and_loads() -> None:
 def test_defaults_fill_what_is_left_out() -> None:
     settings = parse_settings(MINIMAL)
     assert settings.recording.segment_seconds == 2
-    assert settings.chambers[0].source.video == "copy"  # type: ignore[union-attr]
+    source = settings.chambers[0].source
+    assert source is not None and source.kind == "rtsp"
+    assert (source.video, source.audio) == ("auto", "auto")
+    assert settings.live.gateway_port == 0 and settings.storage.min_free_gb == 2
 
 
 @pytest.mark.parametrize(
