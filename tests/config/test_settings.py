@@ -25,7 +25,7 @@ def test_embedded_demo_loads() -> None:
     settings = load_settings()
     assert settings.server.port == 8080
     assert settings.server.host == "127.0.0.1"
-    assert settings.chambers[0].source.kind == "synthetic"
+    assert settings.chambers[0].camera_list[0].source.kind == "synthetic"
     assert settings.demo is not None and settings.demo.session is not None
     assert settings.demo.session.start_in_seconds <= 10
 
