@@ -146,6 +146,23 @@ class AlsaAudio(_Model):
 AudioSource = Annotated[RtspAudio | AlsaAudio, Field(discriminator="kind")]
 
 
+class PushDestination(_Model):
+    """An external platform the chamber's program is pushed to (the city's YouTube channel)."""
+
+    name: str
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _rtmp_url(cls, value: str) -> str:
+        if not re.match(r"^rtmps?://[^\s/]+/\S+", value):
+            raise ValueError(
+                "must be an rtmp:// or rtmps:// URL with its path and stream key, "
+                "e.g. rtmp://a.rtmp.youtube.com/live2/xxxx-xxxx"
+            )
+        return value
+
+
 class CameraSettings(_Model):
     """One camera of a chamber; every camera is recorded on its own."""
 
@@ -165,6 +182,7 @@ class ChamberSettings(_Model):
     cameras: list[CameraSettings] = []
     program: str | None = None
     audio: AudioSource | None = None
+    push: list[PushDestination] = []
 
     _slug = field_validator("id")(_check_slug)
 

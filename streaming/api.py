@@ -14,7 +14,17 @@ from archive.index import AgendaRow, AsyncArchive, Conflict, Marker, NotFound, R
 from archive.timeline import Timeline
 from streaming.auth import authenticate
 from streaming.http import json_error
-from streaming.keys import ANALYZER, ARCHIVE, CLOCK, CONTROL, DISK, RECORDER, SCHEDULER, SETTINGS
+from streaming.keys import (
+    ANALYZER,
+    ARCHIVE,
+    CLOCK,
+    CONTROL,
+    DISK,
+    PUSHERS,
+    RECORDER,
+    SCHEDULER,
+    SETTINGS,
+)
 from streaming.openapi import openapi_document
 
 log = logging.getLogger(__name__)
@@ -412,6 +422,19 @@ async def status(request: web.Request) -> web.Response:
                 "hours_left": None if disk.hours_left is None else round(disk.hours_left, 2),
             },
             "capture_blocked": recorder.blocked,
+            "pushes": [
+                {
+                    "chamber": p.status.chamber_id,
+                    "name": p.status.name,
+                    "url": p.status.url,
+                    "state": p.status.state,
+                    "restarts": p.status.restarts,
+                    "segments_sent": p.status.segments_sent,
+                    "skipped": p.status.skipped,
+                    "last_error": p.status.last_error,
+                }
+                for p in request.app[PUSHERS]
+            ],
         }
     )
 

@@ -17,6 +17,7 @@ from config.settings import Settings
 from recorder.analysis import SegmentAnalyzer
 from recorder.ffmpeg import capture_argv
 from recorder.health import DiskGuard
+from recorder.push import ProgramPusher
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import ArgvBuilder, Guardian, Recorder
 from streaming import api, live, metrics, pages
@@ -35,6 +36,7 @@ from streaming.keys import (
     FEED,
     GATEWAY,
     LIVE_WINDOW,
+    PUSHERS,
     RECORDER,
     SCHEDULER,
     SETTINGS,
@@ -84,9 +86,17 @@ def create_app(
                 program.restore(chamber.id, last)
         guardian = Guardian()
         await guardian.start()
+        pushers = {
+            chamber.id: [ProgramPusher(chamber.id, destination) for destination in chamber.push]
+            for chamber in settings.chambers
+        }
+        app[PUSHERS] = [p for chamber_pushers in pushers.values() for p in chamber_pushers]
+        push_tasks = [
+            asyncio.create_task(p.run(), name=f"push-{p.status.name}") for p in app[PUSHERS]
+        ]
         recorder = Recorder(
             settings.recording,
-            ArchiveCaptureEvents(archive, feed, analyzer, program),
+            ArchiveCaptureEvents(archive, feed, analyzer, program, pushers),
             argv_builder=argv_builder,
             clock=clock,
             guardian=guardian,
@@ -102,7 +112,7 @@ def create_app(
         app[ANALYZER] = analyzer
         app[ANALYZER_TASK] = asyncio.create_task(analyzer.run(), name="segment-analyzer")
         yield
-        for task in (app[ANALYZER_TASK], app[DISK_TASK]):
+        for task in (app[ANALYZER_TASK], app[DISK_TASK], *push_tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -21,6 +21,7 @@ from archive.integrity import append_manifest, read_manifest, sha256_file
 from config.settings import Settings
 from recorder.analysis import SegmentAnalyzer
 from recorder.ffmpeg import SEGMENT_LIST, parse_segment_line
+from recorder.push import ProgramPusher
 from recorder.scheduler import ScheduleEntry, StopReason
 from recorder.supervisor import RUN_DIR, CaptureBlocked, CaptureJob, FinishedSegment, Recorder
 
@@ -85,11 +86,13 @@ class ArchiveCaptureEvents:
         feed: LiveFeed,
         analyzer: SegmentAnalyzer,
         program: ProgramSelector,
+        pushers: dict[str, list[ProgramPusher]] | None = None,
     ) -> None:
         self._archive = archive
         self._feed = feed
         self._analyzer = analyzer
         self._program = program
+        self._pushers = pushers or {}
 
     async def run_started(
         self, job: CaptureJob, ordinal: int, run_dir: Path, started_at: datetime
@@ -131,6 +134,8 @@ class ArchiveCaptureEvents:
         stored = await self._archive.call(store)
         if program:
             await self._feed.push(stored)
+            for pusher in self._pushers.get(job.chamber_id, []):
+                pusher.submit(stored.run_id, segment.path)
         self._analyzer.submit(job.key, job.chamber_id, segment.path, segment.entry.duration)
 
     async def run_ended(

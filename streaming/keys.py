@@ -13,6 +13,7 @@ from archive.index import AsyncArchive, Segment
 from config.settings import Settings
 from recorder.analysis import SegmentAnalyzer
 from recorder.health import DiskGuard
+from recorder.push import ProgramPusher
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import Recorder
 from streaming.control import LiveFeed, SessionControl
@@ -42,4 +43,5 @@ DISK = web.AppKey("disk", DiskGuard)
 DISK_TASK = web.AppKey("disk_task", asyncio.Task[None])
 ANALYZER = web.AppKey("analyzer", SegmentAnalyzer)
 GATEWAY: web.AppKey[GatewayProcess] = web.AppKey("gateway")
+PUSHERS = web.AppKey("pushers", list[ProgramPusher])
 ANALYZER_TASK = web.AppKey("analyzer_task", asyncio.Task[None])

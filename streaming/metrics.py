@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from streaming.keys import ANALYZER, ARCHIVE, CLOCK, DISK, RECORDER
+from streaming.keys import ANALYZER, ARCHIVE, CLOCK, DISK, PUSHERS, RECORDER
 
 routes = web.RouteTableDef()
 
@@ -97,6 +97,28 @@ async def metrics(request: web.Request) -> web.Response:
             (labels(c.chamber_id, c.session_id, c.camera_id), c.fps)
             for c in captures
             if c.fps is not None
+        ],
+    )
+    pushes = request.app[PUSHERS]
+    lines += _family(
+        "obrady_push_up",
+        "gauge",
+        "1 while the program is being pushed to the destination.",
+        [
+            (
+                {"chamber": p.status.chamber_id, "destination": p.status.name},
+                1.0 if p.status.state == "pushing" else 0.0,
+            )
+            for p in pushes
+        ],
+    )
+    lines += _family(
+        "obrady_push_restarts_total",
+        "counter",
+        "Reconnections to the destination.",
+        [
+            ({"chamber": p.status.chamber_id, "destination": p.status.name}, p.status.restarts)
+            for p in pushes
         ],
     )
     analyzer = request.app[ANALYZER]

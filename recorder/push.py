@@ -1,0 +1,172 @@
+"""Pushes a chamber's program to external platforms over RTMP(S): one ffmpeg per destination,
+fed the finished program segments (no re-encoding), restarted with back-off when the
+destination drops. Capture never waits for it: segments are queued and, if a destination
+falls behind, skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from config.settings import PushDestination
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 16
+WRITE_TIMEOUT_SECONDS = 10.0
+IDLE_SECONDS = 20.0
+BACKOFF_INITIAL_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 15.0
+
+
+def push_argv(url: str) -> list[str]:
+    """ffmpeg argv: MPEG-TS program segments on stdin, copied into FLV for an RTMP server."""
+    return [
+        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning",
+        "-f", "mpegts", "-i", "pipe:0",
+        "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy",
+        # FLV wants AAC without ADTS headers.
+        "-bsf:a", "aac_adtstoasc",
+        "-f", "flv", url,
+    ]  # fmt: skip
+
+
+def redact(url: str) -> str:
+    """The URL without its stream key (which is a password), for logs and status."""
+    head, _, _ = url.rpartition("/")
+    return f"{head}/…"
+
+
+@dataclass
+class PushStatus:
+    """How pushing to one destination is going."""
+
+    chamber_id: str
+    name: str
+    url: str
+    state: Literal["idle", "pushing", "reconnecting"] = "idle"
+    restarts: int = 0
+    segments_sent: int = 0
+    skipped: int = 0
+    last_error: str | None = None
+    stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=10))
+
+
+class ProgramPusher:
+    """Feeds one destination; a new ffmpeg run starts at each discontinuity of the program."""
+
+    def __init__(self, chamber_id: str, destination: PushDestination) -> None:
+        self._url = destination.url
+        self.status = PushStatus(chamber_id, destination.name, redact(destination.url))
+        self._queue: asyncio.Queue[tuple[int, Path]] = asyncio.Queue(QUEUE_LIMIT)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._drain: asyncio.Task[None] | None = None
+        self._run_id: int | None = None
+        self._backoff = BACKOFF_INITIAL_SECONDS
+        self._retry_at = 0.0
+
+    def submit(self, run_id: int, path: Path) -> None:
+        """Queue a finished program segment; never blocks."""
+        try:
+            self._queue.put_nowait((run_id, path))
+        except asyncio.QueueFull:
+            self.status.skipped += 1
+
+    async def run(self) -> None:
+        """Send queued segments until cancelled."""
+        try:
+            while True:
+                try:
+                    run_id, path = await asyncio.wait_for(self._queue.get(), IDLE_SECONDS)
+                except TimeoutError:
+                    await self._finish()  # the session ended: end the stream cleanly
+                    self.status.state = "idle"
+                    continue
+                await self._send(run_id, path)
+        finally:
+            await self._finish()
+
+    async def _send(self, run_id: int, path: Path) -> None:
+        if time.monotonic() < self._retry_at:
+            self.status.skipped += 1  # waiting out the back-off after a failure
+            return
+        if run_id != self._run_id:
+            await self._finish()  # a new ffmpeg run: new timestamps, new stream
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+            if self._proc is None or self._proc.returncode is not None:
+                await self._start()
+            assert self._proc is not None and self._proc.stdin is not None
+            self._proc.stdin.write(data)
+            await asyncio.wait_for(self._proc.stdin.drain(), WRITE_TIMEOUT_SECONDS)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            await self._failed(f"{type(exc).__name__}: {exc}")
+            return
+        self._run_id = run_id
+        self.status.segments_sent += 1
+        if self._proc is not None and self._proc.returncode is None:
+            self.status.state = "pushing"
+            self._backoff = BACKOFF_INITIAL_SECONDS
+
+    async def _start(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            *push_argv(self._url),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._drain = asyncio.create_task(self._read_stderr(self._proc))
+
+    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip().replace(self._url, self.status.url)
+            if line:
+                self.status.stderr_tail.append(line)
+        code = await proc.wait()
+        if proc is self._proc and code not in (0, 255):
+            await self._failed(f"ffmpeg exited with {code}")
+
+    async def _failed(self, reason: str) -> None:
+        last = self.status.stderr_tail[-1] if self.status.stderr_tail else ""
+        self.status.last_error = f"{reason}: {last}" if last else reason
+        self.status.state = "reconnecting"
+        self.status.restarts += 1
+        log.warning(
+            "push %s (%s): %s; retrying in %.1f s",
+            self.status.name,
+            self.status.url,
+            self.status.last_error,
+            self._backoff,
+        )
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX_SECONDS)
+        proc, self._proc = self._proc, None
+        self._run_id = None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+
+    async def _finish(self) -> None:
+        proc, self._proc = self._proc, None
+        self._run_id = None
+        if proc is not None and proc.returncode is None and proc.stdin is not None:
+            proc.stdin.close()  # end of input: ffmpeg finishes the stream and exits
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if self._drain is not None:
+            self._drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drain
+            self._drain = None

@@ -1,0 +1,94 @@
+"""Pushing the program to an RTMP platform (a real nginx-rtmp here): it arrives as sent, it
+reconnects when the platform drops, and the platform's trouble never touches the recording."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from conftest import SYNTHETIC_SOURCE, free_port, start_service, stop_service, wait_for
+from helpers import ffprobe
+from servers import NginxRtmp
+
+from config.settings import ConfigError, PushDestination, Settings, parse_settings
+
+
+async def test_program_is_pushed_and_reconnects_after_the_platform_drops(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    nginx = NginxRtmp(free_port(), tmp_path / "nginx")
+    await nginx.start()
+    settings = make_settings(SYNTHETIC_SOURCE)
+    chamber = settings.chambers[0].model_copy(
+        update={"push": [PushDestination(name="youtube", url=nginx.url("sekretny-klucz"))]}
+    )
+    settings = settings.model_copy(update={"chambers": [chamber]})
+    service = await start_service(settings)
+    try:
+        start = datetime.now(UTC) + timedelta(hours=1)
+        created = await service.post_json(
+            "/api/v1/sessions",
+            {
+                "title": "Sesja",
+                "scheduled_start": start.isoformat(),
+                "scheduled_end": (start + timedelta(hours=1)).isoformat(),
+                "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
+            },
+            status=201,
+        )
+        sid = created["id"]
+        await service.post_json(f"/api/v1/sessions/{sid}/start")
+
+        async def push(state: str) -> dict[str, Any] | None:
+            [p] = (await service.get_json("/api/v1/status"))["pushes"]
+            return p if p["state"] == state else None
+
+        pushing = await wait_for(lambda: push("pushing"), 30, "the push to start")
+        assert "sekretny-klucz" not in pushing["url"]  # the stream key is a password
+
+        async def recorded(n: int) -> Path | None:
+            files = nginx.recordings()
+            ok = len(files) >= n and files[-1].stat().st_size > 50_000
+            return files[-1] if ok else None
+
+        first = await wait_for(lambda: recorded(1), 30, "nginx to receive the program")
+        probe = await ffprobe(str(first))
+        assert sorted(s["codec_name"] for s in probe["streams"]) == ["aac", "h264"]
+
+        await nginx.stop()  # the platform drops
+        dropped = await wait_for(lambda: push("reconnecting"), 30, "the drop to be noticed")
+        assert dropped["last_error"]
+        assert "sekretny-klucz" not in dropped["last_error"]
+        await nginx.start()
+        await wait_for(lambda: push("pushing"), 60, "the push to reconnect")
+        await wait_for(lambda: recorded(2), 30, "a new stream at the platform")
+
+        detail = await service.post_json(f"/api/v1/sessions/{sid}/stop")
+        assert detail["recording"]["gaps"] == []
+        assert len(detail["recording"]["runs"]) == 1
+        metrics = await service.get_text("/metrics")
+        assert 'obrady_push_restarts_total{chamber="sala",destination="youtube"}' in metrics
+    finally:
+        await stop_service(service)
+        await nginx.stop()
+
+
+def test_a_push_url_must_be_rtmp() -> None:
+    text = """
+[[chambers]]
+id = "sala"
+name = "Sala"
+[chambers.source]
+kind = "synthetic"
+[[chambers.push]]
+name = "youtube"
+url = "https://youtube.com/live"
+"""
+    try:
+        parse_settings(text)
+    except ConfigError as exc:
+        assert "chambers.0.push.0.url: must be an rtmp://" in str(exc)
+    else:
+        raise AssertionError("an https push URL was accepted")
