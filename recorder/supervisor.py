@@ -612,9 +612,9 @@ class Recorder:
         )
 
     def supervisor(self, session_id: int, camera_id: str = "main") -> CaptureSupervisor | None:
-        """The running supervisor of a session's camera, if any."""
+        """The running supervisor of a session's camera, if any (None once its task ended)."""
         entry = self._captures.get((session_id, camera_id))
-        return None if entry is None else entry[0]
+        return None if entry is None or entry[1].done() else entry[0]
 
     def statuses(self) -> list[CaptureStatus]:
         """Status of every capture that is running."""

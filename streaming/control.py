@@ -38,19 +38,16 @@ class LiveFeed:
     def __init__(self, size: int) -> None:
         self._size = size
         self._recent: dict[str, list[Segment]] = {}
-        self._changed = asyncio.Condition()
 
     def load(self, chamber: str, segments: list[Segment]) -> None:
         """Seed a chamber's window (at start-up, from the archive)."""
         self._recent[chamber] = segments[-self._size :]
 
     async def push(self, segment: Segment) -> None:
-        """Add a newly finished segment and wake anyone waiting for one."""
+        """Add a newly finished program segment."""
         window = self._recent.setdefault(segment.chamber, [])
         window.append(segment)
         del window[: -self._size]
-        async with self._changed:
-            self._changed.notify_all()
 
     async def window(self, chamber: str) -> list[Segment]:
         """The chamber's newest segments, oldest first."""
