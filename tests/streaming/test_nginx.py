@@ -1,0 +1,140 @@
+"""The shipped nginx configuration (config/nginx.conf) in front of obrady: playlists and
+segments are cached as obrady's headers say, identical requests collapse into one, and the API
+passes through uncached."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+from conftest import SYNTHETIC_SOURCE, free_port, start_service, stop_service, wait_for
+
+from config.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def nginx_config(workdir: Path, port: int, control: int, viewers: int) -> Path:
+    """The shipped site with this test's ports and folders, inside a minimal nginx.conf."""
+    site = (ROOT / "config" / "nginx.conf").read_text()
+    for old, new in (
+        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("server 127.0.0.1:8080;", f"server 127.0.0.1:{control};"),
+        ("server 127.0.0.1:8081;", f"server 127.0.0.1:{viewers};"),
+        ("/var/cache/nginx/obrady", str(workdir / "cache")),
+    ):
+        assert old in site, f"config/nginx.conf no longer contains {old!r}"
+        site = site.replace(old, new)
+    (workdir / "obrady-site.conf").write_text(site)
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        f"""user root;
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {workdir}/tmp/body;
+    proxy_temp_path {workdir}/tmp/proxy;
+    fastcgi_temp_path {workdir}/tmp/fastcgi;
+    uwsgi_temp_path {workdir}/tmp/uwsgi;
+    scgi_temp_path {workdir}/tmp/scgi;
+    include {workdir}/obrady-site.conf;
+}}
+"""
+    )
+    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+    return conf
+
+
+async def test_shipped_nginx_config_caches_and_collapses(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(SYNTHETIC_SOURCE)
+    viewers = free_port()
+    live = settings.live.model_copy(update={"gateway_port": viewers})
+    settings = settings.model_copy(update={"live": live})
+    service = await start_service(settings)
+    port = free_port()
+    conf = nginx_config(tmp_path, port, settings.server.port, viewers)
+    nginx = await asyncio.create_subprocess_exec(
+        "nginx",
+        "-p",
+        str(tmp_path),
+        "-c",
+        str(conf),
+        "-g",
+        "daemon off;",
+        stdin=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+    try:
+
+        async def get(path: str) -> tuple[int, str, dict[str, str]]:
+            async with http.get(base + path) as resp:
+                return resp.status, await resp.text(errors="replace"), dict(resp.headers)
+
+        async def up() -> bool:
+            with contextlib.suppress(aiohttp.ClientError):
+                status, _, _ = await get("/live/index.m3u8")
+                return status == 404  # nginx and the gateway answer; nothing live yet
+            return False
+
+        await wait_for(up, 30, "nginx and the gateway")
+        start = datetime.now(UTC) + timedelta(hours=1)
+        created = await service.post_json(
+            "/api/v1/sessions",
+            {
+                "title": "Sesja",
+                "scheduled_start": start.isoformat(),
+                "scheduled_end": (start + timedelta(hours=1)).isoformat(),
+                "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
+            },
+            status=201,
+        )
+        await service.post_json(f"/api/v1/sessions/{created['id']}/start")
+
+        async def playlist() -> str | None:
+            status, text, _ = await get("/live/index.m3u8")
+            return text if status == 200 and text.count(".ts") >= 3 else None
+
+        text = await wait_for(playlist, 30, "the live playlist through nginx")
+        status, _, first = await get("/live/index.m3u8")
+        assert status == 200 and first["Cache-Control"] == "public, max-age=1"
+        assert first["X-Cache-Status"] in ("HIT", "UPDATING", "STALE", "MISS", "EXPIRED")
+
+        # 50 viewers ask for the same segment at once: obrady is asked once.
+        uri = [line for line in text.splitlines() if line.endswith(".ts")][-1]
+        path = "/live/" + uri
+        results = await asyncio.gather(*(get(path) for _ in range(50)))
+        assert all(status == 200 for status, _, _ in results)
+        caches = [headers["X-Cache-Status"] for _, _, headers in results]
+        assert caches.count("MISS") == 1, caches
+        assert "immutable" in results[0][2]["Cache-Control"]
+        _, _, again = await get(path)
+        assert again["X-Cache-Status"] == "HIT"
+
+        # The API passes through, uncached.
+        async with http.get(base + "/api/v1/sessions") as resp:
+            assert resp.status == 200 and "X-Cache-Status" not in resp.headers
+            assert (await resp.json())["sessions"][0]["state"] == "live"
+        async with http.get(base + "/metrics") as resp:
+            assert resp.status == 200  # from loopback only
+    finally:
+        await http.close()
+        await stop_service(service)
+        if nginx.returncode is None:
+            nginx.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(nginx.wait(), 10)
+            except TimeoutError:
+                nginx.kill()
+                await nginx.wait()
