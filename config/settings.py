@@ -197,6 +197,17 @@ class ChamberSettings(_Model):
             raise ValueError(f"camera ids must be unique in a chamber, got {ids}")
         if self.program is not None and self.program not in ids:
             raise ValueError(f"program {self.program!r} is not one of the cameras {ids}")
+        if (
+            isinstance(self.audio, AlsaAudio)
+            and len(ids) > 1
+            and re.match(r"^(plug)?hw:", self.audio.device)
+        ):
+            # Every camera's capture opens the chamber audio; a hardware device opens once.
+            raise ValueError(
+                f"audio device {self.audio.device!r} can be opened by one capture only, and this "
+                f"chamber has {len(ids)} cameras: define an ALSA dsnoop device over it (e.g. "
+                "'chamber_mics' in /etc/asound.conf) and name that, or use a network audio stream"
+            )
         return self
 
     @property

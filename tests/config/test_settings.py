@@ -151,3 +151,27 @@ def test_user_add_cli(tmp_path: Path) -> None:
     assert user is not None and user.role == "operator"
     assert user.password_hash.startswith("$argon2")
     assert verify_password(user.password_hash, "correct horse")
+
+
+def test_a_hardware_alsa_input_cannot_feed_several_cameras() -> None:
+    two = """
+[[chambers]]
+id = "sala"
+name = "Sala"
+[chambers.audio]
+kind = "alsa"
+device = "hw:1,0"
+[[chambers.cameras]]
+id = "a"
+[chambers.cameras.source]
+kind = "synthetic"
+[[chambers.cameras]]
+id = "b"
+[chambers.cameras.source]
+kind = "synthetic"
+"""
+    with pytest.raises(ConfigError, match="dsnoop"):
+        parse_settings(two)
+    parse_settings(two.replace('"hw:1,0"', '"chamber_mics"'))  # a dsnoop PCM is shareable
+    one = two.split("[[chambers.cameras]]\nid = \"b\"")[0]
+    parse_settings(one)  # one camera may open the hardware device itself
