@@ -79,6 +79,7 @@ class LiveSettings(_Model):
 
     playlist_segments: Annotated[int, Field(ge=3, le=30)] = 6
     gateway_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    break_slate: bool = True
 
 
 class SyntheticSource(_Model):

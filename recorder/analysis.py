@@ -26,8 +26,8 @@ PEAK_KEY = "lavfi.astats.Overall.Peak_level="
 QUEUE_LIMIT = 32
 WRITE_TIMEOUT_SECONDS = 10.0
 IDLE_SECONDS = 30.0
-# After this many segments without a single audio level, the source has no audio track.
-NO_AUDIO_AFTER_SEGMENTS = 3
+# After this many analysed keyframes without a single audio level, the source has no audio.
+NO_AUDIO_AFTER_KEYFRAMES = 4
 
 Key = tuple[int, str]
 
@@ -38,7 +38,8 @@ def analysis_argv() -> list[str]:
     return [
         # ametadata prints through the log (unbuffered); its file= output is held in a buffer.
         "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "info",
-        "-skip_frame", "nokey", "-f", "mpegts", "-i", "pipe:0",
+        "-skip_frame", "nokey", "-analyzeduration", "1000000", "-probesize", "1000000",
+        "-f", "mpegts", "-i", "pipe:0",
         "-map", "0:v:0?", "-vf", f"scale={THUMB_W}:{THUMB_H},format=gray",
         "-fps_mode", "passthrough", "-flush_packets", "1", "-f", "rawvideo", "pipe:1",
         "-map", "0:a:0?",
@@ -72,10 +73,11 @@ class SourceHealth:
 
     @property
     def has_audio(self) -> bool | None:
-        """True once audio was heard, False if none came with several segments, else None."""
+        """True once audio was heard; False if pictures came through analysis but no sound did;
+        None until then (the analyser buffers a little before its first output)."""
         if self.audio_seconds:
             return True
-        return False if self.segments_fed >= NO_AUDIO_AFTER_SEGMENTS else None
+        return False if self.keyframes >= NO_AUDIO_AFTER_KEYFRAMES else None
 
     @property
     def frozen_seconds(self) -> float:

@@ -222,13 +222,72 @@ def rtsp_argv(
     )
 
 
+@dataclass(frozen=True)
+class SlateSource:
+    """The picture the public sees instead of the room (a break): a text, the clock, silence."""
+
+    text: str
+    subtitle: str = ""
+    width: int = 1280
+    height: int = 720
+    fps: int = 10
+
+
+def slate_argv(source: SlateSource, run_dir: Path, segment_seconds: float) -> list[str]:
+    """A slate paced in real time, H.264 (cheap: a still picture at a low frame rate) with
+    silent AAC: what the room's microphones pick up in a break is not for the public."""
+    gop = max(1, math.ceil(source.fps * segment_seconds))
+    font = max(16, source.height // 12)
+    video = ffmpeg.input(
+        f"color=c=0x0b3d91:s={source.width}x{source.height}:r={source.fps}", f="lavfi", re=None
+    )
+    video = video.drawtext(
+        text=_drawtext_escape(source.text),
+        x="(w-tw)/2",
+        y=f"h/2-{font}",
+        fontsize=font,
+        fontcolor="white",
+    )
+    if source.subtitle:
+        video = video.drawtext(
+            text=_drawtext_escape(source.subtitle),
+            x="(w-tw)/2",
+            y=f"h/2+{font // 2}",
+            fontsize=font // 2,
+            fontcolor="white",
+        )
+    video = video.drawtext(
+        text="%{localtime}", escape_text=False, x="(w-tw)/2", y=f"h-{2 * font}",
+        fontsize=font // 2, fontcolor="white",
+    )  # fmt: skip
+    audio = ffmpeg.input("anullsrc=r=48000:cl=stereo", f="lavfi", re=None)
+    codec = {
+        "c:v": "libx264",
+        "preset": "ultrafast",
+        "tune": "stillimage",
+        "pix_fmt": "yuv420p",
+        "g": gop,
+        "keyint_min": gop,
+        "sc_threshold": 0,
+        "c:a": "aac",
+        "b:a": "64k",
+    }
+    out = _segment_output([video, audio], run_dir, segment_seconds, codec)
+    return ffmpeg.compile(out.global_args(*GLOBAL_ARGS, "-n"), cmd="ffmpeg")  # type: ignore[no-any-return]
+
+
+CaptureSource = SyntheticSource | RtspSource | SlateSource
+
+
 def capture_argv(
-    source: SyntheticSource | RtspSource,
+    source: CaptureSource,
     run_dir: Path,
     segment_seconds: float,
     audio: ChamberAudio | None = None,
 ) -> list[str]:
     """The argv that records one run of one camera (with the chamber audio, if any)."""
+    if isinstance(source, SlateSource):
+        return slate_argv(source, run_dir, segment_seconds)
     if isinstance(source, SyntheticSource):
         return synthetic_argv(source, run_dir, segment_seconds, audio)
     return rtsp_argv(source, run_dir, segment_seconds, audio)

@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from config.settings import RecordingSettings, RtspSource, SyntheticSource
+from config.settings import RecordingSettings, RtspSource
 from recorder.ffmpeg import (
     SEGMENT_LIST,
+    CaptureSource,
     ChamberAudio,
     SegmentEntry,
     capture_argv,
@@ -59,7 +60,7 @@ class CaptureJob:
     session_id: int
     chamber_id: str
     camera_id: str
-    source: SyntheticSource | RtspSource
+    source: CaptureSource
     media_dir: Path
     audio: ChamberAudio | None = None
 
@@ -105,7 +106,7 @@ class CaptureEvents(Protocol):
         ...
 
 
-ArgvBuilder = Callable[[SyntheticSource | RtspSource, Path, float, ChamberAudio | None], list[str]]
+ArgvBuilder = Callable[[CaptureSource, Path, float, ChamberAudio | None], list[str]]
 Clock = Callable[[], datetime]
 
 
@@ -419,7 +420,7 @@ class CaptureSupervisor:
         else:
             self._failures = 0
 
-    async def _resolved_source(self) -> SyntheticSource | RtspSource:
+    async def _resolved_source(self) -> CaptureSource:
         """The source with video/audio = "auto" settled by asking the camera once."""
         source = self.job.source
         if not isinstance(source, RtspSource):
@@ -648,6 +649,10 @@ class Recorder:
         """Stop every camera of a session and wait until their last segments are reported."""
         keys = [key for key in self._captures if key[0] == session_id]
         await asyncio.gather(*(self._stop_one(key, reason) for key in keys))
+
+    async def stop_camera(self, session_id: int, camera_id: str, reason: str = "stopped") -> None:
+        """Stop one camera's capture of a session."""
+        await self._stop_one((session_id, camera_id), reason)
 
     async def _stop_one(self, key: tuple[int, str], reason: str) -> None:
         entry = self._captures.get(key)

@@ -78,6 +78,7 @@ def marker_json(marker: Marker, timeline: Timeline) -> dict[str, Any]:
 def run_json(run: Run) -> dict[str, Any]:
     """One ffmpeg run of the recording."""
     return {
+        "camera": run.camera,
         "ordinal": run.ordinal,
         "started_at": _iso(run.started_at),
         "media_started_at": _iso(run.anchor_at),

@@ -20,10 +20,17 @@ from archive.index import (
 from archive.integrity import append_manifest, read_manifest, sha256_file
 from config.settings import Settings
 from recorder.analysis import SegmentAnalyzer
-from recorder.ffmpeg import SEGMENT_LIST, parse_segment_line
+from recorder.ffmpeg import SEGMENT_LIST, SlateSource, parse_segment_line
 from recorder.push import ProgramPusher
 from recorder.scheduler import ScheduleEntry, StopReason
-from recorder.supervisor import RUN_DIR, CaptureBlocked, CaptureJob, FinishedSegment, Recorder
+from recorder.supervisor import (
+    RUN_DIR,
+    AlreadyRecording,
+    CaptureBlocked,
+    CaptureJob,
+    FinishedSegment,
+    Recorder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +61,16 @@ class LiveFeed:
         return list(self._recent.get(chamber, []))
 
 
+SLATE = "slate"
+BREAK_SLATE = SlateSource("Przerwa w obradach", "Transmisja zostanie wznowiona po przerwie")
+
+
 class ProgramSelector:
     """Which camera of each chamber is the program: what goes live and into the recording."""
 
     def __init__(self, settings: Settings) -> None:
         self._current = {c.id: c.default_program for c in settings.chambers}
+        self._slate: dict[str, bool] = {}  # chamber -> slate ready (True) or coming (False)
 
     def restore(self, chamber: str, camera: str | None) -> None:
         """Take the last switch from the archive, if the camera is still configured."""
@@ -66,12 +78,29 @@ class ProgramSelector:
             self._current[chamber] = camera
 
     def camera(self, chamber: str) -> str:
-        """The chamber's program camera now."""
+        """The chamber's program now: the slate in a break, once it has a segment to show."""
+        return SLATE if self._slate.get(chamber) else self._current[chamber]
+
+    def operator_camera(self, chamber: str) -> str:
+        """The camera the operator chose (the program again after a break)."""
         return self._current[chamber]
 
     def switch(self, chamber: str, camera: str) -> None:
-        """Make camera the chamber's program."""
+        """Make camera the chamber's program (after the break, if one is on)."""
         self._current[chamber] = camera
+
+    def slate_on(self, chamber: str) -> None:
+        """A break began: the slate takes over as soon as its first segment exists."""
+        self._slate.setdefault(chamber, False)
+
+    def slate_segment(self, chamber: str) -> None:
+        """The slate has a segment: from now on it is the program."""
+        if chamber in self._slate:
+            self._slate[chamber] = True
+
+    def slate_off(self, chamber: str) -> None:
+        """The break ended: the room is the program again, at once."""
+        self._slate.pop(chamber, None)
 
 
 class ArchiveCaptureEvents:
@@ -109,6 +138,8 @@ class ArchiveCaptureEvents:
         index = self._archive.index
         # Program membership is decided as each segment finishes: a switch takes effect at the
         # next segment boundary of each camera, so at most one segment is missed or repeated.
+        if job.camera_id == SLATE:
+            self._program.slate_segment(job.chamber_id)
         program = self._program.camera(job.chamber_id) == job.camera_id
 
         def store() -> Segment:
@@ -133,7 +164,8 @@ class ArchiveCaptureEvents:
             await self._feed.push(stored)
             for pusher in self._pushers.get(job.chamber_id, []):
                 pusher.submit(stored.run_id, segment.path)
-        self._analyzer.submit(job.key, job.chamber_id, segment.path, segment.entry.duration)
+        if job.camera_id != SLATE:  # a slate is a still picture and silence by design
+            self._analyzer.submit(job.key, job.chamber_id, segment.path, segment.entry.duration)
 
     async def run_ended(
         self,
@@ -272,6 +304,8 @@ class SessionControl:
                     log.warning(
                         "session %s: indexed %d segment(s) found on disk", session_id, recovered
                     )
+            if self._settings.live.break_slate and await self.in_break(session_id):
+                self._start_slate(session)  # resumed in a break (obrady was restarted)
             for camera in chamber.camera_list:
                 if self._recorder.supervisor(session_id, camera.id) is not None:
                     continue
@@ -333,6 +367,7 @@ class SessionControl:
                     else "",
                 )
             await self._recorder.stop(session_id)
+            self.program.slate_off(session.chamber)
             log.info("session %s: ended by %s", session_id, by)
             return await self._archive.call(self._archive.index.end, session_id, requested_at, by)
 
@@ -362,6 +397,24 @@ class SessionControl:
         await self._archive.call(
             self._archive.index.add_marker, session_id, kind, self._clock(), None, by
         )
+        if on and self._settings.live.break_slate:
+            self._start_slate(session)
+        else:
+            self.program.slate_off(session.chamber)
+            await self._recorder.stop_camera(session_id, SLATE)
+
+    def _start_slate(self, session: Session) -> None:
+        """Show the public the break slate instead of the room (the cameras keep recording)."""
+        if self._recorder.supervisor(session.id, SLATE) is not None:
+            return
+        self.program.slate_on(session.chamber)
+        job = CaptureJob(
+            session.id, session.chamber, SLATE, BREAK_SLATE, self.session_dir(session) / SLATE
+        )
+        try:
+            self._recorder.start(job)
+        except (CaptureBlocked, AlreadyRecording) as exc:
+            log.warning("session %s: no break slate: %s", session.id, exc)
 
     async def in_break(self, session_id: int) -> bool:
         """Whether the last break marker opened a break."""

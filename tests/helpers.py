@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import vlc  # type: ignore[import-untyped]
@@ -67,6 +68,30 @@ async def decoded_duration(url: str, timeout: float = 60.0) -> float:
     ]
     assert times, "ffmpeg decoded nothing"
     return max(times) / 1_000_000
+
+
+async def peak_db(path: Path | str) -> float:
+    """The audio peak of a file in dB (volumedetect), -inf as -200."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-i",
+        str(path),
+        "-map",
+        "0:a:0",
+        "-af",
+        "volumedetect",
+        "-f",
+        "null",
+        "-",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    line = next(x for x in err.decode().splitlines() if "max_volume" in x)
+    value = line.split("max_volume:")[1].split("dB")[0].strip()
+    return -200.0 if value == "-inf" else float(value)
 
 
 class VlcPlayer:

@@ -97,9 +97,11 @@ def test_segments_are_numbered_per_chamber_with_discontinuities(index: ArchiveIn
 
 def test_timeline_maps_moments_across_a_gap() -> None:
     tl = build_timeline(
-        [Piece(1, "main", T0, 10.0, "camera lost"),
-         Piece(2, "main", T0 + timedelta(seconds=15), 5.0, None),
-         Piece(3, "main", T0 + timedelta(seconds=20), 0.0, None)],
+        [
+            Piece(1, "main", T0, 10.0, "camera lost"),
+            Piece(2, "main", T0 + timedelta(seconds=15), 5.0, None),
+            Piece(3, "main", T0 + timedelta(seconds=20), 0.0, None),
+        ],
         ongoing=False,
     )
     assert tl.duration == 15.0
@@ -169,8 +171,12 @@ def test_cameras_share_a_session_and_only_the_program_goes_live(index: ArchiveIn
         index.add_segment(cam1, seq, f"seg-{seq:06d}.ts", 2.0 * seq, 2.0, at, 10, None, seq < 2)
         index.add_segment(cam2, seq, f"seg-{seq:06d}.ts", 2.0 * seq, 2.0, at, 10, None, seq >= 2)
     program = index.segments(sid)
-    assert [(s.camera, s.seq) for s in program] == [("cam1", 0), ("cam1", 1), ("cam2", 2),
-                                                    ("cam2", 3)]
+    assert [(s.camera, s.seq) for s in program] == [
+        ("cam1", 0),
+        ("cam1", 1),
+        ("cam2", 2),
+        ("cam2", 3),
+    ]
     assert [s.program_disc for s in program] == [0, 0, 1, 1]
     assert len(index.all_segments(sid)) == 8
     assert [s.seq for s in index.camera_segments(sid, "cam2")] == [0, 1, 2, 3]

@@ -34,8 +34,13 @@ def test_example_documents_every_key_and_loads() -> None:
     settings = load_settings(ROOT / "config" / "example.toml")
     assert [c.id for c in settings.chambers] == ["sala-obrad", "sala-komisji"]
     text = (ROOT / "config" / "example.toml").read_text()
-    sections = (settings.server, settings.recording, settings.live, settings.storage,
-                settings.monitoring)
+    sections = (
+        settings.server,
+        settings.recording,
+        settings.live,
+        settings.storage,
+        settings.monitoring,
+    )
     for section in sections:
         for key in type(section).model_fields:
             assert f"\n{key} = " in text, f"example.toml does not document {key}"
@@ -173,5 +178,5 @@ kind = "synthetic"
     with pytest.raises(ConfigError, match="dsnoop"):
         parse_settings(two)
     parse_settings(two.replace('"hw:1,0"', '"chamber_mics"'))  # a dsnoop PCM is shareable
-    one = two.split("[[chambers.cameras]]\nid = \"b\"")[0]
+    one = two.split('[[chambers.cameras]]\nid = "b"')[0]
     parse_settings(one)  # one camera may open the hardware device itself

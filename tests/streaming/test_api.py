@@ -171,8 +171,11 @@ async def test_metrics_and_status_show_a_running_capture(service: Service) -> No
     text = await service.get_text("/metrics")
     labels = f'{{chamber="sala",session="{sid}",camera="main"}}'
     assert f"obrady_capture_up{labels} 1\n" in text
-    segments = next(line for line in text.splitlines()
-                    if line.startswith(f"obrady_capture_segments_total{labels}"))
+    segments = next(
+        line
+        for line in text.splitlines()
+        if line.startswith(f"obrady_capture_segments_total{labels}")
+    )
     assert int(segments.split()[-1]) >= 2
     assert 'obrady_sessions{state="live"} 1' in text
     assert "obrady_disk_free_bytes " in text and "# TYPE obrady_capture_up gauge" in text

@@ -11,7 +11,7 @@ from typing import Any
 
 from cameras.camera import RtspCamera
 from conftest import OPERATOR, STAFF, free_port, start_service, stop_service, wait_for
-from helpers import decoded_duration, ffprobe
+from helpers import decoded_duration, ffprobe, peak_db
 
 from config.settings import parse_settings
 
@@ -137,28 +137,6 @@ async def test_program_switch_and_chamber_audio(tmp_path: Path) -> None:
         await stop_service(service)
         for camera in (cam1, cam2, mics):
             await camera.stop()
-
-
-async def peak_db(path: Path) -> float:
-    proc = await asyncio.create_subprocess_exec(
-        "ffmpeg",
-        "-nostdin",
-        "-hide_banner",
-        "-i",
-        str(path),
-        "-map",
-        "0:a:0",
-        "-af",
-        "volumedetect",
-        "-f",
-        "null",
-        "-",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
-    line = next(x for x in err.decode().splitlines() if "max_volume" in x)
-    return float(line.split("max_volume:")[1].split("dB")[0])
 
 
 async def test_chamber_audio_from_an_alsa_line_input(tmp_path: Path) -> None:

@@ -29,7 +29,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount.mkdir()
     result = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-        capture_output=True, text=True, check=False, timeout=30,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
     )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
@@ -55,9 +58,12 @@ async def test_disk_floor_stops_capture_cleanly_and_resumes_after_space_is_freed
         start = datetime.now(UTC) + timedelta(hours=1)
         created = await service.post_json(
             "/api/v1/sessions",
-            {"title": "Sesja", "scheduled_start": start.isoformat(),
-             "scheduled_end": (start + timedelta(hours=2)).isoformat(),
-             "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n"},
+            {
+                "title": "Sesja",
+                "scheduled_start": start.isoformat(),
+                "scheduled_end": (start + timedelta(hours=2)).isoformat(),
+                "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
+            },
             status=201,
         )
         sid = created["id"]

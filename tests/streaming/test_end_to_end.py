@@ -91,7 +91,22 @@ async def test_scheduled_session_starts_by_itself_and_plays_live_in_vlc(service:
         await asyncio.to_thread(player.close)
 
 
-async def test_chapters_breaks_and_recording_duration_match_the_room(service: Service) -> None:
+async def test_chapters_breaks_and_recording_duration_match_the_room(
+    make_settings: Any,
+) -> None:
+    # Without the break slate the program is one camera: its length must match the room's.
+    settings = make_settings()
+    settings = settings.model_copy(
+        update={"live": settings.live.model_copy(update={"break_slate": False})}
+    )
+    service = await start_service(settings)
+    try:
+        await _chapters_breaks_and_duration(service)
+    finally:
+        await stop_service(service)
+
+
+async def _chapters_breaks_and_duration(service: Service) -> None:
     created = await create(service)
     sid = created["id"]
     item_1 = created["agenda"][0]["id"]

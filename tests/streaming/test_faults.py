@@ -28,8 +28,14 @@ class ServeProcess:
 
     async def start(self, base: str) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "streaming", "serve", "--config", str(self.config),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "streaming",
+            "serve",
+            "--config",
+            str(self.config),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
 
@@ -73,9 +79,19 @@ async def test_service_killed_mid_session_resumes_the_same_session(tmp_path: Pat
     config = tmp_path / "obrady.toml"
     config.write_text(config_text(tmp_path / "data", port))
     add = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streaming", "user", "add", OPERATOR[0], "--role", "operator",
-        "--password-stdin", "--config", str(config),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "streaming",
+        "user",
+        "add",
+        OPERATOR[0],
+        "--role",
+        "operator",
+        "--password-stdin",
+        "--config",
+        str(config),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
     )
     await asyncio.wait_for(add.communicate(f"{OPERATOR[1]}\n".encode()), 30)
     assert add.returncode == 0
@@ -91,9 +107,16 @@ async def test_service_killed_mid_session_resumes_the_same_session(tmp_path: Pat
                 return await r.json()
 
         start = datetime.now(UTC) + timedelta(hours=1)
-        created = await call("POST", "/api/v1/sessions", {
-            "title": "Sesja", "scheduled_start": start.isoformat(),
-            "scheduled_end": (start + timedelta(hours=1)).isoformat(), "agenda_text": AGENDA})
+        created = await call(
+            "POST",
+            "/api/v1/sessions",
+            {
+                "title": "Sesja",
+                "scheduled_start": start.isoformat(),
+                "scheduled_end": (start + timedelta(hours=1)).isoformat(),
+                "agenda_text": AGENDA,
+            },
+        )
         sid = created["id"]
         await call("POST", f"/api/v1/sessions/{sid}/start")
 
@@ -120,8 +143,11 @@ async def test_service_killed_mid_session_resumes_the_same_session(tmp_path: Pat
         assert all(size > 0 for size in files.values()), files
 
         await serve.start(base)
-        await wait_for(lambda: _at_least(segments, len(on_disk) + 2), 30,
-                       "recording to resume in the same session")
+        await wait_for(
+            lambda: _at_least(segments, len(on_disk) + 2),
+            30,
+            "recording to resume in the same session",
+        )
         detail = await call("POST", f"/api/v1/sessions/{sid}/stop")
         runs = detail["recording"]["runs"]
         assert [r["ordinal"] for r in runs] == [1, 2]
@@ -139,8 +165,15 @@ async def test_service_killed_mid_session_resumes_the_same_session(tmp_path: Pat
         await serve.terminate()
 
     verify = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streaming", "verify", str(sid), "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "streaming",
+        "verify",
+        str(sid),
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(verify.communicate(), 60)
     assert verify.returncode == 0, err.decode()
@@ -152,16 +185,30 @@ async def test_service_killed_mid_session_resumes_the_same_session(tmp_path: Pat
     data[1000] ^= 0xFF
     victim.write_bytes(bytes(data))
     verify = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streaming", "verify", str(sid), "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "streaming",
+        "verify",
+        str(sid),
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(verify.communicate(), 60)
     assert verify.returncode == 1
     assert "main/run-0001/seg-000001.ts: SHA-256 mismatch" in err.decode()
     (run1 / "seg-000002.ts").unlink()
     verify = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streaming", "verify", str(sid), "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "streaming",
+        "verify",
+        str(sid),
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(verify.communicate(), 60)
     assert verify.returncode == 1
@@ -179,10 +226,16 @@ async def _async(value: bool) -> bool:
 async def test_viewer_load_cannot_stall_capture(service: Service) -> None:
     """Many viewers hammer the gateway during a recording: the recording has no gap."""
     start = datetime.now(UTC) + timedelta(hours=1)
-    created = await service.post_json("/api/v1/sessions", {
-        "title": "Sesja", "scheduled_start": start.isoformat(),
-        "scheduled_end": (start + timedelta(hours=1)).isoformat(), "agenda_text": AGENDA},
-        status=201)
+    created = await service.post_json(
+        "/api/v1/sessions",
+        {
+            "title": "Sesja",
+            "scheduled_start": start.isoformat(),
+            "scheduled_end": (start + timedelta(hours=1)).isoformat(),
+            "agenda_text": AGENDA,
+        },
+        status=201,
+    )
     sid = created["id"]
     t_start = time.time()
     await service.post_json(f"/api/v1/sessions/{sid}/start")

@@ -1,0 +1,79 @@
+"""A break shows the public a slate on the same live URL while the cameras keep recording."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from conftest import Service, wait_for
+from helpers import ffprobe, peak_db
+
+
+def newest_camera(playlist: str) -> str:
+    uris = [line for line in playlist.splitlines() if line.endswith(".ts")]
+    return uris[-1].split("/media/")[1].split("/")[0] if uris else ""
+
+
+async def test_break_slate_on_the_same_url(service: Service) -> None:
+    start = datetime.now(UTC) + timedelta(hours=1)
+    created = await service.post_json(
+        "/api/v1/sessions",
+        {
+            "title": "Sesja",
+            "scheduled_start": start.isoformat(),
+            "scheduled_end": (start + timedelta(hours=1)).isoformat(),
+            "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
+        },
+        status=201,
+    )
+    sid = created["id"]
+    await service.post_json(f"/api/v1/sessions/{sid}/start")
+
+    async def live_from(camera: str) -> str | None:
+        text = await service.get_text("/live/index.m3u8", status=None)
+        return text if newest_camera(text) == camera else None
+
+    await wait_for(lambda: live_from("main"), 20, "the room on the live URL")
+    await service.post_json(f"/api/v1/sessions/{sid}/break", {"on": True})
+    slate = await wait_for(lambda: live_from("slate"), 20, "the break slate on the live URL")
+    assert "#EXT-X-DISCONTINUITY\n" in slate
+
+    # The slate is H.264 + AAC with silence: the room's talk in a break is not broadcast.
+    uri = [x for x in slate.splitlines() if x.endswith(".ts")][-1].split("/media/")[1]
+    path = service.settings.data_path / "media" / "sala" / str(sid) / uri
+    probe = await ffprobe(str(path))
+    assert sorted(s["codec_name"] for s in probe["streams"]) == ["aac", "h264"]
+    assert await peak_db(path) < -60
+
+    async def room_still_recorded() -> dict[str, Any] | None:
+        status = await service.get_json("/api/v1/status")
+        cams = {c["camera"]: c for c in status["captures"]}
+        ok = "slate" in cams and cams["slate"]["program"] and not cams["main"]["program"]
+        return cams if ok else None
+
+    cams = await wait_for(room_still_recorded, 10, "the camera to keep recording in the break")
+    before = cams["main"]["segments"]
+
+    async def main_grew() -> bool:
+        status = await service.get_json("/api/v1/status")
+        main = next(c for c in status["captures"] if c["camera"] == "main")
+        return bool(main["segments"] >= before + 2)
+
+    await wait_for(main_grew, 10, "camera segments during the break")
+    await service.post_json(f"/api/v1/sessions/{sid}/break", {"on": False})
+    await wait_for(lambda: live_from("main"), 20, "the room back on the live URL")
+    status = await service.get_json("/api/v1/status")
+    assert [c["camera"] for c in status["captures"]] == ["main"]  # the slate capture ended
+
+    detail = await service.post_json(f"/api/v1/sessions/{sid}/stop")
+    program = await service.get_text(f"/sessions/{sid}/index.m3u8")
+    cameras = [
+        x.split("/media/")[1].split("/")[0] for x in program.splitlines() if x.endswith(".ts")
+    ]
+    first_slate = cameras.index("slate")
+    last_slate = len(cameras) - 1 - cameras[::-1].index("slate")
+    assert set(cameras[:first_slate]) == {"main"} and set(cameras[last_slate + 1 :]) == {"main"}
+    # The camera's own recording has no hole: the break is in it, in full.
+    own = await service.get_text(f"/sessions/{sid}/cameras/main/index.m3u8")
+    assert "#EXT-X-DISCONTINUITY" not in own
+    assert [r["camera"] for r in detail["recording"]["runs"]].count("main") == 1
