@@ -20,7 +20,7 @@ from archive.db import ArchiveError, connect
 from archive.timeline import CONTIGUOUS_SECONDS, Piece, Timeline, build_timeline
 
 SessionState = Literal["scheduled", "live", "ended"]
-MarkerKind = Literal["item_start", "break_start", "break_end"]
+MarkerKind = Literal["item_start", "break_start", "break_end", "closed_start", "closed_end"]
 Role = Literal["operator", "staff", "admin"]
 
 
@@ -450,6 +450,16 @@ class ArchiveIndex:
             (session_id, camera, ordinal),
         ).fetchone()
         return None if row is None else int(row[0])
+
+    def is_program_file(self, session_id: int, camera: str, run_dir: str, file: str) -> bool:
+        """Whether a media file is part of the session's program (what the public may see)."""
+        row = self._conn.execute(
+            "SELECT 1 FROM segments s JOIN runs r ON r.id = s.run_id"
+            " JOIN program p ON p.segment_id = s.id"
+            " WHERE s.session_id = ? AND r.camera = ? AND r.dir = ? AND s.file = ?",
+            (session_id, camera, run_dir, file),
+        ).fetchone()
+        return row is not None
 
     def segment_seqs(self, run_id: int) -> set[int]:
         """Sequence numbers of a run's indexed segments."""

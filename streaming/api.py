@@ -122,11 +122,13 @@ async def session_detail(archive: AsyncArchive, session_id: int) -> dict[str, An
 
     session, agenda, markers, runs, timeline = await archive.call(read)
     breaks = [m.kind for m in markers if m.kind in ("break_start", "break_end")]
+    closed = [m.kind for m in markers if m.kind in ("closed_start", "closed_end")]
     current_item = next((m.item_id for m in reversed(markers) if m.kind == "item_start"), None)
     detail = session_summary(session)
     detail.update(
         {
             "in_break": session.state == "live" and bool(breaks) and breaks[-1] == "break_start",
+            "closed": session.state == "live" and bool(closed) and closed[-1] == "closed_start",
             "current_item_id": current_item if session.state == "live" else None,
             "agenda": agenda_tree(agenda),
             "markers": [marker_json(m, timeline) for m in markers],
@@ -368,6 +370,22 @@ async def list_chambers(request: web.Request) -> web.Response:
             ]
         }
     )
+
+
+@routes.post("/api/v1/sessions/{id}/closed")
+async def set_closed(request: web.Request) -> web.Response:
+    """Start ({"on": true}) or end ({"on": false}) a part closed to the public."""
+    archive = request.app[ARCHIVE]
+    user = await authenticate(request, archive, OPERATORS)
+    sid = session_id_of(request)
+    body = await json_body(request)
+    on = body.get("on")
+    if not isinstance(on, bool) or set(body) - {"on"}:
+        raise json_error(
+            web.HTTPBadRequest, 'send {"on": true} to close the session, {"on": false} to reopen'
+        )
+    await request.app[CONTROL].set_closed(sid, on, by=user.name)
+    return web.json_response(await session_detail(archive, sid))
 
 
 @routes.get("/api/v1/status")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from archive.index import (
@@ -63,6 +63,8 @@ class LiveFeed:
 
 SLATE = "slate"
 BREAK_SLATE = SlateSource("Przerwa w obradach", "Transmisja zostanie wznowiona po przerwie")
+CLOSED_SLATE = SlateSource("Obrady niejawne", "Ta część posiedzenia nie jest transmitowana")
+CLOSED_MARGIN = timedelta(seconds=0.5)
 
 
 class ProgramSelector:
@@ -71,6 +73,8 @@ class ProgramSelector:
     def __init__(self, settings: Settings) -> None:
         self._current = {c.id: c.default_program for c in settings.chambers}
         self._slate: dict[str, bool] = {}  # chamber -> slate ready (True) or coming (False)
+        self._closed: set[str] = set()
+        self._public_from: dict[str, datetime] = {}
 
     def restore(self, chamber: str, camera: str | None) -> None:
         """Take the last switch from the archive, if the camera is still configured."""
@@ -78,8 +82,27 @@ class ProgramSelector:
             self._current[chamber] = camera
 
     def camera(self, chamber: str) -> str:
-        """The chamber's program now: the slate in a break, once it has a segment to show."""
+        """The chamber's program now: in a closed part the slate at once (no camera segment is
+        public); in a break the slate once it has a segment to show."""
+        if chamber in self._closed:
+            return SLATE
         return SLATE if self._slate.get(chamber) else self._current[chamber]
+
+    def closed_on(self, chamber: str) -> None:
+        """A closed part began: from now on no camera segment joins the program."""
+        self._closed.add(chamber)
+
+    def closed_off(self, chamber: str, at: datetime) -> None:
+        """The closed part ended at `at`: camera segments that began before it stay private."""
+        self._closed.discard(chamber)
+        self._public_from[chamber] = at
+
+    def is_public(self, chamber: str, started_at: datetime) -> bool:
+        """Whether a camera segment that began at started_at may be public."""
+        since = self._public_from.get(chamber)
+        # The start is estimated from when the segment was seen finished, which is a little
+        # late: keep a margin so that no closed moment slips through.
+        return since is None or started_at - CLOSED_MARGIN >= since
 
     def operator_camera(self, chamber: str) -> str:
         """The camera the operator chose (the program again after a break)."""
@@ -141,6 +164,9 @@ class ArchiveCaptureEvents:
         if job.camera_id == SLATE:
             self._program.slate_segment(job.chamber_id)
         program = self._program.camera(job.chamber_id) == job.camera_id
+        if program and job.camera_id != SLATE:
+            began = segment.observed_at - timedelta(seconds=segment.entry.duration)
+            program = self._program.is_public(job.chamber_id, began)
 
         def store() -> Segment:
             rel = f"{job.camera_id}/{segment.path.parent.name}/{segment.path.name}"
@@ -253,6 +279,7 @@ class SessionControl:
         self.program = program
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
+        self._slates: dict[int, SlateSource] = {}
 
     @property
     def media_root(self) -> Path:
@@ -304,8 +331,7 @@ class SessionControl:
                     log.warning(
                         "session %s: indexed %d segment(s) found on disk", session_id, recovered
                     )
-            if self._settings.live.break_slate and await self.in_break(session_id):
-                self._start_slate(session)  # resumed in a break (obrady was restarted)
+            await self._update_slate(session)  # resumed in a break or a closed part
             for camera in chamber.camera_list:
                 if self._recorder.supervisor(session_id, camera.id) is not None:
                     continue
@@ -367,7 +393,10 @@ class SessionControl:
                     else "",
                 )
             await self._recorder.stop(session_id)
+            self._slates.pop(session_id, None)
             self.program.slate_off(session.chamber)
+            if await self.in_closed(session_id):
+                self.program.closed_off(session.chamber, self._clock())
             log.info("session %s: ended by %s", session_id, by)
             return await self._archive.call(self._archive.index.end, session_id, requested_at, by)
 
@@ -387,34 +416,66 @@ class SessionControl:
 
     async def set_break(self, session_id: int, on: bool, *, by: str) -> None:
         """Start or end a break."""
-        session = await self._live(session_id)
-        in_break = await self.in_break(session.id)
-        if on and in_break:
-            raise Conflict(f"session {session_id} is already in a break")
-        if not on and not in_break:
-            raise Conflict(f"session {session_id} is not in a break")
-        kind: MarkerKind = "break_start" if on else "break_end"
-        await self._archive.call(
-            self._archive.index.add_marker, session_id, kind, self._clock(), None, by
-        )
-        if on and self._settings.live.break_slate:
-            self._start_slate(session)
-        else:
-            self.program.slate_off(session.chamber)
-            await self._recorder.stop_camera(session_id, SLATE)
+        await self._toggle(session_id, on, "break", by)
 
-    def _start_slate(self, session: Session) -> None:
-        """Show the public the break slate instead of the room (the cameras keep recording)."""
-        if self._recorder.supervisor(session.id, SLATE) is not None:
+    async def set_closed(self, session_id: int, on: bool, *, by: str) -> None:
+        """Start or end a part closed to the public (wyłączenie jawności)."""
+        await self._toggle(session_id, on, "closed", by)
+
+    async def _toggle(self, session_id: int, on: bool, what: str, by: str) -> None:
+        session = await self._live(session_id)
+        async with self._lock(session.chamber):
+            current = await self._state_of(session.id, what)
+            words = {"break": "a break", "closed": "a closed part"}[what]
+            if on and current:
+                raise Conflict(f"session {session_id} is already in {words}")
+            if not on and not current:
+                raise Conflict(f"session {session_id} is not in {words}")
+            kind: MarkerKind = f"{what}_{'start' if on else 'end'}"  # type: ignore[assignment]
+            at = self._clock()
+            if what == "closed":
+                # Before the marker is stored: not one more camera segment becomes public.
+                if on:
+                    self.program.closed_on(session.chamber)
+                else:
+                    self.program.closed_off(session.chamber, at)
+            await self._archive.call(self._archive.index.add_marker, session_id, kind, at, None, by)
+            await self._update_slate(session)
+
+    async def _state_of(self, session_id: int, what: str) -> bool:
+        markers = await self._archive.call(self._archive.index.markers, session_id)
+        kinds = [m.kind for m in markers if m.kind in (f"{what}_start", f"{what}_end")]
+        return bool(kinds) and kinds[-1] == f"{what}_start"
+
+    async def in_closed(self, session_id: int) -> bool:
+        """Whether a closed part is on."""
+        return await self._state_of(session_id, "closed")
+
+    async def _update_slate(self, session: Session) -> None:
+        """Run the slate the public should see now (closed part over break), or none."""
+        closed = await self.in_closed(session.id)
+        brk = self._settings.live.break_slate and await self.in_break(session.id)
+        want = CLOSED_SLATE if closed else BREAK_SLATE if brk else None
+        running = self._slates.get(session.id)
+        if closed:
+            self.program.closed_on(session.chamber)
+        if want == running:
+            return
+        if running is not None:
+            await self._recorder.stop_camera(session.id, SLATE)
+            self._slates.pop(session.id, None)
+        self.program.slate_off(session.chamber)
+        if want is None:
             return
         self.program.slate_on(session.chamber)
         job = CaptureJob(
-            session.id, session.chamber, SLATE, BREAK_SLATE, self.session_dir(session) / SLATE
+            session.id, session.chamber, SLATE, want, self.session_dir(session) / SLATE
         )
         try:
             self._recorder.start(job)
+            self._slates[session.id] = want
         except (CaptureBlocked, AlreadyRecording) as exc:
-            log.warning("session %s: no break slate: %s", session.id, exc)
+            log.warning("session %s: no slate: %s", session.id, exc)
 
     async def in_break(self, session_id: int) -> bool:
         """Whether the last break marker opened a break."""

@@ -13,9 +13,11 @@ from archive.index import Segment, Session
 from archive.publish import chapters, chapters_vtt, media_playlist
 from config.settings import SLUG, Settings
 from streaming.api import session_id_of
+from streaming.auth import authenticate
 from streaming.http import json_error
 from streaming.keys import ARCHIVE, LIVE_WINDOW, SETTINGS
 
+ARCHIVE_ROLES = ("operator", "staff", "admin")
 RUN_NAME = re.compile(r"^run-\d{4,}$")
 FILE_NAME = re.compile(r"^seg-\d{6}\.ts$")
 HLS_TYPE = "application/vnd.apple.mpegurl"
@@ -130,6 +132,8 @@ async def session_chapters(request: web.Request) -> web.Response:
 async def camera_playlist(request: web.Request) -> web.Response:
     """One camera's own recording of the session (every camera is recorded on its own)."""
     archive = request.app[ARCHIVE]
+    # A camera's own recording holds breaks and closed parts: staff only.
+    await authenticate(request, archive, ARCHIVE_ROLES)
     session = await _session(request)
     camera = request.match_info["camera"]
     segments = await archive.call(archive.index.camera_segments, session.id, camera)
@@ -148,12 +152,13 @@ async def session_media(request: web.Request) -> web.FileResponse:
     if not SLUG.match(camera) or not RUN_NAME.match(run) or not FILE_NAME.match(name):
         raise json_error(web.HTTPNotFound, "no such media file")
     session = await _session(request)
+    archive = request.app[ARCHIVE]
+    public = await archive.call(archive.index.is_program_file, session.id, camera, run, name)
+    if not public:
+        # Not in the public program (a break, a closed part, another camera): staff only, and
+        # never kept by a shared cache.
+        await authenticate(request, archive, ARCHIVE_ROLES)
+    cache = "public, max-age=31536000, immutable" if public else "private, no-store"
     path = session_dir(request.app[SETTINGS], session) / camera / run / name
     # FileResponse answers 404 itself when the file is missing, without blocking the loop.
-    return web.FileResponse(
-        path,
-        headers={
-            "Content-Type": "video/mp2t",
-            "Cache-Control": "public, max-age=31536000, immutable",
-        },
-    )
+    return web.FileResponse(path, headers={"Content-Type": "video/mp2t", "Cache-Control": cache})

@@ -165,6 +165,28 @@ def openapi_document() -> dict[str, Any]:
                     },
                 ),
             },
+            "/api/v1/sessions/{id}/closed": {
+                "post": _op(
+                    "Close the session to the public (wyłączenie jawności) or reopen it: the "
+                    "public sees a slate; the cameras keep recording for the sealed archive",
+                    {"200": _resp("The session", _SESSION)},
+                    auth=True,
+                    errors=("400", "401", "403", "404", "409"),
+                    parameters=[_ID],
+                    requestBody={
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["on"],
+                                    "properties": {"on": {"type": "boolean"}},
+                                }
+                            }
+                        },
+                    },
+                ),
+            },
             "/api/v1/chambers": {
                 "get": _op(
                     "Chambers, their cameras and program cameras",

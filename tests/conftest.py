@@ -126,9 +126,11 @@ class Service:
             assert resp.status == status, (resp.status, data)
             return data
 
-    async def get_text(self, path: str, status: int | None = 200) -> str:
+    async def get_text(
+        self, path: str, status: int | None = 200, auth: tuple[str, str] | None = None
+    ) -> str:
         """GET a text body; status None accepts any status."""
-        async with self.http.get(self.base + path) as resp:
+        async with self.http.get(self.base + path, headers=basic(auth)) as resp:
             text = await resp.text()
             assert status is None or resp.status == status, (resp.status, text)
             return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from pathlib import Path
@@ -11,10 +12,20 @@ from typing import Any
 import vlc  # type: ignore[import-untyped]
 
 
-async def ffprobe(url: str, timeout: float = 30.0) -> dict[str, Any]:
+def _auth_args(auth: tuple[str, str] | None) -> list[str]:
+    if auth is None:
+        return []
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    return ["-headers", f"Authorization: Basic {token}\r\n"]
+
+
+async def ffprobe(
+    url: str, timeout: float = 30.0, auth: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """ffprobe's JSON view of a file or URL (format and streams)."""
     proc = await asyncio.create_subprocess_exec(
         "ffprobe",
+        *_auth_args(auth),
         "-v",
         "error",
         "-print_format",
@@ -35,11 +46,14 @@ async def ffprobe(url: str, timeout: float = 30.0) -> dict[str, Any]:
     return json.loads(out)  # type: ignore[no-any-return]
 
 
-async def decoded_duration(url: str, timeout: float = 60.0) -> float:
+async def decoded_duration(
+    url: str, timeout: float = 60.0, auth: tuple[str, str] | None = None
+) -> float:
     """Seconds of video actually decodable from url: ffmpeg reads it all and reports the end."""
     proc = await asyncio.create_subprocess_exec(
         "ffmpeg",
         "-nostdin",
+        *_auth_args(auth),
         "-v",
         "error",
         "-i",

@@ -123,10 +123,10 @@ async def test_program_switch_and_chamber_audio(tmp_path: Path) -> None:
         # Each camera is recorded on its own, for the whole session.
         for camera, width in (("glowna", 320), ("mownica", 256)):
             url = f"{service.base}/sessions/{sid}/cameras/{camera}/index.m3u8"
-            probe = await ffprobe(url)
+            probe = await ffprobe(url, auth=STAFF)
             video = next(s for s in probe["streams"] if s["codec_type"] == "video")
             assert video["width"] == width
-            own = await decoded_duration(url)
+            own = await decoded_duration(url, auth=STAFF)
             assert own > duration - 3.0, (camera, own, duration)
 
         # The sound is the chamber's (a tone), not the cameras' silent microphones.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import Service, wait_for
+from conftest import STAFF, Service, basic, wait_for
 from helpers import ffprobe, peak_db
 
 
@@ -74,6 +74,65 @@ async def test_break_slate_on_the_same_url(service: Service) -> None:
     last_slate = len(cameras) - 1 - cameras[::-1].index("slate")
     assert set(cameras[:first_slate]) == {"main"} and set(cameras[last_slate + 1 :]) == {"main"}
     # The camera's own recording has no hole: the break is in it, in full.
-    own = await service.get_text(f"/sessions/{sid}/cameras/main/index.m3u8")
+    await service.get_text(f"/sessions/{sid}/cameras/main/index.m3u8", status=401)
+    own = await service.get_text(f"/sessions/{sid}/cameras/main/index.m3u8", auth=STAFF)
     assert "#EXT-X-DISCONTINUITY" not in own
     assert [r["camera"] for r in detail["recording"]["runs"]].count("main") == 1
+
+
+async def test_closed_part_never_reaches_the_public(service: Service) -> None:
+    start = datetime.now(UTC) + timedelta(hours=1)
+    created = await service.post_json(
+        "/api/v1/sessions",
+        {
+            "title": "Sesja",
+            "scheduled_start": start.isoformat(),
+            "scheduled_end": (start + timedelta(hours=1)).isoformat(),
+            "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
+        },
+        status=201,
+    )
+    sid = created["id"]
+    await service.post_json(f"/api/v1/sessions/{sid}/start")
+
+    async def main_segments() -> int:
+        status = await service.get_json("/api/v1/status")
+        return int(next(c for c in status["captures"] if c["camera"] == "main")["segments"])
+
+    await wait_for(lambda: _ge(main_segments(), 2), 20, "two segments")
+    await service.post_json(f"/api/v1/sessions/{sid}/closed", {"on": True}, auth=STAFF, status=403)
+    closed = await service.post_json(f"/api/v1/sessions/{sid}/closed", {"on": True})
+    assert closed["closed"] is True
+    n_on = await main_segments()
+
+    async def newest(camera: str) -> bool:
+        text = await service.get_text("/live/index.m3u8", status=None)
+        return newest_camera(text) == camera
+
+    await wait_for(lambda: newest("slate"), 20, "the closed-part slate on the live URL")
+    await wait_for(lambda: _ge(main_segments(), n_on + 4), 20, "recording in the closed part")
+    n_off = await main_segments()
+    reopened = await service.post_json(f"/api/v1/sessions/{sid}/closed", {"on": False})
+    assert reopened["closed"] is False
+    await wait_for(lambda: newest("main"), 20, "the room back on the live URL")
+    await service.post_json(f"/api/v1/sessions/{sid}/stop")
+
+    # Every camera segment that held any of the closed part, including the two that straddle
+    # its start and its end, is out of the public program...
+    program = await service.get_text(f"/sessions/{sid}/index.m3u8")
+    public = {int(x.rsplit("seg-", 1)[1][:6]) for x in program.splitlines() if "/media/main/" in x}
+    closed_seqs = set(range(n_on, n_off + 1))
+    assert public and not public & closed_seqs, (sorted(public), n_on, n_off)
+    # ...its files are refused to the public and served to staff, never to a shared cache...
+    private = f"/sessions/{sid}/media/main/run-0001/seg-{n_on + 1:06d}.ts"
+    await service.get_text(private, status=401)
+    async with service.http.get(service.base + private, headers=basic(STAFF)) as resp:
+        assert resp.status == 200 and resp.headers["Cache-Control"] == "private, no-store"
+    # ...and the sealed archive keeps the whole of it.
+    own = await service.get_text(f"/sessions/{sid}/cameras/main/index.m3u8", auth=STAFF)
+    assert "#EXT-X-DISCONTINUITY" not in own
+    assert f"seg-{n_off:06d}.ts" in own
+
+
+async def _ge(value: Any, n: int) -> bool:
+    return bool(await value >= n)
