@@ -15,6 +15,7 @@ from streaming.auth import hash_password
 from streaming.control import SessionControl
 
 log = logging.getLogger(__name__)
+BREAK_AFTER_ITEMS = 3
 
 
 async def prepare_demo(
@@ -83,6 +84,12 @@ async def _advance(
             if not pending:
                 return
             try:
+                if len(started - {None}) == BREAK_AFTER_ITEMS:
+                    # Show the break slate once: the live URL keeps playing through it.
+                    await control.set_break(session_id, True, by=demo.operator_name)
+                    log.info("demo: break (the live page shows the slate)")
+                    await asyncio.sleep(every / 2)
+                    await control.set_break(session_id, False, by=demo.operator_name)
                 await control.start_item(session_id, pending[0].id, by=demo.operator_name)
                 log.info("demo: item %s. %s", pending[0].number, pending[0].title)
             except Conflict:
