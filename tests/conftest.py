@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,6 +126,23 @@ class Service:
             data = await resp.json()
             assert resp.status == status, (resp.status, data)
             return data
+
+    async def begin(self, *, start: bool = True, title: str = "Sesja") -> dict[str, Any]:
+        """Schedule a session an hour ahead and (by default) start it now; returns it."""
+        at = datetime.now(UTC) + timedelta(hours=1)
+        created: dict[str, Any] = await self.post_json(
+            "/api/v1/sessions",
+            {
+                "title": title,
+                "scheduled_start": at.isoformat(),
+                "scheduled_end": (at + timedelta(hours=1)).isoformat(),
+                "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
+            },
+            status=201,
+        )
+        if start:
+            await self.post_json(f"/api/v1/sessions/{created['id']}/start")
+        return created
 
     async def get_text(
         self, path: str, status: int | None = 200, auth: tuple[str, str] | None = None

@@ -5,7 +5,6 @@ switches it with a discontinuity and no gap longer than one segment."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,19 +60,8 @@ async def test_program_switch_and_chamber_audio(tmp_path: Path) -> None:
         chambers = await service.get_json("/api/v1/chambers")
         assert chambers["chambers"][0]["program"] == "glowna"
         assert [c["id"] for c in chambers["chambers"][0]["cameras"]] == ["glowna", "mownica"]
-        start = datetime.now(UTC) + timedelta(hours=1)
-        created = await service.post_json(
-            "/api/v1/sessions",
-            {
-                "title": "Sesja",
-                "scheduled_start": start.isoformat(),
-                "scheduled_end": (start + timedelta(hours=1)).isoformat(),
-                "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
-            },
-            status=201,
-        )
+        created = await service.begin()
         sid = created["id"]
-        await service.post_json(f"/api/v1/sessions/{sid}/start")
 
         async def both_recording() -> list[dict[str, Any]] | None:
             captures = (await service.get_json("/api/v1/status"))["captures"]
@@ -165,19 +153,8 @@ url = "{camera.url}"
     settings = parse_settings(text)
     service = await start_service(settings)
     try:
-        start = datetime.now(UTC) + timedelta(hours=1)
-        created = await service.post_json(
-            "/api/v1/sessions",
-            {
-                "title": "Sesja",
-                "scheduled_start": start.isoformat(),
-                "scheduled_end": (start + timedelta(hours=1)).isoformat(),
-                "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
-            },
-            status=201,
-        )
+        created = await service.begin()
         sid = created["id"]
-        await service.post_json(f"/api/v1/sessions/{sid}/start")
 
         async def recorded() -> dict[str, Any] | None:
             captures = (await service.get_json("/api/v1/status"))["captures"]

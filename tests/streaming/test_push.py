@@ -4,7 +4,6 @@ reconnects when the platform drops, and the platform's trouble never touches the
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +26,8 @@ async def test_program_is_pushed_and_reconnects_after_the_platform_drops(
     settings = settings.model_copy(update={"chambers": [chamber]})
     service = await start_service(settings)
     try:
-        start = datetime.now(UTC) + timedelta(hours=1)
-        created = await service.post_json(
-            "/api/v1/sessions",
-            {
-                "title": "Sesja",
-                "scheduled_start": start.isoformat(),
-                "scheduled_end": (start + timedelta(hours=1)).isoformat(),
-                "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
-            },
-            status=201,
-        )
+        created = await service.begin()
         sid = created["id"]
-        await service.post_json(f"/api/v1/sessions/{sid}/start")
 
         async def push(state: str) -> dict[str, Any] | None:
             [p] = (await service.get_json("/api/v1/status"))["pushes"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conftest import STAFF, Service, basic, wait_for
@@ -15,19 +14,8 @@ def newest_camera(playlist: str) -> str:
 
 
 async def test_break_slate_on_the_same_url(service: Service) -> None:
-    start = datetime.now(UTC) + timedelta(hours=1)
-    created = await service.post_json(
-        "/api/v1/sessions",
-        {
-            "title": "Sesja",
-            "scheduled_start": start.isoformat(),
-            "scheduled_end": (start + timedelta(hours=1)).isoformat(),
-            "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
-        },
-        status=201,
-    )
+    created = await service.begin()
     sid = created["id"]
-    await service.post_json(f"/api/v1/sessions/{sid}/start")
 
     async def live_from(camera: str) -> str | None:
         text = await service.get_text("/live/index.m3u8", status=None)
@@ -81,19 +69,8 @@ async def test_break_slate_on_the_same_url(service: Service) -> None:
 
 
 async def test_closed_part_never_reaches_the_public(service: Service) -> None:
-    start = datetime.now(UTC) + timedelta(hours=1)
-    created = await service.post_json(
-        "/api/v1/sessions",
-        {
-            "title": "Sesja",
-            "scheduled_start": start.isoformat(),
-            "scheduled_end": (start + timedelta(hours=1)).isoformat(),
-            "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
-        },
-        status=201,
-    )
+    created = await service.begin()
     sid = created["id"]
-    await service.post_json(f"/api/v1/sessions/{sid}/start")
 
     async def main_segments() -> int:
         status = await service.get_json("/api/v1/status")
