@@ -321,6 +321,11 @@ async def start_item(request: web.Request) -> web.Response:
 @routes.post("/api/v1/sessions/{id}/break")
 async def set_break(request: web.Request) -> web.Response:
     """Start ({"on": true}) or end ({"on": false}) a break."""
+    return await _switch(request, "break", "to start a break", "to end it")
+
+
+async def _switch(request: web.Request, what: str, on_text: str, off_text: str) -> web.Response:
+    """A break or a closed part switched on or off: {"on": true|false}."""
     archive = request.app[ARCHIVE]
     user = await authenticate(request, archive, OPERATORS)
     sid = session_id_of(request)
@@ -328,9 +333,11 @@ async def set_break(request: web.Request) -> web.Response:
     on = body.get("on")
     if not isinstance(on, bool) or set(body) - {"on"}:
         raise json_error(
-            web.HTTPBadRequest, 'send {"on": true} to start a break, {"on": false} to end it'
+            web.HTTPBadRequest, f'send {{"on": true}} {on_text}, {{"on": false}} {off_text}'
         )
-    await request.app[CONTROL].set_break(sid, on, by=user.name)
+    control = request.app[CONTROL]
+    setter = control.set_break if what == "break" else control.set_closed
+    await setter(sid, on, by=user.name)
     return web.json_response(await session_detail(archive, sid))
 
 
@@ -375,17 +382,7 @@ async def list_chambers(request: web.Request) -> web.Response:
 @routes.post("/api/v1/sessions/{id}/closed")
 async def set_closed(request: web.Request) -> web.Response:
     """Start ({"on": true}) or end ({"on": false}) a part closed to the public."""
-    archive = request.app[ARCHIVE]
-    user = await authenticate(request, archive, OPERATORS)
-    sid = session_id_of(request)
-    body = await json_body(request)
-    on = body.get("on")
-    if not isinstance(on, bool) or set(body) - {"on"}:
-        raise json_error(
-            web.HTTPBadRequest, 'send {"on": true} to close the session, {"on": false} to reopen'
-        )
-    await request.app[CONTROL].set_closed(sid, on, by=user.name)
-    return web.json_response(await session_detail(archive, sid))
+    return await _switch(request, "closed", "to close the session", "to reopen it")
 
 
 @routes.get("/api/v1/status")

@@ -164,55 +164,33 @@ async def test_service_killed_mid_session_resumes_the_same_session(tmp_path: Pat
         await http.close()
         await serve.terminate()
 
-    verify = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "streaming",
-        "verify",
-        str(sid),
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(verify.communicate(), 60)
-    assert verify.returncode == 0, err.decode()
-    assert "OK" in out.decode()
+    code, out, err = await run_verify(sid, config)
+    assert code == 0, err
+    assert "OK" in out
 
     # Damage one file: verify names it and fails; nothing else is touched.
     victim = run1 / "seg-000001.ts"
     data = bytearray(victim.read_bytes())
     data[1000] ^= 0xFF
     victim.write_bytes(bytes(data))
-    verify = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "streaming",
-        "verify",
-        str(sid),
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(verify.communicate(), 60)
-    assert verify.returncode == 1
-    assert "main/run-0001/seg-000001.ts: SHA-256 mismatch" in err.decode()
+    code, out, err = await run_verify(sid, config)
+    assert code == 1
+    assert "main/run-0001/seg-000001.ts: SHA-256 mismatch" in err
     (run1 / "seg-000002.ts").unlink()
-    verify = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "streaming",
-        "verify",
-        str(sid),
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(verify.communicate(), 60)
-    assert verify.returncode == 1
-    assert "main/run-0001/seg-000002.ts: file is missing" in err.decode()
+    code, out, err = await run_verify(sid, config)
+    assert code == 1
+    assert "main/run-0001/seg-000002.ts: file is missing" in err
+
+
+async def run_verify(sid: int, config: Path) -> tuple[int, str, str]:
+    """`obrady verify SESSION`: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streaming", "verify", str(sid), "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 async def _at_least(probe: Any, n: int) -> bool:
