@@ -25,6 +25,12 @@ _ERRORS = {
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
+def _one_field(name: str, kind: str) -> dict[str, Any]:
+    """A JSON request body that is an object with one required field."""
+    schema = {"type": "object", "required": [name], "properties": {name: {"type": kind}}}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def _op(
     summary: str, ok: dict[str, Any], *, auth: bool, errors: tuple[str, ...], **extra: Any
 ) -> dict[str, Any]:
@@ -151,18 +157,7 @@ def openapi_document() -> dict[str, Any]:
                     auth=True,
                     errors=("400", *control_errors),
                     parameters=[_ID],
-                    requestBody={
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["on"],
-                                    "properties": {"on": {"type": "boolean"}},
-                                }
-                            }
-                        },
-                    },
+                    requestBody=_one_field("on", "boolean"),
                 ),
             },
             "/api/v1/sessions/{id}/closed": {
@@ -173,18 +168,7 @@ def openapi_document() -> dict[str, Any]:
                     auth=True,
                     errors=("400", "401", "403", "404", "409"),
                     parameters=[_ID],
-                    requestBody={
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["on"],
-                                    "properties": {"on": {"type": "boolean"}},
-                                }
-                            }
-                        },
-                    },
+                    requestBody=_one_field("on", "boolean"),
                 ),
             },
             "/api/v1/chambers": {
@@ -209,18 +193,7 @@ def openapi_document() -> dict[str, Any]:
                             "schema": {"type": "string"},
                         }
                     ],
-                    requestBody={
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["camera"],
-                                    "properties": {"camera": {"type": "string"}},
-                                }
-                            }
-                        },
-                    },
+                    requestBody=_one_field("camera", "string"),
                 ),
             },
             "/api/v1/status": {

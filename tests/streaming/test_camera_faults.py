@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cameras.camera import RtspCamera
@@ -20,18 +19,7 @@ AGENDA = "1. Otwarcie sesji.\n2. Zamknięcie obrad.\n"
 
 
 async def begin(service: Service) -> int:
-    start = datetime.now(UTC) + timedelta(hours=1)
-    created = await service.post_json(
-        "/api/v1/sessions",
-        {
-            "title": "Sesja",
-            "scheduled_start": start.isoformat(),
-            "scheduled_end": (start + timedelta(hours=1)).isoformat(),
-            "agenda_text": AGENDA,
-        },
-        status=201,
-    )
-    await service.post_json(f"/api/v1/sessions/{created['id']}/start")
+    created = await service.begin()
     return int(created["id"])
 
 

@@ -9,7 +9,6 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -50,17 +49,7 @@ async def test_killed_or_loaded_gateway_never_touches_capture(
             return (await fetch(gw + "/live/index.m3u8"))[0] == 404
 
         await wait_for(answering, 30, "the gateway process to answer")
-        start = datetime.now(UTC) + timedelta(hours=1)
-        created = await service.post_json(
-            "/api/v1/sessions",
-            {
-                "title": "Sesja",
-                "scheduled_start": start.isoformat(),
-                "scheduled_end": (start + timedelta(hours=1)).isoformat(),
-                "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
-            },
-            status=201,
-        )
+        created = await service.begin(start=False)
         sid = created["id"]
         t_start = time.time()
         await service.post_json(f"/api/v1/sessions/{sid}/start")

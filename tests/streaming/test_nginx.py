@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -89,18 +88,7 @@ async def test_shipped_nginx_config_caches_and_collapses(
             return False
 
         await wait_for(up, 30, "nginx and the gateway")
-        start = datetime.now(UTC) + timedelta(hours=1)
-        created = await service.post_json(
-            "/api/v1/sessions",
-            {
-                "title": "Sesja",
-                "scheduled_start": start.isoformat(),
-                "scheduled_end": (start + timedelta(hours=1)).isoformat(),
-                "agenda_text": "1. Otwarcie.\n2. Zamknięcie.\n",
-            },
-            status=201,
-        )
-        await service.post_json(f"/api/v1/sessions/{created['id']}/start")
+        await service.begin()
 
         async def playlist() -> str | None:
             status, text, _ = await get("/live/index.m3u8")
