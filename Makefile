@@ -9,6 +9,8 @@ APT_PACKAGES := ffmpeg libvlc5 vlc-plugin-base vlc-plugin-video-output fonts-dej
 APT_PACKAGES += nginx-light libnginx-mod-rtmp
 # The tests' stand-in IP cameras: GStreamer's RTSP server under the system Python.
 APT_PACKAGES += python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x
+# Chromium (driven by Playwright) plays the live stream with hls.js in the browser tests.
+APT_PACKAGES += chromium
 HLSJS_VERSION := 1.7.4
 HLSJS := streaming/web/static/hls.min.js
 

@@ -77,7 +77,9 @@ class MonitoringSettings(_Model):
 class LiveSettings(_Model):
     """The public live playlist."""
 
-    playlist_segments: Annotated[int, Field(ge=3, le=30)] = 6
+    playlist_segments: Annotated[int, Field(ge=3, le=60)] = 15
+    # Low-Latency HLS: the live segment is also published in parts of at most this length.
+    part_target_seconds: Annotated[float, Field(ge=0.1, le=1.0)] = 0.2
     gateway_port: Annotated[int, Field(ge=0, le=65535)] = 0
     break_slate: bool = True
 

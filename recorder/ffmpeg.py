@@ -75,6 +75,10 @@ def _segment_output(
         segment_format="mpegts",
         segment_list=str(run_dir / SEGMENT_LIST),
         segment_list_type="csv",
+        # Every packet reaches the file at once, so the live edge can cut parts from it while
+        # it grows; audio goes out frame by frame instead of in 180 ms PES bundles.
+        fflags="+flush_packets",
+        segment_format_options="pes_payload_size=0",
         **codec,
     )
 

@@ -23,6 +23,7 @@ from typing import Literal, Protocol
 from config.settings import RecordingSettings, RtspSource
 from recorder.ffmpeg import (
     SEGMENT_LIST,
+    SEGMENT_PATTERN,
     CaptureSource,
     ChamberAudio,
     SegmentEntry,
@@ -34,7 +35,9 @@ from recorder.probe import probe_codecs
 log = logging.getLogger(__name__)
 
 RUN_DIR = re.compile(r"^run-(\d{4,})$")
-POLL_SECONDS = 0.1
+# The segment list and the next file are looked for this often: a new file is seen (and its
+# first part goes live) at most this late.
+POLL_SECONDS = 0.025
 FPS_WINDOW_SECONDS = 2.0
 DOWN_AFTER_SECONDS = 30.0
 STDERR_TAIL_LINES = 30
@@ -90,8 +93,16 @@ class CaptureEvents(Protocol):
         """A run recorded its first segment; returns a token that names the run in later calls."""
         ...
 
+    async def segment_started(self, job: CaptureJob, path: Path, started_at: datetime) -> None:
+        """ffmpeg began writing a new segment file (it grows until segment_finished)."""
+        ...
+
     async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
         """A segment was closed by ffmpeg."""
+        ...
+
+    async def capture_exited(self, job: CaptureJob) -> None:
+        """An ffmpeg run ended, whether or not it recorded anything."""
         ...
 
     async def run_ended(
@@ -157,6 +168,7 @@ class _RunState:
     started_at: datetime
     token: int | None = None
     list_offset: int = 0
+    next_file: int = 0  # the number of the next segment file ffmpeg will begin
 
 
 def interrupt_when_parent_dies() -> None:
@@ -402,6 +414,8 @@ class CaptureSupervisor:
             self.status.last_exit_code = proc.returncode
             # Whatever the way out, report the segments ffmpeg finished before it ended.
             await self._collect(run_dir)
+            with contextlib.suppress(Exception):
+                await self._events.capture_exited(self.job)
             reason = self._end_reason(proc.returncode)
             if self._run.token is not None:
                 await self._events.run_ended(
@@ -533,7 +547,21 @@ class CaptureSupervisor:
     async def _tail(self, run_dir: Path) -> None:
         while True:
             await self._collect(run_dir)
+            await self._notice_new_file(run_dir)
             await asyncio.sleep(POLL_SECONDS)
+
+    async def _notice_new_file(self, run_dir: Path) -> None:
+        """Report a segment file as soon as ffmpeg creates it (for the live edge)."""
+        path = run_dir / (SEGMENT_PATTERN % self._run.next_file)
+        if not path.exists():
+            return
+        self._run.next_file += 1
+        try:
+            await self._events.segment_started(self.job, path, self._clock())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("session %s: could not report %s", self.job.session_id, path)
 
     async def _collect(self, run_dir: Path) -> None:
         """Report segments listed in the run's segment list that were not reported yet."""

@@ -26,6 +26,7 @@ from streaming.keys import (
     SETTINGS,
 )
 from streaming.openapi import openapi_document
+from streaming.viewers import live_viewers
 
 log = logging.getLogger(__name__)
 
@@ -438,6 +439,8 @@ async def status(request: web.Request) -> web.Response:
                 "hours_left": None if disk.hours_left is None else round(disk.hours_left, 2),
             },
             "capture_blocked": recorder.blocked,
+            # Players of each chamber's live stream now (each counted once).
+            "viewers": live_viewers(request.app, [c.id for c in settings.chambers]),
             "pushes": [
                 {
                     "chamber": p.status.chamber_id,

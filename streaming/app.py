@@ -21,7 +21,7 @@ from recorder.push import ProgramPusher
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import ArgvBuilder, Guardian, Recorder
 from streaming import api, live, metrics, pages
-from streaming.control import ArchiveCaptureEvents, LiveFeed, ProgramSelector, SessionControl
+from streaming.control import ArchiveCaptureEvents, ProgramSelector, SessionControl
 from streaming.demo import autopilot, prepare_demo
 from streaming.gateway import GatewayProcess, gateway_command
 from streaming.keys import (
@@ -33,14 +33,18 @@ from streaming.keys import (
     DEMO_TASK,
     DISK,
     DISK_TASK,
-    FEED,
     GATEWAY,
-    LIVE_WINDOW,
+    LIVE_EDGE,
+    LIVE_EDGE_TASK,
+    MEDIA_BYTES,
     PUSHERS,
     RECORDER,
     SCHEDULER,
     SETTINGS,
+    VIEWERS,
 )
+from streaming.llhls import ByteCache, LiveEdge
+from streaming.viewers import ViewerCounter
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "web" / "static"
@@ -61,6 +65,8 @@ def create_app(
     app = web.Application(middlewares=[api.error_middleware])
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    app[MEDIA_BYTES] = ByteCache()
+    app[VIEWERS] = ViewerCounter()
 
     async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
         path = settings.data_path / "obrady.sqlite3"
@@ -72,14 +78,25 @@ def create_app(
 
     async def recorder_ctx(app: web.Application) -> AsyncIterator[None]:
         archive = app[ARCHIVE]
-        feed = LiveFeed(settings.live.playlist_segments)
-        for chamber in settings.chambers:
-            recent = await archive.call(
-                archive.index.recent_segments, chamber.id, settings.live.playlist_segments
-            )
-            feed.load(chamber.id, recent)
         analyzer = SegmentAnalyzer(settings.monitoring)
         program = ProgramSelector(settings)
+        edge = await asyncio.to_thread(
+            LiveEdge,
+            settings.data_path,
+            [chamber.id for chamber in settings.chambers],
+            window_segments=settings.live.playlist_segments,
+            part_target=settings.live.part_target_seconds,
+            segment_seconds=settings.recording.segment_seconds,
+            allowed=program.live_allows,
+        )
+
+        def program_changed(chamber: str, cut: bool) -> None:
+            if cut:
+                edge.cut(chamber)
+            else:
+                edge.reconsider(chamber)
+
+        program.listen(program_changed)
         for chamber in settings.chambers:
             last = await archive.call(archive.index.program_camera, chamber.id)
             if last in {camera.id for camera in chamber.camera_list}:
@@ -96,13 +113,13 @@ def create_app(
         ]
         recorder = Recorder(
             settings.recording,
-            ArchiveCaptureEvents(archive, feed, analyzer, program, pushers),
+            ArchiveCaptureEvents(archive, edge, analyzer, program, pushers),
             argv_builder=argv_builder,
             clock=clock,
             guardian=guardian,
         )
-        app[FEED] = feed
-        app[LIVE_WINDOW] = feed
+        app[LIVE_EDGE] = edge
+        app[LIVE_EDGE_TASK] = asyncio.create_task(edge.run(), name="live-edge")
         app[RECORDER] = recorder
         app[CONTROL] = SessionControl(settings, archive, recorder, program, clock)
         guard = DiskGuard(settings.data_path, settings.storage, recorder)
@@ -112,7 +129,7 @@ def create_app(
         app[ANALYZER] = analyzer
         app[ANALYZER_TASK] = asyncio.create_task(analyzer.run(), name="segment-analyzer")
         yield
-        for task in (app[ANALYZER_TASK], app[DISK_TASK], *push_tasks):
+        for task in (app[ANALYZER_TASK], app[DISK_TASK], app[LIVE_EDGE_TASK], *push_tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -31,34 +31,13 @@ from recorder.supervisor import (
     FinishedSegment,
     Recorder,
 )
+from streaming.llhls import LiveEdge
 
 log = logging.getLogger(__name__)
 
 
 class ControlError(Exception):
     """An operator request that cannot be done now; the message says why."""
-
-
-class LiveFeed:
-    """Keeps each chamber's newest segments in memory for the live playlist."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._recent: dict[str, list[Segment]] = {}
-
-    def load(self, chamber: str, segments: list[Segment]) -> None:
-        """Seed a chamber's window (at start-up, from the archive)."""
-        self._recent[chamber] = segments[-self._size :]
-
-    async def push(self, segment: Segment) -> None:
-        """Add a newly finished program segment."""
-        window = self._recent.setdefault(segment.chamber, [])
-        window.append(segment)
-        del window[: -self._size]
-
-    async def window(self, chamber: str) -> list[Segment]:
-        """The chamber's newest segments, oldest first."""
-        return list(self._recent.get(chamber, []))
 
 
 SLATE = "slate"
@@ -75,11 +54,39 @@ class ProgramSelector:
         self._slate: dict[str, bool] = {}  # chamber -> slate ready (True) or coming (False)
         self._closed: set[str] = set()
         self._public_from: dict[str, datetime] = {}
+        self._slate_live: set[str] = set()  # chambers whose slate has begun a file
+        self._listeners: list[Callable[[str, bool], None]] = []
+
+    def listen(self, listener: Callable[[str, bool], None]) -> None:
+        """Call listener(chamber, cut) at every change; cut is True when what is live must end
+        at once (a closed part began)."""
+        self._listeners.append(listener)
+
+    def _changed(self, chamber: str, cut: bool = False) -> None:
+        for listener in self._listeners:
+            listener(chamber, cut)
+
+    def live_allows(self, chamber: str, camera: str, started_at: datetime) -> bool:
+        """Whether a file of camera that began at started_at may go out on the live stream
+        now. Decided as each file begins: whatever is published of a file stays published."""
+        if camera == SLATE:
+            return chamber in self._closed or chamber in self._slate
+        if chamber in self._closed:
+            return False
+        if chamber in self._slate and chamber in self._slate_live:
+            return False
+        return camera == self._current.get(chamber) and self.is_public(chamber, started_at)
+
+    def slate_file_started(self, chamber: str) -> None:
+        """The slate began a file: from now on the live stream shows it, not the room."""
+        if chamber in self._slate:
+            self._slate_live.add(chamber)
 
     def restore(self, chamber: str, camera: str | None) -> None:
         """Take the last switch from the archive, if the camera is still configured."""
         if camera is not None and chamber in self._current:
             self._current[chamber] = camera
+        self._changed(chamber)
 
     def camera(self, chamber: str) -> str:
         """The chamber's program now: in a closed part the slate at once (no camera segment is
@@ -91,11 +98,13 @@ class ProgramSelector:
     def closed_on(self, chamber: str) -> None:
         """A closed part began: from now on no camera segment joins the program."""
         self._closed.add(chamber)
+        self._changed(chamber, cut=True)
 
     def closed_off(self, chamber: str, at: datetime) -> None:
         """The closed part ended at `at`: camera segments that began before it stay private."""
         self._closed.discard(chamber)
         self._public_from[chamber] = at
+        self._changed(chamber)
 
     def is_public(self, chamber: str, started_at: datetime) -> bool:
         """Whether a camera segment that began at started_at may be public."""
@@ -115,6 +124,7 @@ class ProgramSelector:
     def slate_on(self, chamber: str) -> None:
         """A break began: the slate takes over as soon as its first segment exists."""
         self._slate.setdefault(chamber, False)
+        self._changed(chamber)
 
     def slate_segment(self, chamber: str) -> None:
         """The slate has a segment: from now on it is the program."""
@@ -124,6 +134,8 @@ class ProgramSelector:
     def slate_off(self, chamber: str) -> None:
         """The break ended: the room is the program again, at once."""
         self._slate.pop(chamber, None)
+        self._slate_live.discard(chamber)
+        self._changed(chamber)
 
 
 class ArchiveCaptureEvents:
@@ -132,13 +144,13 @@ class ArchiveCaptureEvents:
     def __init__(
         self,
         archive: AsyncArchive,
-        feed: LiveFeed,
+        edge: LiveEdge,
         analyzer: SegmentAnalyzer,
         program: ProgramSelector,
         pushers: dict[str, list[ProgramPusher]] | None = None,
     ) -> None:
         self._archive = archive
-        self._feed = feed
+        self._edge = edge
         self._analyzer = analyzer
         self._program = program
         self._pushers = pushers or {}
@@ -155,6 +167,16 @@ class ArchiveCaptureEvents:
             started_at,
             job.camera_id,
         )
+
+    async def segment_started(self, job: CaptureJob, path: Path, started_at: datetime) -> None:
+        """A new file: it may become the live segment, cut into parts as it grows."""
+        if job.camera_id == SLATE:
+            self._program.slate_file_started(job.chamber_id)
+        self._edge.file_started(job.chamber_id, job.camera_id, path, started_at)
+
+    async def capture_exited(self, job: CaptureJob) -> None:
+        """A camera's ffmpeg ended: a file it left unfinished is not live any more."""
+        self._edge.run_ended(job.chamber_id, job.camera_id)
 
     async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
         """Checksum and index the segment; a program segment is offered to live viewers."""
@@ -186,8 +208,10 @@ class ArchiveCaptureEvents:
             )
 
         stored = await self._archive.call(store)
+        self._edge.file_finished(
+            job.chamber_id, job.camera_id, segment.path, segment.entry.duration
+        )
         if program:
-            await self._feed.push(stored)
             for pusher in self._pushers.get(job.chamber_id, []):
                 pusher.submit(stored.run_id, segment.path)
         if job.camera_id != SLATE:  # a slate is a still picture and silence by design

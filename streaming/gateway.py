@@ -16,51 +16,38 @@ from pathlib import Path
 
 from aiohttp import web
 
-from archive.index import ArchiveIndex, AsyncArchive, Segment
+from archive.index import ArchiveIndex, AsyncArchive
 from config.settings import Settings
 from recorder.supervisor import interrupt_when_parent_dies
 from streaming import live, pages
 from streaming.api import error_middleware
-from streaming.keys import ARCHIVE, LIVE_WINDOW, SETTINGS
+from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, SETTINGS, VIEWERS
+from streaming.llhls import ByteCache, EdgeReader
+from streaming.viewers import ViewerCounter, write_counts
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "web" / "static"
-# Viewers poll the live playlist about once a segment; a short cache keeps the archive's
-# single reader thread from answering the same question hundreds of times a second.
-WINDOW_CACHE_SECONDS = 0.25
-
-
-class PolledWindow:
-    """The live window read from the archive (written by the capture process)."""
-
-    def __init__(self, archive: AsyncArchive, size: int) -> None:
-        self._archive = archive
-        self._size = size
-        self._cache: dict[str, tuple[float, list[Segment]]] = {}
-
-    async def window(self, chamber: str) -> list[Segment]:
-        """The chamber's newest program segments, at most WINDOW_CACHE_SECONDS old."""
-        cached = self._cache.get(chamber)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < WINDOW_CACHE_SECONDS:
-            return cached[1]
-        segments = await self._archive.call(
-            self._archive.index.recent_segments, chamber, self._size
-        )
-        self._cache[chamber] = (now, segments)
-        return segments
 
 
 def create_gateway_app(settings: Settings) -> web.Application:
     """The read-only public side: live and recorded HLS, chapters, media, pages."""
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
+    app[MEDIA_BYTES] = ByteCache()
+    app[VIEWERS] = ViewerCounter()
 
     async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
         index = await asyncio.to_thread(ArchiveIndex, settings.data_path / "obrady.sqlite3")
         app[ARCHIVE] = AsyncArchive(index)
-        app[LIVE_WINDOW] = PolledWindow(app[ARCHIVE], settings.live.playlist_segments)
+        reader = EdgeReader(settings.data_path, [chamber.id for chamber in settings.chambers])
+        app[LIVE_EDGE] = reader
+        task = asyncio.create_task(reader.run(), name="live-edge-reader")
+        counting = asyncio.create_task(_report_viewers(app), name="viewer-counts")
         yield
+        for running in (task, counting):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         await app[ARCHIVE].close()
 
     app.cleanup_ctx.append(archive_ctx)
@@ -68,6 +55,18 @@ def create_gateway_app(settings: Settings) -> web.Application:
     app.add_routes(pages.routes)
     app.router.add_static("/static", STATIC)
     return app
+
+
+async def _report_viewers(app: web.Application) -> None:
+    """Leave the viewer counts where the capture process (status, /metrics) reads them."""
+    settings = app[SETTINGS]
+    chambers = [chamber.id for chamber in settings.chambers]
+    while True:
+        try:
+            write_counts(settings.data_path, app[VIEWERS].counts(chambers))
+        except OSError as exc:
+            log.warning("could not write viewer counts: %s", exc)
+        await asyncio.sleep(2)
 
 
 SETTINGS_ENV = "OBRADY_GATEWAY_SETTINGS"

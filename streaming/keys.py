@@ -5,37 +5,33 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from archive.index import AsyncArchive, Segment
+from archive.index import AsyncArchive
 from config.settings import Settings
 from recorder.analysis import SegmentAnalyzer
 from recorder.health import DiskGuard
 from recorder.push import ProgramPusher
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import Recorder
-from streaming.control import LiveFeed, SessionControl
+from streaming.control import SessionControl
+from streaming.llhls import ByteCache, EdgeSource
+from streaming.viewers import ViewerCounter
 
 if TYPE_CHECKING:
     from streaming.gateway import GatewayProcess
-
-
-class LiveWindowLike(Protocol):
-    """Anything that lists a chamber's newest program segments (see streaming.live)."""
-
-    async def window(self, chamber: str) -> list[Segment]:
-        """The chamber's newest program segments, oldest first."""
-        ...
 
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 ARCHIVE = web.AppKey("archive", AsyncArchive)
 RECORDER = web.AppKey("recorder", Recorder)
-FEED = web.AppKey("feed", LiveFeed)
-LIVE_WINDOW: web.AppKey[LiveWindowLike] = web.AppKey("live_window")
+LIVE_EDGE: web.AppKey[EdgeSource] = web.AppKey("live_edge")
+MEDIA_BYTES = web.AppKey("media_bytes", ByteCache)
+VIEWERS = web.AppKey("viewers", ViewerCounter)
+LIVE_EDGE_TASK = web.AppKey("live_edge_task", asyncio.Task[None])
 CONTROL = web.AppKey("control", SessionControl)
 SCHEDULER = web.AppKey("scheduler", RecordingScheduler)
 DEMO_TASK = web.AppKey("demo_task", asyncio.Task[None])

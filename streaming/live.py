@@ -3,9 +3,9 @@ and the media files, all served from what the recorder already wrote (no re-enco
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
-from typing import Protocol
 
 from aiohttp import web
 
@@ -15,7 +15,9 @@ from config.settings import SLUG, Settings
 from streaming.api import session_id_of
 from streaming.auth import authenticate
 from streaming.http import json_error
-from streaming.keys import ARCHIVE, LIVE_WINDOW, SETTINGS
+from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, SETTINGS, VIEWERS
+from streaming.llhls import EdgeSnapshot, render_playlist
+from streaming.viewers import VIEWER_ID, client_of
 
 ARCHIVE_ROLES = ("operator", "staff", "admin")
 RUN_NAME = re.compile(r"^run-\d{4,}$")
@@ -30,48 +32,179 @@ def session_dir(settings: Settings, session: Session) -> Path:
     return settings.data_path / "media" / session.chamber / str(session.id)
 
 
-class LiveWindow(Protocol):
-    """Where the live playlist gets each chamber's newest program segments."""
+# A blocking request waits at most this many target durations (RFC 8216bis 6.2.5.2).
+BLOCK_TARGETS = 3
+PART_NAME = re.compile(r"^(\d{1,12})\.(\d{1,4})\.ts$")
+SEGMENT_NAME = re.compile(r"^(\d{1,12})-([a-z0-9][a-z0-9_-]{0,31})\.ts$")
+MEDIA_CACHE = "public, max-age=600"
 
-    async def window(self, chamber: str) -> list[Segment]:
-        """The chamber's newest program segments, oldest first."""
-        ...
+
+def _chamber(request: web.Request, chamber_id: str) -> str:
+    if chamber_id not in {c.id for c in request.app[SETTINGS].chambers}:
+        raise json_error(web.HTTPNotFound, f"chamber {chamber_id!r} is not configured")
+    request.app[VIEWERS].request(chamber_id, client_of(request))
+    return chamber_id
+
+
+@routes.post("/live/{chamber}/viewers")
+async def live_beacon(request: web.Request) -> web.Response:
+    """A web player says it is playing (every few seconds), with its own random id."""
+    chamber = request.match_info["chamber"]
+    if chamber not in {c.id for c in request.app[SETTINGS].chambers}:
+        raise json_error(web.HTTPNotFound, f"chamber {chamber!r} is not configured")
+    try:
+        body = await request.json() if request.content_length else {}
+    except ValueError:
+        body = None
+    viewer = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(viewer, str) or not VIEWER_ID.match(viewer):
+        raise json_error(
+            web.HTTPBadRequest, 'send {"id": "<8-64 letters, digits, - or _>"} as JSON'
+        )
+    request.app[VIEWERS].beacon(chamber, viewer, client_of(request))
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+def _non_negative(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 12:
+        raise json_error(
+            web.HTTPBadRequest, f"{name} must be a whole number 0 or more, not {raw!r}"
+        )
+    return int(raw)
+
+
+def _block_seconds(request: web.Request, snap: EdgeSnapshot | None) -> float:
+    target = snap.target if snap is not None else request.app[SETTINGS].recording.segment_seconds
+    return BLOCK_TARGETS * max(1.0, float(target))
 
 
 async def _live_playlist(request: web.Request, chamber_id: str, prefix: str) -> web.Response:
-    settings = request.app[SETTINGS]
-    if chamber_id not in {c.id for c in settings.chambers}:
-        raise json_error(web.HTTPNotFound, f"chamber {chamber_id!r} is not configured")
-    window = await request.app[LIVE_WINDOW].window(chamber_id)
-    if not window:
+    chamber_id = _chamber(request, chamber_id)
+    edge = request.app[LIVE_EDGE]
+    msn = _non_negative(request, "_HLS_msn")
+    part = _non_negative(request, "_HLS_part")
+    skip = request.query.get("_HLS_skip")
+    if part is not None and msn is None:
+        raise json_error(web.HTTPBadRequest, "_HLS_part needs _HLS_msn")
+    if skip not in (None, "YES", "v2"):
+        raise json_error(web.HTTPBadRequest, f"_HLS_skip must be YES or v2, not {skip!r}")
+    snap = edge.snapshot(chamber_id)
+    if msn is not None:
+        # A blocking reload: answer as soon as the playlist holds that segment (or part).
+        if snap is not None and msn > snap.last_msn + 2:
+            raise json_error(
+                web.HTTPBadRequest,
+                f"_HLS_msn={msn} is too far ahead: the newest segment is {snap.last_msn}",
+            )
+        if part is not None and part > 1000:
+            raise json_error(web.HTTPBadRequest, f"_HLS_part={part} is out of range")
+        wanted_msn = msn
+
+        def ready(s: EdgeSnapshot) -> bool:
+            return s.has(wanted_msn, part)
+
+        waited = await edge.wait(chamber_id, ready, _block_seconds(request, snap))
+        if waited is None:
+            raise json_error(
+                web.HTTPServiceUnavailable,
+                f"segment {msn} of chamber {chamber_id!r} did not appear in time; retry",
+            )
+        snap = waited
+    if snap is None:
         raise json_error(
             web.HTTPNotFound,
             f"nothing has been transmitted from chamber {chamber_id!r} yet; "
             "the live stream appears here when its first session starts",
         )
-    body = media_playlist(
-        window,
-        uri_prefix=prefix,
-        ended=False,
-        target_seconds=settings.recording.segment_seconds,
-        window=True,
-    )
-    # Short-lived: a cache in front may hold it for at most about half a segment.
-    return web.Response(
-        text=body, content_type=HLS_TYPE, headers={"Cache-Control": "public, max-age=1"}
-    )
+    body = render_playlist(snap, prefix=prefix, skip=skip is not None)
+    # A plain reload may be held by a cache for about a part; a blocking one names a moment
+    # that has passed once it is answered, so it may be kept longer.
+    cache = "public, max-age=1" if msn is None else "public, max-age=6"
+    return web.Response(text=body, content_type=HLS_TYPE, headers={"Cache-Control": cache})
 
 
 @routes.get("/live/index.m3u8")
 async def live_default(request: web.Request) -> web.Response:
     """The first chamber's live playlist."""
-    return await _live_playlist(request, request.app[SETTINGS].chambers[0].id, "../sessions/")
+    chamber = request.app[SETTINGS].chambers[0].id
+    return await _live_playlist(request, chamber, f"{chamber}/")
 
 
 @routes.get("/live/{chamber}/index.m3u8")
 async def live_chamber(request: web.Request) -> web.Response:
-    """A chamber's live playlist: the same URL for every session, break and restart."""
-    return await _live_playlist(request, request.match_info["chamber"], "../../sessions/")
+    """A chamber's live playlist (Low-Latency HLS; plain HLS players use the same URL): the
+    same URL for every session, break and restart."""
+    return await _live_playlist(request, request.match_info["chamber"], "")
+
+
+async def _read_range(request: web.Request, rel: str, start: int, end: int) -> bytes:
+    cache = request.app[MEDIA_BYTES]
+    key = (rel, start, end)
+    data = cache.get(key)
+    if data is None:
+        path = request.app[SETTINGS].data_path / rel
+
+        def read() -> bytes:
+            with path.open("rb") as fh:
+                fh.seek(start)
+                return fh.read(end - start)
+
+        try:
+            data = await asyncio.to_thread(read)
+        except FileNotFoundError:
+            raise json_error(web.HTTPNotFound, "the live media file is gone") from None
+        cache.put(key, data)
+    return data
+
+
+@routes.get("/live/{chamber}/p/{name}")
+async def live_part(request: web.Request) -> web.Response:
+    """A partial segment; the next one (the preload hint) is held until it exists."""
+    chamber = _chamber(request, request.match_info["chamber"])
+    match = PART_NAME.match(request.match_info["name"])
+    if match is None:
+        raise json_error(web.HTTPNotFound, "no such part")
+    msn, number = int(match[1]), int(match[2])
+    edge = request.app[LIVE_EDGE]
+    snap = edge.snapshot(chamber)
+    if snap is None or msn > snap.last_msn + 1 or msn < snap.segments[0].msn:
+        raise json_error(web.HTTPNotFound, f"part {msn}.{number} is not in the live window")
+
+    def ready(s: EdgeSnapshot) -> bool:
+        segment = s.find(msn)
+        return segment is not None and (segment.complete or len(segment.parts) > number)
+
+    if not ready(snap):
+        waited = await edge.wait(chamber, ready, _block_seconds(request, snap))
+        if waited is None:
+            raise json_error(web.HTTPServiceUnavailable, f"part {msn}.{number} is not ready; retry")
+        snap = waited
+    segment = snap.find(msn)
+    if segment is None or len(segment.parts) <= number:
+        raise json_error(web.HTTPNotFound, f"segment {msn} has no part {number}")
+    part = segment.parts[number]
+    data = await _read_range(request, segment.path, part.start, part.end)
+    return web.Response(
+        body=data, content_type="video/mp2t", headers={"Cache-Control": MEDIA_CACHE}
+    )
+
+
+@routes.get("/live/{chamber}/s/{name}")
+async def live_segment(request: web.Request) -> web.Response:
+    """A whole live segment (what plain HLS players load)."""
+    chamber = _chamber(request, request.match_info["chamber"])
+    match = SEGMENT_NAME.match(request.match_info["name"])
+    snap = request.app[LIVE_EDGE].snapshot(chamber)
+    segment = snap.find(int(match[1])) if match is not None and snap is not None else None
+    if match is None or segment is None or segment.camera != match[2] or segment.end is None:
+        raise json_error(web.HTTPNotFound, "no such segment in the live window")
+    data = await _read_range(request, segment.path, 0, segment.end)
+    return web.Response(
+        body=data, content_type="video/mp2t", headers={"Cache-Control": MEDIA_CACHE}
+    )
 
 
 async def _session(request: web.Request) -> Session:

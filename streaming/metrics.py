@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from streaming.keys import ANALYZER, ARCHIVE, CLOCK, DISK, PUSHERS, RECORDER
+from streaming.keys import ANALYZER, ARCHIVE, CLOCK, DISK, PUSHERS, RECORDER, SETTINGS
+from streaming.viewers import live_viewers
 
 routes = web.RouteTableDef()
 
@@ -172,6 +173,13 @@ async def metrics(request: web.Request) -> web.Response:
             "Hours of recording the free space holds at the current rate.",
             [({}, disk.hours_left)],
         )
+    viewers = live_viewers(request.app, [c.id for c in request.app[SETTINGS].chambers])
+    lines += _family(
+        "obrady_live_viewers",
+        "gauge",
+        "Players of the chamber's live stream now (each player counted once, not per request).",
+        [({"chamber": chamber}, count) for chamber, count in viewers.items()],
+    )
     states = {"scheduled": 0, "live": 0}
     for session in sessions:
         states[session.state] = states.get(session.state, 0) + 1

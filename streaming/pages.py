@@ -101,7 +101,8 @@ async def live_page(request: web.Request) -> web.Response:
     return _page(
         f"Transmisja na żywo: {chamber.name}",
         f'<video id="player" controls muted autoplay playsinline data-src="{escape(src)}" '
-        f'data-live="1" aria-label="Transmisja na żywo"></video>'
+        f'data-live="1" data-chamber="{escape(chamber.id)}" '
+        'aria-label="Transmisja na żywo"></video>'
         f'<p id="status" data-chamber="{escape(chamber.id)}" aria-live="polite"></p>',
     )
 

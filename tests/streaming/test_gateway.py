@@ -56,7 +56,7 @@ async def test_killed_or_loaded_gateway_never_touches_capture(
 
         async def live_on_gateway() -> str | None:
             status, text = await fetch(gw + "/live/index.m3u8")
-            return text if status == 200 and text.count(".ts") >= 2 else None
+            return text if status == 200 and text.count(".ts\n") >= 2 else None
 
         before = await wait_for(live_on_gateway, 30, "the live playlist on the gateway")
         first_sequence = int(before.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0])
@@ -73,6 +73,7 @@ async def test_killed_or_loaded_gateway_never_touches_capture(
                         text = await r.text()
                     uris = [x for x in text.splitlines() if x.endswith(".ts")]
                     async with http.get(f"{gw}/live/{uris[-1]}") as r:
+                        assert r.status == 200
                         await r.read()
                     served += 2
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -16,6 +17,7 @@ from conftest import SYNTHETIC_SOURCE, free_port, start_service, stop_service, w
 from config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p/(\d+)\.(\d+)\.ts"')
 
 
 def nginx_config(workdir: Path, port: int, control: int, viewers: int) -> Path:
@@ -38,7 +40,8 @@ pid {workdir}/nginx.pid;
 error_log {workdir}/error.log;
 events {{ worker_connections 512; }}
 http {{
-    access_log off;
+    log_format upstream "$upstream_addr $request_uri";
+    access_log {workdir}/access.log upstream;
     client_body_temp_path {workdir}/tmp/body;
     proxy_temp_path {workdir}/tmp/proxy;
     fastcgi_temp_path {workdir}/tmp/fastcgi;
@@ -106,9 +109,16 @@ async def test_shipped_nginx_config_caches_and_collapses(
         assert all(status == 200 for status, _, _ in results)
         caches = [headers["X-Cache-Status"] for _, _, headers in results]
         assert caches.count("MISS") == 1, caches
-        assert "immutable" in results[0][2]["Cache-Control"]
+        assert results[0][2]["Cache-Control"] == "public, max-age=600"
         _, _, again = await get(path)
         assert again["X-Cache-Status"] == "HIT"
+
+        # Low-Latency viewers behind nginx: blocking reloads and hinted parts collapse too, so
+        # the requests reaching obrady stay flat as the viewers grow tenfold.
+        few = await _ll_viewers(get, 4, 4.0, tmp_path / "access.log")
+        many = await _ll_viewers(get, 40, 4.0, tmp_path / "access.log")
+        assert few["served"] > 0 and many["served"] > 8 * few["served"], (few, many)
+        assert many["upstream"] <= 1.5 * few["upstream"] + 4, (few, many)
 
         # The API passes through, uncached.
         async with http.get(base + "/api/v1/sessions") as resp:
@@ -126,3 +136,38 @@ async def test_shipped_nginx_config_caches_and_collapses(
             except TimeoutError:
                 nginx.kill()
                 await nginx.wait()
+
+
+async def _ll_viewers(
+    get: Callable[[str], Awaitable[tuple[int, str, dict[str, str]]]],
+    viewers: int,
+    seconds: float,
+    log: Path,
+) -> dict[str, int]:
+    """Run LL-HLS viewers (blocking reload for the hinted part, then the part) through nginx;
+    count what they were served and how many requests nginx passed to obrady meanwhile."""
+    before = _upstream_requests(log)
+    deadline = asyncio.get_running_loop().time() + seconds
+    served = 0
+
+    async def viewer() -> None:
+        nonlocal served
+        status, text, _ = await get("/live/sala/index.m3u8")
+        while asyncio.get_running_loop().time() < deadline:
+            hint = HINT.search(text)
+            assert status == 200 and hint is not None, (status, text)
+            msn, part = hint[1], hint[2]
+            status, text, _ = await get(f"/live/sala/index.m3u8?_HLS_msn={msn}&_HLS_part={part}")
+            part_status, _, _ = await get(f"/live/sala/p/{msn}.{part}.ts")
+            assert part_status == 200
+            served += 1
+
+    await asyncio.gather(*(viewer() for _ in range(viewers)))
+    await asyncio.sleep(0.5)  # nginx writes its log line when the response ends
+    return {"served": served, "upstream": _upstream_requests(log) - before}
+
+
+def _upstream_requests(log: Path) -> int:
+    """Requests nginx passed to obrady (a cache hit or a collapsed wait has no upstream)."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    return sum(1 for line in lines if not line.startswith("-"))

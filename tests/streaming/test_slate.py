@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from conftest import STAFF, Service, basic, wait_for
@@ -9,11 +12,12 @@ from helpers import ffprobe, peak_db
 
 
 def newest_camera(playlist: str) -> str:
+    """The camera of the newest complete segment on the live URL (".../s/12-main.ts")."""
     uris = [line for line in playlist.splitlines() if line.endswith(".ts")]
-    return uris[-1].split("/media/")[1].split("/")[0] if uris else ""
+    return uris[-1].rsplit("-", 1)[1].removesuffix(".ts") if uris else ""
 
 
-async def test_break_slate_on_the_same_url(service: Service) -> None:
+async def test_break_slate_on_the_same_url(service: Service, tmp_path: Path) -> None:
     created = await service.begin()
     sid = created["id"]
 
@@ -27,8 +31,11 @@ async def test_break_slate_on_the_same_url(service: Service) -> None:
     assert "#EXT-X-DISCONTINUITY\n" in slate
 
     # The slate is H.264 + AAC with silence: the room's talk in a break is not broadcast.
-    uri = [x for x in slate.splitlines() if x.endswith(".ts")][-1].split("/media/")[1]
-    path = service.settings.data_path / "media" / "sala" / str(sid) / uri
+    uri = [x for x in slate.splitlines() if x.endswith(".ts")][-1]
+    async with service.http.get(f"{service.base}/live/{uri}") as resp:
+        assert resp.status == 200
+        path = tmp_path / "slate.ts"
+        path.write_bytes(await resp.read())
     probe = await ffprobe(str(path))
     assert sorted(s["codec_name"] for s in probe["streams"]) == ["aac", "h264"]
     assert await peak_db(path) < -60
@@ -79,6 +86,7 @@ async def test_closed_part_never_reaches_the_public(service: Service) -> None:
     await wait_for(lambda: _ge(main_segments(), 2), 20, "two segments")
     await service.post_json(f"/api/v1/sessions/{sid}/closed", {"on": True}, auth=STAFF, status=403)
     closed = await service.post_json(f"/api/v1/sessions/{sid}/closed", {"on": True})
+    closed_by = time.time()
     assert closed["closed"] is True
     n_on = await main_segments()
 
@@ -87,6 +95,12 @@ async def test_closed_part_never_reaches_the_public(service: Service) -> None:
         return newest_camera(text) == camera
 
     await wait_for(lambda: newest("slate"), 20, "the closed-part slate on the live URL")
+    # On the live URL the room's segment was cut short at once: nothing it published was
+    # filmed after the closed part began.
+    live = await service.get_text("/live/index.m3u8")
+    room = [(start, length) for camera, start, length in live_segments(live) if camera == "main"]
+    assert room, live
+    assert all(start + length <= closed_by + 0.1 for start, length in room), (room, closed_by)
     await wait_for(lambda: _ge(main_segments(), n_on + 4), 20, "recording in the closed part")
     n_off = await main_segments()
     reopened = await service.post_json(f"/api/v1/sessions/{sid}/closed", {"on": False})
@@ -109,6 +123,20 @@ async def test_closed_part_never_reaches_the_public(service: Service) -> None:
     own = await service.get_text(f"/sessions/{sid}/cameras/main/index.m3u8", auth=STAFF)
     assert "#EXT-X-DISCONTINUITY" not in own
     assert f"seg-{n_off:06d}.ts" in own
+
+
+def live_segments(playlist: str) -> list[tuple[str, float, float]]:
+    """(camera, start as a Unix time, duration) of each complete segment of a live playlist."""
+    found = []
+    start = length = 0.0
+    for line in playlist.splitlines():
+        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            start = datetime.fromisoformat(line.split(":", 1)[1]).timestamp()
+        elif line.startswith("#EXTINF:"):
+            length = float(line[8:].split(",")[0])
+        elif line.endswith(".ts"):
+            found.append((newest_camera(line), start, length))
+    return found
 
 
 async def _ge(value: Any, n: int) -> bool:
