@@ -82,6 +82,9 @@ class LiveSettings(_Model):
     part_target_seconds: Annotated[float, Field(ge=0.1, le=1.0)] = 0.2
     gateway_port: Annotated[int, Field(ge=0, le=65535)] = 0
     break_slate: bool = True
+    # From this many minutes before a session's scheduled start the live URL shows "Transmisja
+    # rozpocznie się o godz. 10.00" (0: nothing before the start).
+    announce_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 30
 
 
 class SyntheticSource(_Model):

@@ -47,6 +47,8 @@ from streaming.llhls import ByteCache, LiveEdge
 from streaming.viewers import ViewerCounter
 
 log = logging.getLogger(__name__)
+# How often the slate before each chamber's next session is brought up to date.
+ANNOUNCE_EVERY_SECONDS = 2.0
 STATIC = Path(__file__).parent / "web" / "static"
 
 
@@ -162,7 +164,20 @@ def create_app(
                     name="demo-autopilot",
                 )
         await scheduler.start()
+
+        async def announcing() -> None:
+            while True:
+                try:
+                    await control.announce()
+                except Exception:
+                    log.exception("could not update the slate before sessions")
+                await asyncio.sleep(ANNOUNCE_EVERY_SECONDS)
+
+        announcer = asyncio.create_task(announcing(), name="announcer")
         yield
+        announcer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await announcer
         if DEMO_TASK in app:
             app[DEMO_TASK].cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from archive.index import (
     ArchiveIndex,
@@ -44,6 +45,13 @@ SLATE = "slate"
 BREAK_SLATE = SlateSource("Przerwa w obradach", "Transmisja zostanie wznowiona po przerwie")
 CLOSED_SLATE = SlateSource("Obrady niejawne", "Ta część posiedzenia nie jest transmitowana")
 CLOSED_MARGIN = timedelta(seconds=0.5)
+WARSAW = ZoneInfo("Europe/Warsaw")
+
+
+def announce_slate(session: Session) -> SlateSource:
+    """The slate before a session: when it will start (Polish style, "10.00") and its title."""
+    at = session.scheduled_start.astimezone(WARSAW)
+    return SlateSource(f"Transmisja rozpocznie się o godz. {at:%H.%M}", session.title)
 
 
 class ProgramSelector:
@@ -55,6 +63,7 @@ class ProgramSelector:
         self._closed: set[str] = set()
         self._public_from: dict[str, datetime] = {}
         self._slate_live: set[str] = set()  # chambers whose slate has begun a file
+        self._announcing: set[str] = set()  # chambers showing the slate before a session
         self._listeners: list[Callable[[str, bool], None]] = []
 
     def listen(self, listener: Callable[[str, bool], None]) -> None:
@@ -76,6 +85,18 @@ class ProgramSelector:
         if chamber in self._slate and chamber in self._slate_live:
             return False
         return camera == self._current.get(chamber) and self.is_public(chamber, started_at)
+
+    def announcing(self, chamber: str, on: bool) -> None:
+        """The chamber's slate is (or no longer is) the one before a session: not recorded as
+        part of the session's public program."""
+        if on:
+            self._announcing.add(chamber)
+        else:
+            self._announcing.discard(chamber)
+
+    def is_announcing(self, chamber: str) -> bool:
+        """Whether the chamber's slate is the one before a session."""
+        return chamber in self._announcing
 
     def slate_file_started(self, chamber: str) -> None:
         """The slate began a file: from now on the live stream shows it, not the room."""
@@ -186,6 +207,8 @@ class ArchiveCaptureEvents:
         if job.camera_id == SLATE:
             self._program.slate_segment(job.chamber_id)
         program = self._program.camera(job.chamber_id) == job.camera_id
+        if job.camera_id == SLATE and self._program.is_announcing(job.chamber_id):
+            program = False  # the slate before the session is not the session's recording
         if program and job.camera_id != SLATE:
             began = segment.observed_at - timedelta(seconds=segment.entry.duration)
             program = self._program.is_public(job.chamber_id, began)
@@ -304,6 +327,7 @@ class SessionControl:
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
         self._slates: dict[int, SlateSource] = {}
+        self._announced: dict[str, int] = {}  # chamber -> session its slate announces
 
     @property
     def media_root(self) -> Path:
@@ -488,6 +512,9 @@ class SessionControl:
         if running is not None:
             await self._recorder.stop_camera(session.id, SLATE)
             self._slates.pop(session.id, None)
+        if self._announced.get(session.chamber) == session.id:
+            del self._announced[session.chamber]
+            self.program.announcing(session.chamber, False)
         self.program.slate_off(session.chamber)
         if want is None:
             return
@@ -500,6 +527,50 @@ class SessionControl:
             self._slates[session.id] = want
         except (CaptureBlocked, AlreadyRecording) as exc:
             log.warning("session %s: no slate: %s", session.id, exc)
+
+    async def announce(self) -> None:
+        """Show the slate before each chamber's next session, from live.announce_minutes before
+        its scheduled start until it starts (or is no longer due)."""
+        lead = timedelta(minutes=self._settings.live.announce_minutes)
+        now = self._clock()
+        sessions = await self._archive.call(self._archive.index.active_sessions)
+        for chamber in self._settings.chambers:
+            due = [
+                s
+                for s in sessions
+                if s.chamber == chamber.id
+                and s.state == "scheduled"
+                and lead
+                and s.scheduled_start - lead <= now < s.scheduled_end
+            ]
+            live = any(s.chamber == chamber.id and s.state == "live" for s in sessions)
+            wanted = due[0] if due and not live else None
+            async with self._lock(chamber.id):
+                current = self._announced.get(chamber.id)
+                if current is not None and (wanted is None or wanted.id != current):
+                    if self._slates.pop(current, None) is not None:
+                        await self._recorder.stop_camera(current, SLATE)
+                    del self._announced[chamber.id]
+                    self.program.announcing(chamber.id, False)
+                    self.program.slate_off(chamber.id)
+                if wanted is None or wanted.id in self._slates or live:
+                    continue
+                slate = announce_slate(wanted)
+                self.program.announcing(chamber.id, True)
+                self.program.slate_on(chamber.id)
+                job = CaptureJob(
+                    wanted.id, chamber.id, SLATE, slate, self.session_dir(wanted) / SLATE
+                )
+                try:
+                    self._recorder.start(job)
+                except (CaptureBlocked, AlreadyRecording) as exc:
+                    log.warning("session %s: no slate before it: %s", wanted.id, exc)
+                    self.program.announcing(chamber.id, False)
+                    self.program.slate_off(chamber.id)
+                    continue
+                self._slates[wanted.id] = slate
+                self._announced[chamber.id] = wanted.id
+                log.info("chamber %s: announcing session %s", chamber.id, wanted.id)
 
     async def in_break(self, session_id: int) -> bool:
         """Whether the last break marker opened a break."""

@@ -90,6 +90,7 @@ data_dir = "{data_dir}"
 
 [live]
 playlist_segments = 6
+announce_minutes = 0
 
 [[chambers]]
 id = "sala"

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from conftest import STAFF, Service, basic, wait_for
+from conftest import STAFF, Service, basic, start_service, stop_service, wait_for
 from helpers import ffprobe, peak_db
+
+from config.settings import Settings
+from streaming.control import announce_slate
+from streaming.keys import ARCHIVE
 
 
 def newest_camera(playlist: str) -> str:
@@ -141,3 +147,51 @@ def live_segments(playlist: str) -> list[tuple[str, float, float]]:
 
 async def _ge(value: Any, n: int) -> bool:
     return bool(await value >= n)
+
+
+async def test_slate_before_the_session_then_the_room_on_the_same_url(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    live = settings.live.model_copy(update={"announce_minutes": 5})
+    service = await start_service(settings.model_copy(update={"live": live}))
+    try:
+        start = datetime.now(UTC) + timedelta(minutes=2)
+        created = await service.post_json(
+            "/api/v1/sessions",
+            {
+                "title": "Sesja nadzwyczajna",
+                "scheduled_start": start.isoformat(),
+                "scheduled_end": (start + timedelta(hours=1)).isoformat(),
+                "agenda_text": "1. Otwarcie.\n",
+            },
+            status=201,
+        )
+        sid = created["id"]
+        session = await service.app[ARCHIVE].call(service.app[ARCHIVE].index.get_session, sid)
+        slate = announce_slate(session)
+        local = start.astimezone(ZoneInfo("Europe/Warsaw"))
+        assert slate.text == f"Transmisja rozpocznie się o godz. {local:%H.%M}"
+        assert slate.subtitle == "Sesja nadzwyczajna"
+
+        async def newest(camera: str) -> str | None:
+            text = await service.get_text("/live/index.m3u8", status=None)
+            return text if newest_camera(text) == camera else None
+
+        before = await wait_for(lambda: newest("slate"), 20, "the slate before the session")
+        assert (await service.get_json(f"/api/v1/sessions/{sid}"))["state"] == "scheduled"
+        first_msn = int(before.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0])
+
+        await service.post_json(f"/api/v1/sessions/{sid}/start")
+        room = await wait_for(lambda: newest("main"), 20, "the room on the same URL")
+        assert "#EXT-X-DISCONTINUITY\n" in room
+        assert int(room.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0]) >= first_msn
+        status = await service.get_json("/api/v1/status")
+        assert [c["camera"] for c in status["captures"]] == ["main"]  # the slate ended
+
+        await service.post_json(f"/api/v1/sessions/{sid}/stop")
+        # The session's recording is the session: the slate before it is not in it.
+        program = await service.get_text(f"/sessions/{sid}/index.m3u8")
+        assert "/media/slate/" not in program and "/media/main/" in program
+    finally:
+        await stop_service(service)
