@@ -96,6 +96,16 @@ class SyntheticSource(_Model):
     fps: Annotated[int, Field(ge=1, le=60)] = 25
     tone_hz: Annotated[int, Field(ge=20, le=20000)] = 440
     label: str = "obrady demo"
+    # Stamp the wall-clock milliseconds into each frame as a row of black and white squares,
+    # for latency measurement (bench/glass.py reads them back in the browser).
+    clock_code: bool = False
+
+    @model_validator(mode="after")
+    def _clock_code_fits(self) -> SyntheticSource:
+        # 39 squares' room (37 and a margin each side) of at least 8 px: recorder/ffmpeg.py.
+        if self.clock_code and self.width < 312:
+            raise ValueError("clock_code needs a width of at least 312 (37 squares of 8 px)")
+        return self
 
 
 class RtspSource(_Model):

@@ -101,6 +101,94 @@ def chamber_audio_input(audio: ChamberAudio) -> Any:
     )
 
 
+# The clock code: one row of CLOCK_CODE_CELLS squares near the top-left of the picture, black
+# (0) or white (1): two start cells (1, 0), the 32 bits of (epoch milliseconds mod 2**32), most
+# significant first, an even-parity cell over those bits, two end cells (0, 1). A reader samples
+# each square's centre and rejects a row whose start, end or parity cells do not match.
+CLOCK_CODE_CELLS = 37
+CLOCK_CODE_BITS = 32
+
+
+@dataclass(frozen=True)
+class ClockCodeLayout:
+    """Where the clock code sits in a picture: the row starts at (x, y); squares of `square` px."""
+
+    x: int
+    y: int
+    square: int
+
+    @property
+    def width(self) -> int:
+        """Width of the whole row of squares."""
+        return CLOCK_CODE_CELLS * self.square
+
+
+def clock_code_layout(width: int) -> ClockCodeLayout:
+    """The clock code's place in a picture `width` px wide: 16 px squares where they fit, which
+    on a 16 px grid are whole H.264 macroblocks (sharp at 2 Mbit/s), else smaller (at least 8 px
+    from 312 px up, see SyntheticSource), one square's margin from the edges."""
+    square = max(2, min(16, width // (CLOCK_CODE_CELLS + 2)) // 2 * 2)
+    return ClockCodeLayout(square, square, square)
+
+
+def clock_code_cells(millis: int) -> list[int]:
+    """The cells (0 black, 1 white) that stamp `millis` (epoch milliseconds)."""
+    value = millis % 2**CLOCK_CODE_BITS
+    bits = [(value >> (CLOCK_CODE_BITS - 1 - i)) & 1 for i in range(CLOCK_CODE_BITS)]
+    return [1, 0, *bits, sum(bits) % 2, 0, 1]
+
+
+def read_clock_code(cells: list[int]) -> int | None:
+    """The milliseconds (mod 2**32) a row of cells stamps, or None if it does not validate."""
+    if len(cells) != CLOCK_CODE_CELLS or cells[:2] != [1, 0] or cells[-2:] != [0, 1]:
+        return None
+    bits = cells[2 : 2 + CLOCK_CODE_BITS]
+    if sum(bits) % 2 != cells[2 + CLOCK_CODE_BITS]:
+        return None
+    value = 0
+    for bit in bits:
+        value = value * 2 + bit
+    return value
+
+
+def _clock_code_luma(square: int) -> str:
+    """geq luma expression drawing clock_code_cells(T in ms) across a strip of squares."""
+    # ld(0): the frame's time (T, seconds) in ms mod 2**32; ld(1): the cell under X.
+    bit = "mod(floor(ld(0)/pow(2,{})),2)"
+    parity = "mod(" + "+".join(bit.format(k) for k in range(CLOCK_CODE_BITS)) + ",2)"
+    last_data = 1 + CLOCK_CODE_BITS
+    return (
+        f"st(0,mod(floor(T*1000+0.5),{2**CLOCK_CODE_BITS}));st(1,floor(X/{square}));"
+        # Video-range black and white (16, 235): what an H.264 decoder expects.
+        "16+219*if(lt(ld(1),2),eq(ld(1),0),"
+        f"if(lte(ld(1),{last_data}),{bit.format(f'{last_data}-ld(1)')},"
+        f"if(eq(ld(1),{last_data + 1}),{parity},eq(ld(1),{CLOCK_CODE_CELLS - 1}))))"
+    )
+
+
+def clock_code(video: Any, width: int, fps: int) -> Any:
+    """Stamp each frame of `video` (pts counting frames from 0, time base 1/fps, as testsrc2
+    makes them) with the wall clock at the moment it passes this filter: after -re pacing."""
+    layout = clock_code_layout(width)
+    parts = video.split()
+    strip = (
+        # Only a cropped strip goes through geq: geq over a 720p frame costs more than a core.
+        parts[1]
+        .crop(x=layout.x, y=layout.y, width=layout.width, height=layout.square)
+        .filter("format", "yuv420p")
+        # RTCTIME is the wall clock in microseconds when the frame is filtered; in a 1/1000
+        # time base, geq's T is then epoch seconds with millisecond resolution.
+        .filter("settb", "1/1000")
+        .setpts("RTCTIME/1000")
+        .filter("geq", lum=_clock_code_luma(layout.square), cb=128, cr=128)
+        # Back to the frame count, so overlay pairs the strip with its own frame and the
+        # recorded timestamps are those of the picture without the code.
+        .filter("settb", f"1/{fps}")
+        .setpts("N")
+    )
+    return ffmpeg.overlay(parts[0], strip, x=layout.x, y=layout.y)
+
+
 def synthetic_argv(
     source: SyntheticSource,
     run_dir: Path,
@@ -134,6 +222,8 @@ def synthetic_argv(
         box=1,
         boxcolor="black@0.6",
     )
+    if source.clock_code:
+        video = clock_code(video, source.width, source.fps)
     if audio_source is not None:
         audio = chamber_audio_input(audio_source)["a:0"]
     else:
