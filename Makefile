@@ -59,6 +59,8 @@ bench: setup
 	$(BIN)/python bench/capture.py
 	$(BIN)/python bench/faults.py --times 3
 	$(BIN)/python bench/copy_overhead.py
+	$(BIN)/python bench/glass.py --mode ll --seconds 60
+	$(BIN)/python bench/glass.py --mode plain --seconds 60
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

@@ -39,6 +39,8 @@ PTS_HZ = 90_000
 TAIL_SECONDS = 0.02
 # Parts are listed for segments this many target durations from the end (RFC 8216bis 6.2.2).
 PART_WINDOW_TARGETS = 3
+# The gateway reads each edge file at least this often, changed or not (seconds).
+REREAD = 0.5
 
 
 @dataclass(frozen=True)
@@ -602,7 +604,8 @@ class EdgeReader:
         self._data = data_path
         self._chambers = list(chambers)
         self._snap: dict[str, EdgeSnapshot] = {}
-        self._stamp: dict[str, tuple[int, int]] = {}
+        self._stamp: dict[str, tuple[int, int, int]] = {}
+        self._read_at: dict[str, float] = {}
         self._changes = _Changes()
         for chamber in self._chambers:
             self._poll(chamber)
@@ -624,8 +627,12 @@ class EdgeReader:
             st = path.stat()
         except FileNotFoundError:
             return False
-        stamp = (st.st_mtime_ns, st.st_ino)
-        if self._stamp.get(chamber) == stamp:
+        # A new file replaces the old one each time; its inode number may be reused and two
+        # writes may share a coarse mtime, so besides the size, the file is read again at
+        # least every REREAD_SECONDS whatever its stamp, and the version inside decides.
+        stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
+        now = time.monotonic()
+        if self._stamp.get(chamber) == stamp and now - self._read_at.get(chamber, 0) < REREAD:
             return False
         try:
             snap = EdgeSnapshot.from_json(json.loads(path.read_text("utf-8")))
@@ -633,6 +640,10 @@ class EdgeReader:
             log.warning("live window %s unreadable: %s", path, exc)
             return False
         self._stamp[chamber] = stamp
+        self._read_at[chamber] = now
+        old = self._snap.get(chamber)
+        if old is not None and old.version == snap.version:
+            return False
         self._snap[chamber] = snap
         self._changes.notify(chamber)
         return True

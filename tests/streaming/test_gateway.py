@@ -60,6 +60,14 @@ async def test_killed_or_loaded_gateway_never_touches_capture(
 
         before = await wait_for(live_on_gateway, 30, "the live playlist on the gateway")
         first_sequence = int(before.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0])
+        # Low-Latency HLS from the gateway process: the hinted part is held until the capture
+        # process publishes it, then served.
+        hint = before.split('#EXT-X-PRELOAD-HINT:TYPE=PART,URI="')[1].split('"')[0]
+        began = time.monotonic()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{gw}/live/{hint}") as r:
+                assert r.status == 200 and (await r.read())[0] == 0x47
+        assert time.monotonic() - began < 2
 
         # Load: 40 viewers on the gateway for 6 s.
         served = 0
