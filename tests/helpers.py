@@ -11,6 +11,8 @@ from typing import Any
 
 import vlc  # type: ignore[import-untyped]
 
+from recorder.ffmpeg import CLOCK_CODE_CELLS, clock_code_layout, read_clock_code
+
 
 def _auth_args(auth: tuple[str, str] | None) -> list[str]:
     if auth is None:
@@ -149,3 +151,32 @@ class VlcPlayer:
         self.player.stop()
         self.player.release()
         self.instance.release()
+
+
+async def clock_stamps(source: Path | str, width: int, height: int) -> list[int | None]:
+    """The wall-clock stamp (epoch ms mod 2**32) of every frame of a recording made by a
+    synthetic source with `clock_code = true`; None for a frame without one (a slate)."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-nostdin", "-v", "error", "-i", str(source),
+        "-vf", f"scale={width}:{height}", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    raw, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode(errors="replace")
+    layout = clock_code_layout(width)
+    row = layout.y + layout.square // 2
+    frame = width * height
+    stamps: list[int | None] = []
+    for start in range(0, len(raw) - frame + 1, frame):
+        line = raw[start + row * width : start + (row + 1) * width]
+        cells = [
+            1 if line[layout.x + c * layout.square + layout.square // 2] >= 128 else 0
+            for c in range(CLOCK_CODE_CELLS)
+        ]
+        stamps.append(read_clock_code(cells))
+    return stamps
+
+
+def stamp_within(stamp: int, start_ms: int, end_ms: int) -> bool:
+    """Whether a 32-bit millisecond stamp falls between two epoch times (start <= end)."""
+    return (stamp - start_ms) % 2**32 <= end_ms - start_ms
