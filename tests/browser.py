@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlencode
 
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, Route, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 # Headless as root on a machine with no outside network (see FACTS.md).
@@ -31,3 +33,20 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+GLASS_PAGE = Path(__file__).resolve().parents[1] / "bench" / "glass.html"
+
+
+async def open_glass_page(browser: Browser, origin: str, src: str, mode: str = "ll") -> Page:
+    """bench/glass.html on the service's origin: plays src with hls.js (the live page's settings
+    in "ll" mode) and reads the clock code of every frame it shows (window.glass)."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 720})
+    html = GLASS_PAGE.read_text()
+
+    async def fulfil(route: Route) -> None:
+        await route.fulfill(body=html, content_type="text/html; charset=utf-8")
+
+    await page.route(origin + "/bench/glass.html*", fulfil)
+    await page.goto(f"{origin}/bench/glass.html?{urlencode({'src': src, 'mode': mode})}")
+    return page

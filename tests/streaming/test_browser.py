@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
-from browser import chromium
-from conftest import Service, wait_for
-from helpers import VlcPlayer
+from browser import chromium, open_glass_page
+from conftest import SYNTHETIC_SOURCE, Service, start_service, stop_service, wait_for
+from helpers import VlcPlayer, stamp_within
+
+from config.settings import Settings
 
 PLAYBACK = """() => {
   const v = document.getElementById('player');
@@ -78,3 +82,61 @@ async def test_vlc_plays_the_same_live_url(service: Service) -> None:
         await player.wait_playing_and_advancing(30)
     finally:
         player.close()
+
+
+async def test_break_and_closed_part_on_the_same_url_while_hls_js_plays(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # The camera stamps the wall clock into its frames; the page reads the stamp of every frame
+    # it shows. The player goes on through a break and a closed part, shows the slate (frames
+    # without a stamp) and the room again, and never a frame filmed in the closed part.
+    source = SYNTHETIC_SOURCE.replace("width = 320", "width = 640").replace(
+        "height = 180", "height = 360"
+    )
+    service = await start_service(make_settings(source + "clock_code = true\n"))
+    try:
+        created = await service.begin()
+        sid = created["id"]
+        await wait_for(lambda: _has_parts(service), 30, "a live playlist with parts")
+        async with chromium() as browser:
+            page = await open_glass_page(browser, service.base, "/live/sala/index.m3u8")
+
+            async def shown_since(at: float, room: bool) -> bool:
+                shown = await page.evaluate("glass.shown.slice(-5)")
+                error = await page.evaluate("glass.error")
+                assert error is None, error
+                return len(shown) == 5 and all(
+                    w >= at and (s is not None) == room for w, s in shown
+                )
+
+            def now() -> float:
+                return time.time() * 1000
+
+            await wait_for(lambda: shown_since(0, True), 40, "the room in the player")
+            t = now()
+            await service.post_json(f"/api/v1/sessions/{sid}/break", {"on": True})
+            await wait_for(lambda: shown_since(t, False), 30, "the break slate in the player")
+            t = now()
+            await service.post_json(f"/api/v1/sessions/{sid}/break", {"on": False})
+            await wait_for(lambda: shown_since(t, True), 30, "the room again after the break")
+            await service.post_json(f"/api/v1/sessions/{sid}/closed", {"on": True})
+            closed_at = now()
+            await wait_for(lambda: shown_since(closed_at, False), 30, "the closed-part slate")
+            await asyncio.sleep(3)
+            reopened_at = now()
+            await service.post_json(f"/api/v1/sessions/{sid}/closed", {"on": False})
+            await wait_for(lambda: shown_since(reopened_at, True), 30, "the room after it")
+            shown: list[list[Any]] = await page.evaluate("glass.shown")
+            errors: list[dict[str, Any]] = await page.evaluate("glass.hlsErrors")
+            ended = await page.evaluate("document.getElementById('video').ended")
+        stamps = [s for _, s in shown if s is not None]
+        leaked = [s for s in stamps if stamp_within(s, int(closed_at), int(reopened_at))]
+        assert leaked == [], f"{len(leaked)} frames of the closed part were shown"
+        assert not [e for e in errors if e["fatal"]], errors
+        assert not ended
+        # The player never stood still for long: frames kept coming through every switch.
+        walls = [w for w, _ in shown]
+        gaps = [b - a for a, b in zip(walls, walls[1:], strict=False)]
+        assert max(gaps) < 3000, max(gaps)
+    finally:
+        await stop_service(service)
