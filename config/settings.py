@@ -72,6 +72,9 @@ class MonitoringSettings(_Model):
     frozen_difference: Annotated[float, Field(ge=0, le=255)] = 0.5
     silent_below_db: Annotated[float, Field(le=0, ge=-200)] = -50.0
     silent_after_seconds: Annotated[float, Field(gt=0, le=3600)] = 6.0
+    # The off-air monitor: obrady plays each chamber's public live URL as a viewer would (libvlc)
+    # and reports when what the public receives is not playing, frozen, black or silent.
+    offair: bool = True
 
 
 class LiveSettings(_Model):
@@ -81,7 +84,12 @@ class LiveSettings(_Model):
     # Low-Latency HLS: the live segment is also published in parts of at most this length.
     part_target_seconds: Annotated[float, Field(ge=0.1, le=1.0)] = 0.2
     gateway_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    # How many gateway processes share gateway_port (each uses up to a core).
+    gateway_processes: Annotated[int, Field(ge=1, le=16)] = 1
     break_slate: bool = True
+    # The address residents use (e.g. "https://transmisja.example.pl", through the cache): the
+    # off-air monitor watches the live stream there. Default: this machine's own gateway.
+    public_url: Annotated[str | None, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] = None
     # From this many minutes before a session's scheduled start the live URL shows "Transmisja
     # rozpocznie się o godz. 10.00" (0: nothing before the start).
     announce_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 30

@@ -20,6 +20,7 @@ from streaming.keys import (
     CLOCK,
     CONTROL,
     DISK,
+    OFFAIR,
     PUSHERS,
     RECORDER,
     SCHEDULER,
@@ -441,6 +442,8 @@ async def status(request: web.Request) -> web.Response:
             "capture_blocked": recorder.blocked,
             # Players of each chamber's live stream now (each counted once).
             "viewers": live_viewers(request.app, [c.id for c in settings.chambers]),
+            # What the public receives, watched as a viewer would (monitoring.offair).
+            "offair": request.app[OFFAIR].reports() if OFFAIR in request.app else [],
             "pushes": [
                 {
                     "chamber": p.status.chamber_id,

@@ -37,13 +37,16 @@ from streaming.keys import (
     LIVE_EDGE,
     LIVE_EDGE_TASK,
     MEDIA_BYTES,
+    OFFAIR,
+    PLAYLISTS,
     PUSHERS,
     RECORDER,
     SCHEDULER,
     SETTINGS,
     VIEWERS,
 )
-from streaming.llhls import ByteCache, LiveEdge
+from streaming.llhls import ByteCache, LiveEdge, RenderedPlaylists
+from streaming.offair_watch import OffAirWatch
 from streaming.viewers import ViewerCounter
 
 log = logging.getLogger(__name__)
@@ -67,7 +70,8 @@ def create_app(
     app = web.Application(middlewares=[api.error_middleware])
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[MEDIA_BYTES] = ByteCache()
+    app[MEDIA_BYTES] = ByteCache(settings.data_path)
+    app[PLAYLISTS] = RenderedPlaylists()
     app[VIEWERS] = ViewerCounter()
 
     async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -188,17 +192,32 @@ def create_app(
         if not settings.live.gateway_port:
             yield
             return
-        argv, env = gateway_command(settings)
-        gateway = GatewayProcess(argv, env)
-        app[GATEWAY] = gateway
-        task = asyncio.create_task(gateway.run(), name="gateway")
+        # Several processes may share the port (SO_REUSEPORT): the kernel spreads viewers'
+        # connections over them.
+        gateways = [
+            GatewayProcess(*gateway_command(settings, worker))
+            for worker in range(settings.live.gateway_processes)
+        ]
+        app[GATEWAY] = gateways[0]
+        tasks = [asyncio.create_task(g.run(), name=f"gateway-{n}") for n, g in enumerate(gateways)]
         yield
-        await gateway.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.gather(*(g.stop() for g in gateways))
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
-    app.cleanup_ctx.extend([archive_ctx, recorder_ctx, scheduler_ctx, gateway_ctx])
+    async def offair_ctx(app: web.Application) -> AsyncIterator[None]:
+        if not settings.monitoring.offair:
+            yield
+            return
+        watch = OffAirWatch(settings, app[ARCHIVE], app[CONTROL].program, clock)
+        app[OFFAIR] = watch
+        watch.start()
+        yield
+        await watch.close()
+
+    app.cleanup_ctx.extend([archive_ctx, recorder_ctx, scheduler_ctx, gateway_ctx, offair_ctx])
     app.add_routes(api.routes)
     app.add_routes(live.routes)
     app.add_routes(pages.routes)

@@ -158,6 +158,7 @@ def gateway(args: argparse.Namespace) -> int:
         port=port,
         print=lambda _msg: print(f"obrady gateway on http://{settings.server.host}:{port}/"),
         access_log=None,
+        reuse_port=settings.live.gateway_processes > 1,
     )
     return 0
 

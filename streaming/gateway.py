@@ -21,8 +21,8 @@ from config.settings import Settings
 from recorder.supervisor import interrupt_when_parent_dies
 from streaming import live, pages
 from streaming.api import error_middleware
-from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, SETTINGS, VIEWERS
-from streaming.llhls import ByteCache, EdgeReader
+from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
+from streaming.llhls import ByteCache, EdgeReader, RenderedPlaylists
 from streaming.viewers import ViewerCounter, write_counts
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,14 @@ STATIC = Path(__file__).parent / "web" / "static"
 def create_gateway_app(settings: Settings) -> web.Application:
     """The read-only public side: live and recorded HLS, chapters, media, pages."""
     app = web.Application(middlewares=[error_middleware])
+
+    async def name_worker(_request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["X-Obrady-Worker"] = str(_worker())
+
+    app.on_response_prepare.append(name_worker)
     app[SETTINGS] = settings
-    app[MEDIA_BYTES] = ByteCache()
+    app[MEDIA_BYTES] = ByteCache(settings.data_path)
+    app[PLAYLISTS] = RenderedPlaylists()
     app[VIEWERS] = ViewerCounter()
 
     async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -63,19 +69,27 @@ async def _report_viewers(app: web.Application) -> None:
     chambers = [chamber.id for chamber in settings.chambers]
     while True:
         try:
-            write_counts(settings.data_path, app[VIEWERS].counts(chambers))
+            write_counts(settings.data_path, _worker(), app[VIEWERS], chambers)
         except OSError as exc:
             log.warning("could not write viewer counts: %s", exc)
         await asyncio.sleep(2)
 
 
 SETTINGS_ENV = "OBRADY_GATEWAY_SETTINGS"
+WORKER_ENV = "OBRADY_GATEWAY_WORKER"
 
 
-def gateway_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
-    """How `obrady serve` starts the gateway: argv, and the exact settings in the environment."""
+def _worker() -> int:
+    """Which of the gateway processes this is (they share the port)."""
+    return int(os.environ.get(WORKER_ENV, "0"))
+
+
+def gateway_command(settings: Settings, worker: int = 0) -> tuple[list[str], dict[str, str]]:
+    """How `obrady serve` starts gateway process number `worker`: argv, and the exact settings
+    in the environment."""
     env = dict(os.environ)
     env[SETTINGS_ENV] = settings.model_dump_json()
+    env[WORKER_ENV] = str(worker)
     return [sys.executable, "-m", "streaming", "gateway"], env
 
 

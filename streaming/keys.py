@@ -17,11 +17,12 @@ from recorder.push import ProgramPusher
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import Recorder
 from streaming.control import SessionControl
-from streaming.llhls import ByteCache, EdgeSource
+from streaming.llhls import ByteCache, EdgeSource, RenderedPlaylists
 from streaming.viewers import ViewerCounter
 
 if TYPE_CHECKING:
     from streaming.gateway import GatewayProcess
+    from streaming.offair_watch import OffAirWatch
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -31,6 +32,8 @@ RECORDER = web.AppKey("recorder", Recorder)
 LIVE_EDGE: web.AppKey[EdgeSource] = web.AppKey("live_edge")
 MEDIA_BYTES = web.AppKey("media_bytes", ByteCache)
 VIEWERS = web.AppKey("viewers", ViewerCounter)
+PLAYLISTS = web.AppKey("playlists", RenderedPlaylists)
+OFFAIR: web.AppKey[OffAirWatch] = web.AppKey("offair")
 LIVE_EDGE_TASK = web.AppKey("live_edge_task", asyncio.Task[None])
 CONTROL = web.AppKey("control", SessionControl)
 SCHEDULER = web.AppKey("scheduler", RecordingScheduler)

@@ -3,7 +3,6 @@ and the media files, all served from what the recorder already wrote (no re-enco
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from config.settings import SLUG, Settings
 from streaming.api import session_id_of
 from streaming.auth import authenticate
 from streaming.http import json_error
-from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, SETTINGS, VIEWERS
-from streaming.llhls import EdgeSnapshot, render_playlist
+from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
+from streaming.llhls import EdgeSnapshot
 from streaming.viewers import VIEWER_ID, client_of
 
 ARCHIVE_ROLES = ("operator", "staff", "admin")
@@ -119,11 +118,11 @@ async def _live_playlist(request: web.Request, chamber_id: str, prefix: str) -> 
             f"nothing has been transmitted from chamber {chamber_id!r} yet; "
             "the live stream appears here when its first session starts",
         )
-    body = render_playlist(snap, prefix=prefix, skip=skip is not None)
+    body = request.app[PLAYLISTS].get(chamber_id, snap, prefix, skip is not None)
     # A plain reload may be held by a cache for about a part; a blocking one names a moment
     # that has passed once it is answered, so it may be kept longer.
     cache = "public, max-age=1" if msn is None else "public, max-age=6"
-    return web.Response(text=body, content_type=HLS_TYPE, headers={"Cache-Control": cache})
+    return web.Response(body=body, content_type=HLS_TYPE, headers={"Cache-Control": cache})
 
 
 @routes.get("/live/index.m3u8")
@@ -141,23 +140,10 @@ async def live_chamber(request: web.Request) -> web.Response:
 
 
 async def _read_range(request: web.Request, rel: str, start: int, end: int) -> bytes:
-    cache = request.app[MEDIA_BYTES]
-    key = (rel, start, end)
-    data = cache.get(key)
-    if data is None:
-        path = request.app[SETTINGS].data_path / rel
-
-        def read() -> bytes:
-            with path.open("rb") as fh:
-                fh.seek(start)
-                return fh.read(end - start)
-
-        try:
-            data = await asyncio.to_thread(read)
-        except FileNotFoundError:
-            raise json_error(web.HTTPNotFound, "the live media file is gone") from None
-        cache.put(key, data)
-    return data
+    try:
+        return await request.app[MEDIA_BYTES].read(rel, start, end)
+    except FileNotFoundError:
+        raise json_error(web.HTTPNotFound, "the live media file is gone") from None
 
 
 @routes.get("/live/{chamber}/p/{name}")

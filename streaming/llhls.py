@@ -572,12 +572,37 @@ def _copy(segment: LiveSegment) -> LiveSegment:
 
 
 class ByteCache:
-    """The newest parts and segments in memory: every viewer asks for the same few."""
+    """The newest parts and segments in memory: every viewer asks for the same few, and the
+    viewers released together when a part appears share one read of it."""
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, root: Path, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._root = root.resolve()
         self._max = max_bytes
         self._size = 0
         self._items: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self._reading: dict[tuple[str, int, int], asyncio.Future[bytes]] = {}
+
+    async def read(self, rel: str, start: int, end: int) -> bytes:
+        """Bytes start..end of the file at rel (below the root); FileNotFoundError if gone."""
+        key = (rel, start, end)
+        data = self.get(key)
+        if data is not None:
+            return data
+        pending = self._reading.get(key)
+        if pending is None:
+            path = self._root / rel
+
+            def read() -> bytes:
+                with path.open("rb") as fh:
+                    fh.seek(start)
+                    return fh.read(end - start)
+
+            pending = asyncio.ensure_future(asyncio.to_thread(read))
+            self._reading[key] = pending
+            pending.add_done_callback(lambda _: self._reading.pop(key, None))
+        data = await asyncio.shield(pending)
+        self.put(key, data)
+        return data
 
     def get(self, key: tuple[str, int, int]) -> bytes | None:
         """The bytes, if held (and mark them recently used)."""
@@ -595,6 +620,26 @@ class ByteCache:
         while self._size > self._max and self._items:
             _, old = self._items.popitem(last=False)
             self._size -= len(old)
+
+
+class RenderedPlaylists:
+    """Each version of a window is rendered once per form (prefix, delta), not per request: a
+    thousand players blocking on the same part all get the same bytes."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, int, str, bool], bytes] = OrderedDict()
+
+    def get(self, chamber: str, snap: EdgeSnapshot, prefix: str, skip: bool) -> bytes:
+        """The playlist of snap, rendered."""
+        key = (chamber, snap.version, prefix, skip)
+        body = self._items.get(key)
+        if body is None:
+            body = render_playlist(snap, prefix=prefix, skip=skip).encode()
+            self._items[key] = body
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return body
 
 
 class EdgeReader:

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from streaming.keys import ANALYZER, ARCHIVE, CLOCK, DISK, PUSHERS, RECORDER, SETTINGS
+from streaming.keys import ANALYZER, ARCHIVE, CLOCK, DISK, OFFAIR, PUSHERS, RECORDER, SETTINGS
+from streaming.offair_watch import PROBLEMS
 from streaming.viewers import live_viewers
 
 routes = web.RouteTableDef()
@@ -180,6 +181,24 @@ async def metrics(request: web.Request) -> web.Response:
         "Players of the chamber's live stream now (each player counted once, not per request).",
         [({"chamber": chamber}, count) for chamber, count in viewers.items()],
     )
+    if OFFAIR in request.app:
+        reports = request.app[OFFAIR].reports()
+        lines += _family(
+            "obrady_offair_alarm",
+            "gauge",
+            "1 while the public live stream, watched as a viewer would, is not as it should be.",
+            [({"chamber": r["chamber"]}, 1.0 if r.get("alarm") else 0.0) for r in reports],
+        )
+        lines += _family(
+            "obrady_offair_problem",
+            "gauge",
+            "1 while the off-air monitor sees the problem (whether or not it is an alarm).",
+            [
+                ({"chamber": r["chamber"], "problem": p}, 1.0 if p in r["problems"] else 0.0)
+                for r in reports
+                for p in PROBLEMS
+            ],
+        )
     states = {"scheduled": 0, "live": 0}
     for session in sessions:
         states[session.state] = states.get(session.state, 0) + 1

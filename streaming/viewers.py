@@ -8,11 +8,12 @@ while it was heard from in the last ACTIVE_SECONDS.
 
 Behind a shared cache only the beacons reach obrady: players without one (VLC) are then counted
 only when their requests miss the cache. The viewers' gateway (another process) writes its
-counts to `live/<chamber>.viewers.json` for the control room and /metrics.
+counts to `live/viewers-<n>.json` for the control room and /metrics.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,45 +24,55 @@ from typing import Any
 from aiohttp import web
 
 ACTIVE_SECONDS = 15.0
+# The user agent of obrady's own off-air monitor (streaming/offair_watch.py).
+OWN_MONITOR = "obrady-offair"
 VIEWER_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 # Above this many distinct clients per chamber the oldest are forgotten (a flood of made-up ids
 # cannot grow memory without bound).
 MAX_TRACKED = 200_000
+# A gateway's counts older than this are not counted (it stopped).
+STALE_SECONDS = 10.0
 
 
-def client_of(request: web.Request) -> tuple[str, str]:
-    """(address, user agent) of the client; behind a proxy on this machine, the address it
-    forwarded."""
+def client_of(request: web.Request) -> str:
+    """A client's key: a hash of its address and user agent (behind a proxy on this machine,
+    the address it forwarded). Only the hash is kept, in memory and in the counts file."""
     address = request.remote or "?"
     forwarded = request.headers.get("X-Forwarded-For")
     if forwarded and address in ("127.0.0.1", "::1"):
         address = forwarded.split(",")[0].strip()
-    return address, request.headers.get("User-Agent", "")[:200]
+    agent = request.headers.get("User-Agent", "")[:200]
+    if agent.startswith(OWN_MONITOR):
+        return ""
+    return hashlib.sha256(f"{address}\n{agent}".encode()).hexdigest()[:20]
 
 
 class ViewerCounter:
     """Distinct live viewers per chamber over the last ACTIVE_SECONDS."""
 
     def __init__(self) -> None:
-        self._beacons: dict[str, dict[str, tuple[float, tuple[str, str]]]] = {}
-        self._clients: dict[str, dict[tuple[str, str], float]] = {}
+        self._beacons: dict[str, dict[str, tuple[float, str]]] = {}
+        self._clients: dict[str, dict[str, float]] = {}
 
-    def beacon(self, chamber: str, viewer_id: str, client: tuple[str, str]) -> None:
+    def beacon(self, chamber: str, viewer_id: str, client: str) -> None:
         """A web player said it is playing."""
         seen = self._beacons.setdefault(chamber, {})
         seen.pop(viewer_id, None)
         seen[viewer_id] = (time.monotonic(), client)
         _bound(seen)
 
-    def request(self, chamber: str, client: tuple[str, str]) -> None:
-        """A client fetched something of the live stream."""
+    def request(self, chamber: str, client: str) -> None:
+        """A client fetched something of the live stream (obrady's own off-air monitor, whose
+        key is empty, is not a viewer)."""
+        if not client:
+            return
         seen = self._clients.setdefault(chamber, {})
         seen.pop(client, None)
         seen[client] = time.monotonic()
         _bound(seen)
 
-    def count(self, chamber: str) -> int:
-        """Players of the chamber's live stream now."""
+    def active(self, chamber: str) -> tuple[dict[str, str], set[str]]:
+        """The web players (id -> client) and clients heard from lately."""
         horizon = time.monotonic() - ACTIVE_SECONDS
         beacons = self._beacons.get(chamber, {})
         for viewer in [k for k, (at, _) in beacons.items() if at < horizon]:
@@ -69,13 +80,16 @@ class ViewerCounter:
         clients = self._clients.get(chamber, {})
         for client in [k for k, at in clients.items() if at < horizon]:
             del clients[client]
-        web_players = {client for _, client in beacons.values()}
-        others = [c for c in clients if c not in web_players]
-        return len(beacons) + len(others)
+        return {k: c for k, (_, c) in beacons.items()}, set(clients)
 
-    def counts(self, chambers: list[str]) -> dict[str, int]:
-        """Every chamber's count."""
-        return {chamber: self.count(chamber) for chamber in chambers}
+    def count(self, chamber: str) -> int:
+        """Players of the chamber's live stream now."""
+        return count_viewers(*self.active(chamber))
+
+
+def count_viewers(beacons: dict[str, str], clients: set[str]) -> int:
+    """Web players, plus the other clients whose address and agent sent no beacon."""
+    return len(beacons) + len(clients - set(beacons.values()))
 
 
 def _bound(seen: dict[Any, Any]) -> None:
@@ -83,34 +97,38 @@ def _bound(seen: dict[Any, Any]) -> None:
         del seen[next(iter(seen))]
 
 
-def counts_file(data_path: Path) -> Path:
-    """Where the gateway leaves its counts for the capture process."""
-    return data_path / "live" / "viewers.json"
+def counts_file(data_path: Path, worker: int) -> Path:
+    """Where a gateway process leaves what it saw for the capture process."""
+    return data_path / "live" / f"viewers-{worker}.json"
 
 
-def write_counts(data_path: Path, counts: dict[str, int]) -> None:
-    """Publish the gateway's counts (atomically)."""
-    path = counts_file(data_path)
+def write_counts(data_path: Path, worker: int, counter: ViewerCounter, chambers: list[str]) -> None:
+    """Publish one gateway process's active viewers (atomically)."""
+    seen = {}
+    for chamber in chambers:
+        beacons, clients = counter.active(chamber)
+        seen[chamber] = {"beacons": beacons, "clients": sorted(clients)}
+    path = counts_file(data_path, worker)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"at": time.time(), "viewers": counts}), "utf-8")
+    tmp.write_text(json.dumps({"at": time.time(), "chambers": seen}), "utf-8")
     os.replace(tmp, path)
 
 
-def read_counts(data_path: Path, max_age_seconds: float = 10.0) -> dict[str, int]:
-    """The gateway's counts, if it wrote them recently (a dead gateway has no viewers)."""
-    try:
-        data = json.loads(counts_file(data_path).read_text("utf-8"))
-        if time.time() - float(data["at"]) > max_age_seconds:
-            return {}
-        return {str(k): int(v) for k, v in data["viewers"].items()}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
 def live_viewers(app: web.Application, chambers: list[str]) -> dict[str, int]:
-    """Viewers per chamber: those of this process plus those of the gateway process."""
+    """Viewers per chamber: those of this process and of every gateway process, each player
+    once (a player may reach several gateway processes)."""
     from streaming.keys import SETTINGS, VIEWERS  # keys imports this module
 
-    own = app[VIEWERS].counts(chambers)
-    gateway = read_counts(app[SETTINGS].data_path)
-    return {chamber: own[chamber] + gateway.get(chamber, 0) for chamber in chambers}
+    merged = {chamber: app[VIEWERS].active(chamber) for chamber in chambers}
+    for path in (app[SETTINGS].data_path / "live").glob("viewers-*.json"):
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            if time.time() - float(data["at"]) > STALE_SECONDS:
+                continue  # a gateway process that stopped has no viewers
+            for chamber, seen in data["chambers"].items():
+                if chamber in merged:
+                    merged[chamber][0].update(seen["beacons"])
+                    merged[chamber][1].update(seen["clients"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return {chamber: count_viewers(*merged[chamber]) for chamber in chambers}

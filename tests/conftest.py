@@ -92,6 +92,9 @@ data_dir = "{data_dir}"
 playlist_segments = 6
 announce_minutes = 0
 
+[monitoring]
+offair = false
+
 [[chambers]]
 id = "sala"
 name = "Sala obrad"

@@ -123,3 +123,53 @@ async def _ge(value: Any, n: int) -> bool:
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_gateway_processes_share_the_port_and_count_each_viewer_once(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(SYNTHETIC_SOURCE)
+    port = free_port()
+    live = settings.live.model_copy(update={"gateway_port": port, "gateway_processes": 2})
+    service = await start_service(settings.model_copy(update={"live": live}))
+    gw = f"http://127.0.0.1:{port}"
+    try:
+        await service.begin()
+        seen_pids: set[str] = set()
+
+        async def one_request(agent: str) -> int:
+            # A connection of its own each time, so the kernel may pick either process.
+            headers = {"User-Agent": agent, "Connection": "close"}
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+                async with http.get(gw + "/live/sala/index.m3u8", headers=headers) as resp:
+                    seen_pids.add(resp.headers.get("X-Obrady-Worker", "?"))
+                    return resp.status
+
+        async def playing() -> bool:
+            try:
+                return await one_request("vlc/A") == 200
+            except (aiohttp.ClientError, TimeoutError):
+                return False  # the gateway processes are still starting
+
+        async def both_served() -> bool:
+            return await playing() and seen_pids == {"0", "1"}
+
+        await wait_for(both_served, 30, "both gateway processes to serve the live playlist")
+        for _ in range(10):
+            assert await one_request("vlc/A") == 200
+            assert await one_request("web/B") == 200
+        async with aiohttp.ClientSession() as http:
+            url = gw + "/live/sala/viewers"
+            async with http.post(
+                url, json={"id": "viewer-b-0001"}, headers={"User-Agent": "web/B"}
+            ) as r:
+                assert r.status == 204
+
+        async def counted() -> dict[str, int] | None:
+            viewers: dict[str, int] = (await service.get_json("/api/v1/status"))["viewers"]
+            return viewers if viewers == {"sala": 2} else None
+
+        # vlc/A once (it reached both processes), web/B once (requests and its beacon).
+        await wait_for(counted, 10, "two viewers, each counted once")
+    finally:
+        await stop_service(service)
