@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python bench/copy_overhead.py
 	$(BIN)/python bench/glass.py --mode ll --seconds 60
 	$(BIN)/python bench/glass.py --mode plain --seconds 60
+	$(BIN)/python bench/scale.py --levels 100,250,500 --targets gateway,nginx
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
