@@ -41,6 +41,9 @@ class RecordingSettings(_Model):
     restart_backoff_max_seconds: Annotated[float, Field(gt=0, le=600)] = 1.0
     healthy_reset_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     stall_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 6.0
+    # A closed part (wyłączenie jawności) is recorded for the sealed archive unless this is false:
+    # then the cameras stop when it begins and start again when it ends.
+    record_closed_parts: bool = True
 
     @model_validator(mode="after")
     def _backoff_order(self) -> RecordingSettings:

@@ -46,6 +46,7 @@ BREAK_SLATE = SlateSource("Przerwa w obradach", "Transmisja zostanie wznowiona p
 CLOSED_SLATE = SlateSource("Obrady niejawne", "Ta część posiedzenia nie jest transmitowana")
 CLOSED_MARGIN = timedelta(seconds=0.5)
 WARSAW = ZoneInfo("Europe/Warsaw")
+NOT_RECORDED = "closed part: not recorded (recording.record_closed_parts = false)"
 
 
 def announce_slate(session: Session) -> SlateSource:
@@ -380,25 +381,29 @@ class SessionControl:
                         "session %s: indexed %d segment(s) found on disk", session_id, recovered
                     )
             await self._update_slate(session)  # resumed in a break or a closed part
-            for camera in chamber.camera_list:
-                if self._recorder.supervisor(session_id, camera.id) is not None:
-                    continue
-                log.info("session %s: capture of camera %s starts (%s)", session_id, camera.id, by)
-                job = CaptureJob(
-                    session_id,
-                    chamber.id,
-                    camera.id,
-                    camera.source,
-                    self.session_dir(session) / camera.id,
-                    chamber.audio,
-                )
-                try:
-                    self._recorder.start(job)
-                except CaptureBlocked as exc:
-                    raise Conflict(
-                        f"session {session_id} is live but cannot record: {exc}"
-                    ) from None
+            if self._settings.recording.record_closed_parts or not await self.in_closed(session_id):
+                self._start_cameras(session, by)
             return session
+
+    def _start_cameras(self, session: Session, by: str) -> None:
+        """Make sure every camera of the session's chamber is being recorded."""
+        chamber = self._settings.chamber(session.chamber)
+        for camera in chamber.camera_list:
+            if self._recorder.supervisor(session.id, camera.id) is not None:
+                continue
+            log.info("session %s: capture of camera %s starts (%s)", session.id, camera.id, by)
+            job = CaptureJob(
+                session.id,
+                chamber.id,
+                camera.id,
+                camera.source,
+                self.session_dir(session) / camera.id,
+                chamber.audio,
+            )
+            try:
+                self._recorder.start(job)
+            except CaptureBlocked as exc:
+                raise Conflict(f"session {session.id} is live but cannot record: {exc}") from None
 
     async def switch_program(self, chamber_id: str, camera_id: str, *, by: str) -> int | None:
         """Make a camera the chamber's program; returns the live session it applies to, if any."""
@@ -489,6 +494,12 @@ class SessionControl:
                     self.program.closed_off(session.chamber, at)
             await self._archive.call(self._archive.index.add_marker, session_id, kind, at, None, by)
             await self._update_slate(session)
+            if what == "closed" and not self._settings.recording.record_closed_parts:
+                if on:
+                    for camera in self._settings.chamber(session.chamber).camera_list:
+                        await self._recorder.stop_camera(session.id, camera.id, NOT_RECORDED)
+                else:
+                    self._start_cameras(session, by)
 
     async def _state_of(self, session_id: int, what: str) -> bool:
         markers = await self._archive.call(self._archive.index.markers, session_id)

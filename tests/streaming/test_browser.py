@@ -134,9 +134,13 @@ async def test_break_and_closed_part_on_the_same_url_while_hls_js_plays(
         assert leaked == [], f"{len(leaked)} frames of the closed part were shown"
         assert not [e for e in errors if e["fatal"]], errors
         assert not ended
-        # The player never stood still for long: frames kept coming through every switch.
+        # The player never stood still for long. The longest stalls are at the closed part's
+        # edges: at its start the live segment is cut at once and the slate's first file
+        # begins up to about 1.5 s later (its ffmpeg starting); at its end the room returns
+        # with its first file begun after the reopening (up to a segment, 1 s here, plus a
+        # 0.5 s margin); the player adds its hold-back. Bound: 2 segments + 2 s.
         walls = [w for w, _ in shown]
         gaps = [b - a for a, b in zip(walls, walls[1:], strict=False)]
-        assert max(gaps) < 3000, max(gaps)
+        assert max(gaps) < 4000, max(gaps)
     finally:
         await stop_service(service)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -195,3 +196,39 @@ async def test_slate_before_the_session_then_the_room_on_the_same_url(
         assert "/media/slate/" not in program and "/media/main/" in program
     finally:
         await stop_service(service)
+
+
+async def test_closed_part_not_recorded_when_the_configuration_says_so(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    recording = settings.recording.model_copy(update={"record_closed_parts": False})
+    service = await start_service(settings.model_copy(update={"recording": recording}))
+    try:
+        created = await service.begin()
+        sid = created["id"]
+
+        async def cameras() -> list[str]:
+            status = await service.get_json("/api/v1/status")
+            return [c["camera"] for c in status["captures"] if c["state"] == "recording"]
+
+        async def recording_only(names: list[str]) -> bool:
+            return await cameras() == names
+
+        await wait_for(lambda: recording_only(["main"]), 20, "the camera recording")
+        await service.post_json(f"/api/v1/sessions/{sid}/closed", {"on": True})
+        closed_at = datetime.now(UTC)
+        await wait_for(lambda: recording_only(["slate"]), 20, "the camera stopped, the slate on")
+        await service.post_json(f"/api/v1/sessions/{sid}/closed", {"on": False})
+        reopened_at = datetime.now(UTC)
+        await wait_for(lambda: recording_only(["main"]), 20, "the camera recording again")
+        await asyncio.sleep(2)
+        detail = await service.post_json(f"/api/v1/sessions/{sid}/stop")
+    finally:
+        await stop_service(service)
+    runs = [r for r in detail["recording"]["runs"] if r["camera"] == "main"]
+    assert len(runs) == 2, runs
+    assert runs[0]["end_reason"].startswith("closed part: not recorded")
+    # The camera stopped when the closed part began and started again when it ended.
+    assert datetime.fromisoformat(runs[0]["ended_at"]) - closed_at < timedelta(seconds=3)
+    assert datetime.fromisoformat(runs[1]["started_at"]) >= reopened_at - timedelta(seconds=0.5)
