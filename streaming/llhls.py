@@ -307,8 +307,10 @@ class _Changes:
             if left <= 0:
                 return None
             event = self._events.setdefault(chamber, asyncio.Event())
+            # asyncio.timeout rather than wait_for: no task per waiting request.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), left)
+                async with asyncio.timeout(left):
+                    await event.wait()
 
 
 def edge_file(data_path: Path, chamber: str) -> Path:
