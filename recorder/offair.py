@@ -492,7 +492,9 @@ class OffAirMonitor:
             elif state == "playing":
                 log.info("off-air %s: playing again after %s", self.url, self._state)
             elif state != "starting":
-                log.warning("off-air %s: %s (problems: %s)", self.url, state, ", ".join(problems))
+                # INFO: whether it matters (something should be on air) is the watch's call,
+                # which logs an alarm as an error (streaming/offair_watch.py).
+                log.info("off-air %s: %s (problems: %s)", self.url, state, ", ".join(problems))
             self._state = state
             self._state_since = now
         self._problems = problems
