@@ -94,6 +94,7 @@ def create_app(
             part_target=settings.live.part_target_seconds,
             segment_seconds=settings.recording.segment_seconds,
             allowed=program.live_allows,
+            went_live=lambda chamber, camera: app[CONTROL].room_went_live(chamber, camera),
         )
 
         def program_changed(chamber: str, cut: bool) -> None:

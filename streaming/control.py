@@ -46,6 +46,8 @@ BREAK_SLATE = SlateSource("Przerwa w obradach", "Transmisja zostanie wznowiona p
 CLOSED_SLATE = SlateSource("Obrady niejawne", "Ta część posiedzenia nie jest transmitowana")
 CLOSED_MARGIN = timedelta(seconds=0.5)
 WARSAW = ZoneInfo("Europe/Warsaw")
+# A slate bridging to the room's return stays at most this many segments (plus 1 s).
+BRIDGE_SEGMENTS = 3
 NOT_RECORDED = "closed part: not recorded (recording.record_closed_parts = false)"
 
 
@@ -65,6 +67,7 @@ class ProgramSelector:
         self._public_from: dict[str, datetime] = {}
         self._slate_live: set[str] = set()  # chambers whose slate has begun a file
         self._announcing: set[str] = set()  # chambers showing the slate before a session
+        self._bridging: set[str] = set()  # chambers whose slate stays until the room returns
         self._listeners: list[Callable[[str, bool], None]] = []
 
     def listen(self, listener: Callable[[str, bool], None]) -> None:
@@ -80,12 +83,20 @@ class ProgramSelector:
         """Whether a file of camera that began at started_at may go out on the live stream
         now. Decided as each file begins: whatever is published of a file stays published."""
         if camera == SLATE:
-            return chamber in self._closed or chamber in self._slate
+            return chamber in self._closed or chamber in self._slate or chamber in self._bridging
         if chamber in self._closed:
             return False
         if chamber in self._slate and chamber in self._slate_live:
             return False
         return camera == self._current.get(chamber) and self.is_public(chamber, started_at)
+
+    def bridging(self, chamber: str, on: bool) -> None:
+        """After a break or a closed part the slate may stay on the live stream until the
+        room's first file that may be shown begins (no stall in between)."""
+        if on:
+            self._bridging.add(chamber)
+        else:
+            self._bridging.discard(chamber)
 
     def announcing(self, chamber: str, on: bool) -> None:
         """The chamber's slate is (or no longer is) the one before a session: not recorded as
@@ -329,6 +340,10 @@ class SessionControl:
         self._locks: dict[str, asyncio.Lock] = {}
         self._slates: dict[int, SlateSource] = {}
         self._announced: dict[str, int] = {}  # chamber -> session its slate announces
+        # chamber -> (session, the task that ends the bridge at the latest) while a slate
+        # bridges to the room's return
+        self._bridges: dict[str, tuple[int, asyncio.Task[None]]] = {}
+        self._chores: set[asyncio.Task[None]] = set()
 
     @property
     def media_root(self) -> Path:
@@ -445,6 +460,7 @@ class SessionControl:
                     if session.chamber in {c.id for c in self._settings.chambers}
                     else "",
                 )
+            await self._end_bridge(session.chamber)
             await self._recorder.stop(session_id)
             self._slates.pop(session_id, None)
             self.program.slate_off(session.chamber)
@@ -520,9 +536,13 @@ class SessionControl:
             self.program.closed_on(session.chamber)
         if want == running:
             return
+        await self._end_bridge(session.chamber)
         if running is not None:
-            await self._recorder.stop_camera(session.id, SLATE)
             self._slates.pop(session.id, None)
+            if want is None and session.state == "live":
+                self._start_bridge(session)
+            else:
+                await self._recorder.stop_camera(session.id, SLATE)
         if self._announced.get(session.chamber) == session.id:
             del self._announced[session.chamber]
             self.program.announcing(session.chamber, False)
@@ -538,6 +558,44 @@ class SessionControl:
             self._slates[session.id] = want
         except (CaptureBlocked, AlreadyRecording) as exc:
             log.warning("session %s: no slate: %s", session.id, exc)
+
+    def _start_bridge(self, session: Session) -> None:
+        """Keep the slate running (and live) until the room's first file may be shown, for at
+        most BRIDGE_SEGMENTS segments."""
+        chamber = session.chamber
+        self.program.bridging(chamber, True)
+        limit = BRIDGE_SEGMENTS * self._settings.recording.segment_seconds + 1
+
+        async def at_the_latest() -> None:
+            await asyncio.sleep(limit)
+            async with self._lock(chamber):
+                await self._end_bridge(chamber)
+
+        self._bridges[chamber] = (session.id, asyncio.create_task(at_the_latest()))
+
+    async def _end_bridge(self, chamber: str) -> None:
+        """Stop a bridging slate (the room is live again, or something else comes)."""
+        bridge = self._bridges.pop(chamber, None)
+        if bridge is None:
+            return
+        session_id, timer = bridge
+        if timer is not asyncio.current_task():
+            timer.cancel()
+        self.program.bridging(chamber, False)
+        await self._recorder.stop_camera(session_id, SLATE)
+
+    def room_went_live(self, chamber: str, camera: str) -> None:
+        """The live edge began a file of `camera`: a bridging slate is no longer needed."""
+        if camera == SLATE or chamber not in self._bridges:
+            return
+
+        async def end() -> None:
+            async with self._lock(chamber):
+                await self._end_bridge(chamber)
+
+        task = asyncio.create_task(end())
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
 
     async def announce(self) -> None:
         """Show the slate before each chamber's next session, from live.announce_minutes before

@@ -349,12 +349,16 @@ class LiveEdge:
         part_target: float,
         segment_seconds: float,
         allowed: Callable[[str, str, datetime], bool],
+        fallback_camera: str = "slate",
+        went_live: Callable[[str, str], None] | None = None,
     ) -> None:
         self._data = data_path
         self._window = window_segments
         self._part_target = part_target
         self._segment_seconds = segment_seconds
         self._allowed = allowed
+        self._fallback = fallback_camera
+        self._went_live = went_live
         self._snap: dict[str, EdgeSnapshot] = {}
         self._segments: dict[str, list[LiveSegment]] = {c: [] for c in chambers}
         self._disc: dict[str, int] = dict.fromkeys(chambers, 0)
@@ -472,8 +476,11 @@ class LiveEdge:
 
     def _choose_head(self, chamber: str) -> None:
         """The next live segment: the newest file of a camera that may be live now."""
+        # The newest file of a camera first; the slate only when no camera may be shown.
         for candidate in sorted(
-            self._candidates[chamber].values(), key=lambda c: c.started_at, reverse=True
+            self._candidates[chamber].values(),
+            key=lambda c: (c.camera != self._fallback, c.started_at),
+            reverse=True,
         ):
             if not candidate.used and self._allowed(
                 chamber, candidate.camera, candidate.started_at
@@ -504,6 +511,8 @@ class LiveEdge:
         self._head[chamber] = candidate
         self._advance(chamber, candidate)
         self._publish(chamber)
+        if self._went_live is not None:
+            self._went_live(chamber, candidate.camera)
 
     def _advance(self, chamber: str, head: _Candidate) -> bool:
         """Cut the parts the head file has gained; whether any were."""

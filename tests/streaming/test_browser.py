@@ -59,12 +59,12 @@ async def test_hls_js_plays_the_live_url_in_low_latency_mode(service: Service) -
         assert later["time"] - first["time"] > 0.8 * elapsed, (first, later)
         assert later["parts"] > first["parts"] > 0, later
         assert later["blocking"] > 0, later
-        # Close to the room: the frame shown is at most a few seconds behind its wall clock
-        # (the exact figure comes from bench/glass.py; this only catches a player that fell
-        # back to segment-only playback, which sits 3 segments behind).
+        # Closer to the room than whole segments allow: a player on segments only holds back
+        # HOLD-BACK (3 target durations, 3 s here) plus what it buffers; on parts it holds
+        # back 0.6 s. The exact figure comes from bench/glass.py (about 1.1 s on 2 s segments).
         assert later["playingDate"] is not None
         behind = (later["now"] - later["playingDate"]) / 1000
-        assert 0 < behind < 2.5, later
+        assert 0 < behind < 3.0, later
         await page.close()
 
 
@@ -134,13 +134,13 @@ async def test_break_and_closed_part_on_the_same_url_while_hls_js_plays(
         assert leaked == [], f"{len(leaked)} frames of the closed part were shown"
         assert not [e for e in errors if e["fatal"]], errors
         assert not ended
-        # The player never stood still for long. The longest stalls are at the closed part's
-        # edges: at its start the live segment is cut at once and the slate's first file
-        # begins up to about 1.5 s later (its ffmpeg starting); at its end the room returns
-        # with its first file begun after the reopening (up to a segment, 1 s here, plus a
-        # 0.5 s margin); the player adds its hold-back. Bound: 2 segments + 2 s.
+        # The player never stood still for long. Around a break and at the end of a closed
+        # part the slate stays live until the room's first file that may be shown begins, so
+        # nothing stalls; at the start of a closed part the live segment is cut at once and
+        # the slate's first file begins as soon as its ffmpeg runs (measured here: the longest
+        # gap between frames 0.2-0.8 s).
         walls = [w for w, _ in shown]
         gaps = [b - a for a, b in zip(walls, walls[1:], strict=False)]
-        assert max(gaps) < 4000, max(gaps)
+        assert max(gaps) < 2500, max(gaps)
     finally:
         await stop_service(service)
