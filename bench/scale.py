@@ -1,5 +1,5 @@
 """How many Low-Latency HLS viewers one viewers' gateway holds on this machine, directly and
-through nginx (config/nginx.conf).
+through nginx (config/nginx.conf) or Varnish (config/varnish.vcl).
 
 It starts `obrady serve` (a process of its own, with the viewers' gateway as a further process
 on `live.gateway_port`) with a simulated chamber (1280x720, 25 fps, 2 s segments, 0.2 s parts)
@@ -18,17 +18,19 @@ gateway's own 0-20 ms polling of that file.
 
 For each level: viewers, requests/s, parts delivered (and as a share of viewers x parts
 published), p50/p99/max delay, errors (non-200 answers, timeouts, dropped connections), and the
-CPU use of the gateway, the capture process, ffmpeg, nginx, the load processes and the whole
-machine, and the load processes' own event-loop delay. A level passes with p99 < --limit-ms, no
-errors and at least 90% of the expected parts delivered in the window. Then the highest level
-passed (with every lower one passed too), for the gateway directly and through nginx, and the
-ratio.
+CPU use of the gateway, the capture process, ffmpeg, nginx or Varnish, the load processes and the
+whole machine, and the load processes' own event-loop delay. A level passes with p99 <
+--limit-ms, no errors and at least 90% of the expected parts delivered in the window. Then the
+highest level passed (with every lower one passed too), for the gateway directly and through
+each cache, and the ratio.
 
 Targets: `gateway` (the gateway directly), `nginx` (config/nginx.conf as shipped, in front of
 the gateway, with this run's ports and folders, as tests/streaming/test_nginx.py does) and
 `nginx-nolock` (the same with `proxy_cache_lock off`: nginx makes the requests that wait for a
-cache lock poll for it every 500 ms, which an LL-HLS part cannot afford). The ratio is each
-proxied target's held level over the gateway's.
+cache lock poll for it every 500 ms, which an LL-HLS part cannot afford) and `varnish`
+(config/varnish.vcl as shipped in front of the gateway, as tests/streaming/test_varnish.py does:
+Varnish wakes the requests waiting for another's fetch as soon as it completes). The ratio is
+each proxied target's held level over the gateway's.
 
 Everything runs on this one machine: the load processes compete with the gateway, nginx, ffmpeg
 and the capture for the same cores. The figures printed for their CPU use and event-loop delay
@@ -36,7 +38,7 @@ say how much of the result that explains.
 
 Usage (from the repository root):
     .venv/bin/python bench/scale.py [--levels 100,250,500,1000,1500,2000] [--workers 4]
-        [--ramp 5] [--warmup 3] [--measure 20] [--targets gateway,nginx,nginx-nolock]
+        [--ramp 5] [--warmup 3] [--measure 20] [--targets gateway,nginx,nginx-nolock,varnish]
         [--json out.json] [--keep]
 """
 
@@ -476,6 +478,64 @@ class Nginx:
             proc.wait(10)
 
 
+class Varnish:
+    """varnishd with the shipped VCL (config/varnish.vcl) on a port and folder of its own."""
+
+    def __init__(self, work: Path, upstream_control: int, upstream_viewers: int) -> None:
+        self.work = work
+        self.port = free_port()
+        vcl = (ROOT / "config" / "varnish.vcl").read_text()
+        for old, new in (('.port = "8080";', f'.port = "{upstream_control}";'),
+                         ('.port = "8081";', f'.port = "{upstream_viewers}";')):  # fmt: skip
+            if vcl.count(old) != 1:
+                raise BenchError(f"config/varnish.vcl no longer contains {old!r} once")
+            vcl = vcl.replace(old, new)
+        self.vcl = work / "obrady.vcl"
+        self.vcl.write_text(vcl)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start varnishd in the foreground and wait until it passes the live playlist through.
+        As root `-j none`: the default jail's varnish user cannot enter this private folder."""
+        jail = ["-j", "none"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen(
+            ["varnishd", "-F", *jail, "-a", f"127.0.0.1:{self.port}", "-f", str(self.vcl),
+             "-n", str(self.work / "varnishd"), "-s", "malloc,256m",
+             "-p", "listen_depth=4096"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.work / "stderr.log").open("ab"),
+            start_new_session=True,
+        )  # fmt: skip
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                log = (self.work / "stderr.log").read_text(errors="replace")
+                raise BenchError(f"varnishd exited {self.proc.returncode}: {log[-2000:]}")
+            return http("GET", f"http://127.0.0.1:{self.port}{PLAYLIST}")[0] == 200
+
+        until(up, 30, "the live playlist through Varnish")
+
+    def pids(self) -> list[int]:
+        """The manager and its child (the cache process)."""
+        if self.proc is None:
+            return []
+        return [self.proc.pid] + [pid for pid, _ in children(self.proc.pid)]
+
+    def stop(self) -> None:
+        """SIGTERM (the manager stops its child), SIGKILL after 10 s."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 # When each part became available ------------------------------------------------------------------
 
 
@@ -762,7 +822,7 @@ def summarise(
 
 HEADER = (
     f"{'viewers':>7} {'req/s':>7} {'parts':>7} {'got%':>5} {'p50ms':>6} {'p99ms':>6} "
-    f"{'maxms':>6} {'errors':>8} {'gw%':>4} {'cap%':>4} {'ffm%':>4} {'ngx%':>4} {'load%':>5} "
+    f"{'maxms':>6} {'errors':>8} {'gw%':>4} {'cap%':>4} {'ffm%':>4} {'prx%':>4} {'load%':>5} "
     f"{'oth%':>4} {'all%':>4} {'lag99':>5} pass"
 )
 
@@ -775,11 +835,12 @@ def row(level: Level) -> str:
 
     cpu = level.cpu
     errors = sum(level.errors.values())
+    proxy = cpu.get("nginx", cpu.get("varnish", 0))  # the cache in front, if any
     return (
         f"{level.viewers:>7} {level.requests_per_s:>7.0f} {level.parts:>7} "
         f"{100 * level.coverage:>5.1f} {ms(level.p50_ms):>6} {ms(level.p99_ms):>6} "
         f"{ms(level.max_ms):>6} {errors:>8} {cpu.get('gateway', 0):>4.0f} "
-        f"{cpu.get('capture', 0):>4.0f} {cpu.get('ffmpeg', 0):>4.0f} {cpu.get('nginx', 0):>4.0f} "
+        f"{cpu.get('capture', 0):>4.0f} {cpu.get('ffmpeg', 0):>4.0f} {proxy:>4.0f} "
         f"{cpu.get('load', 0):>5.0f} {cpu.get('other', 0):>4.0f} {cpu.get('machine', 0):>4.0f} "
         f"{ms(level.load_lag_p99_ms):>5} "
         f"{'yes' if level.passed else 'no'}"
@@ -901,6 +962,7 @@ def main(args: argparse.Namespace) -> int:
         obrady = Obrady(work, args)
         watcher: Watcher | None = None
         nginx: Nginx | None = None
+        proxy: Varnish | None = None
         try:
             obrady.start()
             obrady.begin_session()
@@ -911,6 +973,19 @@ def main(args: argparse.Namespace) -> int:
                     results.append(
                         run_target(name, obrady.gateway_port, obrady, watcher, {}, ctx, args)
                     )
+                    continue
+                if name == "varnish":
+                    (work / name).mkdir()
+                    proxy = Varnish(work / name, obrady.port, obrady.gateway_port)
+                    proxy.start()
+                    results.append(
+                        run_target(
+                            "varnish", proxy.port, obrady, watcher,
+                            {"varnish": proxy.pids()}, ctx, args,
+                        )
+                    )  # fmt: skip
+                    proxy.stop()
+                    proxy = None
                     continue
                 lock = "off" if name == "nginx-nolock" else "on"
                 (work / name).mkdir()
@@ -932,6 +1007,8 @@ def main(args: argparse.Namespace) -> int:
         finally:
             if nginx is not None:
                 nginx.stop()
+            if proxy is not None:
+                proxy.stop()
             if watcher is not None:
                 watcher.stop()
             obrady.stop()
@@ -951,6 +1028,7 @@ def describe_failure(level: Level, limit_ms: float) -> str:
         reasons.append(f"{100 * level.coverage:.0f}% of parts")
     busy = (
         f"gateway {cpu.get('gateway', 0):.0f}%, nginx {cpu.get('nginx', 0):.0f}%, "
+        f"varnish {cpu.get('varnish', 0):.0f}%, "
         f"load {cpu.get('load', 0):.0f}% (loop delay p99 {level.load_lag_p99_ms} ms), "
         f"others {cpu.get('other', 0):.0f}%, machine {cpu.get('machine', 0):.0f}% of 200%"
     )
@@ -986,7 +1064,8 @@ def report(
     print(
         f"machine: {machine}; load: {args.workers} processes; "
         f"{wall:.0f} s in all\n"
-        "gw/cap/ffm/ngx/load% = CPU of the gateway, the capture process, ffmpeg, nginx and the "
+        "gw/cap/ffm/prx/load% = CPU of the gateway, the capture process, ffmpeg, the cache in "
+        "front (nginx or Varnish) and the "
         "load processes in % of one core; oth% = other processes on this machine (not ours); "
         "all% = the whole machine (200% = both cores busy); "
         "lag99 = p99 of the load processes' own event-loop delay (ms): what the load side adds."
@@ -1023,7 +1102,7 @@ def _levels(text: str) -> list[int]:
     return values
 
 
-TARGETS = ("gateway", "nginx", "nginx-nolock")
+TARGETS = ("gateway", "nginx", "nginx-nolock", "varnish")
 
 
 def _targets(text: str) -> list[str]:
@@ -1044,7 +1123,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_targets,
         default=["gateway", "nginx"],
         help="gateway: the gateway directly; nginx: config/nginx.conf in front of it; "
-        "nginx-nolock: the same with proxy_cache_lock off",
+        "nginx-nolock: the same with proxy_cache_lock off; varnish: config/varnish.vcl in front",
     )
     parser.add_argument("--workers", type=int, default=4, help="load processes")
     parser.add_argument("--ramp", type=float, default=5, help="seconds over which viewers join")
