@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 APT_PACKAGES := ffmpeg libvlc5 vlc-plugin-base vlc-plugin-video-output fonts-dejavu-core tzdata ca-certificates
 # nginx with its RTMP module stands in for YouTube in the push tests.
 APT_PACKAGES += nginx-light libnginx-mod-rtmp
+# Varnish: the cache that wakes collapsed LL-HLS requests at once (config/varnish.vcl).
+APT_PACKAGES += varnish
 # The tests' stand-in IP cameras: GStreamer's RTSP server under the system Python.
 APT_PACKAGES += python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x
 # Chromium (driven by Playwright) plays the live stream with hls.js in the browser tests.

@@ -210,9 +210,15 @@ async def session_playlist(request: web.Request) -> web.Response:
 
 
 def _recording(
-    request: web.Request, session: Session, segments: list[Segment], prefix: str
+    request: web.Request,
+    session: Session,
+    segments: list[Segment],
+    prefix: str,
+    *,
+    private: bool = False,
 ) -> web.Response:
-    """A recording's playlist: EVENT while the session is live, VOD with ENDLIST after."""
+    """A recording's playlist: EVENT while the session is live, VOD with ENDLIST after. A
+    private one (staff only) is never kept by a shared cache."""
     ended = session.state == "ended"
     body = media_playlist(
         segments,
@@ -221,6 +227,8 @@ def _recording(
         target_seconds=request.app[SETTINGS].recording.segment_seconds,
     )
     cache = "public, max-age=3600" if ended else "public, max-age=1"
+    if private:
+        cache = "private, no-store"
     return web.Response(text=body, content_type=HLS_TYPE, headers={"Cache-Control": cache})
 
 
@@ -260,7 +268,7 @@ async def camera_playlist(request: web.Request) -> web.Response:
         raise json_error(
             web.HTTPNotFound, f"session {session.id} has no recording from camera {camera!r}"
         )
-    return _recording(request, session, segments, "../../../")
+    return _recording(request, session, segments, "../../../", private=True)
 
 
 @routes.get("/sessions/{id}/media/{camera}/{run}/{file}")

@@ -334,7 +334,26 @@ class _Candidate:
     used: bool = False
 
 
-class LiveEdge:
+class _EdgeView:
+    """What both sides share: the latest snapshot of each chamber, and waiting for a newer one."""
+
+    def __init__(self) -> None:
+        self._snap: dict[str, EdgeSnapshot] = {}
+        self._changes = _Changes()
+
+    def snapshot(self, chamber: str) -> EdgeSnapshot | None:
+        """The chamber's live window now, or None before anything was transmitted."""
+        snap = self._snap.get(chamber)
+        return snap if snap is not None and snap.segments else None
+
+    async def wait(
+        self, chamber: str, ready: Callable[[EdgeSnapshot], bool], timeout: float
+    ) -> EdgeSnapshot | None:
+        """Wait (bounded) until the chamber's window satisfies ready()."""
+        return await self._changes.wait(chamber, lambda: self.snapshot(chamber), ready, timeout)
+
+
+class LiveEdge(_EdgeView):
     """The capture process's view of each chamber's live window (see the module docstring).
 
     `allowed(chamber, camera, started_at)` says whether a file of camera that began at
@@ -359,7 +378,7 @@ class LiveEdge:
         self._allowed = allowed
         self._fallback = fallback_camera
         self._went_live = went_live
-        self._snap: dict[str, EdgeSnapshot] = {}
+        super().__init__()
         self._segments: dict[str, list[LiveSegment]] = {c: [] for c in chambers}
         self._disc: dict[str, int] = dict.fromkeys(chambers, 0)
         self._next_msn: dict[str, int] = dict.fromkeys(chambers, 0)
@@ -368,7 +387,6 @@ class LiveEdge:
         self._version = 0
         self._candidates: dict[str, dict[str, _Candidate]] = {c: {} for c in chambers}
         self._head: dict[str, _Candidate | None] = dict.fromkeys(chambers)
-        self._changes = _Changes()
         self._task: asyncio.Task[None] | None = None
         (data_path / "live").mkdir(parents=True, exist_ok=True)
         for chamber in chambers:
@@ -392,19 +410,6 @@ class LiveEdge:
         self._restart_disc[chamber] = True
         self._version = max(self._version, snap.version)
         self._publish(chamber)
-
-    # The live routes' side -------------------------------------------------------------------
-
-    def snapshot(self, chamber: str) -> EdgeSnapshot | None:
-        """The chamber's live window now."""
-        snap = self._snap.get(chamber)
-        return snap if snap is not None and snap.segments else None
-
-    async def wait(
-        self, chamber: str, ready: Callable[[EdgeSnapshot], bool], timeout: float
-    ) -> EdgeSnapshot | None:
-        """Wait (bounded) until the chamber's window satisfies ready()."""
-        return await self._changes.wait(chamber, lambda: self.snapshot(chamber), ready, timeout)
 
     # The recorder's side ---------------------------------------------------------------------
 
@@ -653,29 +658,17 @@ class RenderedPlaylists:
         return body
 
 
-class EdgeReader:
+class EdgeReader(_EdgeView):
     """The gateway's view: reads the windows the capture process writes, when they change."""
 
     def __init__(self, data_path: Path, chambers: Sequence[str]) -> None:
         self._data = data_path
+        super().__init__()
         self._chambers = list(chambers)
-        self._snap: dict[str, EdgeSnapshot] = {}
         self._stamp: dict[str, tuple[int, int, int]] = {}
         self._read_at: dict[str, float] = {}
-        self._changes = _Changes()
         for chamber in self._chambers:
             self._poll(chamber)
-
-    def snapshot(self, chamber: str) -> EdgeSnapshot | None:
-        """The chamber's live window as last read."""
-        snap = self._snap.get(chamber)
-        return snap if snap is not None and snap.segments else None
-
-    async def wait(
-        self, chamber: str, ready: Callable[[EdgeSnapshot], bool], timeout: float
-    ) -> EdgeSnapshot | None:
-        """Wait (bounded) until the chamber's window satisfies ready()."""
-        return await self._changes.wait(chamber, lambda: self.snapshot(chamber), ready, timeout)
 
     def _poll(self, chamber: str) -> bool:
         path = edge_file(self._data, chamber)

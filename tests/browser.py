@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
 from playwright.async_api import Browser, Page, Route, async_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-# Headless as root on a machine with no outside network (see FACTS.md).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
+# bench/glass.py holds the one list of how Chromium runs here (headless as root, no network).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from glass import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 
 @contextlib.asynccontextmanager

@@ -107,7 +107,9 @@ async def test_stamp_is_the_wall_clock_when_the_frame_is_made() -> None:
     # A frame reaches us after its stamp, and soon after.
     assert min(lags) >= -1 and max(lags) <= 300, lags
     steps = [since(b, a) for a, b in zip(stamps, stamps[1:], strict=False)]
-    assert abs(statistics.median(steps) - FRAME_MS) <= 3, steps
+    # Paced in real time: one frame interval apart on average (single steps alternate around
+    # it, e.g. 36/44 ms, as ffmpeg's pacing wakes up; their median may sit on either side).
+    assert abs(statistics.mean(steps) - FRAME_MS) <= 3, steps
 
 
 async def test_recorded_chamber_carries_the_wall_clock(tmp_path: Path) -> None:
@@ -157,7 +159,9 @@ async def test_recorded_chamber_carries_the_wall_clock(tmp_path: Path) -> None:
     # One frame interval apart, paced by -re: no drift from the wall clock.
     steps = [since(b, a) for a, b in zip(stamps, stamps[1:], strict=False)]
     assert all(0 < step < 3 * FRAME_MS for step in steps), steps
-    assert abs(statistics.median(steps) - FRAME_MS) <= 3, steps
+    # Paced in real time: one frame interval apart on average (single steps alternate around
+    # it, e.g. 36/44 ms, as ffmpeg's pacing wakes up; their median may sit on either side).
+    assert abs(statistics.mean(steps) - FRAME_MS) <= 3, steps
     drift = [since(s, stamps[0]) - n * FRAME_MS for n, s in enumerate(stamps)]
     assert max(abs(d) for d in drift) <= 150, drift
     # The recorded video timestamps still count frames (the code's own clock does not leak).

@@ -80,6 +80,10 @@ async def test_break_slate_on_the_same_url(service: Service, tmp_path: Path) -> 
     own = await service.get_text(f"/sessions/{sid}/cameras/main/index.m3u8", auth=STAFF)
     assert "#EXT-X-DISCONTINUITY" not in own
     assert [r["camera"] for r in detail["recording"]["runs"]].count("main") == 1
+    # Staff only: a shared cache in front must never keep it for the public.
+    url = f"{service.base}/sessions/{sid}/cameras/main/index.m3u8"
+    async with service.http.get(url, headers=basic(STAFF)) as resp:
+        assert resp.headers["Cache-Control"] == "private, no-store"
 
 
 async def test_closed_part_never_reaches_the_public(service: Service) -> None:
