@@ -55,17 +55,13 @@ import resource
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from array import array
-from base64 import b64encode
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -76,6 +72,7 @@ from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import BenchError, free_port, http, until  # noqa: E402
 from _viewers import KEY_PARTS, worker_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,49 +124,6 @@ http {{
 IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_TO = 0x00000080
 COVERAGE_PASS = 0.9  # share of the expected parts that must be delivered in the window
-
-
-class BenchError(RuntimeError):
-    """Something the benchmark needs did not happen; the message says what."""
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def until(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll probe until it returns something truthy; BenchError naming `what` after timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(interval)
-    raise BenchError(f"no {what} within {timeout:g} s")
-
-
-def http(
-    method: str, url: str, body: Any = None, auth: tuple[str, str] | None = None
-) -> tuple[int, bytes]:
-    """One request with a 10 s timeout: (status, body); status 0 when nothing answered."""
-    headers = {}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if auth is not None:
-        headers["Authorization"] = "Basic " + b64encode(":".join(auth).encode()).decode()
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (urllib.error.URLError, OSError):
-        return 0, b""
 
 
 # Processes and their CPU --------------------------------------------------------------------------
