@@ -4,25 +4,28 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := ffmpeg libvlc5 vlc-plugin-base vlc-plugin-video-output fonts-dejavu-core tzdata ca-certificates
-# nginx with its RTMP module stands in for YouTube in the push tests.
-APT_PACKAGES += nginx-light libnginx-mod-rtmp
+# What obrady needs to run (make run installs only these, so the demo starts within a minute).
+RUN_PACKAGES := ffmpeg libvlc5 vlc-plugin-base vlc-plugin-video-output fonts-dejavu-core tzdata ca-certificates
+# What the tests need besides (make test installs them too):
+# nginx with its RTMP module stands in for YouTube in the push tests, and fronts obrady as a cache.
+TEST_PACKAGES := nginx-light libnginx-mod-rtmp
 # Varnish: the cache that wakes collapsed LL-HLS requests at once (config/varnish.vcl).
-APT_PACKAGES += varnish
+TEST_PACKAGES += varnish
 # The tests' stand-in IP cameras: GStreamer's RTSP server under the system Python.
-APT_PACKAGES += python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x
+TEST_PACKAGES += python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x
 # Chromium (driven by Playwright) plays the live stream with hls.js in the browser tests.
-APT_PACKAGES += chromium
+TEST_PACKAGES += chromium
 HLSJS_VERSION := 1.7.4
 HLSJS := streaming/web/static/hls.min.js
 
 .PHONY: setup run test lint bench clean
 
-setup: .cache/apt.stamp $(VENV)/.installed $(HLSJS)
+setup: .cache/apt-run.stamp $(VENV)/.installed $(HLSJS)
 
-.cache/apt.stamp: Makefile
+# Installs the Debian packages of $(1) that are missing (as root), then touches the target.
+define apt_install
 	@mkdir -p .cache
-	@missing=""; for p in $(APT_PACKAGES); do \
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if ! $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1; then missing="$$missing python3-venv python3-pip"; fi; \
@@ -32,8 +35,15 @@ setup: .cache/apt.stamp $(VENV)/.installed $(HLSJS)
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	@touch $@
+endef
 
-$(VENV)/.installed: pyproject.toml .cache/apt.stamp
+.cache/apt-run.stamp: Makefile
+	$(call apt_install,$(RUN_PACKAGES))
+
+.cache/apt-test.stamp: Makefile
+	$(call apt_install,$(TEST_PACKAGES))
+
+$(VENV)/.installed: pyproject.toml .cache/apt-run.stamp
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
 	@$(BIN)/python -m pip install -q -e '.[test]'
@@ -54,10 +64,10 @@ lint: setup
 	$(BIN)/ruff check streaming recorder archive config tests bench
 	$(BIN)/mypy
 
-test: setup lint
+test: setup .cache/apt-test.stamp lint
 	$(BIN)/python -m pytest
 
-bench: setup
+bench: setup .cache/apt-test.stamp
 	$(BIN)/python bench/capture.py
 	$(BIN)/python bench/faults.py --times 3
 	$(BIN)/python bench/copy_overhead.py
