@@ -59,12 +59,20 @@ async def test_hls_js_plays_the_live_url_in_low_latency_mode(service: Service) -
         assert later["time"] - first["time"] > 0.8 * elapsed, (first, later)
         assert later["parts"] > first["parts"] > 0, later
         assert later["blocking"] > 0, later
+
         # Closer to the room than whole segments allow: a player on segments only holds back
         # HOLD-BACK (3 target durations, 3 s here) plus what it buffers; on parts it holds
         # back 0.6 s. The exact figure comes from bench/glass.py (about 1.1 s on 2 s segments).
-        assert later["playingDate"] is not None
-        behind = (later["now"] - later["playingDate"]) / 1000
-        assert 0 < behind < 3.0, later
+        # A player that joined a short window early starts further back and catches up by
+        # playing faster (maxLiveSyncPlaybackRate): wait for it, bounded.
+        async def close_to_the_room() -> dict[str, Any] | None:
+            state: dict[str, Any] = await page.evaluate(PLAYBACK)
+            if state["playingDate"] is None:
+                return None
+            behind = (state["now"] - state["playingDate"]) / 1000
+            return state if 0 < behind < 3.0 else None
+
+        await wait_for(close_to_the_room, 30, "the player to sit under 3 s behind the room")
         await page.close()
 
 
