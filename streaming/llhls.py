@@ -26,7 +26,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -552,7 +552,7 @@ class LiveEdge(_EdgeView):
         self._version += 1
         snap = EdgeSnapshot(
             self._version,
-            tuple(_copy(s) for s in segments),
+            tuple(replace(s, parts=list(s.parts)) for s in segments),
             self._disc[chamber],
             self._part_target,
             target,
@@ -571,20 +571,6 @@ class LiveEdge(_EdgeView):
                 if head is not None and self._advance(chamber, head):
                     self._publish(chamber)
             await asyncio.sleep(TAIL_SECONDS)
-
-
-def _copy(segment: LiveSegment) -> LiveSegment:
-    return LiveSegment(
-        segment.msn,
-        segment.path,
-        segment.camera,
-        segment.run,
-        segment.started_at,
-        segment.discontinuity,
-        list(segment.parts),
-        segment.duration,
-        segment.end,
-    )
 
 
 class ByteCache:

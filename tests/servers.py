@@ -10,6 +10,18 @@ from pathlib import Path
 MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 
 
+async def terminate(proc: asyncio.subprocess.Process, timeout: float = 10) -> None:
+    """SIGTERM a server the test started, SIGKILL if it lingers; nothing if it has ended."""
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
 class NginxRtmp:
     """nginx accepting RTMP pushes on 127.0.0.1:port and recording each stream to FLV."""
 
@@ -80,14 +92,8 @@ rtmp {{
     async def stop(self) -> None:
         """Stop nginx (fast shutdown), SIGKILL if it lingers; idempotent."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        if proc is not None:
+            await terminate(proc)
 
     def recordings(self) -> list[Path]:
         """FLV files nginx has written, oldest first."""

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 from conftest import SYNTHETIC_SOURCE, free_port, start_service, stop_service, wait_for
+from servers import terminate
 
 from config.settings import Settings
 
@@ -129,13 +129,7 @@ async def test_shipped_nginx_config_caches_and_collapses(
     finally:
         await http.close()
         await stop_service(service)
-        if nginx.returncode is None:
-            nginx.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(nginx.wait(), 10)
-            except TimeoutError:
-                nginx.kill()
-                await nginx.wait()
+        await terminate(nginx)
 
 
 async def _ll_viewers(

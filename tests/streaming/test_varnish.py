@@ -9,13 +9,13 @@ import contextlib
 import json
 import os
 import re
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 from conftest import SYNTHETIC_SOURCE, free_port, start_service, stop_service, wait_for
+from servers import terminate
 
 from config.settings import Settings
 
@@ -197,10 +197,4 @@ async def test_shipped_varnish_config_caches_and_coalesces(
     finally:
         await http.close()
         await stop_service(service)
-        if varnish.returncode is None:
-            varnish.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(varnish.wait(), 10)
-            except TimeoutError:
-                varnish.kill()
-                await varnish.wait()
+        await terminate(varnish)
