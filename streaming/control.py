@@ -547,17 +547,24 @@ class SessionControl:
             del self._announced[session.chamber]
             self.program.announcing(session.chamber, False)
         self.program.slate_off(session.chamber)
-        if want is None:
-            return
+        if want is not None:
+            self._run_slate(session, want)
+
+    def _run_slate(self, session: Session, source: SlateSource) -> bool:
+        """Start the session's slate capture and put it on the live stream; False (logged) if
+        it cannot run."""
         self.program.slate_on(session.chamber)
         job = CaptureJob(
-            session.id, session.chamber, SLATE, want, self.session_dir(session) / SLATE
+            session.id, session.chamber, SLATE, source, self.session_dir(session) / SLATE
         )
         try:
             self._recorder.start(job)
-            self._slates[session.id] = want
         except (CaptureBlocked, AlreadyRecording) as exc:
-            log.warning("session %s: no slate: %s", session.id, exc)
+            log.warning("session %s: no slate %r: %s", session.id, source.text, exc)
+            self.program.slate_off(session.chamber)
+            return False
+        self._slates[session.id] = source
+        return True
 
     def _start_bridge(self, session: Session) -> None:
         """Keep the slate running (and live) until the room's first file may be shown, for at
@@ -624,20 +631,10 @@ class SessionControl:
                     self.program.slate_off(chamber.id)
                 if wanted is None or wanted.id in self._slates or live:
                     continue
-                slate = announce_slate(wanted)
                 self.program.announcing(chamber.id, True)
-                self.program.slate_on(chamber.id)
-                job = CaptureJob(
-                    wanted.id, chamber.id, SLATE, slate, self.session_dir(wanted) / SLATE
-                )
-                try:
-                    self._recorder.start(job)
-                except (CaptureBlocked, AlreadyRecording) as exc:
-                    log.warning("session %s: no slate before it: %s", wanted.id, exc)
+                if not self._run_slate(wanted, announce_slate(wanted)):
                     self.program.announcing(chamber.id, False)
-                    self.program.slate_off(chamber.id)
                     continue
-                self._slates[wanted.id] = slate
                 self._announced[chamber.id] = wanted.id
                 log.info("chamber %s: announcing session %s", chamber.id, wanted.id)
 
