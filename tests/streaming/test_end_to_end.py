@@ -160,9 +160,15 @@ async def _chapters_breaks_and_duration(service: Service) -> None:
     probe = await ffprobe(url)
     codecs = sorted(s["codec_name"] for s in probe["streams"])
     assert codecs == ["aac", "h264"], codecs
-    assert abs(float(probe["format"]["duration"]) - (t_stop - t_start)) < 1.0, probe["format"]
+    # The recording begins when ffmpeg's first frame does, which under load can be a
+    # second after the start request; from there to the stop, nothing may be missing.
+    media_start = datetime.fromisoformat(stopped["recording"]["runs"][0]["media_started_at"])
+    start_lag = media_start.timestamp() - t_start
+    assert -0.5 < start_lag < 2.5, start_lag
+    room = t_stop - media_start.timestamp()
+    assert abs(float(probe["format"]["duration"]) - room) < 0.75, (probe["format"], room)
     duration = await decoded_duration(url)
-    assert abs(duration - (t_stop - t_start)) < 1.0, (duration, t_stop - t_start)
+    assert abs(duration - room) < 0.75, (duration, room, start_lag)
     assert abs(cues[1][1] - duration) < 0.5
     assert stopped["recording"]["complete"] is True
     assert "Nagranie kompletne." in await service.get_text(f"/sessions/{sid}")
