@@ -4,14 +4,45 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
 class ArchiveError(Exception):
     """Base of the archive package's errors."""
+
+
+class NotFound(ArchiveError):
+    """The thing asked for does not exist."""
+
+
+class Conflict(ArchiveError):
+    """The change contradicts the current state (the message says which)."""
+
+    def __init__(self, message: str, live_session_id: int | None = None) -> None:
+        super().__init__(message)
+        self.live_session_id = live_session_id
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def to_text(at: datetime) -> str:
+    """Store a moment as ISO 8601 UTC text with microseconds (sorts as text)."""
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to the archive")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_text(text: str | None) -> datetime | None:
+    """Read a stored moment back."""
+    return None if text is None else datetime.fromisoformat(text)
 
 
 class MigrationError(ArchiveError):
@@ -98,3 +129,26 @@ def _statements(sql: str) -> list[str]:
     if "\n".join(buf).strip():
         raise MigrationError("migration ends with an incomplete statement")
     return statements
+
+
+class Transaction:
+    """One IMMEDIATE transaction: committed on success, rolled back on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+class Store:
+    """What the archive's stores share: one connection and a way to open a transaction."""
+
+    _conn: sqlite3.Connection
+
+    def _tx(self) -> Transaction:
+        return Transaction(self._conn)

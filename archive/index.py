@@ -13,54 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 
+from archive.accounts import AccountStore
 from archive.agenda import AgendaItem, flatten
-from archive.db import ArchiveError, connect
+from archive.council import CouncilStore
+from archive.db import Conflict, NotFound, Store, connect, from_text, to_text, utc_now
+from archive.editing import EditingStore
 from archive.timeline import CONTIGUOUS_SECONDS, Piece, Timeline, build_timeline
 
 SessionState = Literal["scheduled", "live", "ended"]
 MarkerKind = Literal["item_start", "break_start", "break_end", "closed_start", "closed_end"]
-Role = Literal["operator", "staff", "admin"]
-
-
-class NotFound(ArchiveError):
-    """The thing asked for does not exist."""
-
-
-class Conflict(ArchiveError):
-    """The change contradicts the current state (the message says which)."""
-
-    def __init__(self, message: str, live_session_id: int | None = None) -> None:
-        super().__init__(message)
-        self.live_session_id = live_session_id
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def to_text(at: datetime) -> str:
-    """Store a moment as ISO 8601 UTC text with microseconds (sorts as text)."""
-    if at.tzinfo is None:
-        raise ValueError("naive datetime given to the archive")
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def from_text(text: str | None) -> datetime | None:
-    """Read a stored moment back."""
-    return None if text is None else datetime.fromisoformat(text)
-
-
-@dataclass(frozen=True)
-class User:
-    """An account that may call the operator API."""
-
-    id: int
-    name: str
-    role: Role
-    password_hash: str
 
 
 @dataclass(frozen=True)
@@ -79,6 +42,7 @@ class Session:
     stopped_by: str | None
     agenda_text: str
     created_at: datetime
+    published: bool = True
 
 
 @dataclass(frozen=True)
@@ -166,6 +130,7 @@ def _session(row: sqlite3.Row) -> Session:
         stopped_by=row["stopped_by"],
         agenda_text=row["agenda_text"],
         created_at=datetime.fromisoformat(row["created_at"]),
+        published=bool(row["published"]),
     )
 
 
@@ -196,7 +161,7 @@ _SEGMENT_SELECT = (
 )
 
 
-class ArchiveIndex:
+class ArchiveIndex(AccountStore, CouncilStore, EditingStore, Store):
     """Synchronous access to the archive database; every method is one transaction."""
 
     def __init__(self, path: str | Path) -> None:
@@ -205,30 +170,6 @@ class ArchiveIndex:
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
-
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._conn)
-
-    # users
-
-    def add_user(self, name: str, role: Role, password_hash: str) -> User:
-        """Create a user; Conflict if the name is taken."""
-        try:
-            with self._tx() as c:
-                cur = c.execute(
-                    "INSERT INTO users (name, role, password_hash, created_at) VALUES (?,?,?,?)",
-                    (name, role, password_hash, to_text(utc_now())),
-                )
-        except sqlite3.IntegrityError:
-            raise Conflict(f"user {name!r} already exists") from None
-        return User(int(cur.lastrowid or 0), name, role, password_hash)
-
-    def get_user(self, name: str) -> User | None:
-        """The user with this name, if any."""
-        row = self._conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
-        return (
-            None if row is None else User(row["id"], row["name"], row["role"], row["password_hash"])
-        )
 
     # sessions and agenda
 
@@ -274,6 +215,64 @@ class ArchiveIndex:
                     (session_id, parent_id, position, depth, item.number, item.title),
                 )
                 parents.append(int(cur.lastrowid or 0))
+        return self.get_session(session_id)
+
+    def update_session(
+        self,
+        session_id: int,
+        *,
+        title: str | None = None,
+        kind: str | None = None,
+        chamber: str | None = None,
+        scheduled_start: datetime | None = None,
+        scheduled_end: datetime | None = None,
+    ) -> Session:
+        """Change a session's details; what may change depends on its state (Conflict)."""
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"session {session_id} does not exist")
+            session = _session(row)
+            if session.state != "scheduled":
+                fixed = {
+                    "kind": kind,
+                    "chamber": chamber,
+                    "scheduled_start": scheduled_start,
+                }
+                changed = [
+                    k for k, v in fixed.items() if v is not None and v != getattr(session, k)
+                ]
+                if session.state == "ended" and scheduled_end not in (None, session.scheduled_end):
+                    changed.append("scheduled_end")
+                if changed:
+                    raise Conflict(
+                        f"session {session_id} is {session.state}: its {', '.join(changed)} can "
+                        "no longer change"
+                        + (
+                            " (a live session may still be extended with scheduled_end)"
+                            if session.state == "live"
+                            else ""
+                        )
+                    )
+            start = scheduled_start or session.scheduled_start
+            end = scheduled_end or session.scheduled_end
+            if end <= start:
+                raise Conflict(
+                    f"scheduled_end ({end.isoformat()}) must be after scheduled_start "
+                    f"({start.isoformat()})"
+                )
+            c.execute(
+                "UPDATE sessions SET title = ?, kind = ?, chamber = ?, scheduled_start = ?,"
+                " scheduled_end = ? WHERE id = ?",
+                (
+                    title or session.title,
+                    kind or session.kind,
+                    chamber or session.chamber,
+                    to_text(start),
+                    to_text(end),
+                    session_id,
+                ),
+            )
         return self.get_session(session_id)
 
     def get_session(self, session_id: int) -> Session:
@@ -657,18 +656,6 @@ class ArchiveIndex:
                 pieces.append(Piece(run.id, run.camera, wall, segment.duration, run.end_reason))
             media_end = segment.media_start + segment.duration
         return build_timeline(pieces, ongoing=session.state == "live")
-
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._conn.execute("BEGIN IMMEDIATE")
-        return self._conn
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
 P = ParamSpec("P")

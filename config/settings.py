@@ -98,6 +98,19 @@ class LiveSettings(_Model):
     announce_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 30
 
 
+class ConsoleSettings(_Model):
+    """The operator console: how long a login lasts, its cookie, and the council's term."""
+
+    login_hours: Annotated[float, Field(gt=0, le=24 * 14)] = 12.0
+    # "auto": the cookie is Secure when the request came over HTTPS (directly, or through a
+    # proxy that says X-Forwarded-Proto: https); true/false force it.
+    secure_cookies: Literal["auto", "true", "false"] = "auto"
+    # The council's term of office (kadencja) whose councillors the console lists and votes use.
+    term: Annotated[str, Field(min_length=1, max_length=40)] = "2024-2029"
+    # Failed sign-ins for one user name within 15 minutes before it must wait.
+    max_failed_logins: Annotated[int, Field(ge=1, le=1000)] = 10
+
+
 class SyntheticSource(_Model):
     """A simulated chamber: a test picture with a burned-in clock and a tone, made by ffmpeg."""
 
@@ -283,6 +296,7 @@ class Settings(_Model):
     live: LiveSettings = LiveSettings()
     storage: StorageSettings = StorageSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    console: ConsoleSettings = ConsoleSettings()
     chambers: Annotated[list[ChamberSettings], Field(min_length=1)]
     demo: DemoSettings | None = None
 

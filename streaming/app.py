@@ -20,7 +20,7 @@ from recorder.health import DiskGuard
 from recorder.push import ProgramPusher
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import ArgvBuilder, Guardian, Recorder
-from streaming import api, live, metrics, pages
+from streaming import api, editing, live, metrics, pages, preflight
 from streaming.control import ArchiveCaptureEvents, ProgramSelector, SessionControl
 from streaming.demo import autopilot, prepare_demo
 from streaming.gateway import GatewayProcess, gateway_command
@@ -218,10 +218,14 @@ def create_app(
         yield
         await watch.close()
 
-    app.cleanup_ctx.extend([archive_ctx, recorder_ctx, scheduler_ctx, gateway_ctx, offair_ctx])
+    app.cleanup_ctx.extend(
+        [archive_ctx, recorder_ctx, scheduler_ctx, gateway_ctx, offair_ctx, preflight.preflight_ctx]
+    )
     app.add_routes(api.routes)
     app.add_routes(live.routes)
     app.add_routes(pages.routes)
     app.add_routes(metrics.routes)
+    app.add_routes(preflight.routes)
+    app.add_routes(editing.routes)
     app.router.add_static("/static", STATIC)
     return app

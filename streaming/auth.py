@@ -1,20 +1,72 @@
-"""Operator accounts: argon2 password hashes and HTTP Basic authentication with roles."""
+"""Who may do what: argon2 passwords, cookie logins with CSRF tokens, Basic auth, roles, audit.
+
+A browser signs in at /login and gets an HttpOnly, SameSite=Strict cookie holding a random
+token (the archive keeps only its SHA-256). Every state-changing request authenticated by that
+cookie must also carry the login's CSRF token (header X-CSRF-Token, or a csrf_token form
+field). Scripts use HTTP Basic credentials instead; a browser may replay those by itself, so a
+state-changing Basic request that a browser marks as cross-site is refused too.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from archive.index import AsyncArchive, User
+from archive.accounts import ROLES, Login, Role, User
+from archive.index import AsyncArchive, utc_now
 from streaming.http import json_error
 
-ROLES = ("operator", "staff", "admin")
+__all__ = ["ROLES", "PERMISSIONS", "hash_password", "verify_password", "require", "audit"]
+
+LOGIN_COOKIE = "obrady_login"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Who the request was identified as, and by which login (None for Basic credentials).
+USER = web.RequestKey("user", User)
+LOGIN: web.RequestKey[Login | None] = web.RequestKey("login")
+
+_OPS: tuple[Role, ...] = ("operator", "admin")
+_STAFF: tuple[Role, ...] = ("staff", "admin")
+_ALL: tuple[Role, ...] = ("operator", "staff", "admin")
+
+# Every protected action and the roles that may take it. An admin may do everything.
+PERMISSIONS: dict[str, tuple[Role, ...]] = {
+    "console.view": _ALL,
+    # preparing and running sessions: operators
+    "session.create": _OPS,
+    "session.edit": _OPS,
+    "agenda.edit": _OPS,
+    "councillors.edit": _OPS,
+    "session.run": _OPS,
+    "vote.record": _OPS,
+    "preflight": _OPS,
+    # the record afterwards: staff
+    "record.edit": _STAFF,
+    "record.publish": _STAFF,
+    "record.redact": _STAFF,
+    "audit.read": _STAFF,
+    # what the public does not get: breaks, closed parts, other cameras, redacted ranges
+    "archive.sealed": _ALL,
+    # accounts and configuration: admins
+    "users.manage": ("admin",),
+}
+
 _hasher = PasswordHasher()
+_DUMMY: list[str] = []
 
 
 def hash_password(password: str) -> str:
@@ -30,7 +82,47 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-def _credentials(request: web.Request) -> tuple[str, str] | None:
+def _dummy_hash() -> str:
+    if not _DUMMY:
+        _DUMMY.append(hash_password("not a real password"))
+    return _DUMMY[0]
+
+
+async def check_password(archive: AsyncArchive, name: str, password: str) -> User | None:
+    """The enabled user with this name and password, or None (timing alike for unknown names)."""
+    user = await archive.call(archive.index.get_user, name)
+    stored = user.password_hash if user else _dummy_hash()
+    ok = await asyncio.to_thread(verify_password, stored, password)
+    if user is None or not ok or user.disabled:
+        return None
+    return user
+
+
+def token_hash(token: str) -> str:
+    """What the archive stores of a login token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh random token for a login cookie or a CSRF token."""
+    return secrets.token_urlsafe(32)
+
+
+def same_token(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a token sent by the client with the one expected."""
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def is_https(request: web.Request) -> bool:
+    """Whether the client reached us over HTTPS, directly or through a proxy that says so."""
+    if request.secure:
+        return True
+    return request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip() == "https"
+
+
+def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
@@ -43,26 +135,102 @@ def _credentials(request: web.Request) -> tuple[str, str] | None:
     return (name, password) if sep else None
 
 
+def _cross_site(request: web.Request) -> bool:
+    """Whether the browser says this request comes from another site."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return True
+    origin = request.headers.get("Origin")
+    if origin and origin != "null":
+        return urlsplit(origin).netloc.lower() != request.host.lower()
+    return False
+
+
+async def _csrf_given(request: web.Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()  # cached by aiohttp: the handler can read it again
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def identify(request: web.Request, archive: AsyncArchive) -> User | None:
+    """The user behind the request (Basic credentials or login cookie), with CSRF checked.
+
+    None when the request carries neither; 401 for wrong credentials, 403 for a
+    state-changing request without a valid CSRF token or sent cross-site.
+    """
+    if USER in request:
+        return request[USER]
+    unsafe = request.method not in SAFE_METHODS
+    if "Authorization" in request.headers:
+        creds = _basic_credentials(request)
+        challenge = {"WWW-Authenticate": 'Basic realm="obrady", charset="UTF-8"'}
+        if creds is None:
+            raise json_error(
+                web.HTTPUnauthorized,
+                "the Authorization header must be HTTP Basic credentials (user:password)",
+                challenge,
+            )
+        user = await check_password(archive, *creds)
+        if user is None:
+            raise json_error(web.HTTPUnauthorized, "wrong user name or password", challenge)
+        if unsafe and _cross_site(request):
+            raise json_error(
+                web.HTTPForbidden, "a state-changing request from another site is refused"
+            )
+        request[USER], request[LOGIN] = user, None
+        return user
+    token = request.cookies.get(LOGIN_COOKIE)
+    if not token:
+        return None
+    login = await archive.call(archive.index.login, token_hash(token), utc_now())
+    if login is None:
+        return None
+    if unsafe and not same_token(await _csrf_given(request), login.csrf_token):
+        raise json_error(
+            web.HTTPForbidden,
+            f"missing or wrong CSRF token: send the {CSRF_HEADER} header (or the {CSRF_FIELD} "
+            "form field) the console page gives you; reload the page if you signed in again",
+        )
+    request[USER], request[LOGIN] = login.user, login
+    return login.user
+
+
+async def require(request: web.Request, action: str) -> User:
+    """The signed-in user if their role may take this action; 401 or 403 otherwise."""
+    from streaming.keys import ARCHIVE
+
+    allowed = PERMISSIONS[action]
+    user = await identify(request, request.app[ARCHIVE])
+    if user is None:
+        raise json_error(
+            web.HTTPUnauthorized,
+            "authentication required: sign in at /login, or send HTTP Basic credentials of a "
+            "user made with 'obrady user add'",
+            {"WWW-Authenticate": 'Basic realm="obrady", charset="UTF-8"'},
+        )
+    if user.role not in allowed:
+        raise json_error(
+            web.HTTPForbidden,
+            f"user {user.name} has role {user.role}; {action} needs one of: {', '.join(allowed)}",
+        )
+    return user
+
+
 async def authenticate(
     request: web.Request, archive: AsyncArchive, allowed: tuple[str, ...]
 ) -> User:
-    """The user behind the request's Basic credentials, if their role is allowed; else 401/403."""
-    creds = _credentials(request)
-    challenge = {"WWW-Authenticate": 'Basic realm="obrady", charset="UTF-8"'}
-    if creds is None:
+    """The user behind the request if their role is one of allowed; else 401/403."""
+    user = await identify(request, archive)
+    if user is None:
         raise json_error(
             web.HTTPUnauthorized,
-            "authentication required: send HTTP Basic credentials of a user made with "
-            "'obrady user add'",
-            challenge,
+            "authentication required: sign in at /login, or send HTTP Basic credentials",
+            {"WWW-Authenticate": 'Basic realm="obrady", charset="UTF-8"'},
         )
-    name, password = creds
-    user = await archive.call(archive.index.get_user, name)
-    # Verify even for unknown names so timing does not reveal which names exist.
-    stored = user.password_hash if user else _dummy_hash()
-    ok = await asyncio.to_thread(verify_password, stored, password)
-    if user is None or not ok:
-        raise json_error(web.HTTPUnauthorized, "wrong user name or password", challenge)
     if user.role not in allowed:
         raise json_error(
             web.HTTPForbidden,
@@ -71,10 +239,67 @@ async def authenticate(
     return user
 
 
-_DUMMY: list[str] = []
+async def audit(
+    request: web.Request,
+    user: User,
+    action: str,
+    target: str,
+    *,
+    session_id: int | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """Write one entry in the audit log: who, when, what, before and after."""
+    from streaming.keys import ARCHIVE
+
+    archive = request.app[ARCHIVE]
+    await archive.call(
+        archive.index.add_audit,
+        user.name,
+        action,
+        target,
+        session_id=session_id,
+        before=before,
+        after=after,
+        address=request.remote,
+    )
 
 
-def _dummy_hash() -> str:
-    if not _DUMMY:
-        _DUMMY.append(hash_password("not a real password"))
-    return _DUMMY[0]
+class LoginThrottle:
+    """Counts failed sign-ins per user name; too many within the window must wait."""
+
+    WINDOW_SECONDS = 15 * 60
+
+    def __init__(self, limit: int, clock: Any = time.monotonic) -> None:
+        self._limit = limit
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, name: str) -> deque[float]:
+        now = self._clock()
+        failures = self._failures.setdefault(name.lower(), deque())
+        while failures and now - failures[0] > self.WINDOW_SECONDS:
+            failures.popleft()
+        return failures
+
+    def wait_seconds(self, name: str) -> float:
+        """How long this name must wait before another try (0 = may try now)."""
+        failures = self._recent(name)
+        if len(failures) < self._limit:
+            return 0.0
+        return max(0.0, self.WINDOW_SECONDS - (self._clock() - failures[0]))
+
+    def failed(self, name: str) -> None:
+        """Count a wrong password for this name."""
+        self._recent(name).append(self._clock())
+        if len(self._failures) > 10_000:  # bounded memory against a flood of invented names
+            self._failures.pop(next(iter(self._failures)))
+
+    def succeeded(self, name: str) -> None:
+        """Forget the failures of a name that signed in."""
+        self._failures.pop(name.lower(), None)
+
+
+def login_expiry(now: datetime, hours: float) -> datetime:
+    """When a login made now ends."""
+    return now + timedelta(hours=hours)
