@@ -59,6 +59,12 @@ _LOWER = "lower"  # "a)"  "a."  "(a)"
 _UPPER = "upper"  # "A)"
 _BULLET = "bullet"  # "-"  "–"  "•"
 _DOTTED = "dotted"  # "4.1"  "4.1."  "4.1.1"
+_ROMAN = "roman"  # "I."  "II."  (only when the agenda itself is numbered that way)
+
+# Kinds that open the top level of an agenda.
+_TOP = (_DOT, _PAREN, _ROMAN)
+# Kinds whose lost numbering shows up as every item repeating the first marker ("1.", "a)").
+_REPEATABLE = (_DOT, _PAREN, _LOWER, _UPPER, _ROMAN)
 
 _INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"), None)
 
@@ -68,8 +74,36 @@ _PAREN_RE = re.compile(r"\(?(\d{1,3})\s*\)\s*(.*)")
 _LETTER_RE = re.compile(r"\(?([A-Za-z])\s*\)\s*(.*)")
 _LETTER_DOT_RE = re.compile(r"([a-z])\.(?=\s|$)\s*(.*)")
 _BULLET_RE = re.compile(r"[-–—•·▪◦●]\s*(.*)")
+_ROMAN_RE = re.compile(r"([IVXL]{1,7})\s*\.(?![\d.])\s*(.*)")
+_ROMAN_DIGITS = (("L", 50), ("XL", 40), ("X", 10), ("IX", 9), ("V", 5), ("IV", 4), ("I", 1))
 # Markers this parser deliberately does not accept; better refused than glued to a title.
 _UNSUPPORTED_RE = re.compile(r"[IVX]{2,5}\.\s")
+
+# Words that mark the notice's opening sentence or heading, which precede the agenda itself:
+# "Zawiadamiam, że ... zwołuję sesję ...", "Na podstawie art. 20 ust. 1 ustawy ...",
+# "LXV sesji Rady Miasta w dniu ..." (the second line of "Porządek obrad / LXV sesji ...").
+_PREAMBLE_WORDS = (
+    "porządek",
+    "porzadek",
+    "sesji",
+    "zwołuj",
+    "zwoluj",
+    "zawiadami",
+    "na podstawie art",
+    "zgodnie z art",
+)
+# Lines at least this long are taken to be wrapped paragraphs, not headings.
+_WRAPPED_LINE_LENGTH = 40
+# The place and date heading a letter: "Nowy Sącz, 15 stycznia 2024 r.", "Kraków, dnia 3.01.2024".
+_DATE_LINE_RE = re.compile(
+    r"[^\W\d][\w .-]*,\s*(?:dnia\s+)?\d{1,2}(?:\s*\.\s*\d{1,2}\s*\.\s*|\s+\w+\s+)"
+    r"\d{4}(?:\s*r\.?|\s+roku)?"
+)
+# The chair's signature under a notice: "Przewodniczący Rady Miasta", "/-/ Jan Kowalski".
+_SIGNATURE_RE = re.compile(
+    r"(?:(?:wice)?przewodnicząc[ay](?!\w)|z poważaniem|/-/|\(-\)|/podpis/|\(podpis\))",
+    re.IGNORECASE,
+)
 
 _TRAILING_PUNCTUATION_RE = re.compile(r"[\s;,.:]+$")
 # Short words ending with "." that do not end a sentence when a line breaks after them.
@@ -103,8 +137,41 @@ def _clean(raw: str) -> tuple[str, int]:
     return stripped.rstrip(), len(line) - len(stripped)
 
 
-def _match_marker(line: str, number: int, shown: str, indent: int) -> _Marked | None:
-    """Recognise an item marker at the start of a cleaned line."""
+def _to_roman(value: int) -> str:
+    """Write 1..89 in Roman numerals."""
+    digits = []
+    for numeral, worth in _ROMAN_DIGITS:
+        count, value = divmod(value, worth)
+        digits.append(numeral * count)
+    return "".join(digits)
+
+
+def _roman_value(numeral: str) -> int | None:
+    """Read a canonical Roman numeral ("IV", not "IIII"), or None."""
+    value = 0
+    rest = numeral
+    for digit, worth in _ROMAN_DIGITS:
+        while rest.startswith(digit):
+            value, rest = value + worth, rest[len(digit) :]
+    if rest or not value or _to_roman(value) != numeral:
+        return None
+    return value
+
+
+def _match_roman(line: str) -> re.Match[str] | None:
+    """Match a Roman-numbered item ("IV. Interpelacje") at the start of a cleaned line."""
+    match = _ROMAN_RE.fullmatch(line)
+    return match if match and _roman_value(match.group(1)) else None
+
+
+def _match_marker(
+    line: str, number: int, shown: str, indent: int, roman: bool = False
+) -> _Marked | None:
+    """Recognise an item marker at the start of a cleaned line.
+
+    Roman numerals count as markers only when roman is set: elsewhere "II." is far more
+    often a stray heading than the agenda's own numbering.
+    """
     path: tuple[int, ...] = ()
     if match := _DOTTED_RE.fullmatch(line):
         path = tuple(int(part) for part in match.group(1).split("."))
@@ -115,11 +182,19 @@ def _match_marker(line: str, number: int, shown: str, indent: int) -> _Marked | 
     elif match := _PAREN_RE.fullmatch(line):
         kind, value = _PAREN, int(match.group(1))
         marker = f"{value})"
+    elif roman and (match := _match_roman(line)):
+        kind, value, marker = _ROMAN, _roman_value(match.group(1)) or 0, match.group(1)
     elif match := _LETTER_RE.fullmatch(line) or _LETTER_DOT_RE.fullmatch(line):
         letter = match.group(1)
         kind = _LOWER if letter.islower() else _UPPER
         value, marker = ord(letter.lower()) - ord("a") + 1, f"{letter})"
     elif match := _BULLET_RE.fullmatch(line):
+        # A list pasted from a page that shows both a bullet and the number ("• 1.Otwarcie"):
+        # the number is the marker, the bullet only decoration.
+        inner = _match_marker(match.group(1), number, shown, indent, roman)
+        if inner is not None and inner.kind in (*_TOP, _DOTTED):
+            inner.title_column += match.start(1)
+            return inner
         kind, value, marker = _BULLET, 0, line[0]
     else:
         return None
@@ -138,8 +213,39 @@ def _match_marker(line: str, number: int, shown: str, indent: int) -> _Marked | 
 
 
 def _is_preamble(line: str) -> bool:
+    """Whether a line before the first item is the notice's heading or convening sentence."""
+    if _UNSUPPORTED_RE.match(line) or _match_roman(line):
+        return False  # "I. Otwarcie sesji" is an item numbered in a way not accepted here
     folded = line.casefold()
-    return "porządek" in folded or "porzadek" in folded or line.endswith(":")
+    return (
+        any(word in folded for word in _PREAMBLE_WORDS)
+        or line.endswith(":")
+        or bool(_DATE_LINE_RE.fullmatch(line))
+    )
+
+
+def _continues_preamble(previous: str, line: str) -> bool:
+    """Whether a line is the wrapped rest of the preamble sentence on the line above."""
+    if previous.endswith(":") or _ends_sentence(previous):
+        return False
+    # A lone "I." or "II." may be a mistyped or unsupported item number; better refused.
+    if _UNSUPPORTED_RE.match(line) or _match_roman(line):
+        return False
+    # A capital may start the next line of a wrapped paragraph ("... Rady Miasta / Nowego
+    # Sącza"), but after a short heading such as "Porządek obrad" it starts something else.
+    return not line[0].isupper() or len(previous) >= _WRAPPED_LINE_LENGTH
+
+
+def _signature_problem(line: str, hanging: bool = False) -> str | None:
+    """Explain a line that looks like the signature under the notice, or None."""
+    match = _SIGNATURE_RE.match(line)
+    # A title may wrap before "Przewodniczący Rady ..."; its hanging indent tells it apart.
+    if match is None or (hanging and match.group(0)[0].isalpha()):
+        return None
+    return (
+        "looks like the signature under the notice, not part of an agenda item; "
+        "remove it and everything after the last item"
+    )
 
 
 def _ends_sentence(line: str) -> bool:
@@ -182,7 +288,8 @@ def _continuation_problem(
             "has no item number and does not continue the sentence on the line above; "
             "number it, or remove it if it is not part of the agenda"
         )
-    return None
+    # Without a full stop or a blank line above, a signature would be glued to the last title.
+    return _signature_problem(line, hanging)
 
 
 def _finish_title(item: _Marked) -> None:
@@ -203,6 +310,8 @@ class _Level:
     value: int
     indent: int
     opens: bool
+    ones: bool = False  # every item of this list so far was marked "1." (or "a)", "I.")
+    capital: bool | None = None  # whether the title starts with a capital letter, if a letter
 
 
 _Stack = tuple[_Level, ...]  # the path from the top level down to the latest item
@@ -215,10 +324,27 @@ class _Move:
     stack: _Stack
     error: bool
     misfit: int  # 1 when the placement disagrees with the indentation
+    repeat: int = 0  # 1 when the line repeats its list's first marker, as lost numbering does
+    unlike: int = 0  # 1 when a repeated marker's title is capitalised unlike its sibling's
 
 
-_MAX_STATES = 256
+_Cost = tuple[int, int, int, int]  # errors, repeated markers, indentation misfits, unlike case
+_MAX_STATES = 64
 _ERROR_SLACK = 2
+# Every repeated "1." could sit at either of two levels; the readings that need many more
+# repeats, or go against capitalisation many more times, than the best one are never chosen
+# in practice and would multiply the states. Neither cost arises without repeated markers.
+_REPEAT_SLACK = 4
+
+
+def _add(cost: _Cost, move: _Move) -> _Cost:
+    """The cost of a path extended by one move."""
+    return (
+        cost[0] + move.error,
+        cost[1] + move.repeat,
+        cost[2] + move.misfit,
+        cost[3] + move.unlike,
+    )
 
 
 def _number(stack: Sequence[_Level]) -> str:
@@ -230,6 +356,8 @@ def _marker(kind: str, value: int) -> str:
         return f"{value}."
     if kind == _PAREN:
         return f"{value})"
+    if kind == _ROMAN:
+        return f"{_to_roman(value)}."
     if kind in (_LOWER, _UPPER) and 1 <= value <= 26:
         letter = chr(ord("a") + value - 1)
         return f"{letter if kind == _LOWER else letter.upper()})"
@@ -238,8 +366,38 @@ def _marker(kind: str, value: int) -> str:
     return str(value)
 
 
+def _capital(title: str) -> bool | None:
+    """Whether a title starts with a capital letter; None when it starts with no letter."""
+    first = title.lstrip("\"'„”«»(")[:1]
+    return first.isupper() if first.isalpha() else None
+
+
 def _place(item: _Marked, stack: _Stack, depth: int, value: int) -> _Stack:
-    return stack[:depth] + (_Level(item.kind, value, item.indent, item.opens),)
+    """The stack after putting the line at depth with the given position in its list."""
+    continues = depth < len(stack) and stack[depth].kind == item.kind
+    ones = item.value == 1 and item.kind in _REPEATABLE and (not continues or stack[depth].ones)
+    level = _Level(item.kind, value, item.indent, item.opens, ones, _capital(item.title))
+    return stack[:depth] + (level,)
+
+
+def _lost_numbering(level: _Level) -> bool:
+    """Whether a list has repeated its first marker, so its numbers carry no information."""
+    return level.ones and level.value >= 2
+
+
+def _repeat_move(item: _Marked, stack: _Stack, depth: int) -> _Move:
+    """Place a line that repeats its list's first marker as the list's next item.
+
+    Lists pasted from pages that put every item in its own HTML list lose their numbering
+    and show "1." on every line; the position then gives the number.
+    """
+    sibling = stack[depth]
+    capital = _capital(item.title)
+    # Without indentation, case is the best remaining clue to the level: in Polish agendas
+    # items start with a capital, while the sub-items of "w sprawie:" continue its sentence.
+    unlike = int(None not in (capital, sibling.capital) and capital != sibling.capital)
+    misfit = int(item.indent != sibling.indent)
+    return _Move(_place(item, stack, depth, sibling.value + 1), False, misfit, 1, unlike)
 
 
 def _valid_moves(item: _Marked, stack: _Stack) -> list[_Move]:
@@ -263,16 +421,20 @@ def _valid_moves(item: _Marked, stack: _Stack) -> list[_Move]:
 
     moves = []
     for depth, sibling in enumerate(stack):
-        if sibling.kind == item.kind and (item.kind == _BULLET or item.value == sibling.value + 1):
-            if _contradicts_indentation(item, stack, depth):
-                continue
+        if sibling.kind != item.kind or _contradicts_indentation(item, stack, depth):
+            continue
+        if item.kind == _BULLET or (
+            item.value == sibling.value + 1 and not _lost_numbering(sibling)
+        ):
             misfit = int(item.indent != sibling.indent)
             moves.append(_Move(_place(item, stack, depth, sibling.value + 1), False, misfit))
+        elif item.value == 1 and sibling.ones:
+            moves.append(_repeat_move(item, stack, depth))
     depth = len(stack)
     if depth == 0:
-        if item.kind in (_DOT, _PAREN) and item.value == 1:
+        if item.kind in _TOP and item.value == 1:
             moves.append(_Move(_place(item, stack, 0, 1), False, 0))
-    elif depth < MAX_DEPTH and (item.kind == _BULLET or item.value == 1):
+    elif depth < MAX_DEPTH and item.kind != _ROMAN and (item.kind == _BULLET or item.value == 1):
         parent = stack[-1]
         # A sub-list in a style already used above (a pasted nested list that restarts at
         # "1.") is only believed when the parent announces it or the line is indented.
@@ -315,7 +477,7 @@ def _error_moves(item: _Marked, stack: _Stack) -> list[_Move]:
         ):
             moves.append(_Move(_place(item, stack, depth, item.value), True, 0))
     elif item.kind != _BULLET and item.value >= 1:
-        if not stack and item.kind in (_DOT, _PAREN):
+        if not stack and item.kind in _TOP:
             moves.append(_Move(_place(item, stack, 0, item.value), True, 0))
         for depth, level in enumerate(stack):
             if level.kind == item.kind:
@@ -330,7 +492,7 @@ def _next_number(stack: _Stack, depth: int) -> str:
 def _expected(stack: _Stack, depth: int) -> str:
     level = stack[depth]
     number = _next_number(stack, depth)
-    if depth == 0 or level.kind == _DOTTED:
+    if level.kind != _ROMAN and (depth == 0 or level.kind == _DOTTED):
         return f"item {number}"
     return f'item {number} "{_marker(level.kind, level.value + 1)}"'
 
@@ -376,7 +538,7 @@ def _describe(item: _Marked, stack: _Stack) -> str:
         return _describe_dotted(item, stack)
     found = item.marker
     if not stack:
-        if item.kind in (_DOT, _PAREN):
+        if item.kind in _TOP:
             return f"the agenda must start with item 1, found {found}"
         return (
             f'sub-item "{found}" comes before any numbered item; the first item '
@@ -421,44 +583,59 @@ def _number_items(items: Sequence[_Marked]) -> _Numbering:
     """Choose the placement of every marked line that needs the fewest corrections.
 
     A dynamic programme over the possible stacks: when the numbering alone allows several
-    trees, the one that agrees with the indentation wins; a remaining tie is reported.
+    trees, the one with the fewest repeated markers wins, then the one that agrees with the
+    indentation, then the one whose repeated markers agree with capitalisation; a remaining
+    tie is reported.
     """
-    layers: list[dict[_Stack, int]] = [{(): 0}]
+    # Forward: the cheapest prefix reaching each stack. Only plausible stacks are kept, the
+    # cheapest first, so that long lists with lost numbering stay fast.
+    layers: list[dict[_Stack, _Cost]] = [{(): (0, 0, 0, 0)}]
     moves: list[dict[_Stack, list[_Move]]] = []
     for item in items:
-        following: dict[_Stack, int] = {}
+        following: dict[_Stack, _Cost] = {}
         options: dict[_Stack, list[_Move]] = {}
-        for stack, errors in layers[-1].items():
-            options[stack] = _valid_moves(item, stack) or _error_moves(item, stack)
-            for move in options[stack]:
-                total = errors + move.error
-                if total < following.get(move.stack, total + 1):
+        for stack, cost in layers[-1].items():
+            valid = _valid_moves(item, stack)
+            if not valid:
+                valid = _error_moves(item, stack)
+            elif any(move.repeat for move in valid):
+                # A repeated marker is also what a duplicated line looks like; keep the
+                # reading that reports it, so the cheapest tree decides between the two.
+                valid.append(_Move(stack, True, 0))
+            options[stack] = valid
+            for move in valid:
+                total = _add(cost, move)
+                if move.stack not in following or total < following[move.stack]:
                     following[move.stack] = total
-        best = min(following.values())
+        best = tuple(min(cost[part] for cost in following.values()) for part in range(4))
         kept = sorted(
             (
-                (stack, errors)
-                for stack, errors in following.items()
-                if errors <= best + _ERROR_SLACK
+                (stack, cost)
+                for stack, cost in following.items()
+                if cost[0] <= best[0] + _ERROR_SLACK
+                and cost[1] <= best[1] + _REPEAT_SLACK
+                and cost[3] <= best[3] + _REPEAT_SLACK
             ),
             key=lambda entry: entry[1],
         )[:_MAX_STATES]
         layers.append(dict(kept))
         moves.append(options)
 
-    # Backwards: the cheapest (errors, indentation misfits) completion from every state.
-    ahead: dict[_Stack, tuple[int, int]] = dict.fromkeys(layers[-1], (0, 0))
+    # Backwards: the cheapest (errors, repeats, misfits, unlike) completion from every state.
+    # Repeats come before indentation: a sub-list restarting at "1." under an announcing
+    # parent is likelier than an unannounced run of "1." at the same level.
+    ahead: dict[_Stack, _Cost] = dict.fromkeys(layers[-1], (0, 0, 0, 0))
     choices: list[dict[_Stack, list[_Move]]] = [{} for _ in items]
     for index in reversed(range(len(items))):
-        here: dict[_Stack, tuple[int, int]] = {}
+        here: dict[_Stack, _Cost] = {}
         for stack in layers[index]:
-            best_cost: tuple[int, int] | None = None
+            best_cost: _Cost | None = None
             chosen: list[_Move] = []
             for move in moves[index][stack]:
                 rest = ahead.get(move.stack)
                 if rest is None:
                     continue
-                cost = (rest[0] + move.error, rest[1] + move.misfit)
+                cost = _add(rest, move)
                 if best_cost is None or cost < best_cost:
                     best_cost, chosen = cost, [move]
                 elif cost == best_cost:
@@ -523,6 +700,27 @@ def _build(placed: Sequence[tuple[_Marked, _Stack]]) -> tuple[AgendaItem, ...]:
 # --- public API ---------------------------------------------------------------------------------
 
 
+def _numbered_in_roman(lines: Sequence[str]) -> bool:
+    """Whether the agenda numbers its top level "I.", "II.", ... rather than "1.", "2.", ...
+
+    It must start with "I." and go on to "II.": a lone "I." is more likely a heading or a
+    mistyped "1." than a one-item agenda.
+    """
+    first: _Marked | None = None
+    for raw in lines:
+        line, _indent = _clean(raw)
+        item = _match_marker(line, 0, "", 0, roman=True) if line else None
+        if item is None or item.kind not in (*_TOP, _DOTTED):
+            continue
+        if first is None:
+            first = item
+            if item.kind != _ROMAN or item.value != 1:
+                return False
+        elif item.kind == _ROMAN and item.value == 2:
+            return True
+    return False
+
+
 def parse_agenda(text: str) -> tuple[AgendaItem, ...]:
     """Parse pasted agenda text into top-level items; raise AgendaError listing every bad line."""
     problems: dict[int, tuple[str, list[str]]] = {}
@@ -530,17 +728,20 @@ def parse_agenda(text: str) -> tuple[AgendaItem, ...]:
     def report(line: int, shown: str, problem: str) -> None:
         problems.setdefault(line, (shown, []))[1].append(problem)
 
+    lines = text.splitlines()
+    roman = _numbered_in_roman(lines)
     items: list[_Marked] = []
     previous = ""
     after_blank = False
+    in_preamble = False
     bad_block: int | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(lines, start=1):
         line, indent = _clean(raw)
         if not line:
             after_blank = True
             continue
         shown = raw.translate(_INVISIBLE).strip()
-        item = _match_marker(line, number, shown, indent)
+        item = _match_marker(line, number, shown, indent, roman)
         lone_bullet = item is not None and item.kind == _BULLET and item.parts == [""]
         if not lone_bullet and not any(c.isalnum() for c in line):
             # Separators such as "-----" or "* * *"; a bullet alone may precede its title.
@@ -550,13 +751,19 @@ def parse_agenda(text: str) -> tuple[AgendaItem, ...]:
             items.append(item)
             bad_block = None
         elif not items:
-            if not _is_preamble(line):
-                report(
-                    number,
-                    shown,
+            continued = in_preamble and not after_blank and _continues_preamble(previous, line)
+            in_preamble = continued or _is_preamble(line)
+            if not in_preamble:
+                refusal = (
                     "text before the first item is not an agenda item; only a heading such as "
-                    '"Porządek obrad:" may come before "1."',
+                    '"Porządek obrad:" may come before "1."'
                 )
+                if _match_roman(line):
+                    refusal += (
+                        "; Roman numerals are read as item numbers only when the items are "
+                        'numbered "I.", "II.", ...; if this is item 1, write "1."'
+                    )
+                report(number, shown, refusal)
         else:
             owner = items[-1]
             hanging = owner.indent < indent <= owner.title_column + 4
@@ -569,7 +776,7 @@ def parse_agenda(text: str) -> tuple[AgendaItem, ...]:
         previous = line
         after_blank = False
 
-    if not any(item.kind in (_DOT, _PAREN, _DOTTED) for item in items):
+    if not any(item.kind in (*_TOP, _DOTTED) for item in items):
         raise AgendaError((), NO_ITEMS_MESSAGE)
 
     for item in items:

@@ -188,6 +188,13 @@ class CouncilStore(Store):
             raise NotFound(f"vote {vote_id} does not exist")
         return self._vote(row)
 
+    def delete_vote(self, vote_id: int) -> None:
+        """Remove a vote entered by mistake (the audit log keeps what it was)."""
+        with self._tx() as c:
+            c.execute("DELETE FROM vote_choices WHERE vote_id = ?", (vote_id,))
+            if c.execute("DELETE FROM votes WHERE id = ?", (vote_id,)).rowcount == 0:
+                raise NotFound(f"vote {vote_id} does not exist")
+
     def votes(self, session_id: int) -> list[Vote]:
         """A session's votes in the order they were announced."""
         rows = self._conn.execute(

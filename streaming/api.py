@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from archive.agenda import AgendaError, parse_agenda
-from archive.index import AgendaRow, AsyncArchive, Conflict, Marker, NotFound, Run, Session
+from archive.agenda import AgendaError, AgendaItem, parse_agenda
+from archive.council import AgendaEntry, Vote
+from archive.index import AsyncArchive, Conflict, Marker, NotFound, Run, Session
 from archive.timeline import Timeline
-from streaming.auth import authenticate
+from streaming.auth import audit, require
 from streaming.http import json_error
 from streaming.keys import (
     ANALYZER,
@@ -31,8 +33,8 @@ from streaming.viewers import live_viewers
 
 log = logging.getLogger(__name__)
 
-OPERATORS = ("operator", "admin")
 CREATE_FIELDS = {"title", "scheduled_start", "scheduled_end", "agenda_text", "kind", "chamber"}
+EDIT_FIELDS = {"title", "scheduled_start", "scheduled_end", "kind", "chamber"}
 MAX_TITLE = 300
 MAX_AGENDA_CHARS = 100_000
 
@@ -51,12 +53,19 @@ def session_id_of(request: web.Request) -> int:
     return int(raw)
 
 
-def agenda_tree(rows: list[AgendaRow]) -> list[dict[str, Any]]:
-    """Nest stored agenda rows as items with sub-items."""
+def agenda_tree(rows: list[AgendaEntry]) -> list[dict[str, Any]]:
+    """Nest stored agenda rows as items with sub-items (with what changed during the session)."""
     nodes: dict[int, dict[str, Any]] = {}
     top: list[dict[str, Any]] = []
     for row in rows:
-        node = {"id": row.id, "number": row.number, "title": row.title, "items": []}
+        node = {
+            "id": row.id,
+            "number": row.number,
+            "title": row.title,
+            "added": row.added,
+            "removed": row.removed,
+            "items": [],
+        }
         nodes[row.id] = node
         if row.parent_id is None or row.parent_id not in nodes:
             top.append(node)
@@ -74,6 +83,29 @@ def marker_json(marker: Marker, timeline: Timeline) -> dict[str, Any]:
         "at": _iso(marker.at),
         "offset_seconds": None if offset is None else round(offset, 3),
         "item_id": marker.item_id,
+    }
+
+
+def vote_json(vote: Vote, timeline: Timeline) -> dict[str, Any]:
+    """A nominal vote: its subject, moment in the recording, totals and per-councillor list."""
+    offset = timeline.offset_of(vote.at)
+    return {
+        "id": vote.id,
+        "item_id": vote.item_id,
+        "subject": vote.subject,
+        "at": _iso(vote.at),
+        "offset_seconds": None if offset is None else round(offset, 3),
+        "source": vote.source,
+        "totals": vote.totals(),
+        "choices": [
+            {
+                "councillor_id": c.councillor_id,
+                "name": c.name,
+                "caucus": c.caucus,
+                "choice": c.choice,
+            }
+            for c in vote.choices
+        ],
     }
 
 
@@ -105,6 +137,7 @@ def session_summary(session: Session) -> dict[str, Any]:
         "started_at": _iso(session.started_at),
         "ended_at": _iso(session.ended_at),
         "stopped_by": session.stopped_by,
+        "published": session.published,
         "url": f"/api/v1/sessions/{session.id}",
     }
 
@@ -113,16 +146,17 @@ async def session_detail(archive: AsyncArchive, session_id: int) -> dict[str, An
     """A session with its agenda, markers (with offsets) and recording."""
     index = archive.index
 
-    def read() -> tuple[Session, list[AgendaRow], list[Marker], list[Run], Timeline]:
+    def read() -> tuple[Session, list[AgendaEntry], list[Marker], list[Run], Timeline, list[Vote]]:
         return (
             index.get_session(session_id),
-            index.agenda(session_id),
+            index.agenda_entries(session_id),
             index.markers(session_id),
             index.runs(session_id),
             index.timeline(session_id),
+            index.votes(session_id),
         )
 
-    session, agenda, markers, runs, timeline = await archive.call(read)
+    session, agenda, markers, runs, timeline, votes = await archive.call(read)
     breaks = [m.kind for m in markers if m.kind in ("break_start", "break_end")]
     closed = [m.kind for m in markers if m.kind in ("closed_start", "closed_end")]
     current_item = next((m.item_id for m in reversed(markers) if m.kind == "item_start"), None)
@@ -134,6 +168,7 @@ async def session_detail(archive: AsyncArchive, session_id: int) -> dict[str, An
             "current_item_id": current_item if session.state == "live" else None,
             "agenda": agenda_tree(agenda),
             "markers": [marker_json(m, timeline) for m in markers],
+            "votes": [vote_json(v, timeline) for v in votes],
             "recording": {
                 "duration_seconds": round(timeline.duration, 3),
                 "complete": session.state == "ended" and not timeline.gaps(),
@@ -205,25 +240,77 @@ async def list_sessions(request: web.Request) -> web.Response:
     return web.json_response({"sessions": [session_summary(s) for s in sessions]})
 
 
+def _title(value: Any, key: str = "title") -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TITLE:
+        raise json_error(
+            web.HTTPBadRequest,
+            f"{key} is required: a non-empty text of at most {MAX_TITLE} characters",
+        )
+    return " ".join(value.split())
+
+
+def _kind(value: Any) -> str:
+    if value not in ("session", "committee"):
+        raise json_error(web.HTTPBadRequest, "kind must be 'session' or 'committee'")
+    return str(value)
+
+
+def _chamber(request: web.Request, value: Any) -> str:
+    settings = request.app[SETTINGS]
+    if value not in {c.id for c in settings.chambers}:
+        known = ", ".join(c.id for c in settings.chambers)
+        raise json_error(web.HTTPBadRequest, f"chamber {value!r} is not configured; known: {known}")
+    return str(value)
+
+
+def _unknown_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise json_error(
+            web.HTTPBadRequest,
+            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
+        )
+
+
+def parse_agenda_body(agenda_text: Any) -> tuple[AgendaItem, ...]:
+    """The pasted agenda parsed; 400 listing each line it could not understand."""
+    if not isinstance(agenda_text, str) or len(agenda_text) > MAX_AGENDA_CHARS:
+        raise json_error(
+            web.HTTPBadRequest,
+            "agenda_text is required: the agenda pasted from the session notice, one item a line "
+            "('1. Otwarcie sesji.')",
+        )
+    try:
+        return parse_agenda(agenda_text)
+    except AgendaError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps(
+                {"error": f"agenda_text is not an agenda: {exc}", "lines": _line_errors(exc)},
+                ensure_ascii=False,
+            ),
+            content_type="application/json",
+        ) from None
+
+
+def _line_errors(exc: AgendaError) -> list[dict[str, Any]]:
+    return [{"line": e.line, "text": e.text, "problem": e.problem} for e in exc.errors]
+
+
+def _parsed_tree(items: Sequence[AgendaItem]) -> list[dict[str, Any]]:
+    return [
+        {"number": i.number, "title": i.title, "items": _parsed_tree(i.children)} for i in items
+    ]
+
+
 @routes.post("/api/v1/sessions")
 async def create_session(request: web.Request) -> web.Response:
     """Schedule a session with its agenda pasted as text."""
     archive = request.app[ARCHIVE]
     settings = request.app[SETTINGS]
-    user = await authenticate(request, archive, OPERATORS)
+    user = await require(request, "session.create")
     body = await json_body(request)
-    unknown = sorted(set(body) - CREATE_FIELDS)
-    if unknown:
-        raise json_error(
-            web.HTTPBadRequest,
-            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(CREATE_FIELDS))}",
-        )
-    title = body.get("title")
-    if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
-        raise json_error(
-            web.HTTPBadRequest,
-            f"title is required: a non-empty text of at most {MAX_TITLE} characters",
-        )
+    _unknown_fields(body, CREATE_FIELDS)
+    title = _title(body.get("title"))
     start = parse_time(body, "scheduled_start")
     end = parse_time(body, "scheduled_end")
     if end <= start:
@@ -232,52 +319,197 @@ async def create_session(request: web.Request) -> web.Response:
             f"scheduled_end ({end.isoformat()}) must be after "
             f"scheduled_start ({start.isoformat()})",
         )
-    kind = body.get("kind", "session")
-    if kind not in ("session", "committee"):
-        raise json_error(web.HTTPBadRequest, "kind must be 'session' or 'committee'")
-    chamber = body.get("chamber", settings.chambers[0].id)
-    if chamber not in {c.id for c in settings.chambers}:
-        known = ", ".join(c.id for c in settings.chambers)
-        raise json_error(
-            web.HTTPBadRequest, f"chamber {chamber!r} is not configured; known: {known}"
-        )
+    kind = _kind(body.get("kind", "session"))
+    chamber = _chamber(request, body.get("chamber", settings.chambers[0].id))
     agenda_text = body.get("agenda_text")
-    if not isinstance(agenda_text, str) or len(agenda_text) > MAX_AGENDA_CHARS:
-        raise json_error(
-            web.HTTPBadRequest,
-            "agenda_text is required: the agenda pasted from the session notice, one item a line "
-            "('1. Otwarcie sesji.')",
-        )
-    try:
-        agenda = parse_agenda(agenda_text)
-    except AgendaError as exc:
-        raise web.HTTPBadRequest(
-            text=json.dumps(
-                {
-                    "error": f"agenda_text is not an agenda: {exc}",
-                    "lines": [
-                        {"line": e.line, "text": e.text, "problem": e.problem} for e in exc.errors
-                    ],
-                },
-                ensure_ascii=False,
-            ),
-            content_type="application/json",
-        ) from None
+    agenda = parse_agenda_body(agenda_text)
     created = await archive.call(
         archive.index.create_session,
         chamber=chamber,
-        title=title.strip(),
+        title=title,
         kind=kind,
         scheduled_start=start,
         scheduled_end=end,
-        agenda_text=agenda_text,
+        agenda_text=str(agenda_text),
         agenda=agenda,
         created_by=user.name,
     )
     log.info("session %s scheduled by %s: %s", created.id, user.name, created.title)
     await request.app[SCHEDULER].reconcile()
     detail = await session_detail(archive, created.id)
+    await audit(
+        request,
+        user,
+        "session.create",
+        f"session {created.id}",
+        session_id=created.id,
+        after={**session_summary(created), "agenda": detail["agenda"]},
+    )
     return web.json_response(detail, status=201, headers={"Location": detail["url"]})
+
+
+@routes.patch("/api/v1/sessions/{id}")
+async def edit_session(request: web.Request) -> web.Response:
+    """Change a session's title, kind, chamber or window (a live one may be extended)."""
+    archive = request.app[ARCHIVE]
+    user = await require(request, "session.edit")
+    sid = session_id_of(request)
+    body = await json_body(request)
+    _unknown_fields(body, EDIT_FIELDS)
+    if not body:
+        raise json_error(
+            web.HTTPBadRequest, f"send one or more of: {', '.join(sorted(EDIT_FIELDS))}"
+        )
+    changes: dict[str, Any] = {}
+    if "title" in body:
+        changes["title"] = _title(body["title"])
+    if "kind" in body:
+        changes["kind"] = _kind(body["kind"])
+    if "chamber" in body:
+        changes["chamber"] = _chamber(request, body["chamber"])
+    for key in ("scheduled_start", "scheduled_end"):
+        if key in body:
+            changes[key] = parse_time(body, key)
+    before = await archive.call(archive.index.get_session, sid)
+    try:
+        after = await archive.call(archive.index.update_session, sid, **changes)
+    except Conflict as exc:
+        raise json_error(web.HTTPConflict, str(exc)) from None
+    await request.app[SCHEDULER].reconcile()
+    await audit(
+        request,
+        user,
+        "session.edit",
+        f"session {sid}",
+        session_id=sid,
+        before=session_summary(before),
+        after=session_summary(after),
+    )
+    return web.json_response(await session_detail(archive, sid))
+
+
+@routes.post("/api/v1/agenda/preview")
+async def preview_agenda(request: web.Request) -> web.Response:
+    """The tree a pasted agenda parses into, or each line it cannot understand; stores nothing."""
+    await require(request, "console.view")
+    body = await json_body(request)
+    text = body.get("agenda_text")
+    if not isinstance(text, str) or len(text) > MAX_AGENDA_CHARS:
+        raise json_error(
+            web.HTTPBadRequest,
+            f'send {{"agenda_text": "..."}}: the pasted agenda, at most {MAX_AGENDA_CHARS} '
+            "characters",
+        )
+    try:
+        items = parse_agenda(text)
+    except AgendaError as exc:
+        return web.json_response({"ok": False, "error": str(exc), "lines": _line_errors(exc)})
+    return web.json_response({"ok": True, "items": _parsed_tree(items)})
+
+
+@routes.put("/api/v1/sessions/{id}/agenda")
+async def replace_agenda(request: web.Request) -> web.Response:
+    """Paste the agenda again, before any item has been taken up."""
+    archive = request.app[ARCHIVE]
+    user = await require(request, "agenda.edit")
+    sid = session_id_of(request)
+    body = await json_body(request)
+    _unknown_fields(body, {"agenda_text"})
+    agenda = parse_agenda_body(body.get("agenda_text"))
+    before = (await session_detail(archive, sid))["agenda"]
+    session = await archive.call(archive.index.get_session, sid)
+    if session.state == "ended":
+        raise json_error(web.HTTPConflict, f"session {sid} has ended; its agenda is the record")
+    await archive.call(archive.index.replace_agenda, sid, body["agenda_text"], agenda)
+    detail = await session_detail(archive, sid)
+    await audit(
+        request,
+        user,
+        "agenda.replace",
+        f"session {sid}",
+        session_id=sid,
+        before=before,
+        after=detail["agenda"],
+    )
+    return web.json_response(detail)
+
+
+@routes.post("/api/v1/sessions/{id}/agenda")
+async def change_agenda(request: web.Request) -> web.Response:
+    """Change the agenda item by item (zmiana porządku obrad): add, remove, restore, move, rename.
+
+    {"op": "add", "title": ..., "parent_id"?: n, "before_id"?: n}
+    {"op": "remove" | "restore", "item_id": n}
+    {"op": "move", "item_id": n, "index": k}   (its place among its siblings, from 0)
+    {"op": "rename", "item_id": n, "title": ...}
+    """
+    archive = request.app[ARCHIVE]
+    user = await require(request, "agenda.edit")
+    sid = session_id_of(request)
+    body = await json_body(request)
+    op = body.get("op")
+    index = archive.index
+    session = await archive.call(index.get_session, sid)
+    if session.state == "ended":
+        raise json_error(
+            web.HTTPConflict,
+            f"session {sid} has ended; staff correct its record from the after-session view",
+        )
+
+    def item_id() -> int:
+        value = body.get("item_id")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise json_error(web.HTTPBadRequest, f'"{op}" needs "item_id": the item\'s id')
+        return value
+
+    def optional_id(key: str) -> int | None:
+        value = body.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise json_error(web.HTTPBadRequest, f'"{key}" must be an item id or null')
+        return value
+
+    before = (await session_detail(archive, sid))["agenda"]
+    try:
+        if op == "add":
+            _unknown_fields(body, {"op", "title", "parent_id", "before_id"})
+            new_id = await archive.call(
+                index.add_agenda_item,
+                sid,
+                _title(body.get("title")),
+                parent_id=optional_id("parent_id"),
+                before_id=optional_id("before_id"),
+                added=session.state == "live",
+            )
+            target = f"agenda item {new_id}"
+        elif op in ("remove", "restore"):
+            _unknown_fields(body, {"op", "item_id"})
+            await archive.call(index.set_agenda_item_removed, sid, item_id(), op == "remove")
+            target = f"agenda item {body['item_id']}"
+        elif op == "move":
+            _unknown_fields(body, {"op", "item_id", "index"})
+            place = body.get("index")
+            if not isinstance(place, int) or isinstance(place, bool):
+                raise json_error(
+                    web.HTTPBadRequest, '"move" needs "index": the new place among its siblings'
+                )
+            await archive.call(index.move_agenda_item, sid, item_id(), place)
+            target = f"agenda item {body['item_id']}"
+        elif op == "rename":
+            _unknown_fields(body, {"op", "item_id", "title"})
+            await archive.call(index.rename_agenda_item, sid, item_id(), _title(body.get("title")))
+            target = f"agenda item {body['item_id']}"
+        else:
+            raise json_error(
+                web.HTTPBadRequest,
+                '"op" must be one of: add, remove, restore, move, rename',
+            )
+    except Conflict as exc:
+        raise json_error(web.HTTPConflict, str(exc)) from None
+    detail = await session_detail(archive, sid)
+    await audit(
+        request, user, f"agenda.{op}", target, session_id=sid, before=before, after=detail["agenda"]
+    )
+    return web.json_response(detail)
 
 
 @routes.get("/api/v1/sessions/{id}")
@@ -290,9 +522,19 @@ async def get_session(request: web.Request) -> web.Response:
 async def start_session(request: web.Request) -> web.Response:
     """Start recording a session now."""
     archive = request.app[ARCHIVE]
-    user = await authenticate(request, archive, OPERATORS)
+    user = await require(request, "session.run")
     sid = session_id_of(request)
-    await request.app[CONTROL].start(sid, by=user.name, manual=True)
+    before = await archive.call(archive.index.get_session, sid)
+    after = await request.app[CONTROL].start(sid, by=user.name, manual=True)
+    await audit(
+        request,
+        user,
+        "session.start",
+        f"session {sid}",
+        session_id=sid,
+        before={"state": before.state},
+        after={"state": after.state},
+    )
     return web.json_response(await session_detail(archive, sid))
 
 
@@ -300,10 +542,20 @@ async def start_session(request: web.Request) -> web.Response:
 async def stop_session(request: web.Request) -> web.Response:
     """Stop a session for good."""
     archive = request.app[ARCHIVE]
-    user = await authenticate(request, archive, OPERATORS)
+    user = await require(request, "session.run")
     sid = session_id_of(request)
-    await request.app[CONTROL].stop(sid, by=user.name)
+    before = await archive.call(archive.index.get_session, sid)
+    after = await request.app[CONTROL].stop(sid, by=user.name)
     await request.app[SCHEDULER].reconcile()
+    await audit(
+        request,
+        user,
+        "session.stop",
+        f"session {sid}",
+        session_id=sid,
+        before={"state": before.state},
+        after={"state": after.state, "ended_at": _iso(after.ended_at)},
+    )
     return web.json_response(await session_detail(archive, sid))
 
 
@@ -311,13 +563,24 @@ async def stop_session(request: web.Request) -> web.Response:
 async def start_item(request: web.Request) -> web.Response:
     """Mark that an agenda item starts now."""
     archive = request.app[ARCHIVE]
-    user = await authenticate(request, archive, OPERATORS)
+    user = await require(request, "session.run")
     sid = session_id_of(request)
     raw = request.match_info["item_id"]
     if not raw.isdigit() or len(raw) > 12:
         raise json_error(web.HTTPNotFound, f"agenda item {raw!r} does not exist")
+    before = (await session_detail(archive, sid))["current_item_id"]
     await request.app[CONTROL].start_item(sid, int(raw), by=user.name)
-    return web.json_response(await session_detail(archive, sid))
+    detail = await session_detail(archive, sid)
+    await audit(
+        request,
+        user,
+        "item.start",
+        f"agenda item {raw}",
+        session_id=sid,
+        before={"current_item_id": before},
+        after={"current_item_id": detail["current_item_id"]},
+    )
+    return web.json_response(detail)
 
 
 @routes.post("/api/v1/sessions/{id}/break")
@@ -329,7 +592,7 @@ async def set_break(request: web.Request) -> web.Response:
 async def _switch(request: web.Request, what: str, on_text: str, off_text: str) -> web.Response:
     """A break or a closed part switched on or off: {"on": true|false}."""
     archive = request.app[ARCHIVE]
-    user = await authenticate(request, archive, OPERATORS)
+    user = await require(request, "session.run")
     sid = session_id_of(request)
     body = await json_body(request)
     on = body.get("on")
@@ -340,21 +603,44 @@ async def _switch(request: web.Request, what: str, on_text: str, off_text: str) 
     control = request.app[CONTROL]
     setter = control.set_break if what == "break" else control.set_closed
     await setter(sid, on, by=user.name)
+    key = "in_break" if what == "break" else "closed"
+    await audit(
+        request,
+        user,
+        f"{what}.{'on' if on else 'off'}",
+        f"session {sid}",
+        session_id=sid,
+        before={key: not on},
+        after={key: on},
+    )
     return web.json_response(await session_detail(archive, sid))
 
 
 @routes.post("/api/v1/chambers/{chamber}/program")
 async def switch_program(request: web.Request) -> web.Response:
     """Switch the chamber's program camera: {"camera": "cam2"}."""
-    archive = request.app[ARCHIVE]
-    user = await authenticate(request, archive, OPERATORS)
+    user = await require(request, "session.run")
     body = await json_body(request)
     camera = body.get("camera")
     if not isinstance(camera, str) or set(body) - {"camera"}:
         raise json_error(web.HTTPBadRequest, 'send {"camera": "<camera id>"}')
     chamber = request.match_info["chamber"]
     control = request.app[CONTROL]
+    before = (
+        control.program.camera(chamber)
+        if chamber in {c.id for c in request.app[SETTINGS].chambers}
+        else None
+    )
     session = await control.switch_program(chamber, camera, by=user.name)
+    await audit(
+        request,
+        user,
+        "program.switch",
+        f"chamber {chamber}",
+        session_id=session,
+        before={"program": before},
+        after={"program": camera},
+    )
     return web.json_response(
         {"chamber": chamber, "program": control.program.camera(chamber), "session_id": session}
     )

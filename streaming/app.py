@@ -20,7 +20,7 @@ from recorder.health import DiskGuard
 from recorder.push import ProgramPusher
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import ArgvBuilder, Guardian, Recorder
-from streaming import api, editing, live, metrics, pages, preflight
+from streaming import accounts, api, console, council, editing, live, metrics, now, pages, preflight
 from streaming.control import ArchiveCaptureEvents, ProgramSelector, SessionControl
 from streaming.demo import autopilot, prepare_demo
 from streaming.gateway import GatewayProcess, gateway_command
@@ -226,6 +226,10 @@ def create_app(
     app.add_routes(pages.routes)
     app.add_routes(metrics.routes)
     app.add_routes(preflight.routes)
+    accounts.setup(app, settings.console.max_failed_logins)
+    app.add_routes(council.routes)
+    now.setup(app)
+    app.add_routes(console.routes)
     app.add_routes(editing.routes)
     app.router.add_static("/static", STATIC)
     return app

@@ -19,7 +19,7 @@ from aiohttp import web
 from archive.index import ArchiveIndex, AsyncArchive
 from config.settings import Settings
 from recorder.supervisor import interrupt_when_parent_dies
-from streaming import live, pages
+from streaming import live, now, pages
 from streaming.api import error_middleware
 from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
 from streaming.llhls import ByteCache, EdgeReader, RenderedPlaylists
@@ -59,6 +59,7 @@ def create_gateway_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(archive_ctx)
     app.add_routes(live.routes)
     app.add_routes(pages.routes)
+    now.setup(app)
     app.router.add_static("/static", STATIC)
     return app
 

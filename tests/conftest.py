@@ -25,6 +25,7 @@ T = TypeVar("T")
 
 OPERATOR = ("op", "operator-password")
 STAFF = ("clerk", "staff-password")
+ADMIN = ("boss", "admin-password")
 
 
 def basic(creds: tuple[str, str] | None) -> dict[str, str]:
@@ -161,7 +162,7 @@ class Service:
 async def start_service(settings: Settings, **app_kwargs: Any) -> Service:
     """Start obrady (archive, recorder, scheduler, gateway) on the configured port."""
     index = ArchiveIndex(settings.data_path / "obrady.sqlite3")
-    for (name, password), role in ((OPERATOR, "operator"), (STAFF, "staff")):
+    for (name, password), role in ((OPERATOR, "operator"), (STAFF, "staff"), (ADMIN, "admin")):
         if index.get_user(name) is None:
             index.add_user(name, role, hash_password(password))  # type: ignore[arg-type]
     index.close()

@@ -1,0 +1,95 @@
+"""Polish first, English available: the language of a request and the console's words."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Literal
+
+from aiohttp import web
+
+Lang = Literal["pl", "en"]
+LANG_COOKIE = "lang"
+
+WORDS: dict[str, dict[Lang, str]] = {
+    "sign_in_title": {"pl": "Logowanie do konsoli", "en": "Sign in to the console"},
+    "user_name": {"pl": "Nazwa użytkownika", "en": "User name"},
+    "password": {"pl": "Hasło", "en": "Password"},
+    "sign_in": {"pl": "Zaloguj", "en": "Sign in"},
+    "sign_out": {"pl": "Wyloguj", "en": "Sign out"},
+    "wrong_password": {
+        "pl": "Nieprawidłowa nazwa użytkownika lub hasło.",
+        "en": "Wrong user name or password.",
+    },
+    "form_expired": {
+        "pl": "Formularz wygasł. Spróbuj zalogować się ponownie.",
+        "en": "The form expired. Please sign in again.",
+    },
+    "too_many": {
+        "pl": "Zbyt wiele nieudanych prób. Spróbuj ponownie za {minutes} min.",
+        "en": "Too many failed attempts. Try again in {minutes} min.",
+    },
+    "console": {"pl": "Konsola operatora", "en": "Operator console"},
+    "other_language": {"pl": "English", "en": "Polski"},
+}
+
+
+def lang_of(request: web.Request) -> Lang:
+    """The page language: ?lang=, else the lang cookie, else Polish."""
+    asked = request.query.get("lang") or request.cookies.get(LANG_COOKIE)
+    return "en" if asked == "en" else "pl"
+
+
+def text(lang: Lang, key: str) -> str:
+    """One phrase in the language."""
+    return WORDS[key][lang]
+
+
+def page(
+    request: web.Request,
+    title: str,
+    body: str,
+    *,
+    status: int = 200,
+    head: str = "",
+    scripts: tuple[str, ...] = (),
+) -> web.Response:
+    """A whole HTML page in the request's language, never cached by a shared cache."""
+    lang = lang_of(request)
+    other: Lang = "en" if lang == "pl" else "pl"
+    switch = f"{request.path}?lang={other}"
+    tags = "".join(f'<script src="{escape(src)}" defer></script>' for src in scripts)
+    html = f"""<!doctype html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)} – obrady</title>
+<link rel="stylesheet" href="/static/obrady.css">
+{head}{tags}
+</head>
+<body>
+<header><a href="/">obrady</a> · <a href="{escape(switch)}" lang="{other}"
+ hreflang="{other}">{text(lang, "other_language")}</a></header>
+<main>
+<h1>{escape(title)}</h1>
+{body}
+</main>
+</body>
+</html>
+"""
+    response = web.Response(
+        text=html,
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Cache-Control": "private, no-store",
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "same-origin",
+        },
+    )
+    if request.query.get("lang") in ("pl", "en"):
+        response.set_cookie(
+            LANG_COOKIE, request.query["lang"], samesite="Lax", path="/", max_age=365 * 86400
+        )
+    return response
