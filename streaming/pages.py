@@ -103,7 +103,8 @@ async def live_page(request: web.Request) -> web.Response:
         f'<video id="player" controls muted autoplay playsinline data-src="{escape(src)}" '
         f'data-live="1" data-chamber="{escape(chamber.id)}" '
         'aria-label="Transmisja na żywo"></video>'
-        f'<p id="status" data-chamber="{escape(chamber.id)}" aria-live="polite"></p>',
+        f'<p id="status" data-chamber="{escape(chamber.id)}" aria-live="polite"></p>'
+        '<div id="agenda"></div><div id="votes" aria-live="polite"></div>',
     )
 
 

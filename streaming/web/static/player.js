@@ -38,16 +38,80 @@
     });
   });
   var status = document.getElementById("status");
-  if (status && video.dataset.live) {
-    var refresh = function () {
-      fetch("/api/v1/sessions").then(function (r) { return r.json(); }).then(function (data) {
-        var live = data.sessions.filter(function (s) {
-          return s.state === "live" && s.chamber === status.dataset.chamber;
-        })[0];
-        status.textContent = live ? "Na żywo: " + live.title : "Obecnie nie trwa żadne posiedzenie.";
-      }).catch(function () {});
+  if (status && video.dataset.live) followChamber(status);
+
+  // The state of the session, its agenda with the current item, and vote results, as the
+  // operator sets them: asked every second, so a change shows within about two.
+  function followChamber(status) {
+    var agenda = document.getElementById("agenda");
+    var votes = document.getElementById("votes");
+    var STATES = {
+      idle: "Obecnie nie trwa żadne posiedzenie.", before: "Posiedzenie jeszcze się nie rozpoczęło.",
+      live: "Na żywo", "break": "Przerwa w obradach", closed: "Obrady niejawne (wyłączenie jawności)",
+      ended: "Posiedzenie zakończone."
     };
+    var CHOICES = { "for": "za", against: "przeciw", abstain: "wstrzymał się", absent: "nie głosował" };
+    var shown = "";
+    function node(tag, text, attrs) {
+      var n = document.createElement(tag);
+      if (text) n.textContent = text;
+      Object.keys(attrs || {}).forEach(function (k) { n.setAttribute(k, attrs[k]); });
+      return n;
+    }
+    function items(list, current) {
+      var ol = node("ol");
+      list.forEach(function (i) {
+        if (i.removed) return;
+        var li = node("li", (i.number ? i.number + ". " : "") + i.title, { "data-item": i.id });
+        if (i.id === current) { li.className = "current"; li.setAttribute("aria-current", "true"); }
+        if (i.items.length) li.appendChild(items(i.items, current));
+        ol.appendChild(li);
+      });
+      return ol;
+    }
+    function render(now) {
+      var key = JSON.stringify(now);
+      if (key === shown) return;
+      shown = key;
+      status.dataset.state = now.state;
+      var text = STATES[now.state] || now.state;
+      if (now.session && now.state !== "idle") text += " – " + now.session.title;
+      status.textContent = text;
+      if (agenda) {
+        agenda.textContent = "";
+        if (now.agenda) {
+          agenda.appendChild(node("h2", "Porządek obrad"));
+          agenda.appendChild(items(now.agenda, now.current_item_id));
+        }
+      }
+      if (votes) {
+        votes.textContent = "";
+        if (now.votes && now.votes.length) {
+          votes.appendChild(node("h2", "Głosowania"));
+          now.votes.forEach(function (v) {
+            var section = node("section", null, { "data-vote": v.id });
+            section.appendChild(node("h3", v.subject));
+            var tot = v.totals;
+            section.appendChild(node("p", "Za: " + tot["for"] + ", przeciw: " + tot.against +
+              ", wstrzymało się: " + tot.abstain + ", nie głosowało: " + tot.absent, { "class": "totals" }));
+            var details = node("details");
+            details.appendChild(node("summary", "Wykaz imienny"));
+            var ul = node("ul");
+            v.choices.forEach(function (c) {
+              ul.appendChild(node("li", c.name + (c.caucus ? " (" + c.caucus + ")" : "") + ": " + CHOICES[c.choice]));
+            });
+            details.appendChild(ul);
+            section.appendChild(details);
+            votes.appendChild(section);
+          });
+        }
+      }
+    }
+    function refresh() {
+      fetch("/api/v1/chambers/" + status.dataset.chamber + "/now")
+        .then(function (r) { return r.json(); }).then(render).catch(function () {});
+    }
     refresh();
-    setInterval(refresh, 5000);
+    setInterval(refresh, 1000);
   }
 })();

@@ -1,0 +1,749 @@
+/* The operator console: prepare, run and tidy council sessions through the JSON API.
+ * All state lives on the server; this page polls it, so a reload or a second operator's
+ * browser shows the same session. Every change carries the login's CSRF token. */
+(function () {
+  "use strict";
+
+  var cfg = JSON.parse(document.getElementById("console-config").textContent);
+  var csrf = document.querySelector('meta[name="csrf-token"]').content;
+  var root = document.getElementById("console");
+  var may = {};
+  cfg.may.forEach(function (a) { may[a] = true; });
+
+  var WORDS = {
+    pl: {
+      sessions: "Posiedzenia", councillors: "Radni", run: "Prowadzenie", after: "Po sesji",
+      users: "Użytkownicy", audit: "Dziennik zmian", new_session: "Nowe posiedzenie",
+      title: "Tytuł", kind: "Rodzaj", kind_session: "sesja", kind_committee: "posiedzenie komisji",
+      chamber: "Sala", start: "Początek", end: "Koniec", agenda: "Porządek obrad",
+      agenda_hint: "Wklej porządek obrad z zawiadomienia o sesji.",
+      preview: "Podgląd porządku", save: "Zapisz", parsed: "Tak zostanie zapisany porządek obrad:",
+      not_parsed: "Tych wierszy nie udało się odczytać:", line: "wiersz",
+      preview_first: "Najpierw sprawdź podgląd porządku obrad.",
+      state_scheduled: "zaplanowane", state_live: "na żywo", state_ended: "zakończone",
+      state_break: "przerwa", state_closed: "obrady niejawne",
+      open_run: "Prowadź", open_after: "Po sesji", edit: "Edytuj",
+      start_session: "Rozpocznij transmisję i nagrywanie", stop_session: "Zakończ posiedzenie",
+      confirm_stop: "Zakończyć posiedzenie? Nagrywanie zostanie zatrzymane na stałe.",
+      prev_item: "Poprzedni punkt", next_item: "Następny punkt", take_up: "Rozpocznij punkt",
+      current: "bieżący", break_on: "Ogłoś przerwę", break_off: "Wznów obrady",
+      closed_on: "Wyłącz jawność", closed_off: "Przywróć jawność",
+      program: "Kamera programu", agenda_change: "Zmiana porządku obrad",
+      add_item: "Dodaj punkt", before_item: "przed punktem", at_end: "na końcu",
+      move_up: "W górę", move_down: "W dół", remove: "Zdejmij z porządku", restore: "Przywróć",
+      removed: "zdjęty z porządku", added: "dodany",
+      votes: "Głosowania imienne", new_vote: "Nowe głosowanie", subject: "Przedmiot głosowania",
+      for: "za", against: "przeciw", abstain: "wstrzymał się", absent: "nie głosował",
+      all_for: "Wszyscy za", save_vote: "Zapisz głosowanie", import_csv: "Wczytaj plik z systemu głosowania (CSV)",
+      csv_read: "Odczytano z pliku; sprawdź i zapisz.", csv_missing: "Brak w pliku (nie głosował):",
+      no_councillors: "Brak radnych na liście kadencji. Dodaj ich w zakładce Radni.",
+      totals: "Wynik", preflight: "Przed sesją: kontrola sygnału",
+      disk: "Wolne miejsce", hours_left: "godz. nagrania", test_recording: "Nagranie próbne (10 s)",
+      audio: "Poziom dźwięku", shortcuts: "Skróty klawiszowe",
+      sc_next: "N – następny punkt", sc_prev: "P – poprzedni punkt", sc_break: "B – przerwa",
+      sc_closed: "J – jawność", sc_vote: "G – nowe głosowanie", sc_cam: "1–9 – kamera programu",
+      name: "Imię i nazwisko", caucus: "Klub", active: "Na liście", add: "Dodaj",
+      bulk_hint: "Jeden radny w wierszu: Imię Nazwisko; Klub",
+      role: "Rola", password: "Hasło", disabled: "Zablokowany", when: "Kiedy", who: "Kto",
+      what: "Co", target: "Czego dotyczy", before: "Przed", after_: "Po",
+      markers: "Znaczniki w nagraniu", offset: "Sekunda nagrania", set_from_player: "Z odtwarzacza",
+      merge: "Połącz z poprzednim", split: "Podziel tutaj", rename: "Zmień nazwę",
+      publish: "Opublikuj", withdraw: "Wycofaj z publikacji", published: "Opublikowane",
+      withdrawn: "Wycofane z publikacji", redactions: "Fragmenty do usunięcia z kopii publicznej",
+      reason: "Powód", from: "Od", to: "Do", none: "Brak.", saved: "Zapisano.",
+      choose_session: "Wybierz posiedzenie z listy.", seconds: "s"
+    },
+    en: {
+      sessions: "Sessions", councillors: "Councillors", run: "Run", after: "After the session",
+      users: "Users", audit: "Audit log", new_session: "New session",
+      title: "Title", kind: "Kind", kind_session: "session", kind_committee: "committee meeting",
+      chamber: "Chamber", start: "Start", end: "End", agenda: "Agenda",
+      agenda_hint: "Paste the agenda from the session notice.",
+      preview: "Preview agenda", save: "Save", parsed: "The agenda will be saved like this:",
+      not_parsed: "These lines could not be read:", line: "line",
+      preview_first: "Check the agenda preview first.",
+      state_scheduled: "scheduled", state_live: "live", state_ended: "ended",
+      state_break: "break", state_closed: "closed part",
+      open_run: "Run", open_after: "After", edit: "Edit",
+      start_session: "Start transmission and recording", stop_session: "End the session",
+      confirm_stop: "End the session? Recording stops for good.",
+      prev_item: "Previous item", next_item: "Next item", take_up: "Take up",
+      current: "current", break_on: "Start a break", break_off: "Resume",
+      closed_on: "Close to the public", closed_off: "Reopen to the public",
+      program: "Program camera", agenda_change: "Agenda change",
+      add_item: "Add item", before_item: "before item", at_end: "at the end",
+      move_up: "Up", move_down: "Down", remove: "Take off", restore: "Restore",
+      removed: "taken off", added: "added",
+      votes: "Nominal votes", new_vote: "New vote", subject: "Subject",
+      for: "for", against: "against", abstain: "abstain", absent: "did not vote",
+      all_for: "All for", save_vote: "Save vote", import_csv: "Read the voting system's file (CSV)",
+      csv_read: "Read from the file; check and save.", csv_missing: "Not in the file (did not vote):",
+      no_councillors: "No councillors listed for the term. Add them under Councillors.",
+      totals: "Result", preflight: "Before the session: signal check",
+      disk: "Free space", hours_left: "hours of recording", test_recording: "Test recording (10 s)",
+      audio: "Audio level", shortcuts: "Keyboard shortcuts",
+      sc_next: "N – next item", sc_prev: "P – previous item", sc_break: "B – break",
+      sc_closed: "J – closed part", sc_vote: "G – new vote", sc_cam: "1–9 – program camera",
+      name: "Name", caucus: "Caucus", active: "Listed", add: "Add",
+      bulk_hint: "One councillor a line: First Last; Caucus",
+      role: "Role", password: "Password", disabled: "Disabled", when: "When", who: "Who",
+      what: "What", target: "Target", before: "Before", after_: "After",
+      markers: "Markers in the recording", offset: "Second of the recording",
+      set_from_player: "From player", merge: "Merge with previous", split: "Split here",
+      rename: "Rename", publish: "Publish", withdraw: "Withdraw", published: "Published",
+      withdrawn: "Withdrawn", redactions: "Ranges to redact from the public copy",
+      reason: "Reason", from: "From", to: "To", none: "None.", saved: "Saved.",
+      choose_session: "Choose a session from the list.", seconds: "s"
+    }
+  };
+  function t(key) { return (WORDS[cfg.lang] || WORDS.pl)[key] || key; }
+
+  /* ---------- small helpers ---------- */
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      var v = attrs[k];
+      if (v === null || v === undefined || v === false) return;
+      if (k === "text") node.textContent = v;
+      else if (k.slice(0, 2) === "on") node.addEventListener(k.slice(2), v);
+      else if (k === "value") node.value = v;
+      else if (k === "checked") node.checked = !!v;
+      else node.setAttribute(k, v === true ? "" : v);
+    });
+    (children || []).forEach(function (c) {
+      if (c === null || c === undefined) return;
+      node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    });
+    return node;
+  }
+
+  function api(method, path, body, contentType) {
+    var opts = { method: method, headers: { "Accept": "application/json" }, credentials: "same-origin" };
+    if (method !== "GET") opts.headers["X-CSRF-Token"] = csrf;
+    if (body !== undefined) {
+      if (contentType) { opts.headers["Content-Type"] = contentType; opts.body = body; }
+      else { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+    }
+    return fetch(path, opts).then(function (resp) {
+      var json = (resp.headers.get("Content-Type") || "").indexOf("json") >= 0;
+      return (json ? resp.json() : resp.text()).then(function (data) {
+        if (resp.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname + location.hash); }
+        if (!resp.ok) {
+          var err = new Error((data && data.error) || ("HTTP " + resp.status));
+          err.status = resp.status; err.data = data; throw err;
+        }
+        return data;
+      });
+    });
+  }
+
+  var messages = el("div", { id: "messages", role: "status", "aria-live": "polite" });
+  function say(text, isError) {
+    messages.textContent = "";
+    messages.appendChild(el("p", { class: isError ? "error" : "ok", role: isError ? "alert" : null, text: text }));
+  }
+  function quiet(err) { say(err.message, true); }
+
+  function localInput(iso) {
+    var d = new Date(iso);
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" +
+      pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+  function isoFromInput(value) { return new Date(value).toISOString(); }
+  function when(iso) { return iso ? new Date(iso).toLocaleString(cfg.lang === "en" ? "en-GB" : "pl-PL") : ""; }
+
+  function flatItems(items, out) {
+    out = out || [];
+    items.forEach(function (i) { out.push(i); flatItems(i.items, out); });
+    return out;
+  }
+  function stateOf(detail) {
+    if (detail.state === "live" && detail.closed) return "closed";
+    if (detail.state === "live" && detail.in_break) return "break";
+    return detail.state;
+  }
+
+  /* ---------- navigation ---------- */
+
+  var views = [
+    ["sessions", "console.view"], ["councillors", "console.view"], ["run", "console.view"],
+    ["after", "record.edit"], ["users", "users.manage"], ["audit", "audit.read"]
+  ];
+  var nav = el("nav", { "aria-label": t("console") || "console" });
+  var navList = el("ul", { class: "tabs" });
+  nav.appendChild(navList);
+  var main = el("section", { id: "view" });
+  root.textContent = "";
+  root.appendChild(nav);
+  root.appendChild(messages);
+  root.appendChild(main);
+
+  var timers = [];
+  function clearTimers() { timers.forEach(clearInterval); timers = []; }
+  function every(ms, fn) { fn(); timers.push(setInterval(fn, ms)); }
+  var keyHandler = null;
+
+  function route() {
+    clearTimers();
+    keyHandler = null;
+    var parts = (location.hash || "#sessions").slice(1).split("/");
+    var name = parts[0] || "sessions";
+    navList.textContent = "";
+    views.forEach(function (v) {
+      if (!may[v[1]]) return;
+      var link = el("a", { href: "#" + v[0], text: t(v[0]) });
+      if (v[0] === name) link.setAttribute("aria-current", "page");
+      navList.appendChild(el("li", {}, [link]));
+    });
+    main.textContent = "";
+    var id = parts[1] ? parseInt(parts[1], 10) : null;
+    if (name === "councillors") return viewCouncillors();
+    if (name === "run") return id ? viewRun(id) : viewSessions();
+    if (name === "after") return id ? viewAfter(id) : viewSessions();
+    if (name === "users" && may["users.manage"]) return viewUsers();
+    if (name === "audit" && may["audit.read"]) return viewAudit(id);
+    return viewSessions();
+  }
+  window.addEventListener("hashchange", route);
+  document.addEventListener("keydown", function (ev) {
+    var tag = (ev.target && ev.target.tagName) || "";
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || /INPUT|TEXTAREA|SELECT/.test(tag)) return;
+    if (keyHandler && keyHandler(ev.key)) ev.preventDefault();
+  });
+
+  /* ---------- sessions ---------- */
+
+  function sessionForm(existing, done) {
+    var chamberSel = el("select", { id: "s-chamber", name: "chamber" },
+      cfg.chambers.map(function (c) { return el("option", { value: c.id, text: c.name }); }));
+    var kindSel = el("select", { id: "s-kind", name: "kind" }, [
+      el("option", { value: "session", text: t("kind_session") }),
+      el("option", { value: "committee", text: t("kind_committee") })
+    ]);
+    var now = new Date(Date.now() + 3600e3);
+    var title = el("input", { id: "s-title", name: "title", required: true, maxlength: "300", value: existing ? existing.title : "" });
+    var start = el("input", { id: "s-start", type: "datetime-local", required: true, value: localInput(existing ? existing.scheduled_start : now.toISOString()) });
+    var end = el("input", { id: "s-end", type: "datetime-local", required: true, value: localInput(existing ? existing.scheduled_end : new Date(now.getTime() + 4 * 3600e3).toISOString()) });
+    if (existing) { chamberSel.value = existing.chamber; kindSel.value = existing.kind; }
+    var agenda = el("textarea", { id: "s-agenda", rows: "12", cols: "80", "aria-describedby": "s-agenda-hint" });
+    var tree = el("div", { id: "agenda-preview", "aria-live": "polite" });
+    var previewed = null;
+    function preview() {
+      return api("POST", "/api/v1/agenda/preview", { agenda_text: agenda.value }).then(function (r) {
+        tree.textContent = "";
+        if (r.ok) {
+          previewed = agenda.value;
+          tree.appendChild(el("p", { text: t("parsed") }));
+          tree.appendChild(renderTree(r.items));
+        } else {
+          previewed = null;
+          tree.appendChild(el("p", { class: "error", role: "alert", text: t("not_parsed") }));
+          tree.appendChild(el("ul", { class: "agenda-errors" }, r.lines.map(function (l) {
+            return el("li", { text: t("line") + " " + l.line + ": " + l.text + " – " + l.problem });
+          })));
+        }
+      }).catch(quiet);
+    }
+    var form = el("form", { id: existing ? "edit-session" : "new-session", class: "stack" }, [
+      el("h2", { text: existing ? t("edit") + ": " + existing.title : t("new_session") }),
+      el("p", {}, [el("label", { for: "s-title", text: t("title") }), title]),
+      el("p", {}, [el("label", { for: "s-kind", text: t("kind") }), kindSel]),
+      el("p", {}, [el("label", { for: "s-chamber", text: t("chamber") }), chamberSel]),
+      el("p", {}, [el("label", { for: "s-start", text: t("start") }), start]),
+      el("p", {}, [el("label", { for: "s-end", text: t("end") }), end])
+    ]);
+    var needsAgenda = !existing || existing.state === "scheduled";
+    if (needsAgenda) {
+      form.appendChild(el("p", {}, [
+        el("label", { for: "s-agenda", text: t("agenda") }),
+        el("span", { id: "s-agenda-hint", class: "hint", text: " " + t("agenda_hint") }), el("br"), agenda
+      ]));
+      form.appendChild(el("p", {}, [el("button", { type: "button", id: "preview-agenda", onclick: preview, text: t("preview") })]));
+      form.appendChild(tree);
+    }
+    form.appendChild(el("p", {}, [el("button", { type: "submit", id: "save-session", text: t("save") })]));
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var body = {
+        title: title.value, kind: kindSel.value, chamber: chamberSel.value,
+        scheduled_start: isoFromInput(start.value), scheduled_end: isoFromInput(end.value)
+      };
+      var agendaChanged = needsAgenda && agenda.value.trim() !== "";
+      if ((!existing || agendaChanged) && previewed !== agenda.value) { say(t("preview_first"), true); return; }
+      var req;
+      if (existing) {
+        if (existing.state !== "scheduled") { body = { title: body.title, scheduled_end: body.scheduled_end }; }
+        req = api("PATCH", "/api/v1/sessions/" + existing.id, body).then(function (d) {
+          return agendaChanged ? api("PUT", "/api/v1/sessions/" + existing.id + "/agenda", { agenda_text: agenda.value }) : d;
+        });
+      } else {
+        body.agenda_text = agenda.value;
+        req = api("POST", "/api/v1/sessions", body);
+      }
+      req.then(function (d) { say(t("saved")); done(d); }).catch(quiet);
+    });
+    return form;
+  }
+
+  function renderTree(items) {
+    return el("ol", { class: "agenda-tree" }, items.map(function (i) {
+      return el("li", {}, [el("span", { text: i.number + ". " + i.title }), i.items.length ? renderTree(i.items) : null]);
+    }));
+  }
+
+  function viewSessions() {
+    main.appendChild(el("h2", { text: t("sessions") }));
+    var table = el("table", { id: "sessions" }, [el("caption", { text: t("sessions") })]);
+    main.appendChild(table);
+    var formBox = el("div", {});
+    api("GET", "/api/v1/sessions").then(function (r) {
+      table.appendChild(el("tr", {}, [t("title"), t("start"), t("chamber"), ""].map(function (h) { return el("th", { scope: "col", text: h }); })));
+      r.sessions.forEach(function (s) {
+        var actions = el("td", {}, [el("a", { href: "#run/" + s.id, text: t("open_run") })]);
+        if (may["record.edit"]) { actions.appendChild(document.createTextNode(" · ")); actions.appendChild(el("a", { href: "#after/" + s.id, text: t("open_after") })); }
+        if (may["session.edit"] && s.state !== "ended") {
+          actions.appendChild(document.createTextNode(" · "));
+          actions.appendChild(el("button", { type: "button", text: t("edit"), onclick: function () {
+            formBox.textContent = "";
+            formBox.appendChild(sessionForm(s, function () { route(); }));
+          } }));
+        }
+        table.appendChild(el("tr", {}, [
+          el("td", {}, [el("span", { text: s.title + " " }), el("span", { class: "badge", text: "(" + t("state_" + s.state) + ")" })]),
+          el("td", { text: when(s.scheduled_start) }), el("td", { text: s.chamber }), actions
+        ]));
+      });
+    }).catch(quiet);
+    main.appendChild(formBox);
+    if (may["session.create"]) {
+      main.appendChild(sessionForm(null, function (d) { location.hash = "#run/" + d.id; }));
+    }
+  }
+
+  /* ---------- councillors ---------- */
+
+  function viewCouncillors() {
+    main.appendChild(el("h2", { text: t("councillors") + " (" + cfg.term + ")" }));
+    var table = el("table", { id: "councillors" });
+    main.appendChild(table);
+    function load() {
+      api("GET", "/api/v1/councillors?all=1").then(function (r) {
+        table.textContent = "";
+        table.appendChild(el("tr", {}, [t("name"), t("caucus"), t("active")].map(function (h) { return el("th", { scope: "col", text: h }); })));
+        r.councillors.forEach(function (c) {
+          var caucus = el("input", { value: c.caucus, "aria-label": t("caucus") + ": " + c.name, disabled: !may["councillors.edit"] });
+          caucus.addEventListener("change", function () { api("PATCH", "/api/v1/councillors/" + c.id, { caucus: caucus.value }).then(function () { say(t("saved")); }).catch(quiet); });
+          var active = el("input", { type: "checkbox", checked: c.active, "aria-label": t("active") + ": " + c.name, disabled: !may["councillors.edit"] });
+          active.addEventListener("change", function () { api("PATCH", "/api/v1/councillors/" + c.id, { active: active.checked }).then(load).catch(quiet); });
+          table.appendChild(el("tr", {}, [el("td", { text: c.name }), el("td", {}, [caucus]), el("td", {}, [active])]));
+        });
+      }).catch(quiet);
+    }
+    load();
+    if (!may["councillors.edit"]) return;
+    var bulk = el("textarea", { id: "c-bulk", rows: "6", cols: "60", "aria-describedby": "c-bulk-hint" });
+    main.appendChild(el("form", { id: "add-councillors", onsubmit: function (ev) {
+      ev.preventDefault();
+      var list = bulk.value.split("\n").map(function (line) { return line.trim(); }).filter(Boolean).map(function (line) {
+        var parts = line.split(/[;\t]/);
+        return { name: parts[0].trim(), caucus: (parts[1] || "").trim() };
+      });
+      api("POST", "/api/v1/councillors", { councillors: list }).then(function () { bulk.value = ""; say(t("saved")); load(); }).catch(quiet);
+    } }, [
+      el("h3", { text: t("add") }),
+      el("p", {}, [el("label", { for: "c-bulk", text: t("councillors") }), el("span", { id: "c-bulk-hint", class: "hint", text: " " + t("bulk_hint") }), el("br"), bulk]),
+      el("button", { type: "submit", id: "add-councillors-button", text: t("add") })
+    ]));
+  }
+
+  /* ---------- running a session ---------- */
+
+  function viewRun(sid) {
+    var detail = null;
+    var councillors = [];
+    var head = el("div", { id: "run-head" });
+    var controls = el("div", { id: "run-controls", class: "controls" });
+    var agendaBox = el("div", { id: "run-agenda" });
+    var voteBox = el("div", { id: "run-votes" });
+    var preflightBox = el("div", { id: "preflight" });
+    var shortcutBox = el("details", { id: "shortcuts" }, [
+      el("summary", { text: t("shortcuts") }),
+      el("ul", {}, ["sc_next", "sc_prev", "sc_break", "sc_closed", "sc_vote", "sc_cam"].map(function (k) { return el("li", { text: t(k) }); }))
+    ]);
+    [head, controls, preflightBox, agendaBox, voteBox, shortcutBox].forEach(function (n) { main.appendChild(n); });
+
+    function act(method, path, body) {
+      return api(method, path, body).then(function (d) { if (d && d.agenda) { detail = d; render(); } return d; }).catch(quiet);
+    }
+    function items() { return flatItems(detail.agenda).filter(function (i) { return !i.removed; }); }
+    function step(delta) {
+      var list = items();
+      var at = list.findIndex(function (i) { return i.id === detail.current_item_id; });
+      var next = list[at < 0 ? (delta > 0 ? 0 : -1) : at + delta];
+      if (next) return act("POST", "/api/v1/sessions/" + sid + "/items/" + next.id + "/start");
+    }
+    function toggle(what, on) { return act("POST", "/api/v1/sessions/" + sid + "/" + what, { on: on }); }
+
+    function render() {
+      if (!detail) return;
+      var state = stateOf(detail);
+      head.textContent = "";
+      head.appendChild(el("h2", { text: detail.title }));
+      head.appendChild(el("p", { id: "run-state", class: "state state-" + state, text: t("state_" + state) }));
+      controls.textContent = "";
+      if (!may["session.run"]) return renderAgenda();
+      if (detail.state === "scheduled") {
+        controls.appendChild(el("button", { type: "button", id: "start", class: "primary", text: t("start_session"), onclick: function () { act("POST", "/api/v1/sessions/" + sid + "/start"); } }));
+      }
+      if (detail.state === "live") {
+        controls.appendChild(el("button", { type: "button", id: "prev-item", text: t("prev_item"), onclick: function () { step(-1); } }));
+        controls.appendChild(el("button", { type: "button", id: "next-item", text: t("next_item"), onclick: function () { step(1); } }));
+        controls.appendChild(el("button", { type: "button", id: "break", "aria-pressed": detail.in_break ? "true" : "false", text: detail.in_break ? t("break_off") : t("break_on"), onclick: function () { toggle("break", !detail.in_break); } }));
+        controls.appendChild(el("button", { type: "button", id: "closed", "aria-pressed": detail.closed ? "true" : "false", text: detail.closed ? t("closed_off") : t("closed_on"), onclick: function () { toggle("closed", !detail.closed); } }));
+        var chamber = cfg.chambers.find(function (c) { return c.id === detail.chamber; });
+        if (chamber && chamber.cameras.length > 1) {
+          var group = el("fieldset", { id: "program" }, [el("legend", { text: t("program") })]);
+          chamber.cameras.forEach(function (cam, n) {
+            group.appendChild(el("button", { type: "button", "data-camera": cam.id, "aria-pressed": cam.id === detail.program ? "true" : "false", text: (n + 1) + ". " + cam.name, onclick: function () {
+              api("POST", "/api/v1/chambers/" + detail.chamber + "/program", { camera: cam.id }).then(function (r) { detail.program = r.program; render(); }).catch(quiet);
+            } }));
+          });
+          controls.appendChild(group);
+        }
+        controls.appendChild(el("button", { type: "button", id: "stop", class: "danger", text: t("stop_session"), onclick: function () {
+          if (window.confirm(t("confirm_stop"))) act("POST", "/api/v1/sessions/" + sid + "/stop");
+        } }));
+      }
+      renderAgenda();
+      renderVotes();
+    }
+
+    function renderAgenda() {
+      agendaBox.textContent = "";
+      agendaBox.appendChild(el("h3", { text: t("agenda") }));
+      var editable = may["agenda.edit"] && detail.state !== "ended";
+      function list(itemsNow) {
+        return el("ol", { class: "run-agenda" }, itemsNow.map(function (i, n) {
+          var current = i.id === detail.current_item_id;
+          var label = (i.number ? i.number + ". " : "") + i.title + (i.removed ? " (" + t("removed") + ")" : "") + (i.added ? " (" + t("added") + ")" : "");
+          var li = el("li", { "data-item": i.id, class: (current ? "current " : "") + (i.removed ? "removed" : ""), "aria-current": current ? "true" : null }, [el("span", { class: "item-title", text: label })]);
+          if (detail.state === "live" && !i.removed && may["session.run"]) {
+            li.appendChild(el("button", { type: "button", class: "take-up", "aria-label": t("take_up") + ": " + label, text: t("take_up"), onclick: function () {
+              act("POST", "/api/v1/sessions/" + sid + "/items/" + i.id + "/start");
+            } }));
+          }
+          if (editable) {
+            var change = function (body) { return act("POST", "/api/v1/sessions/" + sid + "/agenda", body); };
+            if (n > 0) li.appendChild(el("button", { type: "button", "aria-label": t("move_up") + ": " + label, text: "↑", onclick: function () { change({ op: "move", item_id: i.id, index: n - 1 }); } }));
+            if (n < itemsNow.length - 1) li.appendChild(el("button", { type: "button", "aria-label": t("move_down") + ": " + label, text: "↓", onclick: function () { change({ op: "move", item_id: i.id, index: n + 1 }); } }));
+            li.appendChild(el("button", { type: "button", text: i.removed ? t("restore") : t("remove"), "aria-label": (i.removed ? t("restore") : t("remove")) + ": " + label, onclick: function () { change({ op: i.removed ? "restore" : "remove", item_id: i.id }); } }));
+          }
+          if (i.items.length) li.appendChild(list(i.items));
+          return li;
+        }));
+      }
+      agendaBox.appendChild(list(detail.agenda));
+      if (editable) {
+        var title = el("input", { id: "new-item-title", maxlength: "300" });
+        var where = el("select", { id: "new-item-before" }, [el("option", { value: "", text: t("at_end") })].concat(
+          detail.agenda.map(function (i) { return el("option", { value: String(i.id), text: t("before_item") + " " + (i.number || "–") + ". " + i.title }); })));
+        agendaBox.appendChild(el("form", { id: "add-item", onsubmit: function (ev) {
+          ev.preventDefault();
+          var body = { op: "add", title: title.value };
+          if (where.value) body.before_id = parseInt(where.value, 10);
+          act("POST", "/api/v1/sessions/" + sid + "/agenda", body);
+        } }, [el("h4", { text: t("agenda_change") }), el("label", { for: "new-item-title", text: t("add_item") + " " }), title, " ", where, " ", el("button", { type: "submit", text: t("add") })]));
+      }
+    }
+
+    var voteForm = null;
+    function renderVotes() {
+      voteBox.textContent = "";
+      voteBox.appendChild(el("h3", { text: t("votes") }));
+      var listed = el("ol", { id: "vote-list" });
+      detail.votes.forEach(function (v) {
+        var tot = v.totals;
+        listed.appendChild(el("li", { "data-vote": v.id }, [
+          el("strong", { text: v.subject }), el("br"),
+          el("span", { class: "totals", text: t("for") + ": " + tot.for + ", " + t("against") + ": " + tot.against + ", " + t("abstain") + ": " + tot.abstain + ", " + t("absent") + ": " + tot.absent })
+        ]));
+      });
+      voteBox.appendChild(detail.votes.length ? listed : el("p", { text: t("none") }));
+      if (detail.state === "live" && may["vote.record"]) {
+        if (!voteForm) voteForm = buildVoteForm();
+        voteBox.appendChild(voteForm);
+      }
+    }
+
+    function buildVoteForm() {
+      var subject = el("input", { id: "vote-subject", size: "60", maxlength: "500" });
+      var rows = el("tbody", {});
+      var csvInput = el("input", { type: "file", id: "vote-csv", accept: ".csv,text/csv,text/plain" });
+      var note = el("div", { id: "vote-note", "aria-live": "polite" });
+      var source = "console";
+      function setChoice(cid, choice) {
+        var radio = rows.querySelector('input[name="c' + cid + '"][value="' + choice + '"]');
+        if (radio) radio.checked = true;
+      }
+      function fill() {
+        rows.textContent = "";
+        if (!councillors.length) { note.textContent = t("no_councillors"); return; }
+        councillors.forEach(function (c) {
+          var tr = el("tr", { "data-councillor": c.id }, [el("th", { scope: "row", text: c.name + (c.caucus ? " (" + c.caucus + ")" : "") })]);
+          ["for", "against", "abstain", "absent"].forEach(function (choice) {
+            var id = "c" + c.id + "-" + choice;
+            tr.appendChild(el("td", {}, [
+              el("input", { type: "radio", name: "c" + c.id, id: id, value: choice, checked: choice === "absent" }),
+              el("label", { for: id, text: t(choice) })
+            ]));
+          });
+          rows.appendChild(tr);
+        });
+      }
+      api("GET", "/api/v1/councillors").then(function (r) { councillors = r.councillors; fill(); }).catch(quiet);
+      csvInput.addEventListener("change", function () {
+        var file = csvInput.files[0];
+        if (!file) return;
+        file.arrayBuffer().then(function (buf) {
+          return api("POST", "/api/v1/sessions/" + sid + "/votes/csv", buf, "text/csv");
+        }).then(function (r) {
+          source = "csv";
+          r.choices.forEach(function (c) { setChoice(c.councillor_id, c.choice); });
+          r.missing.forEach(function (m) { setChoice(m.councillor_id, "absent"); });
+          note.textContent = t("csv_read") + (r.missing.length ? " " + t("csv_missing") + " " + r.missing.map(function (m) { return m.name; }).join(", ") : "");
+        }).catch(function (err) {
+          note.textContent = err.message + (err.data && err.data.lines ? " — " + err.data.lines.map(function (l) { return t("line") + " " + l.line + ": " + l.problem; }).join("; ") : "");
+        });
+      });
+      var form = el("form", { id: "vote-form", onsubmit: function (ev) {
+        ev.preventDefault();
+        var choices = {};
+        councillors.forEach(function (c) {
+          var picked = rows.querySelector('input[name="c' + c.id + '"]:checked');
+          choices[String(c.id)] = picked ? picked.value : "absent";
+        });
+        api("POST", "/api/v1/sessions/" + sid + "/votes", { subject: subject.value, choices: choices, source: source }).then(function () {
+          subject.value = ""; source = "console"; note.textContent = t("saved"); fill(); refresh();
+        }).catch(quiet);
+      } }, [
+        el("h4", { text: t("new_vote") }),
+        el("p", {}, [el("label", { for: "vote-subject", text: t("subject") + " " }), subject]),
+        el("p", {}, [el("label", { for: "vote-csv", text: t("import_csv") + " " }), csvInput]),
+        note,
+        el("table", { class: "vote-table" }, [rows]),
+        el("p", {}, [
+          el("button", { type: "button", id: "all-for", text: t("all_for"), onclick: function () { councillors.forEach(function (c) { setChoice(c.id, "for"); }); } }),
+          " ",
+          el("button", { type: "submit", id: "save-vote", text: t("save_vote") })
+        ])
+      ]);
+      return form;
+    }
+
+    function renderPreflight() {
+      if (!detail || !may["preflight"] || detail.state === "ended") { preflightBox.textContent = ""; return; }
+      api("GET", "/api/v1/chambers/" + detail.chamber + "/preflight").then(function (p) {
+        preflightBox.textContent = "";
+        var box = el("details", { open: detail.state === "scheduled" }, [el("summary", { text: t("preflight") })]);
+        (p.cameras || []).forEach(function (cam) {
+          var level = cam.audio && cam.audio.peak_db !== null && cam.audio.peak_db !== undefined ? cam.audio.peak_db : -90;
+          box.appendChild(el("figure", { class: "preview", "data-camera": cam.id }, [
+            cam.preview_at ? el("img", { src: cam.preview_url + "?at=" + encodeURIComponent(cam.preview_at), alt: cam.name || cam.id, width: "320" }) : el("p", { text: cam.state + (cam.error ? ": " + cam.error : "") }),
+            el("figcaption", {}, [
+              el("span", { text: (cam.name || cam.id) + " – " + t("audio") + " " }),
+              el("meter", { min: "-60", max: "0", low: "-30", high: "-6", optimum: "-18", value: String(Math.max(-60, level)), "aria-label": t("audio") + " " + (cam.name || cam.id) }),
+              el("span", { text: " " + Math.round(level) + " dBFS" })
+            ])
+          ]));
+        });
+        if (p.disk) {
+          box.appendChild(el("p", { id: "disk", text: t("disk") + ": " + (p.disk.free_bytes / 1e9).toFixed(1) + " GB" + (p.disk.hours_left !== null && p.disk.hours_left !== undefined ? " (" + p.disk.hours_left.toFixed(1) + " " + t("hours_left") + ")" : "") }));
+        }
+        var cams = (p.cameras || []);
+        if (cams.length) {
+          box.appendChild(el("button", { type: "button", id: "test-recording", text: t("test_recording"), onclick: function () {
+            api("POST", "/api/v1/chambers/" + detail.chamber + "/test-recordings", { camera: cams[0].id, seconds: 10 }).then(function () { say(t("saved")); }).catch(quiet);
+          } }));
+        }
+        (p.test_recordings || []).slice(-1).forEach(function (r) {
+          if (r.state === "done" || r.state === "finished" || r.state === "ready") {
+            box.appendChild(el("video", { controls: true, src: r.url, width: "320", "aria-label": t("test_recording") }));
+          } else {
+            box.appendChild(el("p", { text: t("test_recording") + ": " + r.state }));
+          }
+        });
+        preflightBox.appendChild(box);
+      }).catch(function () { preflightBox.textContent = ""; });
+    }
+
+    function refresh() {
+      return api("GET", "/api/v1/sessions/" + sid).then(function (d) {
+        var chamber = cfg.chambers.find(function (c) { return c.id === d.chamber; });
+        return api("GET", "/api/v1/chambers").then(function (r) {
+          var info = r.chambers.find(function (c) { return chamber && c.id === chamber.id; });
+          d.program = info ? info.program : null;
+          var focused = document.activeElement && document.activeElement.id;
+          detail = d; render();
+          if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+        });
+      }).catch(quiet);
+    }
+
+    keyHandler = function (key) {
+      if (!detail || detail.state !== "live" || !may["session.run"]) return false;
+      var k = key.toLowerCase();
+      if (k === "n") { step(1); return true; }
+      if (k === "p") { step(-1); return true; }
+      if (k === "b") { toggle("break", !detail.in_break); return true; }
+      if (k === "j") { toggle("closed", !detail.closed); return true; }
+      if (k === "g") { var s = document.getElementById("vote-subject"); if (s) s.focus(); return true; }
+      if (/^[1-9]$/.test(k)) {
+        var chamber = cfg.chambers.find(function (c) { return c.id === detail.chamber; });
+        var cam = chamber && chamber.cameras[parseInt(k, 10) - 1];
+        if (cam) api("POST", "/api/v1/chambers/" + detail.chamber + "/program", { camera: cam.id }).then(refresh).catch(quiet);
+        return !!cam;
+      }
+      return false;
+    };
+    every(1000, refresh);
+    timers.push(setInterval(renderPreflight, 3000));
+    setTimeout(renderPreflight, 300);
+  }
+
+  /* ---------- after the session ---------- */
+
+  function viewAfter(sid) {
+    var player = el("video", { id: "after-player", controls: true, width: "640", "aria-label": t("after") });
+    var box = el("div", { id: "after" });
+    main.appendChild(player);
+    main.appendChild(box);
+    var attached = false;
+    function attach(src) {
+      if (attached) return;
+      attached = true;
+      if (window.Hls && window.Hls.isSupported()) { var hls = new window.Hls(); hls.loadSource(src); hls.attachMedia(player); }
+      else player.src = src;
+    }
+    function secondsInput(id, value, label) {
+      return el("input", { id: id, type: "number", step: "0.1", min: "0", value: value === null || value === undefined ? "" : String(value), "aria-label": label, size: "8" });
+    }
+    function load() {
+      api("GET", "/api/v1/sessions/" + sid).then(function (d) {
+        attach("/sessions/" + sid + "/original.m3u8");
+        box.textContent = "";
+        box.appendChild(el("h2", { text: d.title }));
+        var items = {};
+        flatItems(d.agenda).forEach(function (i) { items[i.id] = i; });
+        if (may["record.publish"]) {
+          box.appendChild(el("p", {}, [
+            el("span", { id: "published", text: (d.published ? t("published") : t("withdrawn")) + " " }),
+            el("button", { type: "button", id: "publish-toggle", text: d.published ? t("withdraw") : t("publish"), onclick: function () {
+              api("POST", "/api/v1/sessions/" + sid + "/publish", { published: !d.published }).then(load).catch(quiet);
+            } })
+          ]));
+        }
+        box.appendChild(el("h3", { text: t("markers") }));
+        var list = el("ol", { id: "markers" });
+        d.markers.forEach(function (m) {
+          var label = m.kind === "item_start" && items[m.item_id] ? items[m.item_id].number + ". " + items[m.item_id].title : m.kind;
+          var offset = secondsInput("m-" + m.id, m.offset_seconds, t("offset") + ": " + label);
+          var li = el("li", { "data-marker": m.id }, [el("span", { text: label + " – " }), offset, " " + t("seconds") + " "]);
+          li.appendChild(el("button", { type: "button", text: t("set_from_player"), onclick: function () { offset.value = player.currentTime.toFixed(1); offset.dispatchEvent(new Event("change")); } }));
+          offset.addEventListener("change", function () {
+            api("PATCH", "/api/v1/sessions/" + sid + "/markers/" + m.id, { offset_seconds: parseFloat(offset.value) }).then(load).catch(quiet);
+          });
+          li.appendChild(el("button", { type: "button", text: "▶", "aria-label": "▶ " + label, onclick: function () { player.currentTime = m.offset_seconds || 0; player.play(); } }));
+          if (m.kind === "item_start") {
+            li.appendChild(el("button", { type: "button", text: t("merge"), onclick: function () { api("DELETE", "/api/v1/sessions/" + sid + "/markers/" + m.id).then(load).catch(quiet); } }));
+            var name = el("input", { value: items[m.item_id] ? items[m.item_id].title : "", "aria-label": t("rename") + ": " + label, size: "40" });
+            li.appendChild(name);
+            li.appendChild(el("button", { type: "button", text: t("rename"), onclick: function () {
+              api("PATCH", "/api/v1/sessions/" + sid + "/items/" + m.item_id, { title: name.value }).then(load).catch(quiet);
+            } }));
+          }
+          list.appendChild(li);
+        });
+        box.appendChild(list);
+        var splitTitle = el("input", { id: "split-title", size: "40", "aria-label": t("title") });
+        box.appendChild(el("p", {}, [splitTitle, " ", el("button", { type: "button", id: "split", text: t("split"), onclick: function () {
+          api("POST", "/api/v1/sessions/" + sid + "/markers", { kind: "item_start", offset_seconds: player.currentTime, title: splitTitle.value }).then(load).catch(quiet);
+        } })]));
+        if (may["record.redact"]) {
+          box.appendChild(el("h3", { text: t("redactions") }));
+          var rlist = el("ul", { id: "redactions" });
+          box.appendChild(rlist);
+          api("GET", "/api/v1/sessions/" + sid + "/redactions").then(function (r) {
+            (r.redactions || []).forEach(function (x) {
+              rlist.appendChild(el("li", {}, [x.start_seconds + "–" + x.end_seconds + " s: " + x.reason + " ",
+                el("button", { type: "button", text: "✕", "aria-label": "✕ " + x.reason, onclick: function () { api("DELETE", "/api/v1/sessions/" + sid + "/redactions/" + x.id).then(load).catch(quiet); } })]));
+            });
+          }).catch(quiet);
+          var from = secondsInput("r-from", null, t("from")), to = secondsInput("r-to", null, t("to"));
+          var reason = el("input", { id: "r-reason", "aria-label": t("reason"), size: "30" });
+          box.appendChild(el("form", { id: "add-redaction", onsubmit: function (ev) {
+            ev.preventDefault();
+            api("POST", "/api/v1/sessions/" + sid + "/redactions", { start_seconds: parseFloat(from.value), end_seconds: parseFloat(to.value), reason: reason.value }).then(load).catch(quiet);
+          } }, [
+            el("label", { for: "r-from", text: t("from") + " " }), from,
+            el("button", { type: "button", text: t("set_from_player"), onclick: function () { from.value = player.currentTime.toFixed(1); } }),
+            el("label", { for: "r-to", text: " " + t("to") + " " }), to,
+            el("button", { type: "button", text: t("set_from_player"), onclick: function () { to.value = player.currentTime.toFixed(1); } }),
+            el("label", { for: "r-reason", text: " " + t("reason") + " " }), reason, " ",
+            el("button", { type: "submit", text: t("add") })
+          ]));
+        }
+      }).catch(quiet);
+    }
+    load();
+  }
+
+  /* ---------- users and audit ---------- */
+
+  function viewUsers() {
+    main.appendChild(el("h2", { text: t("users") }));
+    var table = el("table", { id: "users" });
+    main.appendChild(table);
+    function load() {
+      api("GET", "/api/v1/users").then(function (r) {
+        table.textContent = "";
+        table.appendChild(el("tr", {}, [t("name"), t("role"), t("disabled")].map(function (h) { return el("th", { scope: "col", text: h }); })));
+        r.users.forEach(function (u) {
+          var role = el("select", { "aria-label": t("role") + ": " + u.name }, ["operator", "staff", "admin"].map(function (x) { return el("option", { value: x, text: x }); }));
+          role.value = u.role;
+          role.addEventListener("change", function () { api("PATCH", "/api/v1/users/" + encodeURIComponent(u.name), { role: role.value }).then(load).catch(quiet); });
+          var off = el("input", { type: "checkbox", checked: u.disabled, "aria-label": t("disabled") + ": " + u.name });
+          off.addEventListener("change", function () { api("PATCH", "/api/v1/users/" + encodeURIComponent(u.name), { disabled: off.checked }).then(load).catch(quiet); });
+          table.appendChild(el("tr", {}, [el("td", { text: u.name }), el("td", {}, [role]), el("td", {}, [off])]));
+        });
+      }).catch(quiet);
+    }
+    load();
+    var name = el("input", { id: "u-name", required: true }), pass = el("input", { id: "u-pass", type: "password", required: true, minlength: "8" });
+    var role = el("select", { id: "u-role" }, ["operator", "staff", "admin"].map(function (x) { return el("option", { value: x, text: x }); }));
+    main.appendChild(el("form", { id: "add-user", onsubmit: function (ev) {
+      ev.preventDefault();
+      api("POST", "/api/v1/users", { name: name.value, role: role.value, password: pass.value }).then(function () { name.value = ""; pass.value = ""; load(); }).catch(quiet);
+    } }, [el("label", { for: "u-name", text: t("name") + " " }), name, el("label", { for: "u-role", text: " " + t("role") + " " }), role,
+      el("label", { for: "u-pass", text: " " + t("password") + " " }), pass, " ", el("button", { type: "submit", text: t("add") })]));
+  }
+
+  function viewAudit(sid) {
+    main.appendChild(el("h2", { text: t("audit") }));
+    var table = el("table", { id: "audit" });
+    main.appendChild(table);
+    api("GET", "/api/v1/audit" + (sid ? "?session_id=" + sid : "")).then(function (r) {
+      table.appendChild(el("tr", {}, [t("when"), t("who"), t("what"), t("target"), t("before"), t("after_")].map(function (h) { return el("th", { scope: "col", text: h }); })));
+      r.entries.forEach(function (e) {
+        table.appendChild(el("tr", {}, [
+          el("td", { text: when(e.at) }), el("td", { text: e.user }), el("td", { text: e.action }), el("td", { text: e.target }),
+          el("td", {}, [el("code", { text: e.before === null ? "" : JSON.stringify(e.before).slice(0, 300) })]),
+          el("td", {}, [el("code", { text: e.after === null ? "" : JSON.stringify(e.after).slice(0, 300) })])
+        ]));
+      });
+    }).catch(quiet);
+  }
+
+  route();
+})();
