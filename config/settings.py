@@ -111,6 +111,18 @@ class ConsoleSettings(_Model):
     max_failed_logins: Annotated[int, Field(ge=1, le=1000)] = 10
 
 
+class PreflightSettings(_Model):
+    """The operator's checks before a session: camera previews, audio meters, test recordings."""
+
+    # A camera's pre-flight ffmpeg stops after this long without a request from the console.
+    idle_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    preview_every_seconds: Annotated[float, Field(ge=0.5, le=60)] = 2.0
+    preview_width: Annotated[int, Field(ge=160, le=1920)] = 640
+    meter_every_seconds: Annotated[float, Field(ge=0.05, le=2)] = 0.2
+    # Test recordings kept per chamber (the oldest is deleted when a new one starts).
+    keep_test_recordings: Annotated[int, Field(ge=1, le=100)] = 10
+
+
 class SyntheticSource(_Model):
     """A simulated chamber: a test picture with a burned-in clock and a tone, made by ffmpeg."""
 
@@ -297,6 +309,7 @@ class Settings(_Model):
     storage: StorageSettings = StorageSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     console: ConsoleSettings = ConsoleSettings()
+    preflight: PreflightSettings = PreflightSettings()
     chambers: Annotated[list[ChamberSettings], Field(min_length=1)]
     demo: DemoSettings | None = None
 

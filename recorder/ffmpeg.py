@@ -189,16 +189,11 @@ def clock_code(video: Any, width: int, fps: int) -> Any:
     return ffmpeg.overlay(parts[0], strip, x=layout.x, y=layout.y)
 
 
-def synthetic_argv(
-    source: SyntheticSource,
-    run_dir: Path,
-    segment_seconds: float,
-    audio_source: ChamberAudio | None = None,
-) -> list[str]:
-    """A simulated chamber: test picture with a burned-in wall clock and a beeping tone (or the
-    chamber audio), paced in real time and encoded to H.264/AAC with a keyframe at every
-    segment boundary."""
-    gop = max(1, math.ceil(source.fps * segment_seconds))
+def synthetic_inputs(
+    source: SyntheticSource, audio_source: ChamberAudio | None = None
+) -> tuple[Any, Any]:
+    """The picture (test pattern, label, wall clock, clock code) and sound (a beeping tone, or
+    the chamber audio) of a simulated chamber, paced in real time."""
     video = ffmpeg.input(
         f"testsrc2=size={source.width}x{source.height}:rate={source.fps}", f="lavfi", re=None
     )
@@ -230,6 +225,20 @@ def synthetic_argv(
         audio = ffmpeg.input(
             f"sine=frequency={source.tone_hz}:beep_factor=4:sample_rate=48000", f="lavfi", re=None
         )
+    return video, audio
+
+
+def synthetic_argv(
+    source: SyntheticSource,
+    run_dir: Path,
+    segment_seconds: float,
+    audio_source: ChamberAudio | None = None,
+) -> list[str]:
+    """A simulated chamber: test picture with a burned-in wall clock and a beeping tone (or the
+    chamber audio), paced in real time and encoded to H.264/AAC with a keyframe at every
+    segment boundary."""
+    gop = max(1, math.ceil(source.fps * segment_seconds))
+    video, audio = synthetic_inputs(source, audio_source)
     codec = {
         "c:v": "libx264",
         "preset": "veryfast",
@@ -256,6 +265,19 @@ def synthetic_argv(
 COPY_TIMESTAMP_FIX = "setts=pts=if(eq(PTS\\,NOPTS)\\,DTS\\,PTS)"
 
 
+def rtsp_input(source: RtspSource) -> Any:
+    """The ffmpeg input of an RTSP camera (all its streams)."""
+    return ffmpeg.input(
+        source.url,
+        rtsp_transport=source.transport,
+        # Socket I/O timeout, microseconds (ffmpeg 5.x name for the old -stimeout).
+        timeout=int(source.timeout_seconds * 1_000_000),
+        # Short probing keeps the start of each run close to the moment it was asked for.
+        analyzeduration=500_000,
+        probesize=500_000,
+    )
+
+
 def rtsp_argv(
     source: RtspSource,
     run_dir: Path,
@@ -266,15 +288,7 @@ def rtsp_argv(
     re-encoded to H.264 (for H.265 cameras); any audio (AAC, G.711) converted to 48 kHz AAC
     because HLS cannot carry G.711, and a camera without audio recorded as video only. With a
     chamber audio source, that audio replaces the camera's."""
-    stream = ffmpeg.input(
-        source.url,
-        rtsp_transport=source.transport,
-        # Socket I/O timeout, microseconds (ffmpeg 5.x name for the old -stimeout).
-        timeout=int(source.timeout_seconds * 1_000_000),
-        # Short probing keeps the start of each run close to the moment it was asked for.
-        analyzeduration=500_000,
-        probesize=500_000,
-    )
+    stream = rtsp_input(source)
     streams = [stream["v:0"]]
     codec: dict[str, object] = {}
     global_args: list[str] = []
@@ -385,3 +399,61 @@ def capture_argv(
     if isinstance(source, SyntheticSource):
         return synthetic_argv(source, run_dir, segment_seconds, audio)
     return rtsp_argv(source, run_dir, segment_seconds, audio)
+
+
+@dataclass(frozen=True)
+class RedactionSlate:
+    """What replaces a redacted segment in the public copy: black with "Fragment usunięty" and
+    silence, as long as the segment and in its format (so players switch without a stall)."""
+
+    duration: float
+    width: int
+    height: int
+    frame_rate: str = "25"  # as ffprobe reports it, e.g. "25/1"
+    pix_fmt: str = "yuv420p"
+    profile: str | None = None  # x264's name: baseline, main, high
+    audio_rate: int | None = 48000  # None: the recording has no audio track
+    audio_channels: int = 2
+    text: str = "Fragment usunięty"
+
+
+def redaction_slate_argv(slate: RedactionSlate, output: Path) -> list[str]:
+    """One MPEG-TS file of `slate.duration` seconds, made once and served in place of every
+    redacted segment of that length and format (no real-time pacing: it is a file, not a feed)."""
+    font = max(12, slate.height // 12)
+    video = ffmpeg.input(
+        f"color=c=black:s={slate.width}x{slate.height}:r={slate.frame_rate}", f="lavfi"
+    ).drawtext(
+        text=_drawtext_escape(slate.text),
+        x="(w-tw)/2",
+        y="(h-th)/2",
+        fontsize=font,
+        fontcolor="white",
+    )
+    streams = [video]
+    codec: dict[str, Any] = {
+        "c:v": "libx264",
+        # Not ultrafast: it drops CABAC and so the High profile a camera's H.264 usually has.
+        "preset": "veryfast",
+        "tune": "stillimage",
+        "pix_fmt": slate.pix_fmt,
+    }
+    if slate.profile is not None:
+        codec["profile:v"] = slate.profile
+    if slate.audio_rate is not None:
+        layout = "mono" if slate.audio_channels == 1 else "stereo"
+        streams.append(ffmpeg.input(f"anullsrc=r={slate.audio_rate}:cl={layout}", f="lavfi"))
+        codec.update({"c:a": "aac", "b:a": "64k", "ar": slate.audio_rate})
+    out = ffmpeg.output(*streams, str(output), f="mpegts", t=f"{slate.duration:.3f}", **codec)
+    return ffmpeg.compile(  # type: ignore[no-any-return]
+        out.global_args("-hide_banner", "-nostdin", "-loglevel", "error", "-n"), cmd="ffmpeg"
+    )
+
+
+def segment_probe_argv(path: Path) -> list[str]:
+    """ffprobe argv describing a recorded segment's streams as JSON (what a slate must match)."""
+    entries = (
+        "stream=codec_type,codec_name,profile,width,height,r_frame_rate,pix_fmt,"
+        "sample_rate,channels"
+    )
+    return ["ffprobe", "-v", "error", "-show_entries", entries, "-of", "json", str(path)]

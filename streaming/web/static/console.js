@@ -567,9 +567,10 @@
             api("POST", "/api/v1/chambers/" + detail.chamber + "/test-recordings", { camera: cams[0].id, seconds: 10 }).then(function () { say(t("saved")); }).catch(quiet);
           } }));
         }
-        (p.test_recordings || []).slice(-1).forEach(function (r) {
-          if (r.state === "done" || r.state === "finished" || r.state === "ready") {
-            box.appendChild(el("video", { controls: true, src: r.url, width: "320", "aria-label": t("test_recording") }));
+        // The newest test recording, playable here once done.
+        (p.test_recordings || []).slice(0, 1).forEach(function (r) {
+          if (r.state === "done" && r.video_url) {
+            box.appendChild(el("video", { id: "test-recording-video", controls: true, src: r.video_url, width: "320", "aria-label": t("test_recording") }));
           } else {
             box.appendChild(el("p", { text: t("test_recording") + ": " + r.state }));
           }
