@@ -39,9 +39,281 @@ def _op(
         "responses": {**ok, **{c: _ERRORS[c] for c in errors}},
     }
     if auth:
-        op["security"] = [{"basic": []}]
+        op["security"] = [{"basic": []}, {"login": []}]
     op.update(extra)
     return op
+
+
+def _param(name: str, kind: str = "string") -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
+
+
+def _body(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON object request body."""
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+_OBJECT = {"type": "object"}
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_NUM = {"type": "number"}
+_BOOL = {"type": "boolean"}
+_TIME = {"type": "string", "format": "date-time"}
+
+
+def _change(
+    summary: str,
+    who: str,
+    params: list[dict[str, Any]],
+    body: dict[str, Any] | None = None,
+    ok: str = "200",
+    errors: tuple[str, ...] = ("400", "401", "403", "404", "409"),
+) -> dict[str, Any]:
+    """A state-changing operation: Basic credentials, or the login cookie plus X-CSRF-Token."""
+    extra: dict[str, Any] = {"parameters": params}
+    if body is not None:
+        extra["requestBody"] = body
+    return _op(
+        f"{summary} ({who})", {ok: _resp("Done", _OBJECT)}, auth=True, errors=errors, **extra
+    )
+
+
+def _read(summary: str, params: list[dict[str, Any]], who: str | None = None) -> dict[str, Any]:
+    errors = ("401", "403", "404") if who else ("404",)
+    return _op(
+        summary + (f" ({who})" if who else ""),
+        {"200": _resp("The answer", _OBJECT)},
+        auth=who is not None,
+        errors=errors,
+        parameters=params,
+    )
+
+
+def _console_paths() -> dict[str, Any]:
+    """The console's calls: accounts, agenda edits, councillors, votes, pre-flight, editing."""
+    sid, chamber = _ID, _param("chamber")
+    ops, staff, admin = "operator or admin", "staff or admin", "admin"
+    vote_choice = {"enum": ["for", "against", "abstain", "absent"]}
+    return {
+        "/api/v1/me": {
+            "get": _read("Who is signed in, what they may do, the CSRF token", [], "any role")
+        },
+        "/api/v1/users": {
+            "get": _read("Every account", [], admin),
+            "post": _change(
+                "Create an account",
+                admin,
+                [],
+                _body(
+                    {
+                        "name": _STR,
+                        "role": {"enum": ["operator", "staff", "admin"]},
+                        "password": _STR,
+                    },
+                    ("name", "role", "password"),
+                ),
+                ok="201",
+            ),
+        },
+        "/api/v1/users/{name}": {
+            "patch": _change(
+                "Change a role or password, or disable; the user's logins end",
+                admin,
+                [_param("name")],
+                _body({"role": _STR, "password": _STR, "disabled": _BOOL}),
+            )
+        },
+        "/api/v1/audit": {
+            "get": _op(
+                "The audit log, newest first: who, when, what, before and after (staff or admin)",
+                {"200": _resp("Entries", _OBJECT)},
+                auth=True,
+                errors=("400", "401", "403"),
+                parameters=[{"name": "session_id", "in": "query", "schema": _INT}],
+            )
+        },
+        "/api/v1/agenda/preview": {
+            "post": _change(
+                "Parse a pasted agenda: the tree, or each line it cannot read; stores nothing",
+                "any role",
+                [],
+                _body({"agenda_text": _STR}, ("agenda_text",)),
+                errors=("400", "401"),
+            )
+        },
+        "/api/v1/sessions/{id}/agenda": {
+            "put": _change(
+                "Paste the agenda again (before any item is taken up)",
+                ops,
+                [sid],
+                _body({"agenda_text": _STR}, ("agenda_text",)),
+            ),
+            "post": _change(
+                "Change the agenda item by item (zmiana porządku obrad)",
+                ops,
+                [sid],
+                _body(
+                    {
+                        "op": {"enum": ["add", "remove", "restore", "move", "rename"]},
+                        "item_id": _INT,
+                        "title": _STR,
+                        "parent_id": _INT,
+                        "before_id": _INT,
+                        "index": _INT,
+                    },
+                    ("op",),
+                ),
+            ),
+        },
+        "/api/v1/councillors": {
+            "get": _op(
+                "The councillors of the current term (?all=1 with those taken off the list)",
+                {"200": _resp("Councillors", _OBJECT)},
+                auth=False,
+                errors=(),
+                parameters=[{"name": "all", "in": "query", "schema": {"enum": ["1"]}}],
+            ),
+            "post": _change(
+                "Add councillors to the term",
+                ops,
+                [],
+                _body({"name": _STR, "caucus": _STR, "councillors": {"type": "array"}}),
+                ok="201",
+            ),
+        },
+        "/api/v1/councillors/{cid}": {
+            "patch": _change(
+                "Correct a name or caucus, or take off the list",
+                ops,
+                [_param("cid", "integer")],
+                _body({"name": _STR, "caucus": _STR, "active": _BOOL}),
+            )
+        },
+        "/api/v1/sessions/{id}/votes": {
+            "post": _change(
+                "Record a nominal vote at the announced moment (live: operators; after: staff)",
+                "by state",
+                [sid],
+                _body(
+                    {
+                        "subject": _STR,
+                        "item_id": _INT,
+                        "at": _TIME,
+                        "source": {"enum": ["console", "csv"]},
+                        "choices": {"type": "object", "additionalProperties": vote_choice},
+                    },
+                    ("subject", "choices"),
+                ),
+                ok="201",
+            )
+        },
+        "/api/v1/sessions/{id}/votes/csv": {
+            "post": _change(
+                "Read a voting system's CSV export (text/csv body) for confirmation; stores "
+                "nothing",
+                "by state",
+                [sid],
+                {"required": True, "content": {"text/csv": {"schema": _STR}}},
+            )
+        },
+        "/api/v1/sessions/{id}/votes/{vote_id}": {
+            "delete": _change(
+                "Take back a vote entered by mistake",
+                "by state",
+                [sid, _param("vote_id", "integer")],
+            )
+        },
+        "/api/v1/chambers/{chamber}/now": {
+            "get": _read("What residents see: state, agenda, current item, votes", [chamber])
+        },
+        "/api/v1/chambers/{chamber}/preflight": {
+            "get": _read("Pre-flight: each camera's preview, audio level, disk", [chamber], ops)
+        },
+        "/api/v1/chambers/{chamber}/cameras/{camera}/preview.jpg": {
+            "get": _read(
+                "A camera's latest preview picture (JPEG)", [chamber, _param("camera")], ops
+            )
+        },
+        "/api/v1/chambers/{chamber}/test-recordings": {
+            "post": _change(
+                "Make a short test recording",
+                ops,
+                [chamber],
+                _body({"camera": _STR, "seconds": _INT}, ("camera",)),
+                ok="202",
+            )
+        },
+        "/api/v1/chambers/{chamber}/test-recordings/{id}": {
+            "get": _read("A test recording's state", [chamber, _param("id")], ops)
+        },
+        "/api/v1/chambers/{chamber}/test-recordings/{id}.mp4": {
+            "get": _read("A finished test recording (MP4)", [chamber, _param("id")], ops)
+        },
+        "/api/v1/sessions/{id}/markers": {
+            "post": _change(
+                "Split: a new chapter from a moment of the recording",
+                staff,
+                [sid],
+                _body(
+                    {
+                        "kind": {"enum": ["item_start"]},
+                        "offset_seconds": _NUM,
+                        "item_id": _INT,
+                        "title": _STR,
+                    }
+                ),
+                ok="201",
+            )
+        },
+        "/api/v1/sessions/{id}/markers/{marker_id}": {
+            "patch": _change(
+                "Move a marker, or point an item start at another item",
+                staff,
+                [sid, _param("marker_id", "integer")],
+                _body({"offset_seconds": _NUM, "item_id": _INT}),
+            ),
+            "delete": _change(
+                "Merge: remove an item start (its chapter joins the previous one)",
+                staff,
+                [sid, _param("marker_id", "integer")],
+            ),
+        },
+        "/api/v1/sessions/{id}/items/{item_id}": {
+            "patch": _change(
+                "Rename an agenda item after the session",
+                staff,
+                [sid, _param("item_id", "integer")],
+                _body({"title": _STR}, ("title",)),
+            )
+        },
+        "/api/v1/sessions/{id}/publish": {
+            "post": _change(
+                "Publish or withdraw the recording",
+                staff,
+                [sid],
+                _body({"published": _BOOL}, ("published",)),
+            )
+        },
+        "/api/v1/sessions/{id}/redactions": {
+            "get": _read("Ranges the public copy skips", [sid], staff),
+            "post": _change(
+                "Redact a range from the public copy (the original is kept, sealed)",
+                staff,
+                [sid],
+                _body(
+                    {"start_seconds": _NUM, "end_seconds": _NUM, "reason": _STR},
+                    ("start_seconds", "end_seconds", "reason"),
+                ),
+                ok="201",
+            ),
+        },
+        "/api/v1/sessions/{id}/redactions/{rid}": {
+            "delete": _change("Remove a redaction", staff, [sid, _param("rid", "integer")])
+        },
+    }
 
 
 def openapi_document() -> dict[str, Any]:
@@ -52,10 +324,13 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "obrady API",
             "version": "1",
-            "description": "Council sessions: schedule, record, mark agenda items and breaks. "
-            "Reading is public; changes need HTTP Basic credentials of an operator or admin.",
+            "description": "Council sessions: schedule, record, mark agenda items and breaks, "
+            "record votes, correct and publish the record. Reading sessions is public; changes "
+            "need HTTP Basic credentials, or the console's login cookie with the X-CSRF-Token "
+            "header. Each change says which roles may make it.",
         },
         "paths": {
+            **_console_paths(),
             "/api/v1/sessions": {
                 "get": _op(
                     "List sessions, newest first",
@@ -108,11 +383,25 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/v1/sessions/{id}": {
                 "get": _op(
-                    "A session with its agenda, markers and recording",
+                    "A session with its agenda, markers, votes and recording",
                     {"200": _resp("The session", _SESSION)},
                     auth=False,
                     errors=("404",),
                     parameters=[_ID],
+                ),
+                "patch": _change(
+                    "Change title, kind, chamber or window (a live session may be extended)",
+                    "operator or admin",
+                    [_ID],
+                    _body(
+                        {
+                            "title": _STR,
+                            "kind": {"enum": ["session", "committee"]},
+                            "chamber": _STR,
+                            "scheduled_start": _TIME,
+                            "scheduled_end": _TIME,
+                        }
+                    ),
                 ),
             },
             "/api/v1/sessions/{id}/start": {
@@ -214,7 +503,11 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "components": {
-            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
+            "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
+                # A signed-in browser: the login cookie, plus X-CSRF-Token on every change.
+                "login": {"type": "apiKey", "in": "cookie", "name": "obrady_login"},
+            },
             "schemas": {
                 "Error": {
                     "type": "object",
