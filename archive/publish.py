@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from archive.index import AgendaRow, Marker, Segment
@@ -86,11 +86,14 @@ def media_playlist(
     ended: bool,
     target_seconds: float,
     window: bool = False,
+    redacted: Collection[int] = frozenset(),
 ) -> str:
     """An HLS media playlist; a discontinuity is marked wherever ffmpeg runs change.
 
     For a live window the media and discontinuity sequences are the chamber's own, so they never
-    go backwards on the same URL, across sessions and restarts.
+    go backwards on the same URL, across sessions and restarts. A segment whose id is in
+    `redacted` is replaced by a slate of the same duration (see slate_uri), with a
+    discontinuity on both sides, so the public timeline keeps its length and its offsets.
     """
     # RFC 8216: each EXTINF, rounded to the nearest integer, must not exceed the target.
     longest = max([target_seconds] + [s.duration for s in segments])
@@ -104,12 +107,32 @@ def media_playlist(
         lines.append("#EXT-X-MEDIA-SEQUENCE:0")
         lines.append(f"#EXT-X-PLAYLIST-TYPE:{'VOD' if ended else 'EVENT'}")
     previous_run: int | None = None
+    previous_slate = False
     for segment in segments:
-        if previous_run is not None and segment.run_id != previous_run:
+        slate = segment.id in redacted
+        # A slate's timestamps start afresh: the player must reset its clock before and after.
+        if previous_run is not None and (segment.run_id != previous_run or slate or previous_slate):
             lines.append("#EXT-X-DISCONTINUITY")
-        previous_run = segment.run_id
+        previous_run, previous_slate = segment.run_id, slate
         lines.append(f"#EXTINF:{segment.duration:.6f},")
-        lines.append(f"{uri_prefix}{segment.session_id}/media/{segment.rel_path}")
+        if slate:
+            lines.append(uri_prefix + slate_uri(segment))
+        else:
+            lines.append(f"{uri_prefix}{segment.session_id}/media/{segment.rel_path}")
     if ended:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
+
+
+def slate_name(duration: float) -> str:
+    """The file name of a redaction slate lasting `duration` seconds (to the millisecond)."""
+    return f"slate-{max(1, round(duration * 1000)):d}.ts"
+
+
+def slate_uri(segment: Segment) -> str:
+    """Where the slate that replaces a redacted segment is served, below /sessions/: one slate
+    per run and duration, in the run's own format."""
+    return (
+        f"{segment.session_id}/redacted/{segment.camera}/{segment.run_dir}/"
+        f"{slate_name(segment.duration)}"
+    )

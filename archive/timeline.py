@@ -80,6 +80,18 @@ class Timeline:
         # While recording, the moment lies in the segment still being written.
         return offset if self.ongoing else min(offset, self.duration)
 
+    def at_offset(self, offset: float) -> datetime | None:
+        """The wall-clock moment shown at a playback offset (the inverse of offset_of); None
+        outside the recording."""
+        if not self.spans or offset < 0 or offset > self.duration:
+            return None
+        for span in self.spans:
+            # A boundary between two pieces belongs to the earlier one: its last moment.
+            if offset <= span.position + span.duration:
+                return span.anchor_at + timedelta(seconds=offset - span.position)
+        last = self.spans[-1]
+        return last.wall_end
+
     def gaps(self) -> list[Gap]:
         """Unrecorded stretches between consecutive pieces, with their causes."""
         found = []

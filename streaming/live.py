@@ -12,7 +12,7 @@ from archive.index import Segment, Session
 from archive.publish import chapters, chapters_vtt, media_playlist
 from config.settings import SLUG, Settings
 from streaming.api import session_id_of
-from streaming.auth import authenticate
+from streaming.auth import authenticate, identify, require
 from streaming.http import json_error
 from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
 from streaming.llhls import EdgeSnapshot
@@ -21,6 +21,7 @@ from streaming.viewers import VIEWER_ID, client_of
 ARCHIVE_ROLES = ("operator", "staff", "admin")
 RUN_NAME = re.compile(r"^run-\d{4,}$")
 FILE_NAME = re.compile(r"^seg-\d{6}\.ts$")
+SLATE_NAME = re.compile(r"^slate-\d{1,9}\.ts$")
 HLS_TYPE = "application/vnd.apple.mpegurl"
 
 routes = web.RouteTableDef()
@@ -31,11 +32,22 @@ def session_dir(settings: Settings, session: Session) -> Path:
     return settings.data_path / "media" / session.chamber / str(session.id)
 
 
+def redaction_dir(settings: Settings, session_id: int) -> Path:
+    """The folder holding the slates of a session's redactions: outside the media folders,
+    which only ever hold what was recorded."""
+    return settings.data_path / "redacted" / str(session_id)
+
+
 # A blocking request waits at most this many target durations (RFC 8216bis 6.2.5.2).
 BLOCK_TARGETS = 3
 PART_NAME = re.compile(r"^(\d{1,12})\.(\d{1,4})\.ts$")
 SEGMENT_NAME = re.compile(r"^(\d{1,12})-([a-z0-9][a-z0-9_-]{0,31})\.ts$")
 MEDIA_CACHE = "public, max-age=600"
+# A recording may be withdrawn or redacted after it was published: a shared cache must let go
+# of it within minutes, so nothing recorded is cached as immutable.
+RECORDED_PLAYLIST_CACHE = "public, max-age=60"
+RECORDED_MEDIA_CACHE = "public, max-age=600"
+PRIVATE = "private, no-store"
 
 
 def _chamber(request: web.Request, chamber_id: str) -> str:
@@ -198,15 +210,50 @@ async def _session(request: web.Request) -> Session:
     return await archive.call(archive.index.get_session, session_id_of(request))
 
 
+async def private_if_withdrawn(request: web.Request, session: Session) -> bool:
+    """Whether a session's recording may go out only privately: a withdrawn one is 410 to the
+    public and served to signed-in staff (archive.sealed) with `private, no-store`."""
+    if session.published:
+        return False
+    if await identify(request, request.app[ARCHIVE]) is None:
+        raise json_error(
+            web.HTTPGone,
+            f"session {session.id} is withdrawn: its recording is not published",
+            # Publishing it again must reach the public at once, not after a cache's TTL.
+            {"Cache-Control": "no-store"},
+        )
+    await require(request, "archive.sealed")
+    return True
+
+
 @routes.get("/sessions/{id}/index.m3u8")
 async def session_playlist(request: web.Request) -> web.Response:
-    """The session's recording; an EVENT playlist while live, VOD with ENDLIST once stopped."""
+    """The session's public recording; an EVENT playlist while live, VOD with ENDLIST once
+    stopped. Redacted segments are replaced by slates of the same length, so offsets stay."""
+    archive = request.app[ARCHIVE]
+    session = await _session(request)
+    private = await private_if_withdrawn(request, session)
+    index = archive.index
+
+    def read() -> tuple[list[Segment], frozenset[int]]:
+        return index.segments(session.id), index.redacted_segment_ids(session.id)
+
+    segments, redacted = await archive.call(read)
+    if not segments:
+        raise json_error(web.HTTPNotFound, f"session {session.id} has no recording yet")
+    return _recording(request, session, segments, "../", private=private, redacted=redacted)
+
+
+@routes.get("/sessions/{id}/original.m3u8")
+async def original_playlist(request: web.Request) -> web.Response:
+    """The recording as it was made, redacted ranges included: staff only (archive.sealed)."""
+    await require(request, "archive.sealed")
     archive = request.app[ARCHIVE]
     session = await _session(request)
     segments = await archive.call(archive.index.segments, session.id)
     if not segments:
         raise json_error(web.HTTPNotFound, f"session {session.id} has no recording yet")
-    return _recording(request, session, segments, "../")
+    return _recording(request, session, segments, "../", private=True)
 
 
 def _recording(
@@ -216,6 +263,7 @@ def _recording(
     prefix: str,
     *,
     private: bool = False,
+    redacted: frozenset[int] = frozenset(),
 ) -> web.Response:
     """A recording's playlist: EVENT while the session is live, VOD with ENDLIST after. A
     private one (staff only) is never kept by a shared cache."""
@@ -225,10 +273,11 @@ def _recording(
         uri_prefix=prefix,
         ended=ended,
         target_seconds=request.app[SETTINGS].recording.segment_seconds,
+        redacted=redacted,
     )
-    cache = "public, max-age=3600" if ended else "public, max-age=1"
+    cache = RECORDED_PLAYLIST_CACHE if ended else "public, max-age=1"
     if private:
-        cache = "private, no-store"
+        cache = PRIVATE
     return web.Response(text=body, content_type=HLS_TYPE, headers={"Cache-Control": cache})
 
 
@@ -237,6 +286,7 @@ async def session_chapters(request: web.Request) -> web.Response:
     """WebVTT chapters: one per agenda item that was started, named by number and title."""
     archive = request.app[ARCHIVE]
     session = await _session(request)
+    private = await private_if_withdrawn(request, session)
     index = archive.index
 
     def read() -> str:
@@ -251,7 +301,7 @@ async def session_chapters(request: web.Request) -> web.Response:
         text=body,
         content_type="text/vtt",
         charset="utf-8",
-        headers={"Cache-Control": "public, max-age=5"},
+        headers={"Cache-Control": PRIVATE if private else "public, max-age=5"},
     )
 
 
@@ -273,19 +323,53 @@ async def camera_playlist(request: web.Request) -> web.Response:
 
 @routes.get("/sessions/{id}/media/{camera}/{run}/{file}")
 async def session_media(request: web.Request) -> web.FileResponse:
-    """One recorded segment; immutable once written."""
+    """One recorded segment, never changed once written: public if it is in the published
+    program and not redacted, otherwise for staff only."""
     camera = request.match_info["camera"]
     run, name = request.match_info["run"], request.match_info["file"]
     if not SLUG.match(camera) or not RUN_NAME.match(run) or not FILE_NAME.match(name):
         raise json_error(web.HTTPNotFound, "no such media file")
     session = await _session(request)
     archive = request.app[ARCHIVE]
-    public = await archive.call(archive.index.is_program_file, session.id, camera, run, name)
-    if not public:
-        # Not in the public program (a break, a closed part, another camera): staff only, and
-        # never kept by a shared cache.
-        await authenticate(request, archive, ARCHIVE_ROLES)
-    cache = "public, max-age=31536000, immutable" if public else "private, no-store"
+    index = archive.index
+
+    def public_file() -> bool:
+        return index.is_program_file(session.id, camera, run, name) and not index.is_redacted_file(
+            session.id, camera, run, name
+        )
+
+    public = await archive.call(public_file)
+    if public:
+        public = not await private_if_withdrawn(request, session)
+    else:
+        # Not in the public program (a break, a closed part, another camera, a redacted
+        # range): staff only, and never kept by a shared cache.
+        await require(request, "archive.sealed")
     path = session_dir(request.app[SETTINGS], session) / camera / run / name
     # FileResponse answers 404 itself when the file is missing, without blocking the loop.
-    return web.FileResponse(path, headers={"Content-Type": "video/mp2t", "Cache-Control": cache})
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": "video/mp2t",
+            "Cache-Control": RECORDED_MEDIA_CACHE if public else PRIVATE,
+        },
+    )
+
+
+@routes.get("/sessions/{id}/redacted/{camera}/{run}/{file}")
+async def redaction_slate(request: web.Request) -> web.FileResponse:
+    """A slate that stands in for redacted segments in the public copy."""
+    camera = request.match_info["camera"]
+    run, name = request.match_info["run"], request.match_info["file"]
+    if not SLUG.match(camera) or not RUN_NAME.match(run) or not SLATE_NAME.match(name):
+        raise json_error(web.HTTPNotFound, "no such slate")
+    session = await _session(request)
+    private = await private_if_withdrawn(request, session)
+    path = redaction_dir(request.app[SETTINGS], session.id) / camera / run / name
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": "video/mp2t",
+            "Cache-Control": PRIVATE if private else RECORDED_MEDIA_CACHE,
+        },
+    )
