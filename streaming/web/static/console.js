@@ -374,8 +374,12 @@
     ]);
     [head, controls, preflightBox, agendaBox, voteBox, shortcutBox].forEach(function (n) { main.appendChild(n); });
 
+    var shownKey = "";
     function act(method, path, body) {
-      return api(method, path, body).then(function (d) { if (d && d.agenda) { detail = d; render(); } return d; }).catch(quiet);
+      return api(method, path, body).then(function (d) {
+        if (d && d.agenda) { d.program = detail && detail.program; detail = d; shownKey = ""; render(); }
+        return d;
+      }).catch(quiet);
     }
     function items() { return flatItems(detail.agenda).filter(function (i) { return !i.removed; }); }
     function step(delta) {
@@ -542,9 +546,34 @@
       return form;
     }
 
+    var preflightShape = "";
+    function diskText(disk) {
+      return t("disk") + ": " + (disk.free_bytes / 1e9).toFixed(1) + " GB" +
+        (disk.hours_left !== null && disk.hours_left !== undefined ? " (" + disk.hours_left.toFixed(1) + " " + t("hours_left") + ")" : "");
+    }
     function renderPreflight() {
-      if (!detail || !may["preflight"] || detail.state === "ended") { preflightBox.textContent = ""; return; }
+      if (!detail || !may["preflight"] || detail.state === "ended") { preflightBox.textContent = ""; preflightShape = ""; return; }
       api("GET", "/api/v1/chambers/" + detail.chamber + "/preflight").then(function (p) {
+        var shape = JSON.stringify([(p.cameras || []).map(function (c) { return [c.id, c.state, !!c.preview_at]; }),
+          (p.test_recordings || []).slice(0, 1).map(function (r) { return [r.id, r.state]; }), detail.state]);
+        if (shape === preflightShape) {
+          // Same cameras and recordings: refresh the pictures, meters and disk in place.
+          (p.cameras || []).forEach(function (cam) {
+            var fig = preflightBox.querySelector('figure[data-camera="' + cam.id + '"]');
+            if (!fig) return;
+            var img = fig.querySelector("img");
+            if (img && cam.preview_at) img.src = cam.preview_url + "?at=" + encodeURIComponent(cam.preview_at);
+            var level = cam.audio && cam.audio.peak_db !== null && cam.audio.peak_db !== undefined ? cam.audio.peak_db : -90;
+            var meter = fig.querySelector("meter");
+            if (meter) meter.value = Math.max(-60, level);
+            var label = fig.querySelector(".db");
+            if (label) label.textContent = " " + Math.round(level) + " dBFS";
+          });
+          var disk = document.getElementById("disk");
+          if (disk && p.disk) disk.textContent = diskText(p.disk);
+          return;
+        }
+        preflightShape = shape;
         preflightBox.textContent = "";
         var box = el("details", { open: detail.state === "scheduled" }, [el("summary", { text: t("preflight") })]);
         (p.cameras || []).forEach(function (cam) {
@@ -554,12 +583,12 @@
             el("figcaption", {}, [
               el("span", { text: (cam.name || cam.id) + " – " + t("audio") + " " }),
               el("meter", { min: "-60", max: "0", low: "-30", high: "-6", optimum: "-18", value: String(Math.max(-60, level)), "aria-label": t("audio") + " " + (cam.name || cam.id) }),
-              el("span", { text: " " + Math.round(level) + " dBFS" })
+              el("span", { class: "db", text: " " + Math.round(level) + " dBFS" })
             ])
           ]));
         });
         if (p.disk) {
-          box.appendChild(el("p", { id: "disk", text: t("disk") + ": " + (p.disk.free_bytes / 1e9).toFixed(1) + " GB" + (p.disk.hours_left !== null && p.disk.hours_left !== undefined ? " (" + p.disk.hours_left.toFixed(1) + " " + t("hours_left") + ")" : "") }));
+          box.appendChild(el("p", { id: "disk", text: diskText(p.disk) }));
         }
         var cams = (p.cameras || []);
         if (cams.length) {
@@ -576,7 +605,7 @@
           }
         });
         preflightBox.appendChild(box);
-      }).catch(function () { preflightBox.textContent = ""; });
+      }).catch(function () { preflightBox.textContent = ""; preflightShape = ""; });
     }
 
     function refresh() {
@@ -585,6 +614,13 @@
         return api("GET", "/api/v1/chambers").then(function (r) {
           var info = r.chambers.find(function (c) { return chamber && c.id === chamber.id; });
           d.program = info ? info.program : null;
+          // Rebuild only when something shown changed (the recording grows every second): a
+          // rebuilt button under the operator's pointer would swallow their click.
+          // (Offsets are left out: they are refined as the recording's clock settles.)
+          var key = JSON.stringify([d.title, d.state, d.in_break, d.closed, d.current_item_id,
+            d.program, d.agenda, d.votes.map(function (v) { return [v.id, v.subject, v.totals]; })]);
+          if (key === shownKey) return;
+          shownKey = key;
           var focused = document.activeElement && document.activeElement.id;
           detail = d; render();
           if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
