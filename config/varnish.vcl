@@ -12,9 +12,11 @@ vcl 4.1;
 # What is cached follows obrady's own Cache-Control headers (Varnish honours max-age):
 #   live playlists        max-age=1; a blocking reload (?_HLS_msn=..&_HLS_part=..) max-age=6
 #   live parts, segments  max-age=600 (a published part never changes)
-#   recording playlists   max-age=1 while live, 3600 once the session ended
-#   recorded segments     immutable, a year (a recorded segment never changes); those outside
-#                         the public program say "private, no-store" and are never kept
+#   recording playlists   max-age=1 while live, 60 once the session ended
+#   recorded segments     max-age=600 (so that a withdrawal or a redaction reaches the public
+#                         within minutes); those outside the public program, redacted or
+#                         withdrawn say "private, no-store" and are never kept
+#   the live page's state (/api/v1/chambers/<id>/now) max-age=1
 # The query string is part of the cache key (the whole URL is), so each blocking reload, delta
 # update (_HLS_skip=YES) and hinted part is its own object. Request coalescing: however many
 # viewers ask for the same not-yet-cached URL, obrady is asked once and the others wait on the
@@ -22,9 +24,10 @@ vcl 4.1;
 # an LL-HLS part held by obrady until it exists reaches every viewer within milliseconds.
 #
 # Not cached: the API and /metrics (control port), anything but GET/HEAD (the players' viewer
-# beacon POST /live/{chamber}/viewers), and requests with Authorization (the staff-only camera
-# recordings). Cookies are dropped from the public GETs: obrady sets and reads none there, and a
-# cookie of the city's site must not make every viewer miss the cache.
+# beacon POST /live/{chamber}/viewers), the console and signing in (/console, /login, /logout),
+# and requests with credentials: Authorization, or the console's login cookie (staff viewing
+# sealed recordings). Other cookies are dropped from the public GETs: obrady reads none there,
+# and a cookie of the city's site must not make every viewer miss the cache.
 # Errors (404 before anything is live, 503 after a blocking reload timed out, 400) are kept for
 # one second only; caching them that briefly, rather than marking them uncacheable for two
 # minutes as Varnish would by default, keeps identical requests collapsed meanwhile.
@@ -54,6 +57,17 @@ acl monitoring {
 }
 
 sub vcl_recv {
+    # What residents' live pages ask every second: from the gateway, through the cache.
+    if (req.url ~ "^/api/v1/chambers/[^/]+/now$" && req.method == "GET") {
+        set req.backend_hint = viewers;
+        unset req.http.Cookie;
+        return (hash);
+    }
+    # The console and signing in and out: the control port, never cached.
+    if (req.url ~ "^/(console|login|logout)(/|\?|$)") {
+        set req.backend_hint = control;
+        return (pass);
+    }
     # The API and operator calls are never cached.
     if (req.url ~ "^/api/") {
         set req.backend_hint = control;
@@ -73,7 +87,7 @@ sub vcl_recv {
         # The viewer beacon (POST), and whatever else: straight to obrady.
         return (pass);
     }
-    if (req.http.Authorization) {
+    if (req.http.Authorization || req.http.Cookie ~ "(^|;\s*)obrady_login=") {
         # Staff-only recordings: never from or into the shared cache.
         return (pass);
     }

@@ -12,6 +12,7 @@ from archive.publish import Chapter, chapters
 from archive.timeline import Timeline
 from streaming.api import session_id_of
 from streaming.keys import ARCHIVE, SETTINGS
+from streaming.live import private_if_withdrawn
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 STATES = {"scheduled": "zaplanowana", "live": "na żywo", "ended": "zakończona"}
@@ -121,6 +122,8 @@ async def session_page(request: web.Request) -> web.Response:
         return session, chapters(index.agenda(sid), index.markers(sid), timeline), timeline
 
     session, found, timeline = await archive.call(read)
+    # A withdrawn recording: 410 to the public, staff still see it.
+    private = await private_if_withdrawn(request, session)
     items = "".join(
         f'<li><a href="?t={int(c.start)}" data-t="{c.start:.3f}">{escape(c.label)}</a></li>'
         for c in found
@@ -132,4 +135,7 @@ async def session_page(request: web.Request) -> web.Response:
         f'<h2>Porządek obrad</h2><ol class="chapters">{items or "<li>Brak rozdziałów.</li>"}</ol>'
         + _continuity(session, timeline)
     )
-    return _page(session.title, body)
+    response = _page(session.title, body)
+    if private:
+        response.headers["Cache-Control"] = "private, no-store"
+    return response

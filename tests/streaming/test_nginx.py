@@ -126,6 +126,21 @@ async def test_shipped_nginx_config_caches_and_collapses(
             assert (await resp.json())["sessions"][0]["state"] == "live"
         async with http.get(base + "/metrics") as resp:
             assert resp.status == 200  # from loopback only
+        # The live page's state comes from the gateway, through the cache.
+        answers = await asyncio.gather(*(get("/api/v1/chambers/sala/now") for _ in range(20)))
+        assert all(status == 200 and '"state": "live"' in body for status, body, _ in answers)
+        assert [h["X-Cache-Status"] for _, _, h in answers].count("MISS") <= 1
+        # The console is the control port's (the gateway has none), never cached; a signed-in
+        # browser's requests bypass the cache.
+        async with http.get(base + "/console", allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"].startswith("/login")
+            assert "X-Cache-Status" not in resp.headers
+        async with http.get(base + "/login") as resp:
+            assert resp.status == 200 and "csrf_token" in await resp.text()
+        async with http.get(
+            base + "/live/index.m3u8", headers={"Cookie": "obrady_login=x"}
+        ) as resp:
+            assert resp.status == 200 and resp.headers["X-Cache-Status"] == "BYPASS"
     finally:
         await http.close()
         await stop_service(service)

@@ -194,6 +194,20 @@ async def test_shipped_varnish_config_caches_and_coalesces(
         assert await backend_requests(work) - before == 3
         async with http.get(base + "/metrics") as resp:
             assert resp.status == 200 and resp.headers["X-Cache"] == "PASS"  # from loopback
+
+        # (d) The live page's state comes from the gateway, through the cache; the console is
+        # the control port's, never cached; a signed-in browser's requests bypass the cache.
+        answers = await asyncio.gather(*(get("/api/v1/chambers/sala/now") for _ in range(20)))
+        assert all(status == 200 and '"state": "live"' in body for status, body, _ in answers)
+        assert [h["X-Cache"] for _, _, h in answers].count("MISS") <= 1
+        async with http.get(base + "/console", allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["X-Cache"] == "PASS"
+            assert resp.headers["Location"].startswith("/login")
+        async with http.get(base + "/login") as resp:
+            assert resp.status == 200 and "csrf_token" in await resp.text()
+        login = {"Cookie": "a=1; obrady_login=x"}
+        async with http.get(base + "/live/index.m3u8", headers=login) as resp:
+            assert resp.status == 200 and resp.headers["X-Cache"] == "PASS"
     finally:
         await http.close()
         await stop_service(service)
