@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 # bench/glass.py holds the one list of how Chromium runs here (headless as root, no network).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -43,3 +44,13 @@ async def open_glass_page(browser: Browser, origin: str, src: str, mode: str = "
     await page.route(origin + "/bench/glass.html*", fulfil)
     await page.goto(f"{origin}/bench/glass.html?{urlencode({'src': src, 'mode': mode})}")
     return page
+
+
+async def sign_in(page: Page, base: str, name: str, password: str) -> None:
+    """Open the console, which asks to sign in first, and sign in."""
+    await page.goto(base + "/console")
+    await expect(page).to_have_url(re.compile(r"/login\?next="))
+    await page.get_by_label("Nazwa użytkownika").fill(name)
+    await page.get_by_label("Hasło").fill(password)
+    await page.get_by_role("button", name="Zaloguj").click()
+    await expect(page).to_have_url(re.compile(r"/console"))

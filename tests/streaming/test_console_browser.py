@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from browser import chromium
+from browser import chromium, sign_in
 from conftest import OPERATOR, STAFF, Service, basic
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 AGENDA = """Proponowany porządek obrad:
 1. Otwarcie sesji i stwierdzenie prawomocności obrad.
@@ -19,15 +19,6 @@ AGENDA = """Proponowany porządek obrad:
 """
 
 COUNCILLORS = "Anna Nowak; KO\nJan Wiśniewski; PiS\nŁukasz Żółtowski; PiS\n"
-
-
-async def sign_in(page: Page, base: str, name: str, password: str) -> None:
-    await page.goto(base + "/console")
-    await expect(page).to_have_url(re.compile(r"/login\?next="))
-    await page.get_by_label("Nazwa użytkownika").fill(name)
-    await page.get_by_label("Hasło").fill(password)
-    await page.get_by_role("button", name="Zaloguj").click()
-    await expect(page).to_have_url(re.compile(r"/console"))
 
 
 async def test_a_whole_session_through_the_console(service: Service) -> None:

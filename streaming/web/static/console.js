@@ -51,7 +51,9 @@
       publish: "Opublikuj", withdraw: "Wycofaj z publikacji", published: "Opublikowane",
       withdrawn: "Wycofane z publikacji", redactions: "Fragmenty do usunięcia z kopii publicznej",
       reason: "Powód", from: "Od", to: "Do", none: "Brak.", saved: "Zapisano.",
-      choose_session: "Wybierz posiedzenie z listy.", seconds: "s"
+      choose_session: "Wybierz posiedzenie z listy.", seconds: "s",
+      break_start: "początek przerwy", break_end: "koniec przerwy",
+      closed_start: "wyłączenie jawności", closed_end: "przywrócenie jawności"
     },
     en: {
       sessions: "Sessions", councillors: "Councillors", run: "Run", after: "After the session",
@@ -93,7 +95,9 @@
       rename: "Rename", publish: "Publish", withdraw: "Withdraw", published: "Published",
       withdrawn: "Withdrawn", redactions: "Ranges to redact from the public copy",
       reason: "Reason", from: "From", to: "To", none: "None.", saved: "Saved.",
-      choose_session: "Choose a session from the list.", seconds: "s"
+      choose_session: "Choose a session from the list.", seconds: "s",
+      break_start: "break starts", break_end: "break ends",
+      closed_start: "closed part starts", closed_end: "closed part ends"
     }
   };
   function t(key) { return (WORDS[cfg.lang] || WORDS.pl)[key] || key; }
@@ -682,9 +686,26 @@
           ]));
         }
         box.appendChild(el("h3", { text: t("markers") }));
+        // The timeline: each marker where it falls in the recording; a click plays from there.
+        var duration = d.recording.duration_seconds || 1;
+        var line = el("div", { id: "timeline", class: "timeline", role: "group", "aria-label": t("markers") });
+        d.markers.forEach(function (m) {
+          if (m.offset_seconds === null) return;
+          var name = m.kind === "item_start" && items[m.item_id] ? items[m.item_id].number + ". " + items[m.item_id].title : t(m.kind);
+          line.appendChild(el("button", {
+            type: "button", class: "tick tick-" + m.kind, title: name, "aria-label": name + " (" + m.offset_seconds.toFixed(1) + " s)",
+            style: "left:" + (100 * m.offset_seconds / duration).toFixed(2) + "%",
+            onclick: function () { player.currentTime = m.offset_seconds; player.play(); }
+          }));
+        });
+        (d.votes || []).forEach(function (v) {
+          if (v.offset_seconds === null) return;
+          line.appendChild(el("span", { class: "tick tick-vote", title: v.subject, style: "left:" + (100 * v.offset_seconds / duration).toFixed(2) + "%" }));
+        });
+        box.appendChild(line);
         var list = el("ol", { id: "markers" });
         d.markers.forEach(function (m) {
-          var label = m.kind === "item_start" && items[m.item_id] ? items[m.item_id].number + ". " + items[m.item_id].title : m.kind;
+          var label = m.kind === "item_start" && items[m.item_id] ? items[m.item_id].number + ". " + items[m.item_id].title : t(m.kind);
           var offset = secondsInput("m-" + m.id, m.offset_seconds, t("offset") + ": " + label);
           var li = el("li", { "data-marker": m.id }, [el("span", { text: label + " – " }), offset, " " + t("seconds") + " "]);
           li.appendChild(el("button", { type: "button", text: t("set_from_player"), onclick: function () { offset.value = player.currentTime.toFixed(1); offset.dispatchEvent(new Event("change")); } }));
@@ -713,6 +734,7 @@
           box.appendChild(rlist);
           api("GET", "/api/v1/sessions/" + sid + "/redactions").then(function (r) {
             (r.redactions || []).forEach(function (x) {
+              line.appendChild(el("span", { class: "redacted", title: x.reason, style: "left:" + (100 * x.start_seconds / duration).toFixed(2) + "%;width:" + (100 * (x.end_seconds - x.start_seconds) / duration).toFixed(2) + "%" }));
               rlist.appendChild(el("li", {}, [x.start_seconds + "–" + x.end_seconds + " s: " + x.reason + " ",
                 el("button", { type: "button", text: "✕", "aria-label": "✕ " + x.reason, onclick: function () { api("DELETE", "/api/v1/sessions/" + sid + "/redactions/" + x.id).then(load).catch(quiet); } })]));
             });
