@@ -74,6 +74,7 @@ bench: setup .cache/apt-test.stamp
 	$(BIN)/python bench/glass.py --mode ll --seconds 60
 	$(BIN)/python bench/glass.py --mode plain --seconds 60
 	$(BIN)/python bench/scale.py --levels 100,250,500 --targets gateway,nginx
+	$(BIN)/python bench/console_live.py --rounds 60
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
