@@ -335,16 +335,20 @@ async def create_session(request: web.Request) -> web.Response:
         created_by=user.name,
     )
     log.info("session %s scheduled by %s: %s", created.id, user.name, created.title)
-    await request.app[SCHEDULER].reconcile()
-    detail = await session_detail(archive, created.id)
+    # Logged before the schedule is reconciled: that may start the session at once.
     await audit(
         request,
         user,
         "session.create",
         f"session {created.id}",
         session_id=created.id,
-        after={**session_summary(created), "agenda": detail["agenda"]},
+        after={
+            **session_summary(created),
+            "agenda": (await session_detail(archive, created.id))["agenda"],
+        },
     )
+    await request.app[SCHEDULER].reconcile()
+    detail = await session_detail(archive, created.id)
     return web.json_response(detail, status=201, headers={"Location": detail["url"]})
 
 

@@ -18,7 +18,7 @@ from recorder.analysis import SegmentAnalyzer
 from recorder.ffmpeg import capture_argv
 from recorder.health import DiskGuard
 from recorder.push import ProgramPusher
-from recorder.scheduler import RecordingScheduler
+from recorder.scheduler import RecordingScheduler, StopReason
 from recorder.supervisor import ArgvBuilder, Guardian, Recorder
 from streaming import accounts, api, console, council, editing, live, metrics, now, pages, preflight
 from streaming.control import ArchiveCaptureEvents, ProgramSelector, SessionControl
@@ -147,13 +147,37 @@ def create_app(
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         control = app[CONTROL]
 
+        # The scheduler's own starts and stops go into the audit log like anyone's.
         async def start(session_id: int) -> None:
-            await control.start(session_id, by="scheduler", manual=False)
+            before = await app[ARCHIVE].call(app[ARCHIVE].index.get_session, session_id)
+            after = await control.start(session_id, by="scheduler", manual=False)
+            if before.state != after.state:
+                await app[ARCHIVE].call(
+                    app[ARCHIVE].index.add_audit,
+                    "scheduler",
+                    "session.start",
+                    f"session {session_id}",
+                    session_id=session_id,
+                    before={"state": before.state},
+                    after={"state": after.state},
+                )
+
+        async def stop(session_id: int, reason: StopReason) -> None:
+            await control.scheduled_stop(session_id, reason)
+            await app[ARCHIVE].call(
+                app[ARCHIVE].index.add_audit,
+                "scheduler",
+                "session.stop",
+                f"session {session_id}",
+                session_id=session_id,
+                before={"state": "live"},
+                after={"state": "ended", "reason": reason},
+            )
 
         scheduler = RecordingScheduler(
             load=control.schedule,
             start=start,
-            stop=control.scheduled_stop,
+            stop=stop,
             preroll=timedelta(seconds=settings.recording.preroll_seconds),
             overrun_limit=timedelta(minutes=settings.recording.overrun_limit_minutes),
             misfire_grace_seconds=settings.recording.misfire_grace_seconds,

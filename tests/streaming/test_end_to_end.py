@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import Service, start_service, stop_service, wait_for
+from conftest import STAFF, Service, basic, start_service, stop_service, wait_for
 from helpers import VlcPlayer, decoded_duration, ffprobe
 
 from recorder.supervisor import Recorder
@@ -270,6 +270,16 @@ async def test_session_in_its_window_at_start_up_records_at_once_and_overrun_lim
         detail = await wait_for(ended, 30, "the overrun limit to stop the session")
         assert detail["stopped_by"] == "scheduler:overrun_limit"
         assert detail["recording"]["duration_seconds"] > 0
+        # The scheduler's start and stop are in the audit log like an operator's.
+        async with service.http.get(
+            f"{service.base}/api/v1/audit?session_id={sid}", headers=basic(STAFF)
+        ) as resp:
+            log = [(e["user"], e["action"]) for e in reversed((await resp.json())["entries"])]
+        assert log == [
+            ("op", "session.create"),
+            ("scheduler", "session.start"),
+            ("scheduler", "session.stop"),
+        ], log
     finally:
         await stop_service(service)
 

@@ -649,7 +649,7 @@
       return false;
     };
     every(1000, refresh);
-    timers.push(setInterval(renderPreflight, 3000));
+    timers.push(setInterval(renderPreflight, 1000));  // the meters: about live
     setTimeout(renderPreflight, 300);
   }
 
