@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -148,30 +149,30 @@ def create_app(
         control = app[CONTROL]
 
         # The scheduler's own starts and stops go into the audit log like anyone's.
+        async def audited(action: str, session_id: int, before: Any, after: Any) -> None:
+            archive = app[ARCHIVE]
+            await archive.call(
+                archive.index.add_audit,
+                "scheduler",
+                action,
+                f"session {session_id}",
+                session_id=session_id,
+                before=before,
+                after=after,
+            )
+
         async def start(session_id: int) -> None:
             before = await app[ARCHIVE].call(app[ARCHIVE].index.get_session, session_id)
             after = await control.start(session_id, by="scheduler", manual=False)
             if before.state != after.state:
-                await app[ARCHIVE].call(
-                    app[ARCHIVE].index.add_audit,
-                    "scheduler",
-                    "session.start",
-                    f"session {session_id}",
-                    session_id=session_id,
-                    before={"state": before.state},
-                    after={"state": after.state},
+                await audited(
+                    "session.start", session_id, {"state": before.state}, {"state": after.state}
                 )
 
         async def stop(session_id: int, reason: StopReason) -> None:
             await control.scheduled_stop(session_id, reason)
-            await app[ARCHIVE].call(
-                app[ARCHIVE].index.add_audit,
-                "scheduler",
-                "session.stop",
-                f"session {session_id}",
-                session_id=session_id,
-                before={"state": "live"},
-                after={"state": "ended", "reason": reason},
+            await audited(
+                "session.stop", session_id, {"state": "live"}, {"state": "ended", "reason": reason}
             )
 
         scheduler = RecordingScheduler(

@@ -220,25 +220,6 @@ async def require(request: web.Request, action: str) -> User:
     return user
 
 
-async def authenticate(
-    request: web.Request, archive: AsyncArchive, allowed: tuple[str, ...]
-) -> User:
-    """The user behind the request if their role is one of allowed; else 401/403."""
-    user = await identify(request, archive)
-    if user is None:
-        raise json_error(
-            web.HTTPUnauthorized,
-            "authentication required: sign in at /login, or send HTTP Basic credentials",
-            {"WWW-Authenticate": 'Basic realm="obrady", charset="UTF-8"'},
-        )
-    if user.role not in allowed:
-        raise json_error(
-            web.HTTPForbidden,
-            f"user {user.name} has role {user.role}; this needs one of: {', '.join(allowed)}",
-        )
-    return user
-
-
 async def audit(
     request: web.Request,
     user: User,

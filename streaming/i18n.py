@@ -30,6 +30,7 @@ WORDS: dict[str, dict[Lang, str]] = {
     },
     "console": {"pl": "Konsola operatora", "en": "Operator console"},
     "other_language": {"pl": "English", "en": "Polski"},
+    "live": {"pl": "Transmisja na żywo", "en": "Live"},
 }
 
 
@@ -52,8 +53,10 @@ def page(
     status: int = 200,
     head: str = "",
     scripts: tuple[str, ...] = (),
+    cache: str = "private, no-store",
+    framable: bool = False,
 ) -> web.Response:
-    """A whole HTML page in the request's language, never cached by a shared cache."""
+    """A whole HTML page in the request's language (by default never kept by a shared cache)."""
     lang = lang_of(request)
     other: Lang = "en" if lang == "pl" else "pl"
     switch = f"{request.path}?lang={other}"
@@ -68,8 +71,9 @@ def page(
 {head}{tags}
 </head>
 <body>
-<header><a href="/">obrady</a> · <a href="{escape(switch)}" lang="{other}"
- hreflang="{other}">{text(lang, "other_language")}</a></header>
+<header><a href="/">obrady</a> · <a href="/live">{text(lang, "live")}</a> ·
+ <a href="{escape(switch)}" lang="{other}" hreflang="{other}">{text(lang, "other_language")}</a>
+</header>
 <main>
 <h1>{escape(title)}</h1>
 {body}
@@ -82,12 +86,11 @@ def page(
         status=status,
         content_type="text/html",
         charset="utf-8",
-        headers={
-            "Cache-Control": "private, no-store",
-            "X-Frame-Options": "DENY",
-            "Referrer-Policy": "same-origin",
-        },
+        headers={"Cache-Control": cache, "Referrer-Policy": "same-origin"},
     )
+    if not framable:
+        # The console and the sign-in form are never shown inside another site's frame.
+        response.headers["X-Frame-Options"] = "DENY"
     if request.query.get("lang") in ("pl", "en"):
         response.set_cookie(
             LANG_COOKIE, request.query["lang"], samesite="Lax", path="/", max_age=365 * 86400

@@ -12,13 +12,12 @@ from archive.index import Segment, Session
 from archive.publish import chapters, chapters_vtt, media_playlist
 from config.settings import SLUG, Settings
 from streaming.api import session_id_of
-from streaming.auth import authenticate, identify, require
+from streaming.auth import identify, require
 from streaming.http import json_error
 from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
 from streaming.llhls import EdgeSnapshot
 from streaming.viewers import VIEWER_ID, client_of
 
-ARCHIVE_ROLES = ("operator", "staff", "admin")
 RUN_NAME = re.compile(r"^run-\d{4,}$")
 FILE_NAME = re.compile(r"^seg-\d{6}\.ts$")
 SLATE_NAME = re.compile(r"^slate-\d{1,9}\.ts$")
@@ -310,7 +309,7 @@ async def camera_playlist(request: web.Request) -> web.Response:
     """One camera's own recording of the session (every camera is recorded on its own)."""
     archive = request.app[ARCHIVE]
     # A camera's own recording holds breaks and closed parts: staff only.
-    await authenticate(request, archive, ARCHIVE_ROLES)
+    await require(request, "archive.sealed")
     session = await _session(request)
     camera = request.match_info["camera"]
     segments = await archive.call(archive.index.camera_segments, session.id, camera)

@@ -11,6 +11,7 @@ from archive.index import Session
 from archive.publish import Chapter, chapters
 from archive.timeline import Timeline
 from streaming.api import session_id_of
+from streaming.i18n import page
 from streaming.keys import ARCHIVE, SETTINGS
 from streaming.live import private_if_withdrawn
 
@@ -20,27 +21,17 @@ STATES = {"scheduled": "zaplanowana", "live": "na żywo", "ended": "zakończona"
 routes = web.RouteTableDef()
 
 
-def _page(title: str, body: str) -> web.Response:
-    html = f"""<!doctype html>
-<html lang="pl">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)} – obrady</title>
-<link rel="stylesheet" href="/static/obrady.css">
-</head>
-<body>
-<header><a href="/">obrady</a> · <a href="/live">Transmisja na żywo</a></header>
-<main>
-<h1>{escape(title)}</h1>
-{body}
-</main>
-<script src="/static/hls.min.js"></script>
-<script src="/static/player.js"></script>
-</body>
-</html>
-"""
-    return web.Response(text=html, content_type="text/html", charset="utf-8")
+def _page(request: web.Request, title: str, body: str) -> web.Response:
+    """A public page with the player's scripts (it follows the language cookie, so a shared
+    cache asks obrady each time)."""
+    return page(
+        request,
+        title,
+        body,
+        scripts=("/static/hls.min.js", "/static/player.js"),
+        cache="no-cache",
+        framable=True,
+    )
 
 
 def _when(session: Session) -> str:
@@ -82,6 +73,7 @@ async def home(request: web.Request) -> web.Response:
         for s in sessions
     )
     return _page(
+        request,
         "Obrady Rady Miasta",
         f"<h2>Transmisje</h2><ul>{chambers}</ul>"
         f"<h2>Posiedzenia</h2><ul>{rows or '<li>Brak posiedzeń.</li>'}</ul>",
@@ -100,6 +92,7 @@ async def live_page(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=f"Nie ma sali {chamber_id!r}.") from None
     src = f"/live/{chamber.id}/index.m3u8"
     return _page(
+        request,
         f"Transmisja na żywo: {chamber.name}",
         f'<video id="player" controls muted autoplay playsinline data-src="{escape(src)}" '
         f'data-live="1" data-chamber="{escape(chamber.id)}" '
@@ -135,7 +128,7 @@ async def session_page(request: web.Request) -> web.Response:
         f'<h2>Porządek obrad</h2><ol class="chapters">{items or "<li>Brak rozdziałów.</li>"}</ol>'
         + _continuity(session, timeline)
     )
-    response = _page(session.title, body)
+    response = _page(request, session.title, body)
     if private:
         response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -123,6 +123,14 @@ async def test_sign_in_sets_a_strict_http_only_cookie_and_the_console_needs_it(
         assert page.headers["Cache-Control"] == "private, no-store"
     assert f'<meta name="csrf-token" content="{browser.csrf}">' in html
     assert 'lang="pl"' in html and "Konsola operatora" in html
+    # English on request, remembered for the next pages.
+    async with browser.http.get(service.base + "/console?lang=en") as page:
+        html = await page.text()
+    assert 'lang="en"' in html and "Operator console" in html and '"lang": "en"' in html
+    async with browser.http.get(service.base + "/login") as page:
+        assert "Sign in" in await page.text()
+    async with browser.http.get(service.base + "/live") as page:
+        assert 'lang="en"' in await page.text() and "X-Frame-Options" not in page.headers
     me = await browser.get("/api/v1/me")
     assert me["name"] == "op" and me["role"] == "operator"
     assert "session.run" in me["may"] and "record.publish" not in me["may"]
