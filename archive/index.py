@@ -20,6 +20,7 @@ from archive.agenda import AgendaItem, flatten
 from archive.council import CouncilStore
 from archive.db import Conflict, NotFound, Store, connect, from_text, to_text, utc_now
 from archive.editing import EditingStore
+from archive.search import SearchStore
 from archive.timeline import CONTIGUOUS_SECONDS, Piece, Timeline, build_timeline
 
 SessionState = Literal["scheduled", "live", "ended"]
@@ -161,7 +162,7 @@ _SEGMENT_SELECT = (
 )
 
 
-class ArchiveIndex(AccountStore, CouncilStore, EditingStore, Store):
+class ArchiveIndex(AccountStore, CouncilStore, EditingStore, SearchStore, Store):
     """Synchronous access to the archive database; every method is one transaction."""
 
     def __init__(self, path: str | Path) -> None:

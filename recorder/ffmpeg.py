@@ -457,3 +457,35 @@ def segment_probe_argv(path: Path) -> list[str]:
         "sample_rate,channels"
     )
     return ["ffprobe", "-v", "error", "-show_entries", entries, "-of", "json", str(path)]
+
+
+def export_argv(concat_list: Path, output: Path, *, metadata: Path | None = None) -> list[str]:
+    """ffmpeg argv that joins recorded MPEG-TS files (an ffconcat list) into one MP4 without
+    re-encoding, with its index first so a player can start before the download ends."""
+    argv = [
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-nostats",
+        "-progress",
+        "pipe:1",
+        # The concat demuxer lays each file after the previous one's end, so runs that restart
+        # their timestamps (and slates, which start at 0) still come out monotonic.
+        "-f",
+        "concat",
+        # The list names absolute paths of our own files; without this they are refused.
+        "-safe",
+        "0",
+        "-i",
+        str(concat_list),
+    ]
+    if metadata is not None:
+        argv += ["-f", "ffmetadata", "-i", str(metadata), "-map_metadata", "1"]
+        argv += ["-map_chapters", "1"]
+    # "?": a recording without sound (audio = "none") is exported without an audio track.
+    argv += ["-map", "0:v:0", "-map", "0:a:0?", "-c", "copy"]
+    # MPEG-TS carries AAC in ADTS frames; MP4 wants bare frames and an AudioSpecificConfig.
+    argv += ["-bsf:a", "aac_adtstoasc", "-movflags", "+faststart", "-f", "mp4", "-n", str(output)]
+    return argv

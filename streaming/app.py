@@ -21,7 +21,21 @@ from recorder.health import DiskGuard
 from recorder.push import ProgramPusher
 from recorder.scheduler import RecordingScheduler, StopReason
 from recorder.supervisor import ArgvBuilder, Guardian, Recorder
-from streaming import accounts, api, console, council, editing, live, metrics, now, pages, preflight
+from streaming import (
+    accounts,
+    api,
+    console,
+    council,
+    editing,
+    exports,
+    live,
+    metrics,
+    now,
+    pages,
+    preflight,
+    publication,
+)
+from streaming import search as search_routes
 from streaming.control import ArchiveCaptureEvents, ProgramSelector, SessionControl
 from streaming.demo import autopilot, prepare_demo
 from streaming.gateway import GatewayProcess, gateway_command
@@ -244,11 +258,20 @@ def create_app(
         await watch.close()
 
     app.cleanup_ctx.extend(
-        [archive_ctx, recorder_ctx, scheduler_ctx, gateway_ctx, offair_ctx, preflight.preflight_ctx]
+        [
+            archive_ctx,
+            recorder_ctx,
+            scheduler_ctx,
+            gateway_ctx,
+            offair_ctx,
+            preflight.preflight_ctx,
+            exports.exports_ctx,
+        ]
     )
     app.add_routes(api.routes)
     app.add_routes(live.routes)
     app.add_routes(pages.routes)
+    app.add_routes(publication.routes)
     app.add_routes(metrics.routes)
     app.add_routes(preflight.routes)
     accounts.setup(app, settings.console.max_failed_logins)
@@ -256,5 +279,7 @@ def create_app(
     now.setup(app)
     app.add_routes(console.routes)
     app.add_routes(editing.routes)
+    app.add_routes(exports.routes)
+    app.add_routes(search_routes.routes)
     app.router.add_static("/static", STATIC)
     return app

@@ -19,7 +19,8 @@ from aiohttp import web
 from archive.index import ArchiveIndex, AsyncArchive
 from config.settings import Settings
 from recorder.supervisor import interrupt_when_parent_dies
-from streaming import live, now, pages
+from streaming import live, now, pages, publication
+from streaming import search as search_routes
 from streaming.api import error_middleware
 from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
 from streaming.llhls import ByteCache, EdgeReader, RenderedPlaylists
@@ -59,6 +60,8 @@ def create_gateway_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(archive_ctx)
     app.add_routes(live.routes)
     app.add_routes(pages.routes)
+    app.add_routes(publication.routes)
+    app.add_routes(search_routes.routes)
     now.setup(app)
     app.router.add_static("/static", STATIC)
     return app

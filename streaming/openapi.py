@@ -313,6 +313,76 @@ def _console_paths() -> dict[str, Any]:
         "/api/v1/sessions/{id}/redactions/{rid}": {
             "delete": _change("Remove a redaction", staff, [sid, _param("rid", "integer")])
         },
+        "/api/v1/sessions/{id}/exports": {
+            "get": _read(
+                "MP4 downloads of the public recording (/sessions/{id}/recording.mp4, "
+                "/sessions/{id}/items/{item_id}/clip.mp4, /sessions/{id}/clip.mp4?start=&end=) "
+                "and their progress",
+                [sid],
+            )
+        },
+        "/api/v1/search": {
+            "get": _op(
+                "Search published sessions, agenda items, votes and councillors (Polish forms "
+                "and text without diacritics match); each result links to its moment",
+                {
+                    "200": _resp(
+                        "{query, results: [{session_id, session_title, date, kind, "
+                        "title, offset_seconds, url}]}",
+                        _OBJECT,
+                    )
+                },
+                auth=False,
+                errors=("400",),
+                parameters=[
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                    },
+                ],
+            )
+        },
+    }
+
+
+def _publication_paths() -> dict[str, Any]:
+    """The public JSON of streaming.publication: vote lists and oEmbed (outside /api/v1)."""
+    query = [
+        {"name": "url", "in": "query", "required": True, "schema": _STR},
+        {"name": "format", "in": "query", "schema": {"enum": ["json"]}},
+        {"name": "maxwidth", "in": "query", "schema": {**_INT, "minimum": 1}},
+        {"name": "maxheight", "in": "query", "schema": {**_INT, "minimum": 1}},
+    ]
+    return {
+        "/sessions/{id}/votes.json": {
+            "get": _read(
+                "A session's nominal votes with totals and per-councillor lists (public even "
+                "when the recording is withdrawn; also as votes.csv and a printable page)",
+                [_ID],
+            )
+        },
+        "/oembed": {
+            "get": _op(
+                "oEmbed 1.0 (video) for a /sessions/{id} or /live/{chamber} page; format=xml "
+                "answers 501",
+                {"200": _resp("The oEmbed answer", _OBJECT)},
+                auth=False,
+                errors=("400", "404"),
+                parameters=query,
+            )
+        },
     }
 
 
@@ -331,6 +401,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": {
             **_console_paths(),
+            **_publication_paths(),
             "/api/v1/sessions": {
                 "get": _op(
                     "List sessions, newest first",

@@ -14,6 +14,7 @@ from streaming.api import session_id_of
 from streaming.i18n import page
 from streaming.keys import ARCHIVE, SETTINGS
 from streaming.live import private_if_withdrawn
+from streaming.publication import feed_links, oembed_link
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 STATES = {"scheduled": "zaplanowana", "live": "na żywo", "ended": "zakończona"}
@@ -21,13 +22,14 @@ STATES = {"scheduled": "zaplanowana", "live": "na żywo", "ended": "zakończona"
 routes = web.RouteTableDef()
 
 
-def _page(request: web.Request, title: str, body: str) -> web.Response:
+def _page(request: web.Request, title: str, body: str, head: str = "") -> web.Response:
     """A public page with the player's scripts (it follows the language cookie, so a shared
     cache asks obrady each time)."""
     return page(
         request,
         title,
         body,
+        head=head,
         scripts=("/static/hls.min.js", "/static/player.js"),
         cache="no-cache",
         framable=True,
@@ -77,6 +79,7 @@ async def home(request: web.Request) -> web.Response:
         "Obrady Rady Miasta",
         f"<h2>Transmisje</h2><ul>{chambers}</ul>"
         f"<h2>Posiedzenia</h2><ul>{rows or '<li>Brak posiedzeń.</li>'}</ul>",
+        head=feed_links(),
     )
 
 
@@ -128,7 +131,7 @@ async def session_page(request: web.Request) -> web.Response:
         f'<h2>Porządek obrad</h2><ol class="chapters">{items or "<li>Brak rozdziałów.</li>"}</ol>'
         + _continuity(session, timeline)
     )
-    response = _page(request, session.title, body)
+    response = _page(request, session.title, body, head=oembed_link(request, session))
     if private:
         response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -1,0 +1,294 @@
+"""Full-text search over sessions, agenda items, votes and councillors, for inflected Polish.
+
+Text is normalized to lowercased lemmas (simplemma), surface forms, their diacritics-free
+forms and a short fallback stem; queries are normalized the same way and only ever reach FTS5
+as quoted terms, so no query text is FTS5 syntax.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
+
+import simplemma
+
+from archive.db import Store
+
+if TYPE_CHECKING:
+    from archive.index import Marker, Session
+    from archive.timeline import Timeline
+
+SearchKind = Literal["session", "item", "vote", "councillor"]
+
+MAX_QUERY_CHARS = 200
+# More terms than this add nothing to a search box query but cost time.
+MAX_QUERY_TERMS = 12
+# Sessions reindexed per transaction: the recorder's writes wait at most one batch.
+REINDEX_BATCH = 50
+# bm25 column weights: a title outweighs the text around it, which outweighs a stem match.
+WEIGHTS = (10.0, 3.0, 1.0)
+# Multipliers of the (negative) bm25 score: the whole query as a phrase, and the kind of thing.
+PHRASE_BOOST = 2.0
+KIND_BOOST = {"session": 1.2, "item": 1.1, "vote": 1.0, "councillor": 1.1}
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+# NFKD leaves these without a combining mark, so they are mapped by hand.
+_FOLD = str.maketrans({"ł": "l", "Ł": "L", "đ": "d", "ø": "o", "ß": "ss"})
+
+
+class SearchError(ValueError):
+    """The query cannot be searched (the message says what to send)."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result: where in which session the query matched."""
+
+    session_id: int
+    session_title: str
+    session_start: datetime
+    kind: SearchKind
+    title: str
+    offset_seconds: float | None
+    score: float
+
+
+def fold(text: str) -> str:
+    """The text without Polish (and other) diacritics."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_FOLD))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def words(text: str) -> list[str]:
+    """The lowercased words of a text (letters and digits; everything else separates)."""
+    return [w for w in _WORD.findall(text.lower().replace("_", " ")) if w]
+
+
+@lru_cache(maxsize=200_000)
+def lemma(word: str) -> str:
+    """The word's lemma (lowercase in, lowercase out)."""
+    if word.isdigit():
+        return word
+    return simplemma.lemmatize(word, lang="pl").lower()
+
+
+def stem(word: str) -> str | None:
+    """A fallback prefix of the folded lemma, for forms the dictionary files under another
+    lemma ("stawek" is also a pond); None for words too short or numeric to stem."""
+    base = fold(lemma(word))
+    if len(base) < 5 or not base.isalpha():
+        return None
+    return base[: max(4, len(base) - 2)]
+
+
+@lru_cache(maxsize=200_000)
+def forms(word: str) -> tuple[str, ...]:
+    """Every term a word is indexed and searched under: lemma, surface form, and both folded."""
+    found: list[str] = []
+    for form in (lemma(word), word, fold(lemma(word)), fold(word)):
+        if form and form not in found:
+            found.append(form)
+    return tuple(found)
+
+
+def index_terms(text: str) -> tuple[str, str]:
+    """The text as FTS5 terms and as stems."""
+    terms: list[str] = []
+    stems: list[str] = []
+    for word in words(text):
+        terms.extend(forms(word))
+        s = stem(word)
+        if s:
+            stems.append(s)
+    return " ".join(terms), " ".join(stems)
+
+
+def lemma_line(text: str) -> str:
+    """The folded lemmas of a text, space-separated, for exact-phrase boosting."""
+    return " ".join(fold(lemma(w)) for w in words(text))
+
+
+def match_expression(query: str) -> tuple[str, str] | None:
+    """The FTS5 MATCH expression for a query (every word must match one of its forms) and its
+    lemma line; None if the query has no words. Each term is a quoted string of \\w characters,
+    so quotes, operators, NEAR and column filters in the query are just text."""
+    found = words(query)[:MAX_QUERY_TERMS]
+    if not found:
+        return None
+    groups = []
+    for word in found:
+        alternatives = " OR ".join(f'"{form}"' for form in forms(word))
+        group = f"{{title body}} : ({alternatives})"
+        s = stem(word)
+        if s:
+            group += f' OR stems : "{s}"'
+        groups.append(f"({group})")
+    return " AND ".join(groups), " ".join(fold(lemma(w)) for w in found)
+
+
+def check_query(query: str) -> str:
+    """The query stripped; SearchError if it is empty or too long."""
+    text = query.strip()
+    if not text:
+        raise SearchError("send a search text: ?q=<words>, e.g. ?q=budżet miasta")
+    if len(text) > MAX_QUERY_CHARS:
+        raise SearchError(
+            f"the search text has {len(text)} characters; send at most {MAX_QUERY_CHARS}"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class _Doc:
+    kind: SearchKind
+    ref_id: int | None
+    title: str
+    body: str
+    offset: float | None
+
+
+class SearchStore(Store):
+    """The search index and its queries (mixed into ArchiveIndex)."""
+
+    if TYPE_CHECKING:
+        # Provided by ArchiveIndex, which this is mixed into.
+        def get_session(self, session_id: int) -> Session: ...
+        def markers(self, session_id: int) -> list[Marker]: ...
+        def timeline(self, session_id: int) -> Timeline: ...
+
+    def reindex_search(self, everything: bool = False) -> int:
+        """Rebuild the documents of sessions marked dirty (or of all sessions); returns how many
+        sessions were indexed."""
+        if everything:
+            with self._tx() as c:
+                c.execute("INSERT OR IGNORE INTO search_dirty (session_id) SELECT id FROM sessions")
+        done = 0
+        while True:
+            with self._tx() as c:
+                ids = [
+                    int(r[0])
+                    for r in c.execute(
+                        "SELECT session_id FROM search_dirty ORDER BY session_id LIMIT ?",
+                        (REINDEX_BATCH,),
+                    )
+                ]
+                if not ids:
+                    return done
+                for session_id in ids:
+                    self._index_session(c, session_id)
+                c.executemany("DELETE FROM search_dirty WHERE session_id = ?", [(i,) for i in ids])
+            done += len(ids)
+
+    def _index_session(self, c: sqlite3.Connection, session_id: int) -> None:
+        old = [
+            (r[0],)
+            for r in c.execute("SELECT id FROM search_docs WHERE session_id = ?", (session_id,))
+        ]
+        c.executemany("DELETE FROM search_fts WHERE rowid = ?", old)
+        c.execute("DELETE FROM search_docs WHERE session_id = ?", (session_id,))
+        row = c.execute("SELECT title FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            return
+        for doc in self._documents(c, session_id, str(row["title"])):
+            cur = c.execute(
+                "INSERT INTO search_docs (session_id, kind, ref_id, title, lemmas, offset_seconds)"
+                " VALUES (?,?,?,?,?,?)",
+                (
+                    session_id,
+                    doc.kind,
+                    doc.ref_id,
+                    doc.title,
+                    lemma_line(doc.title),
+                    doc.offset,
+                ),
+            )
+            title_terms, title_stems = index_terms(doc.title)
+            body_terms, body_stems = index_terms(doc.body)
+            c.execute(
+                "INSERT INTO search_fts (rowid, title, body, stems) VALUES (?,?,?,?)",
+                (cur.lastrowid, title_terms, body_terms, f"{title_stems} {body_stems}".strip()),
+            )
+
+    def _documents(self, c: sqlite3.Connection, session_id: int, title: str) -> Iterable[_Doc]:
+        """The session, its items (body: the parent item), votes (body: their item) and the
+        councillors who voted (at their first vote)."""
+        timeline = self.timeline(session_id)
+
+        def offset(at: datetime) -> float | None:
+            value = timeline.offset_of(at)
+            return None if value is None else round(value, 3)
+
+        yield _Doc("session", session_id, title, "", None)
+        item_starts: dict[int, float | None] = {}
+        for marker in self.markers(session_id):
+            if marker.kind == "item_start" and marker.item_id is not None:
+                # An item taken up twice is found where it was first taken up.
+                item_starts.setdefault(marker.item_id, offset(marker.at))
+        items = c.execute(
+            "SELECT id, parent_id, number, title FROM agenda_items WHERE session_id = ?"
+            " ORDER BY position",
+            (session_id,),
+        ).fetchall()
+        titles = {int(r["id"]): str(r["title"]) for r in items}
+        for r in items:
+            parent = titles.get(r["parent_id"], "") if r["parent_id"] is not None else ""
+            yield _Doc("item", r["id"], r["title"], parent, item_starts.get(r["id"]))
+        first_vote: dict[str, float | None] = {}
+        for v in c.execute(
+            "SELECT id, item_id, subject, at FROM votes WHERE session_id = ? ORDER BY at, id",
+            (session_id,),
+        ).fetchall():
+            at = offset(datetime.fromisoformat(v["at"]))
+            body = titles.get(v["item_id"], "") if v["item_id"] is not None else ""
+            yield _Doc("vote", v["id"], v["subject"], body, at)
+            for choice in c.execute(
+                "SELECT name, caucus FROM vote_choices WHERE vote_id = ?", (v["id"],)
+            ):
+                if choice["name"] not in first_vote:
+                    first_vote[choice["name"]] = at
+                    yield _Doc("councillor", None, choice["name"], choice["caucus"], at)
+
+    def search(
+        self, query: str, limit: int = 20, offset: int = 0, include_withdrawn: bool = False
+    ) -> list[SearchHit]:
+        """The best matches for a query, best first (newer sessions first on equal scores);
+        SearchError for an empty or too long query. Reindexes dirty sessions first."""
+        text = check_query(query)
+        self.reindex_search()
+        built = match_expression(text)
+        if built is None:
+            return []
+        expression, line = built
+        kind_case = " ".join(f"WHEN '{k}' THEN {v}" for k, v in KIND_BOOST.items())
+        sql = (
+            "SELECT d.session_id, d.kind, d.title, d.offset_seconds, s.title AS session_title,"
+            " s.scheduled_start,"
+            f" bm25(search_fts, {WEIGHTS[0]}, {WEIGHTS[1]}, {WEIGHTS[2]})"
+            f" * (CASE d.kind {kind_case} ELSE 1.0 END)"
+            f" * (CASE WHEN instr(' ' || d.lemmas || ' ', ?) > 0 THEN {PHRASE_BOOST} ELSE 1.0 END)"
+            " AS score"
+            " FROM search_fts JOIN search_docs d ON d.id = search_fts.rowid"
+            " JOIN sessions s ON s.id = d.session_id"
+            " WHERE search_fts MATCH ?"
+            + ("" if include_withdrawn else " AND s.published = 1")
+            + " ORDER BY score, s.scheduled_start DESC, d.id LIMIT ? OFFSET ?"
+        )
+        rows = self._conn.execute(sql, (f" {line} ", expression, limit, offset)).fetchall()
+        return [
+            SearchHit(
+                session_id=int(r["session_id"]),
+                session_title=str(r["session_title"]),
+                session_start=datetime.fromisoformat(r["scheduled_start"]),
+                kind=r["kind"],
+                title=str(r["title"]),
+                offset_seconds=r["offset_seconds"],
+                score=float(r["score"]),
+            )
+            for r in rows
+        ]
