@@ -17,6 +17,9 @@ TEST_PACKAGES += python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plug
 TEST_PACKAGES += chromium
 HLSJS_VERSION := 1.7.4
 HLSJS := streaming/web/static/hls.min.js
+# axe-core checks the public pages for WCAG 2.1 A/AA problems in the tests; never served.
+AXE_VERSION := 4.14.1
+AXE := .cache/npm/node_modules/axe-core/axe.min.js
 
 .PHONY: setup run test lint bench clean
 
@@ -57,6 +60,17 @@ $(HLSJS):
 	  cp .cache/npm/node_modules/hls.js/dist/hls.min.js $(HLSJS); \
 	else echo "npm not found: skipping hls.js (pages use native HLS only)"; fi
 
+# The accessibility tests need npm (Node's own, or Debian's package) to fetch axe-core; without
+# it they fail saying so.
+$(AXE):
+	@if ! command -v npm >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's npm to fetch axe-core"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null || true; \
+	fi
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --no-audit --no-fund --prefix .cache/npm axe-core@$(AXE_VERSION) >/dev/null && touch $(AXE); \
+	else echo "npm not found: cannot fetch axe-core, the accessibility tests will fail"; fi
+
 run: setup
 	$(BIN)/obrady serve
 
@@ -64,7 +78,7 @@ lint: setup
 	$(BIN)/ruff check streaming recorder archive config tests bench
 	$(BIN)/mypy
 
-test: setup .cache/apt-test.stamp lint
+test: setup .cache/apt-test.stamp $(AXE) lint
 	$(BIN)/python -m pytest
 
 bench: setup .cache/apt-test.stamp
@@ -75,6 +89,7 @@ bench: setup .cache/apt-test.stamp
 	$(BIN)/python bench/glass.py --mode plain --seconds 60
 	$(BIN)/python bench/scale.py --levels 100,250,500 --targets gateway,nginx
 	$(BIN)/python bench/console_live.py --rounds 60
+	$(BIN)/python bench/search.py
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
