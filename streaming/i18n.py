@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 from typing import Literal
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -31,6 +32,19 @@ WORDS: dict[str, dict[Lang, str]] = {
     "console": {"pl": "Konsola operatora", "en": "Operator console"},
     "other_language": {"pl": "English", "en": "Polski"},
     "live": {"pl": "Transmisja na żywo", "en": "Live"},
+    "home": {"pl": "Strona główna", "en": "Home"},
+    "archive": {"pl": "Archiwum", "en": "Archive"},
+    "skip": {"pl": "Przejdź do treści", "en": "Skip to content"},
+    "site_nav": {"pl": "Nawigacja serwisu", "en": "Site navigation"},
+    "search_label": {"pl": "Szukaj w archiwum", "en": "Search the archive"},
+    "search_button": {"pl": "Szukaj", "en": "Search"},
+    "switch_label": {"pl": "Switch to English", "en": "Przełącz na polski"},
+    "footer": {
+        "pl": "Nagrania i transmisje obrad Rady Miasta.",
+        "en": "Recordings and live transmissions of the City Council.",
+    },
+    "feeds": {"pl": "Nowe nagrania (RSS)", "en": "New recordings (RSS)"},
+    "calendar": {"pl": "Kalendarz posiedzeń", "en": "Calendar of sessions"},
 }
 
 
@@ -43,6 +57,12 @@ def lang_of(request: web.Request) -> Lang:
 def text(lang: Lang, key: str) -> str:
     """One phrase in the language."""
     return WORDS[key][lang]
+
+
+def switch_url(request: web.Request, lang: Lang) -> str:
+    """This page's address in the other language, keeping every other query parameter."""
+    kept = [(k, v) for k, v in request.query.items() if k != "lang"]
+    return f"{request.path}?{urlencode([*kept, ('lang', lang)])}"
 
 
 def page(
@@ -59,8 +79,8 @@ def page(
     """A whole HTML page in the request's language (by default never kept by a shared cache)."""
     lang = lang_of(request)
     other: Lang = "en" if lang == "pl" else "pl"
-    switch = f"{request.path}?lang={other}"
     tags = "".join(f'<script src="{escape(src)}" defer></script>' for src in scripts)
+    keep_lang = '<input type="hidden" name="lang" value="en">' if lang == "en" else ""
     html = f"""<!doctype html>
 <html lang="{lang}">
 <head>
@@ -71,13 +91,29 @@ def page(
 {head}{tags}
 </head>
 <body>
-<header><a href="/">obrady</a> · <a href="/live">{text(lang, "live")}</a> ·
- <a href="{escape(switch)}" lang="{other}" hreflang="{other}">{text(lang, "other_language")}</a>
+<a class="skip" href="#main">{text(lang, "skip")}</a>
+<header>
+<nav aria-label="{text(lang, "site_nav")}"><ul>
+<li><a href="/" class="brand">obrady</a></li>
+<li><a href="/live">{text(lang, "live")}</a></li>
+<li><a href="/archive">{text(lang, "archive")}</a></li>
+<li><a href="{escape(switch_url(request, other))}" lang="{other}" hreflang="{other}"
+ aria-label="{text(lang, "switch_label")}">{text(lang, "other_language")}</a></li>
+</ul></nav>
+<form method="get" action="/search" role="search" class="site-search">
+<label for="site-q" class="visually-hidden">{text(lang, "search_label")}</label>
+<input id="site-q" name="q" type="search" maxlength="200">{keep_lang}
+<button type="submit">{text(lang, "search_button")}</button>
+</form>
 </header>
-<main>
+<main id="main" tabindex="-1">
 <h1>{escape(title)}</h1>
 {body}
 </main>
+<footer>
+<p>{text(lang, "footer")} <a href="/feeds/recordings.rss">{text(lang, "feeds")}</a> ·
+ <a href="/feeds/sessions.ics">{text(lang, "calendar")}</a></p>
+</footer>
 </body>
 </html>
 """

@@ -1,17 +1,42 @@
 // Attaches HLS to the page's <video>: natively where the browser can, else with hls.js.
+// The words follow the page's language (<html lang>): Polish, or English with ?lang=en.
 (function () {
   var video = document.getElementById("player");
   if (!video) return;
+  var en = document.documentElement.lang === "en";
   var src = video.dataset.src;
+  // ?t= as checked by the session page (data-start); the embed page passes its ?t= as it is.
+  var asked = video.dataset.start || new URLSearchParams(location.search).get("t") || "";
+  var start = /^\d{1,7}(\.\d{1,3})?$/.test(asked) ? Number(asked) : null;
+  if (video.dataset.live) start = null;
   if (window.Hls && window.Hls.isSupported()) {
     // Low-Latency HLS on the live URL: parts, blocking reloads, delta updates; a player that
-    // fell behind (a stall, a background tab) catches up by playing slightly faster.
-    var hls = new window.Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 });
+    // fell behind (a stall, a background tab) catches up by playing slightly faster. A
+    // recording asked for at ?t= loads from there rather than from its beginning.
+    var hls = new window.Hls({
+      lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5,
+      startPosition: start === null ? -1 : start
+    });
     hls.loadSource(src);
     hls.attachMedia(video);
     window.obradyHls = hls; // for the off-air checks and the latency benchmark
   } else {
     video.src = src;
+  }
+  if (start !== null) {
+    video.addEventListener("loadedmetadata", function () {
+      if (Math.abs(video.currentTime - start) > 1) video.currentTime = start;
+    }, { once: true });
+  }
+  // Captions: a track is added once the recording has them (the page names their URL).
+  if (video.dataset.captions) {
+    var track = document.createElement("track");
+    track.kind = "captions";
+    track.src = video.dataset.captions;
+    track.srclang = "pl";
+    track.label = en ? "Captions (Polish)" : "Napisy";
+    track.default = true;
+    video.appendChild(track);
   }
   // A live player says it is playing every 5 s, so that viewers are counted once each (a
   // player makes several requests a second); the id is random and lives only in this page.
@@ -28,15 +53,47 @@
     video.addEventListener("playing", beacon);
     setInterval(beacon, 5000);
   }
-  var t = new URLSearchParams(location.search).get("t");
-  if (t) video.addEventListener("loadedmetadata", function () { video.currentTime = Number(t); }, { once: true });
+
+  // Chapters, votes and timeline entries move the player without reloading the page; the
+  // address follows, so it can be copied as a link to that moment.
+  var moment = document.getElementById("moment");
+  function momentUrl(seconds) {
+    return moment.dataset.base + "?t=" + Math.floor(seconds);
+  }
   document.querySelectorAll("[data-t]").forEach(function (link) {
     link.addEventListener("click", function (ev) {
+      if (ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button) return; // a new tab: let it go
       ev.preventDefault();
-      video.currentTime = Number(link.dataset.t);
-      video.play();
+      var t = Number(link.dataset.t);
+      video.currentTime = t;
+      var played = video.play();
+      if (played && played.catch) played.catch(function () {});
+      if (window.history && history.replaceState) {
+        var query = new URLSearchParams(location.search);
+        query.set("t", String(Math.floor(t)));
+        history.replaceState(null, "", location.pathname + "?" + query.toString());
+      }
     });
   });
+  var chapters = document.querySelectorAll("ol.chapters li[data-start]");
+  var lastSecond = -1;
+  function followTime() {
+    var now = video.currentTime;
+    if (Math.floor(now) === lastSecond) return;
+    lastSecond = Math.floor(now);
+    if (moment) moment.value = momentUrl(now);
+    chapters.forEach(function (li) {
+      var inside = now >= Number(li.dataset.start) && now < Number(li.dataset.end);
+      li.classList.toggle("current", inside);
+      if (inside) li.setAttribute("aria-current", "true"); else li.removeAttribute("aria-current");
+    });
+  }
+  video.addEventListener("timeupdate", followTime);
+  video.addEventListener("seeked", followTime);
+  if (moment) {
+    moment.addEventListener("focus", function () { moment.select(); });
+  }
+
   var status = document.getElementById("status");
   if (status && video.dataset.live) followChamber(status);
 
@@ -45,67 +102,135 @@
   function followChamber(status) {
     var agenda = document.getElementById("agenda");
     var votes = document.getElementById("votes");
-    var STATES = {
+    var announce = document.getElementById("announce");
+    var STATES = en ? {
+      idle: "No session is taking place now.", before: "The session has not started yet.",
+      live: "Live", "break": "Break in the session", closed: "Closed to the public",
+      ended: "The session has ended."
+    } : {
       idle: "Obecnie nie trwa żadne posiedzenie.", before: "Posiedzenie jeszcze się nie rozpoczęło.",
       live: "Na żywo", "break": "Przerwa w obradach", closed: "Obrady niejawne (wyłączenie jawności)",
       ended: "Posiedzenie zakończone."
     };
-    var CHOICES = { "for": "za", against: "przeciw", abstain: "wstrzymał się", absent: "nie głosował" };
-    var shown = "";
+    var CHOICES = en
+      ? { "for": "for", against: "against", abstain: "abstained", absent: "did not vote" }
+      : { "for": "za", against: "przeciw", abstain: "wstrzymał się", absent: "nie głosował" };
+    var WORDS = en ? {
+      agenda: "Agenda", votes: "Votes", nominal: "How each councillor voted",
+      totals: ["For", "against", "abstained", "did not vote"], now: "Now: ", vote: "Vote result: ",
+      current: "current item", page: "Session page"
+    } : {
+      agenda: "Porządek obrad", votes: "Głosowania", nominal: "Wykaz imienny",
+      totals: ["Za", "przeciw", "wstrzymało się", "nie głosowało"], now: "Teraz: ",
+      vote: "Wynik głosowania: ", current: "bieżący punkt", page: "Strona posiedzenia"
+    };
+    var shownState = "", shownAgenda = "", shownVotes = "", firstRender = true;
+    var lastCurrent = null, lastVote = null;
     function node(tag, text, attrs) {
       var n = document.createElement(tag);
       if (text) n.textContent = text;
       Object.keys(attrs || {}).forEach(function (k) { n.setAttribute(k, attrs[k]); });
       return n;
     }
+    function label(i) { return (i.number ? i.number + ". " : "") + i.title; }
+    function find(list, id) {
+      for (var k = 0; k < list.length; k++) {
+        if (list[k].id === id) return list[k];
+        var inner = find(list[k].items || [], id);
+        if (inner) return inner;
+      }
+      return null;
+    }
     function items(list, current) {
       var ol = node("ol");
       list.forEach(function (i) {
         if (i.removed) return;
-        var li = node("li", (i.number ? i.number + ". " : "") + i.title, { "data-item": i.id });
-        if (i.id === current) { li.className = "current"; li.setAttribute("aria-current", "true"); }
+        var li = node("li", label(i), { "data-item": i.id });
+        if (i.id === current) {
+          li.className = "current";
+          li.setAttribute("aria-current", "true");
+          li.appendChild(node("span", " (" + WORDS.current + ")", { "class": "visually-hidden" }));
+        }
         if (i.items.length) li.appendChild(items(i.items, current));
         ol.appendChild(li);
       });
       return ol;
     }
+    function totals(tot) {
+      var w = WORDS.totals;
+      return w[0] + ": " + tot["for"] + ", " + w[1] + ": " + tot.against + ", " + w[2] + ": " +
+        tot.abstain + ", " + w[3] + ": " + tot.absent;
+    }
+    function say(text) {
+      // Only changes after the page opened are announced, not what was there already.
+      if (announce && !firstRender) announce.textContent = text;
+    }
+    function renderVotes(list) {
+      // A councillor's list opened by the reader stays open when the results are redrawn.
+      var open = {};
+      votes.querySelectorAll("section[data-vote] details[open]").forEach(function (d) {
+        open[d.parentNode.getAttribute("data-vote")] = true;
+      });
+      votes.textContent = "";
+      if (!list || !list.length) return;
+      votes.appendChild(node("h2", WORDS.votes));
+      list.forEach(function (v) {
+        var section = node("section", null, { "data-vote": v.id });
+        section.appendChild(node("h3", v.subject));
+        section.appendChild(node("p", totals(v.totals), { "class": "totals" }));
+        var details = node("details");
+        if (open[String(v.id)]) details.open = true;
+        details.appendChild(node("summary", WORDS.nominal));
+        var ul = node("ul");
+        v.choices.forEach(function (c) {
+          ul.appendChild(node("li", c.name + (c.caucus ? " (" + c.caucus + ")" : "") + ": " + CHOICES[c.choice]));
+        });
+        details.appendChild(ul);
+        section.appendChild(details);
+        votes.appendChild(section);
+      });
+    }
     function render(now) {
-      var key = JSON.stringify(now);
-      if (key === shown) return;
-      shown = key;
-      status.dataset.state = now.state;
-      var text = STATES[now.state] || now.state;
-      if (now.session && now.state !== "idle") text += " – " + now.session.title;
-      status.textContent = text;
-      if (agenda) {
+      var stateKey = JSON.stringify([now.state, now.session && now.session.title]);
+      if (stateKey !== shownState) {
+        shownState = stateKey;
+        status.dataset.state = now.state;
+        var text = STATES[now.state] || now.state;
+        if (now.session && now.state !== "idle") text += " – " + now.session.title;
+        status.textContent = text;
+        // The session's own page: its agenda as chapters, votes, and later its recording.
+        var link = document.getElementById("session-link");
+        if (link) {
+          link.textContent = "";
+          if (now.session && now.state !== "idle") {
+            link.appendChild(node("a", WORDS.page + ": " + now.session.title,
+              { href: "/sessions/" + now.session.id }));
+          }
+        }
+      }
+      var agendaKey = JSON.stringify([now.agenda, now.current_item_id]);
+      if (agenda && agendaKey !== shownAgenda) {
+        shownAgenda = agendaKey;
         agenda.textContent = "";
         if (now.agenda) {
-          agenda.appendChild(node("h2", "Porządek obrad"));
+          agenda.appendChild(node("h2", WORDS.agenda));
           agenda.appendChild(items(now.agenda, now.current_item_id));
+          if (now.current_item_id && now.current_item_id !== lastCurrent) {
+            var item = find(now.agenda, now.current_item_id);
+            if (item) say(WORDS.now + label(item));
+          }
         }
+        lastCurrent = now.current_item_id;
       }
-      if (votes) {
-        votes.textContent = "";
-        if (now.votes && now.votes.length) {
-          votes.appendChild(node("h2", "Głosowania"));
-          now.votes.forEach(function (v) {
-            var section = node("section", null, { "data-vote": v.id });
-            section.appendChild(node("h3", v.subject));
-            var tot = v.totals;
-            section.appendChild(node("p", "Za: " + tot["for"] + ", przeciw: " + tot.against +
-              ", wstrzymało się: " + tot.abstain + ", nie głosowało: " + tot.absent, { "class": "totals" }));
-            var details = node("details");
-            details.appendChild(node("summary", "Wykaz imienny"));
-            var ul = node("ul");
-            v.choices.forEach(function (c) {
-              ul.appendChild(node("li", c.name + (c.caucus ? " (" + c.caucus + ")" : "") + ": " + CHOICES[c.choice]));
-            });
-            details.appendChild(ul);
-            section.appendChild(details);
-            votes.appendChild(section);
-          });
-        }
+      var votesKey = JSON.stringify(now.votes || []);
+      if (votes && votesKey !== shownVotes) {
+        shownVotes = votesKey;
+        renderVotes(now.votes);
+        var newest = now.votes && now.votes.length ? now.votes[0] : null;
+        if (newest && newest.id !== lastVote) say(WORDS.vote + newest.subject + ". " + totals(newest.totals));
+        lastVote = newest ? newest.id : null;
       }
+      firstRender = false;
     }
     function refresh() {
       fetch("/api/v1/chambers/" + status.dataset.chamber + "/now")
