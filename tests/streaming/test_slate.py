@@ -220,6 +220,14 @@ async def test_closed_part_not_recorded_when_the_configuration_says_so(
             return await cameras() == names
 
         await wait_for(lambda: recording_only(["main"]), 20, "the camera recording")
+
+        async def main_segments() -> int:
+            status = await service.get_json("/api/v1/status")
+            return sum(c["segments"] for c in status["captures"] if c["camera"] == "main")
+
+        # A run stopped before its first segment leaves nothing behind (an empty attempt): let
+        # the camera record something before the closed part stops it.
+        await wait_for(main_segments, 20, "the camera's first segment")
         await service.post_json(f"/api/v1/sessions/{sid}/closed", {"on": True})
         closed_at = datetime.now(UTC)
         await wait_for(lambda: recording_only(["slate"]), 20, "the camera stopped, the slate on")
