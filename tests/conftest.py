@@ -159,6 +159,49 @@ class Service:
             return text
 
 
+async def segments_of(service: Service, sid: int) -> int:
+    """How many segments the session's recording has so far."""
+    detail = await service.get_json(f"/api/v1/sessions/{sid}")
+    return sum(run["segments"] for run in detail["recording"]["runs"])
+
+
+SHORT_AGENDA = "1. Otwarcie sesji.\n2. Budżet miasta.\n3. Zamknięcie obrad.\n"
+
+
+async def record_two_items(
+    service: Service, *, title: str = "Sesja Rady Miasta", stop: bool = True
+) -> dict[str, Any]:
+    """A short real recording of SHORT_AGENDA: item 1 after 2 segments, item 2 after 4, 7
+    segments in all; stopped (the stop's answer) or still live (the created session)."""
+    at = datetime.now(UTC) + timedelta(hours=1)
+    created: dict[str, Any] = await service.post_json(
+        "/api/v1/sessions",
+        {
+            "title": title,
+            "scheduled_start": at.isoformat(),
+            "scheduled_end": (at + timedelta(hours=1)).isoformat(),
+            "agenda_text": SHORT_AGENDA,
+        },
+        status=201,
+    )
+    sid = created["id"]
+    await service.post_json(f"/api/v1/sessions/{sid}/start")
+    items = [item["id"] for item in created["agenda"]]
+
+    async def at_least(count: int) -> bool:
+        return await segments_of(service, sid) >= count
+
+    await wait_for(lambda: at_least(2), 20, "two segments")
+    await service.post_json(f"/api/v1/sessions/{sid}/items/{items[0]}/start")
+    await wait_for(lambda: at_least(4), 20, "four segments")
+    await service.post_json(f"/api/v1/sessions/{sid}/items/{items[1]}/start")
+    await wait_for(lambda: at_least(7), 20, "seven segments")
+    if stop:
+        stopped: dict[str, Any] = await service.post_json(f"/api/v1/sessions/{sid}/stop")
+        return stopped
+    return created
+
+
 async def start_service(settings: Settings, **app_kwargs: Any) -> Service:
     """Start obrady (archive, recorder, scheduler, gateway) on the configured port."""
     index = ArchiveIndex(settings.data_path / "obrady.sqlite3")

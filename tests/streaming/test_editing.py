@@ -5,18 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OPERATOR, STAFF, Service, basic, wait_for
+from conftest import OPERATOR, STAFF, Service, basic, record_two_items
 from helpers import ffprobe
 
 from recorder.ffmpeg import RedactionSlate, redaction_slate_argv
 from streaming.keys import ARCHIVE
-
-AGENDA = "1. Otwarcie sesji.\n2. Budżet miasta.\n3. Zamknięcie obrad.\n"
 
 
 async def call(
@@ -45,39 +42,12 @@ async def get(
         return resp.status, resp.headers.get("Cache-Control", ""), await resp.read()
 
 
-async def segments_of(service: Service, sid: int) -> int:
-    detail = await service.get_json(f"/api/v1/sessions/{sid}")
-    return sum(run["segments"] for run in detail["recording"]["runs"])
-
-
 async def record(service: Service, *, stop: bool = True) -> dict[str, Any]:
-    """A short real recording: item 1 after 2 segments, item 2 after 4, about 7 s in all."""
-    at = datetime.now(UTC) + timedelta(hours=1)
-    created = await service.post_json(
-        "/api/v1/sessions",
-        {
-            "title": "Sesja do korekty",
-            "scheduled_start": at.isoformat(),
-            "scheduled_end": (at + timedelta(hours=1)).isoformat(),
-            "agenda_text": AGENDA,
-        },
-        status=201,
-    )
-    sid = created["id"]
-    await service.post_json(f"/api/v1/sessions/{sid}/start")
-    items = [item["id"] for item in created["agenda"]]
-
-    async def at_least(count: int) -> bool:
-        return await segments_of(service, sid) >= count
-
-    await wait_for(lambda: at_least(2), 20, "two segments")
-    await service.post_json(f"/api/v1/sessions/{sid}/items/{items[0]}/start")
-    await wait_for(lambda: at_least(4), 20, "four segments")
-    await service.post_json(f"/api/v1/sessions/{sid}/items/{items[1]}/start")
-    await wait_for(lambda: at_least(7), 20, "seven segments")
+    """A short real recording (conftest.record_two_items); the session's detail if still live."""
+    answer = await record_two_items(service, title="Sesja do korekty", stop=stop)
     if stop:
-        return await service.post_json(f"/api/v1/sessions/{sid}/stop")
-    return await service.get_json(f"/api/v1/sessions/{sid}")
+        return answer
+    return await service.get_json(f"/api/v1/sessions/{answer['id']}")
 
 
 async def video_frames(url: str, authorization: str | None = None) -> int:

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import STAFF, Service, basic, start_service, stop_service, wait_for
+from conftest import STAFF, Service, basic, segments_of, start_service, stop_service, wait_for
 from helpers import VlcPlayer, decoded_duration, ffprobe
 
 from recorder.supervisor import Recorder
@@ -46,11 +46,6 @@ async def create(
         },
         status=201,
     )
-
-
-async def segments_of(service: Service, sid: int) -> int:
-    detail = await service.get_json(f"/api/v1/sessions/{sid}")
-    return sum(run["segments"] for run in detail["recording"]["runs"])
 
 
 def vtt_cues(text: str) -> list[tuple[float, float, str]]:

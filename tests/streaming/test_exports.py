@@ -7,11 +7,10 @@ import json
 import struct
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import STAFF, Service, basic, wait_for
+from conftest import STAFF, Service, basic, record_two_items, wait_for
 from helpers import ffprobe
 
 from recorder.ffmpeg import export_argv
@@ -27,40 +26,10 @@ from streaming.exports import (
 )
 from streaming.keys import ARCHIVE
 
-AGENDA = "1. Otwarcie sesji.\n2. Budżet miasta.\n3. Zamknięcie obrad.\n"
-
-
-async def segments_of(service: Service, sid: int) -> int:
-    detail = await service.get_json(f"/api/v1/sessions/{sid}")
-    return sum(run["segments"] for run in detail["recording"]["runs"])
-
 
 async def record_live(service: Service) -> dict[str, Any]:
-    """A real recording still live: item 1 after 2 segments, item 2 after 4, 7 segments."""
-    at = datetime.now(UTC) + timedelta(hours=1)
-    created = await service.post_json(
-        "/api/v1/sessions",
-        {
-            "title": "Sesja Rady Miasta",
-            "scheduled_start": at.isoformat(),
-            "scheduled_end": (at + timedelta(hours=1)).isoformat(),
-            "agenda_text": AGENDA,
-        },
-        status=201,
-    )
-    sid = created["id"]
-    await service.post_json(f"/api/v1/sessions/{sid}/start")
-    items = [item["id"] for item in created["agenda"]]
-
-    async def at_least(count: int) -> bool:
-        return await segments_of(service, sid) >= count
-
-    await wait_for(lambda: at_least(2), 20, "two segments")
-    await service.post_json(f"/api/v1/sessions/{sid}/items/{items[0]}/start")
-    await wait_for(lambda: at_least(4), 20, "four segments")
-    await service.post_json(f"/api/v1/sessions/{sid}/items/{items[1]}/start")
-    await wait_for(lambda: at_least(7), 20, "seven segments")
-    return created
+    """A real recording still live (conftest.record_two_items)."""
+    return await record_two_items(service, stop=False)
 
 
 async def fetch(
