@@ -1,22 +1,28 @@
 """Full-text search over sessions, agenda items, votes and councillors, for inflected Polish.
 
 Text is normalized to lowercased lemmas (simplemma), surface forms, their diacritics-free
-forms and a short fallback stem; queries are normalized the same way and only ever reach FTS5
-as quoted terms, so no query text is FTS5 syntax.
+forms and, in a low-weight column, Stempel stems (pystempel); queries are normalized the same
+way and only ever reach FTS5 as quoted terms, so no query text is FTS5 syntax.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import re
 import sqlite3
+import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from importlib.resources import files
 from typing import TYPE_CHECKING, Literal
 
 import simplemma
+from pystempel import Stemmer
+from pystempel.streams import DataInputStream
 
 from archive.db import Store
 
@@ -35,6 +41,8 @@ REINDEX_BATCH = 50
 WEIGHTS = (10.0, 3.0, 1.0)
 # Multipliers of the (negative) bm25 score: the whole query as a phrase, and the kind of thing.
 PHRASE_BOOST = 2.0
+# What a session's kind is called, searched with the session's title.
+KIND_WORDS = {"session": "sesja rady", "committee": "posiedzenie komisji"}
 KIND_BOOST = {"session": 1.2, "item": 1.1, "vote": 1.0, "councillor": 1.1}
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -78,13 +86,32 @@ def lemma(word: str) -> str:
     return simplemma.lemmatize(word, lang="pl").lower()
 
 
+_stemmer: Stemmer | None = None
+_stemmer_lock = threading.Lock()
+
+
+def stemmer() -> Stemmer:
+    """The Stempel stemmer with its original table (the one Lucene's Polish analyzer ships),
+    loaded once per process (about 0.6 s), without its progress bar."""
+    global _stemmer
+    with _stemmer_lock:
+        if _stemmer is None:
+            table = files("pystempel.data.original").joinpath("stemmer_20000.tbl.gz")
+            raw = gzip.decompress(table.read_bytes())
+            _stemmer = Stemmer.from_stream(DataInputStream(io.BytesIO(raw)))
+        return _stemmer
+
+
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str | None:
-    """A fallback prefix of the folded lemma, for forms the dictionary files under another
-    lemma ("stawek" is also a pond); None for words too short or numeric to stem."""
-    base = fold(lemma(word))
-    if len(base) < 5 or not base.isalpha():
+    """The word's Stempel stem, folded: it joins forms that the lemmatizer files under other
+    lemmas ("stawek" is also a pond); None for words too short or numeric to stem."""
+    if len(word) < 4 or not word.isalpha():
         return None
-    return base[: max(4, len(base) - 2)]
+    found = stemmer()(word.lower())
+    if not found or len(found) < 3:
+        return None
+    return fold(found)
 
 
 @lru_cache(maxsize=200_000)
@@ -192,10 +219,12 @@ class SearchStore(Store):
         ]
         c.executemany("DELETE FROM search_fts WHERE rowid = ?", old)
         c.execute("DELETE FROM search_docs WHERE session_id = ?", (session_id,))
-        row = c.execute("SELECT title FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        row = c.execute(
+            "SELECT title, kind FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
         if row is None:
             return
-        for doc in self._documents(c, session_id, str(row["title"])):
+        for doc in self._documents(c, session_id, str(row["title"]), str(row["kind"])):
             cur = c.execute(
                 "INSERT INTO search_docs (session_id, kind, ref_id, title, lemmas, offset_seconds)"
                 " VALUES (?,?,?,?,?,?)",
@@ -215,16 +244,18 @@ class SearchStore(Store):
                 (cur.lastrowid, title_terms, body_terms, f"{title_stems} {body_stems}".strip()),
             )
 
-    def _documents(self, c: sqlite3.Connection, session_id: int, title: str) -> Iterable[_Doc]:
-        """The session, its items (body: the parent item), votes (body: their item) and the
-        councillors who voted (at their first vote)."""
+    def _documents(
+        self, c: sqlite3.Connection, session_id: int, title: str, kind: str
+    ) -> Iterable[_Doc]:
+        """The session (body: what its kind is called), its items (body: the parent item), votes (body: their item) and the
+        councillors who voted (at their first vote; body: "radny" and their caucus)."""
         timeline = self.timeline(session_id)
 
         def offset(at: datetime) -> float | None:
             value = timeline.offset_of(at)
             return None if value is None else round(value, 3)
 
-        yield _Doc("session", session_id, title, "", None)
+        yield _Doc("session", session_id, title, KIND_WORDS.get(kind, ""), None)
         item_starts: dict[int, float | None] = {}
         for marker in self.markers(session_id):
             if marker.kind == "item_start" and marker.item_id is not None:
@@ -252,7 +283,8 @@ class SearchStore(Store):
             ):
                 if choice["name"] not in first_vote:
                     first_vote[choice["name"]] = at
-                    yield _Doc("councillor", None, choice["name"], choice["caucus"], at)
+                    body = f"radny {choice['caucus'] or ''}".strip()
+                    yield _Doc("councillor", None, choice["name"], body, at)
 
     def search(
         self, query: str, limit: int = 20, offset: int = 0, include_withdrawn: bool = False

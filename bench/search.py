@@ -163,7 +163,8 @@ def build(index: ArchiveIndex, rng: random.Random) -> None:
         title = (
             f"Posiedzenie Komisji {rng.choice(['Budżetowej', 'Oświaty', 'Gospodarki'])}"
             if committee
-            else f"{number} Sesja Rady Miasta Piotrkowa Trybunalskiego"
+            else f"{number} {'Nadzwyczajna ' if m % 10 == 4 else ''}Sesja Rady Miasta"
+            " Piotrkowa Trybunalskiego"
         )
         cur = conn.execute(
             "INSERT INTO sessions (chamber, title, kind, scheduled_start, scheduled_end, state,"

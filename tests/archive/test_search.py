@@ -58,6 +58,8 @@ RELEVANCE = [
     ("Kowalskiego", "councillor", "Jan Kowalski"),
     ("Żółtowskiemu", "councillor", "Łukasz Żółtowski"),
     ("zoltowski", "councillor", "Łukasz Żółtowski"),
+    ("radna Nowak", "councillor", "Anna Nowak"),
+    ("radnego Kowalskiego", "councillor", "Jan Kowalski"),
     ("komisja oświaty", "session", "Posiedzenie Komisji Oświaty"),
     ("sesja nadzwyczajna komunikacja", "session", "Nadzwyczajna sesja w sprawie komunikacji"),
     ("szkoła podstawowa", "item", "Sieć szkół podstawowych"),
