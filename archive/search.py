@@ -219,9 +219,7 @@ class SearchStore(Store):
         ]
         c.executemany("DELETE FROM search_fts WHERE rowid = ?", old)
         c.execute("DELETE FROM search_docs WHERE session_id = ?", (session_id,))
-        row = c.execute(
-            "SELECT title, kind FROM sessions WHERE id = ?", (session_id,)
-        ).fetchone()
+        row = c.execute("SELECT title, kind FROM sessions WHERE id = ?", (session_id,)).fetchone()
         if row is None:
             return
         for doc in self._documents(c, session_id, str(row["title"]), str(row["kind"])):
@@ -247,8 +245,9 @@ class SearchStore(Store):
     def _documents(
         self, c: sqlite3.Connection, session_id: int, title: str, kind: str
     ) -> Iterable[_Doc]:
-        """The session (body: what its kind is called), its items (body: the parent item), votes (body: their item) and the
-        councillors who voted (at their first vote; body: "radny" and their caucus)."""
+        """The session (body: what its kind is called), its items (body: the parent item),
+        votes (body: their item) and the councillors who voted (at their first vote; body:
+        "radny" and their caucus)."""
         timeline = self.timeline(session_id)
 
         def offset(at: datetime) -> float | None:
