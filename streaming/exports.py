@@ -20,6 +20,7 @@ import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -36,6 +37,7 @@ from recorder.preflight import FfmpegProcess
 from streaming.api import session_id_of
 from streaming.editing import make_slates
 from streaming.http import json_error
+from streaming.i18n import lang_of, page, wants_html
 from streaming.keys import ARCHIVE, SETTINGS
 from streaming.live import private_if_withdrawn, redaction_dir, session_dir
 
@@ -476,6 +478,8 @@ async def _serve(request: web.Request, plan: ExportPlan, private: bool) -> web.S
                 "Cache-Control": PRIVATE if private else DOWNLOAD_CACHE,
             },
         )
+    if wants_html(request):
+        return _progress_page(request, plan, result)
     return web.json_response(
         {
             "state": "working",
@@ -489,6 +493,49 @@ async def _serve(request: web.Request, plan: ExportPlan, private: bool) -> web.S
         status=202,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"},
     )
+
+
+_PROGRESS_WORDS = {
+    "pl": (
+        "Przygotowujemy plik MP4",
+        "Plik {name} jest składany z nagrania (bez ponownego kodowania). Gotowe: {percent}%.",
+        "Czeka w kolejce na swoją kolej.",
+        "Strona odświeża się sama; pobieranie zacznie się, gdy plik będzie gotowy.",
+        "Strona posiedzenia",
+    ),
+    "en": (
+        "Preparing the MP4 file",
+        "{name} is being put together from the recording (not re-encoded). Done: {percent}%.",
+        "It is waiting in the queue for its turn.",
+        "This page reloads itself; the download starts when the file is ready.",
+        "The session's page",
+    ),
+}
+
+
+def _progress_page(request: web.Request, plan: ExportPlan, job: ExportJob) -> web.Response:
+    """What a browser shows after clicking a download that is still being made: the progress,
+    reloading itself until the file is there (the reload then downloads it)."""
+    title, made, queued, reloads, back = _PROGRESS_WORDS[lang_of(request)]
+    percent = round(job.progress * 100)
+    name = html_escape(download_name(plan.session, plan.label))
+    body = (
+        f'<p role="status">{made.format(name=name, percent=percent)}'
+        f"{' ' + queued if job.state == 'queued' else ''}</p>"
+        f'<p><progress max="100" value="{percent}" aria-label="{title}">{percent}%</progress></p>'
+        f"<p>{reloads}</p>"
+        f'<p><a href="/sessions/{plan.session.id}">{back}</a></p>'
+    )
+    response = page(
+        request,
+        title,
+        body,
+        status=202,
+        head=f'<meta http-equiv="refresh" content="{RETRY_AFTER_SECONDS}">',
+        cache="no-store",
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 @routes.get("/sessions/{id}/recording.mp4")

@@ -59,6 +59,12 @@ def text(lang: Lang, key: str) -> str:
     return WORDS[key][lang]
 
 
+def wants_html(request: web.Request) -> bool:
+    """Whether the request comes from a browser showing a page (a link clicked, an address
+    typed) rather than from a script or a player asking for data."""
+    return "text/html" in request.headers.get("Accept", "")
+
+
 def switch_url(request: web.Request, lang: Lang) -> str:
     """This page's address in the other language, keeping every other query parameter."""
     kept = [(k, v) for k, v in request.query.items() if k != "lang"]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -113,6 +114,14 @@ W: dict[str, dict[Lang, str]] = {
         "pl": "Nieznana wartość filtru {name}: {value}. Wybierz jedną z listy.",
         "en": "Unknown value of the filter {name}: {value}. Choose one from the list.",
     },
+    "bad_page": {
+        "pl": "Nie ma strony {raw}: podaj numer strony od 1 do {pages}.",
+        "en": "There is no page {raw}: give a page number from 1 to {pages}.",
+    },
+    "pages": {"pl": "Strony archiwum", "en": "Archive pages"},
+    "page_of": {"pl": "Strona {n} z {pages}", "en": "Page {n} of {pages}"},
+    "previous": {"pl": "Poprzednia strona", "en": "Previous page"},
+    "next": {"pl": "Następna strona", "en": "Next page"},
     "bad_request": {"pl": "Nieprawidłowy adres", "en": "Bad address"},
     "not_found": {"pl": "Nie znaleziono", "en": "Not found"},
     "no_session": {
@@ -136,6 +145,11 @@ W: dict[str, dict[Lang, str]] = {
         "en": "This session has no recording yet: remove t from the address.",
     },
     "back_to_session": {"pl": "Strona posiedzenia", "en": "The session's page"},
+    "withdrawn_title": {"pl": "Nagranie wycofane", "en": "Recording withdrawn"},
+    "withdrawn": {
+        "pl": "Nagranie posiedzenia {id} zostało wycofane z publikacji i nie jest dostępne.",
+        "en": "The recording of session {id} has been withdrawn from publication.",
+    },
 }
 STATES: dict[str, dict[Lang, str]] = {
     "scheduled": {"pl": "zaplanowane", "en": "scheduled"},
@@ -182,9 +196,10 @@ def _page(
 
 
 def _error(request: web.Request, status: int, message: str, back: str = "") -> web.Response:
-    """A page saying what is wrong and what to do (400 and 404 answers)."""
+    """A page saying what is wrong and what to do (400, 404 and 410 answers)."""
     lang = lang_of(request)
-    title = _w(lang, "bad_request" if status == 400 else "not_found")
+    titles = {400: "bad_request", 410: "withdrawn_title"}
+    title = _w(lang, titles.get(status, "not_found"))
     return page(
         request,
         title,
@@ -583,7 +598,13 @@ async def session_page(request: web.Request) -> web.Response:
         return _error(request, 404, _w(lang, "no_session", id=sid), _archive_link(lang))
     session = record.session
     # A withdrawn recording: 410 to the public, staff still see it.
-    private = await private_if_withdrawn(request, session)
+    try:
+        private = await private_if_withdrawn(request, session)
+    except web.HTTPGone:
+        gone = _error(request, 410, _w(lang, "withdrawn", id=sid), _archive_link(lang))
+        # Publishing it again must reach the public at once, not after a cache's TTL.
+        gone.headers["Cache-Control"] = "no-store"
+        return gone
     duration = record.timeline.duration
     start = _start_at(lang, request.query.get("t"), duration)
     if isinstance(start, str):
@@ -658,9 +679,31 @@ def _select(name: str, label: str, options: Sequence[tuple[str, str]], chosen: s
     )
 
 
+# Sessions listed on one page of the archive (?page=N).
+ARCHIVE_PAGE_SIZE = 50
+
+
+def _pager(request: web.Request, lang: Lang, number: int, pages: int) -> str:
+    """Links to the previous and next page of the archive, keeping the filters."""
+    if pages <= 1:
+        return ""
+    kept = [(k, v) for k, v in request.query.items() if k != "page"]
+
+    def link(to: int, key: str, rel: str) -> str:
+        href = f"/archive?{urlencode([*kept, ('page', str(to))])}"
+        return f'<li><a href="{escape(href)}" rel="{rel}">{_w(lang, key)}</a></li>'
+
+    items = [link(number - 1, "previous", "prev")] if number > 1 else []
+    items.append(f'<li aria-current="page">{_w(lang, "page_of", n=number, pages=pages)}</li>')
+    if number < pages:
+        items.append(link(number + 1, "next", "next"))
+    return f'<nav class="pager" aria-label="{_w(lang, "pages")}"><ul>{"".join(items)}</ul></nav>'
+
+
 @routes.get("/archive")
 async def archive_page(request: web.Request) -> web.Response:
-    """Sessions by term, year and kind (?term=&year=&kind=), newest first, grouped by year."""
+    """Sessions by term, year and kind (?term=&year=&kind=), newest first, grouped by year,
+    ARCHIVE_PAGE_SIZE to a page (?page=)."""
     archive = request.app[ARCHIVE]
     settings = request.app[SETTINGS]
     lang = lang_of(request)
@@ -690,6 +733,13 @@ async def archive_page(request: web.Request) -> web.Response:
         if chosen["kind"] and s.kind != chosen["kind"]:
             continue
         shown.append(s)
+    pages = max(1, -(-len(shown) // ARCHIVE_PAGE_SIZE))
+    raw_page = request.query.get("page", "1")
+    if not raw_page.isdigit() or not 1 <= int(raw_page) <= pages:
+        message = _w(lang, "bad_page", raw=repr(raw_page[:40]), pages=pages)
+        return _error(request, 400, message, _archive_link(lang))
+    number = int(raw_page)
+    on_page = shown[(number - 1) * ARCHIVE_PAGE_SIZE : number * ARCHIVE_PAGE_SIZE]
     every = _w(lang, "all")
     form = (
         f'<form method="get" action="/archive" class="filters" aria-labelledby="h-filters">'
@@ -711,7 +761,7 @@ async def archive_page(request: web.Request) -> web.Response:
         + f'<p><button type="submit">{_w(lang, "show")}</button></p></form>'
     )
     groups: dict[int, list[Session]] = {}
-    for s in shown:
+    for s in on_page:
         groups.setdefault(_start(s).year, []).append(s)
     listing = "".join(
         f'<section aria-labelledby="y-{year}"><h2 id="y-{year}">{year}</h2>'
@@ -719,5 +769,6 @@ async def archive_page(request: web.Request) -> web.Response:
         for year, group in groups.items()
     )
     found = f'<p id="found">{_w(lang, "found", n=len(shown))}</p>'
-    body = form + found + (listing or f"<p>{_w(lang, 'none_found')}</p>")
+    pager = _pager(request, lang, number, pages)
+    body = form + found + (listing or f"<p>{_w(lang, 'none_found')}</p>") + pager
     return _page(request, _w(lang, "archive_title"), body)

@@ -157,6 +157,14 @@ async def test_an_item_clip_and_a_range_clip_in_whole_segments(service: Service)
     assert answer["status_url"] == f"/api/v1/sessions/{sid}/exports"
     _, data = await download(service, path)
     probe = await ffprobe(f"{service.base}{path}")
+    # A browser that clicked the link is shown the progress on a page that reloads itself.
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    status, headers, body = await fetch(service, f"/sessions/{sid}/clip.mp4?end=2", browser)
+    page = body.decode()
+    assert status == 202 and headers["Content-Type"].startswith("text/html"), page[:300]
+    assert '<meta http-equiv="refresh" content="2">' in page and "<progress" in page
+    assert "Przygotowujemy plik MP4" in page and headers["Cache-Control"] == "no-store"
+    await download(service, f"/sessions/{sid}/clip.mp4?end=2")
     # Whole 1 s segments: 1.2-3.5 becomes 1-4.
     assert abs(float(probe["format"]["duration"]) - 3.0) < 0.3, probe["format"]
 

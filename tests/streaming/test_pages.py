@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import pytest_asyncio
-from browser import chromium
-from conftest import Service, config_text, free_port, start_service, stop_service, wait_for
+from browser import chromium, sign_in
+from conftest import ADMIN, Service, config_text, free_port, start_service, stop_service, wait_for
 from playwright.async_api import Browser, Page, expect
 
 from config.settings import parse_settings
@@ -274,6 +274,33 @@ async def test_axe_finds_no_violations(
     await page.close()
 
 
+async def test_axe_finds_no_violations_in_the_console(
+    recorded: tuple[Service, dict[str, Any]], browser: Browser
+) -> None:
+    """Every view of the console, signed in as an admin (who sees them all)."""
+    service, session = recorded
+    sid = session["id"]
+    page = await new_page(browser)
+    await sign_in(page, service.base, *ADMIN)
+    found: dict[str, list[str]] = {}
+    views = {
+        "#sessions": "#sessions td",
+        "#councillors": "#councillors td",
+        f"#run/{sid}": "#run-state",
+        f"#after/{sid}": "#markers li",
+        "#users": "#users td",
+        "#audit": "#audit td",
+    }
+    for view, ready in views.items():
+        await page.goto(f"{service.base}/console{view}")
+        await expect(page.locator(ready).first).to_be_visible()
+        problems = await run_axe(page)
+        if problems:
+            found[view] = problems
+    assert found == {}, found
+    await page.close()
+
+
 async def test_keyboard_skip_link_and_focus(
     recorded: tuple[Service, dict[str, Any]], browser: Browser
 ) -> None:
@@ -373,3 +400,40 @@ async def test_home_archive_and_english(recorded: tuple[Service, dict[str, Any]]
     assert back and back[1] == "/archive?kind=session&amp;lang=pl"
     _, _, live_en = await status_of(service, "/live/sala?lang=en")
     assert "Live: Sala obrad" in live_en
+
+
+async def test_the_archive_is_listed_fifty_to_a_page(
+    recorded: tuple[Service, dict[str, Any]],
+) -> None:
+    """(Last in the file: it adds scheduled sessions the other tests would see.)"""
+    service, session = recorded
+    first = datetime.now(UTC) + timedelta(days=30)
+    for n in range(60):
+        at = first + timedelta(days=n)
+        await service.post_json(
+            "/api/v1/sessions",
+            {
+                "title": f"Posiedzenie Komisji nr {n}",
+                "kind": "committee",
+                "scheduled_start": at.isoformat(),
+                "scheduled_end": (at + timedelta(hours=2)).isoformat(),
+                "agenda_text": "1. Otwarcie.\n",
+            },
+            status=201,
+        )
+    status, _, page_1 = await status_of(service, "/archive?kind=committee")
+    assert status == 200 and "Znaleziono posiedzeń: 60." in page_1
+    assert page_1.count('<li><a href="/sessions/') == 50 and "Strona 1 z 2" in page_1
+    assert 'href="/archive?kind=committee&amp;page=2" rel="next"' in page_1
+    assert 'rel="prev"' not in page_1
+    _, _, page_2 = await status_of(service, "/archive?kind=committee&page=2")
+    assert page_2.count('<li><a href="/sessions/') == 10 and "Strona 2 z 2" in page_2
+    assert 'href="/archive?kind=committee&amp;page=1" rel="prev"' in page_2
+    listed = re.findall(r'<li><a href="/sessions/(\d+)"', page_1 + page_2)
+    assert len(set(listed)) == 60
+    # Everything (the recorded session too) fits on two pages; no pager below 51.
+    _, _, sessions_only = await status_of(service, "/archive?kind=session")
+    assert f'href="/sessions/{session["id"]}"' in sessions_only and "Strona" not in sessions_only
+    for raw in ("3", "0", "-1", "x", "1.5", "9" * 30):
+        status, kind, html = await status_of(service, f"/archive?kind=committee&page={raw}")
+        assert (status, kind) == (400, "text/html") and "od 1 do 2" in html, (raw, status)
