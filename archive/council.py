@@ -101,6 +101,11 @@ class CouncilStore(Store):
         rows = self._conn.execute(sql + " ORDER BY name COLLATE NOCASE, id", (term,)).fetchall()
         return [_councillor(r) for r in rows]
 
+    def terms(self) -> list[str]:
+        """Every term that has councillors on record."""
+        rows = self._conn.execute("SELECT DISTINCT term FROM councillors ORDER BY term").fetchall()
+        return [str(r[0]) for r in rows]
+
     def get_councillor(self, councillor_id: int) -> Councillor:
         """One councillor; NotFound if there is none."""
         row = self._conn.execute(

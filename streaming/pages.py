@@ -707,15 +707,20 @@ async def archive_page(request: web.Request) -> web.Response:
     archive = request.app[ARCHIVE]
     settings = request.app[SETTINGS]
     lang = lang_of(request)
-    term = settings.console.term
-    years_of_term = term_years(term)
+    # The configured term and every earlier one with councillors on record, newest first.
+    known = await archive.call(archive.index.terms)
+    terms = sorted(
+        {settings.console.term, *(t for t in known if term_years(t))},
+        key=lambda t: term_years(t) or (0, 0),
+        reverse=True,
+    )
     sessions = [
         s for s in await archive.call(archive.index.list_sessions, ALL_SESSIONS) if s.published
     ]
     years = sorted({_start(s).year for s in sessions}, reverse=True)
     chosen = {name: request.query.get(name, "") for name in ("term", "year", "kind")}
     allowed = {
-        "term": {"", term},
+        "term": {"", *terms},
         "year": {""} | {str(y) for y in years},
         "kind": {"", *KINDS},
     }
@@ -723,10 +728,11 @@ async def archive_page(request: web.Request) -> web.Response:
         if value not in allowed[name]:
             message = _w(lang, "bad_filter", name=name, value=repr(value[:40]))
             return _error(request, 400, message, _archive_link(lang))
+    years_of_term = term_years(chosen["term"]) if chosen["term"] else None
     shown = []
     for s in sessions:
         year = _start(s).year
-        if chosen["term"] and years_of_term and not years_of_term[0] <= year <= years_of_term[1]:
+        if years_of_term and not years_of_term[0] <= year <= years_of_term[1]:
             continue
         if chosen["year"] and year != int(chosen["year"]):
             continue
@@ -744,7 +750,7 @@ async def archive_page(request: web.Request) -> web.Response:
     form = (
         f'<form method="get" action="/archive" class="filters" aria-labelledby="h-filters">'
         f'<h2 id="h-filters">{_w(lang, "filters")}</h2>'
-        + _select("term", _w(lang, "term"), [("", every), (term, term)], chosen["term"])
+        + _select("term", _w(lang, "term"), [("", every)] + [(t, t) for t in terms], chosen["term"])
         + _select(
             "year",
             _w(lang, "year"),

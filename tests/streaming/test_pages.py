@@ -18,6 +18,7 @@ from conftest import ADMIN, Service, config_text, free_port, start_service, stop
 from playwright.async_api import Browser, Page, expect
 
 from config.settings import parse_settings
+from streaming.keys import ARCHIVE
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -383,6 +384,13 @@ async def test_home_archive_and_english(recorded: tuple[Service, dict[str, Any]]
     assert 'class="skip" href="#main"' in home and 'role="search"' in home
     _, _, archive = await status_of(service, "/archive?kind=session&term=2024-2029")
     assert f'href="/sessions/{sid}"' in archive and 'id="f-year"' in archive
+    # Earlier terms with councillors on record can be chosen too.
+    archive_store = service.app[ARCHIVE]
+    await archive_store.call(archive_store.index.add_councillor, "2018-2024", "Adam Dawny", "")
+    _, _, terms = await status_of(service, "/archive")
+    assert '<option value="2018-2024">' in terms and '<option value="2024-2029">' in terms
+    status, _, earlier = await status_of(service, "/archive?term=2018-2024")
+    assert status == 200 and f'href="/sessions/{sid}"' not in earlier
     _, _, none = await status_of(service, "/archive?kind=committee")
     assert f'href="/sessions/{sid}"' not in none and "Znaleziono posiedzeń: 0." in none
 
