@@ -70,6 +70,15 @@ async def test_a_whole_session_through_the_console(service: Service) -> None:
         await page.keyboard.press("n")
         await expect(current).to_have_text(re.compile(r"^2\. Przyjęcie protokołu"))
         await expect(live.locator("#agenda li.current")).to_contain_text("2. Przyjęcie protokołu")
+        # The live page's player plays the picture (hls.js): its time moves on by itself.
+        playing = """() => {
+            const v = document.getElementById('player');
+            if (!v || v.paused || v.readyState < 3) return false;
+            window.__t0 = window.__t0 ?? v.currentTime;
+            return v.currentTime > window.__t0 + 1;
+        }"""
+        # (It was opened before anything was transmitted: it must have kept trying.)
+        await live.wait_for_function(playing, timeout=20_000, polling=200)
 
         # A second operator's browser (or a reload) shows the same state.
         await page.reload()

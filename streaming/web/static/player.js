@@ -17,6 +17,30 @@
       lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5,
       startPosition: start === null ? -1 : start
     });
+    // The live URL answers 404 while nothing is transmitted (no session yet, not even the
+    // slate before it), and a network or gateway hiccup is fatal to hls.js: keep trying,
+    // sooner when the session's state changes (window.obradyRetry), so the picture comes on
+    // by itself on the same URL.
+    var retryDelay = 1000, retryTimer = null;
+    var retry = function (now) {
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(function () {
+        retryTimer = null;
+        hls.loadSource(src);
+      }, now ? 0 : retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 10000);
+    };
+    hls.on(window.Hls.Events.ERROR, function (event, data) {
+      if (!data.fatal) return;
+      if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      else retry(false);
+    });
+    hls.on(window.Hls.Events.MANIFEST_PARSED, function () {
+      retryDelay = 1000;
+      var played = video.play();
+      if (played && played.catch) played.catch(function () {});
+    });
+    window.obradyRetry = function () { if (retryTimer !== null) retry(true); };
     hls.loadSource(src);
     hls.attachMedia(video);
     window.obradyHls = hls; // for the off-air checks and the latency benchmark
@@ -195,6 +219,8 @@
       if (stateKey !== shownState) {
         shownState = stateKey;
         status.dataset.state = now.state;
+        // The live URL may have just come on (or back): a player waiting to retry goes now.
+        if (window.obradyRetry) window.obradyRetry();
         var text = STATES[now.state] || now.state;
         if (now.session && now.state !== "idle") text += " – " + now.session.title;
         status.textContent = text;
