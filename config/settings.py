@@ -123,6 +123,29 @@ class PreflightSettings(_Model):
     keep_test_recordings: Annotated[int, Field(ge=1, le=100)] = 10
 
 
+class TranscriptionSettings(_Model):
+    """Captions and transcripts: the Whisper model (a CTranslate2 folder, never downloaded) and
+    how much of the machine recognition may take."""
+
+    # No model folder: recordings are not transcribed (everything else works as before).
+    model_dir: str | None = None
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}$")] = "pl"
+    cpu_threads: Annotated[int, Field(ge=1, le=64)] = 2
+    compute_type: Literal["int8", "int8_float32", "float32", "int16"] = "int8"
+    beam_size: Annotated[int, Field(ge=1, le=10)] = 5
+    # Added to the recognition thread's nice value, so capture and live serving come first.
+    nice: Annotated[int, Field(ge=0, le=19)] = 10
+    vad: bool = True
+    max_stretch_seconds: Annotated[float, Field(ge=30, le=3600)] = 600.0
+
+    @property
+    def model_path(self) -> Path | None:
+        """The model folder as an absolute path, or None when transcription is off."""
+        if self.model_dir is None:
+            return None
+        return Path(self.model_dir).expanduser().resolve()
+
+
 class SyntheticSource(_Model):
     """A simulated chamber: a test picture with a burned-in clock and a tone, made by ffmpeg."""
 
@@ -310,6 +333,7 @@ class Settings(_Model):
     monitoring: MonitoringSettings = MonitoringSettings()
     console: ConsoleSettings = ConsoleSettings()
     preflight: PreflightSettings = PreflightSettings()
+    transcription: TranscriptionSettings = TranscriptionSettings()
     chambers: Annotated[list[ChamberSettings], Field(min_length=1)]
     demo: DemoSettings | None = None
 
