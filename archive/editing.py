@@ -451,6 +451,15 @@ class EditingStore(Store):
             c.execute("DELETE FROM redactions WHERE id = ?", (redaction_id,))
         return redaction
 
+    def hidden_ranges(self, session_id: int) -> list[tuple[float, float]]:
+        """The stretches of the public timeline (seconds) that slates replace: each redaction
+        widened to the whole segments it covers, as the public copy shows it."""
+        ranges = [(r.start_seconds, r.end_seconds) for r in self.redactions(session_id)]
+        if not ranges:
+            return []
+        durations = [(s.id, s.duration) for s in self.segments(session_id)]
+        return [(c.start, c.start + c.duration) for c in covered_segments(durations, ranges)]
+
     def redacted_segment_ids(self, session_id: int) -> frozenset[int]:
         """Ids of the program segments the public copy replaces with slates."""
         ranges = tuple(

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from archive.index import Marker, Session
     from archive.timeline import Timeline
 
-SearchKind = Literal["session", "item", "vote", "councillor"]
+SearchKind = Literal["session", "item", "vote", "councillor", "speech"]
 
 MAX_QUERY_CHARS = 200
 # More terms than this add nothing to a search box query but cost time.
@@ -43,7 +43,7 @@ WEIGHTS = (10.0, 3.0, 1.0)
 PHRASE_BOOST = 2.0
 # What a session's kind is called, searched with the session's title.
 KIND_WORDS = {"session": "sesja rady", "committee": "posiedzenie komisji"}
-KIND_BOOST = {"session": 1.2, "item": 1.1, "vote": 1.0, "councillor": 1.1}
+KIND_BOOST = {"session": 1.2, "item": 1.1, "vote": 1.0, "councillor": 1.1, "speech": 0.8}
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # NFKD leaves these without a combining mark, so they are mapped by hand.
@@ -188,6 +188,7 @@ class SearchStore(Store):
         def get_session(self, session_id: int) -> Session: ...
         def markers(self, session_id: int) -> list[Marker]: ...
         def timeline(self, session_id: int) -> Timeline: ...
+        def hidden_ranges(self, session_id: int) -> list[tuple[float, float]]: ...
 
     def reindex_search(self, everything: bool = False) -> int:
         """Rebuild the documents of sessions marked dirty (or of all sessions); returns how many
@@ -246,8 +247,8 @@ class SearchStore(Store):
         self, c: sqlite3.Connection, session_id: int, title: str, kind: str
     ) -> Iterable[_Doc]:
         """The session (body: what its kind is called), its items (body: the parent item),
-        votes (body: their item) and the councillors who voted (at their first vote; body:
-        "radny" and their caucus)."""
+        votes (body: their item), the councillors who voted (at their first vote; body:
+        "radny" and their caucus) and the transcript's lines outside redactions."""
         timeline = self.timeline(session_id)
 
         def offset(at: datetime) -> float | None:
@@ -284,6 +285,17 @@ class SearchStore(Store):
                     first_vote[choice["name"]] = at
                     body = f"radny {choice['caucus'] or ''}".strip()
                     yield _Doc("councillor", None, choice["name"], body, at)
+        # What was said (the transcript), but nothing the public copy hides behind a slate.
+        hidden = self.hidden_ranges(session_id)
+        for line in c.execute(
+            "SELECT id, start_seconds, end_seconds, text FROM transcript_lines"
+            " WHERE session_id = ? AND text != '' ORDER BY start_seconds, id",
+            (session_id,),
+        ).fetchall():
+            start, end = float(line["start_seconds"]), float(line["end_seconds"])
+            if any(low < end and high > start for low, high in hidden):
+                continue
+            yield _Doc("speech", line["id"], line["text"], "", round(start, 3))
 
     def search(
         self, query: str, limit: int = 20, offset: int = 0, include_withdrawn: bool = False

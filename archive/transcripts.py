@@ -242,6 +242,14 @@ class TranscriptStore(Store):
         ).fetchall()
         return [_line(row) for row in rows]
 
+    def has_transcript(self, session_id: int) -> bool:
+        """Whether the session has any transcript line with text."""
+        row = self._conn.execute(
+            "SELECT 1 FROM transcript_lines WHERE session_id = ? AND text != '' LIMIT 1",
+            (session_id,),
+        ).fetchone()
+        return row is not None
+
     def get_line(self, session_id: int, line_id: int) -> TranscriptLine:
         """One line of the session; NotFound if the session has no such line."""
         row = self._conn.execute(

@@ -158,6 +158,16 @@ class SyntheticSource(_Model):
     # Stamp the wall-clock milliseconds into each frame as a row of black and white squares,
     # for latency measurement (bench/glass.py reads them back in the browser).
     clock_code: bool = False
+    # A sound file (WAV, MP3, ...) played in a loop instead of the tone: a simulated chamber
+    # where someone speaks (the captions tests use Polish speech from espeak-ng).
+    sound_file: str | None = None
+
+    @field_validator("sound_file")
+    @classmethod
+    def _sound_file_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).expanduser().is_file():
+            raise ValueError(f"sound_file {value!r} is not a file: give the path of a sound file")
+        return value
 
     @model_validator(mode="after")
     def _clock_code_fits(self) -> SyntheticSource:

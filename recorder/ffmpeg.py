@@ -192,8 +192,8 @@ def clock_code(video: Any, width: int, fps: int) -> Any:
 def synthetic_inputs(
     source: SyntheticSource, audio_source: ChamberAudio | None = None
 ) -> tuple[Any, Any]:
-    """The picture (test pattern, label, wall clock, clock code) and sound (a beeping tone, or
-    the chamber audio) of a simulated chamber, paced in real time."""
+    """The picture (test pattern, label, wall clock, clock code) and sound (a beeping tone, a
+    sound file in a loop, or the chamber audio) of a simulated chamber, paced in real time."""
     video = ffmpeg.input(
         f"testsrc2=size={source.width}x{source.height}:rate={source.fps}", f="lavfi", re=None
     )
@@ -221,6 +221,9 @@ def synthetic_inputs(
         video = clock_code(video, source.width, source.fps)
     if audio_source is not None:
         audio = chamber_audio_input(audio_source)["a:0"]
+    elif source.sound_file is not None:
+        path = str(Path(source.sound_file).expanduser())
+        audio = ffmpeg.input(path, stream_loop=-1, re=None)["a:0"]
     else:
         audio = ffmpeg.input(
             f"sine=frequency={source.tone_hz}:beep_factor=4:sample_rate=48000", f="lavfi", re=None

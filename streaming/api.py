@@ -719,9 +719,13 @@ async def status(request: web.Request) -> web.Response:
             }
         )
     disk = request.app[DISK].snapshot()
+    from streaming.transcripts import status_json  # (it imports this module)
+
     return web.json_response(
         {
             "captures": captures,
+            # The speech recogniser for captions: off, loading, ready or unavailable (and why).
+            "transcription": status_json(request.app),
             "disk": {
                 "level": disk.level,
                 "free_bytes": disk.free_bytes,

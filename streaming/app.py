@@ -34,6 +34,7 @@ from streaming import (
     pages,
     preflight,
     publication,
+    transcripts,
 )
 from streaming import search as search_routes
 from streaming.control import ArchiveCaptureEvents, ProgramSelector, SessionControl
@@ -266,6 +267,7 @@ def create_app(
             offair_ctx,
             preflight.preflight_ctx,
             exports.exports_ctx,
+            transcripts.transcription_ctx,
         ]
     )
     app.add_routes(api.routes)
@@ -281,5 +283,7 @@ def create_app(
     app.add_routes(editing.routes)
     app.add_routes(exports.routes)
     app.add_routes(search_routes.routes)
+    app.add_routes(transcripts.routes)
+    app.add_routes(transcripts.public_routes)
     app.router.add_static("/static", STATIC)
     return app

@@ -313,6 +313,39 @@ def _console_paths() -> dict[str, Any]:
         "/api/v1/sessions/{id}/redactions/{rid}": {
             "delete": _change("Remove a redaction", staff, [sid, _param("rid", "integer")])
         },
+        "/api/v1/sessions/{id}/transcript": {
+            "get": _read(
+                "The automatic transcript's lines (as corrected by staff) and recognition "
+                "progress; captions at /sessions/{id}/captions.vtt, text at "
+                "/sessions/{id}/transcript.txt; staff also see hidden lines and who corrected",
+                [sid],
+            )
+        },
+        "/api/v1/sessions/{id}/transcript/lines/{line_id}": {
+            "patch": _change(
+                "Correct a transcript line (an empty text: nothing was said); kept with who "
+                "made it, never overwritten by a re-run",
+                staff,
+                [sid, _param("line_id", "integer")],
+                _body(
+                    {"text": _STR, "start_seconds": _NUM, "end_seconds": _NUM},
+                    ("text",),
+                ),
+            )
+        },
+        "/api/v1/sessions/{id}/transcript/run": {
+            "post": _change(
+                "Recognise the recording again (corrected lines are kept)", staff, [sid], ok="202"
+            )
+        },
+        "/api/v1/transcription": {
+            "get": _read(
+                "The speech recogniser's state (off, loading, ready, unavailable and why) and "
+                "each session's recognition progress with its estimated finish",
+                [],
+                "signed in",
+            )
+        },
         "/api/v1/sessions/{id}/exports": {
             "get": _read(
                 "MP4 downloads of the public recording (/sessions/{id}/recording.mp4, "

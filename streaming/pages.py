@@ -85,6 +85,11 @@ W: dict[str, dict[Lang, str]] = {
     "in_recording": {"pl": "w nagraniu", "en": "in the recording"},
     "item": {"pl": "punkt", "en": "item"},
     "downloads": {"pl": "Pobierz", "en": "Downloads"},
+    "transcript_txt": {
+        "pl": "transkrypcja (tekst, rozpoznana automatycznie, poprawiana przez urząd)",
+        "en": "transcript (text, recognised automatically, corrected by the office)",
+    },
+    "captions_vtt": {"pl": "napisy (WebVTT)", "en": "captions (WebVTT)"},
     "whole_mp4": {"pl": "Całe nagranie (MP4)", "en": "The whole recording (MP4)"},
     "chapters_vtt": {"pl": "Rozdziały (WebVTT)", "en": "Chapters (WebVTT)"},
     "votes_csv": {"pl": "Głosowania (CSV, Excel)", "en": "Votes (CSV, Excel)"},
@@ -350,6 +355,7 @@ class SessionRecord:
     markers: list[Marker]
     votes: list[Vote]
     timeline: Timeline
+    transcribed: bool = False
 
 
 def _start_at(lang: Lang, raw: str | None, duration: float) -> float | str | None:
@@ -519,6 +525,12 @@ def _votes(lang: Lang, record: SessionRecord) -> str:
 def _downloads(lang: Lang, record: SessionRecord) -> str:
     sid = record.session.id
     links = [f'<li><a href="/sessions/{sid}/chapters.vtt">{_w(lang, "chapters_vtt")}</a></li>']
+    if record.transcribed:
+        links += [
+            f'<li><a href="/sessions/{sid}/transcript.txt" download>'
+            f"{_w(lang, 'transcript_txt')}</a></li>",
+            f'<li><a href="/sessions/{sid}/captions.vtt">{_w(lang, "captions_vtt")}</a></li>',
+        ]
     if record.votes:
         links += [
             f'<li><a href="/sessions/{sid}/votes.csv" download>{_w(lang, "votes_csv")}</a></li>',
@@ -590,6 +602,7 @@ async def session_page(request: web.Request) -> web.Response:
             markers,
             index.votes(sid),
             timeline,
+            index.has_transcript(sid),
         )
 
     try:
@@ -614,8 +627,8 @@ async def session_page(request: web.Request) -> web.Response:
         chamber_name = settings.chamber(session.chamber).name
     except KeyError:
         chamber_name = session.chamber  # a chamber since taken out of the configuration
-    # Captions are not made yet; the player adds a captions track once a URL exists.
-    captions_url: str | None = None
+    # Captions (automatic, corrected by staff) once the recording has a transcript.
+    captions_url = f"/sessions/{sid}/captions.vtt" if record.transcribed else None
     captions = f' data-captions="{escape(captions_url)}"' if captions_url else ""
     start_attr = f' data-start="{start:.3f}"' if start is not None else ""
     base = public_base(request)

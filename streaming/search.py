@@ -20,8 +20,8 @@ MAX_LIMIT = 100
 WORDS: dict[str, dict[Lang, str]] = {
     "title": {"pl": "Wyszukiwanie w archiwum", "en": "Search the archive"},
     "label": {
-        "pl": "Szukaj (punkt obrad, uchwała, radny)",
-        "en": "Search (item, resolution, councillor)",
+        "pl": "Szukaj (punkt obrad, uchwała, radny, wypowiedź)",
+        "en": "Search (item, resolution, councillor, speech)",
     },
     "button": {"pl": "Szukaj", "en": "Search"},
     "none": {"pl": "Nic nie znaleziono.", "en": "Nothing found."},
@@ -30,6 +30,7 @@ WORDS: dict[str, dict[Lang, str]] = {
     "item": {"pl": "punkt obrad", "en": "agenda item"},
     "vote": {"pl": "głosowanie", "en": "vote"},
     "councillor": {"pl": "radny", "en": "councillor"},
+    "speech": {"pl": "wypowiedź (napisy automatyczne)", "en": "speech (automatic captions)"},
 }
 
 routes = web.RouteTableDef()

@@ -58,7 +58,7 @@
     track.kind = "captions";
     track.src = video.dataset.captions;
     track.srclang = "pl";
-    track.label = en ? "Captions (Polish)" : "Napisy";
+    track.label = en ? "Captions (Polish, automatic)" : "Napisy (automatyczne)";
     track.default = true;
     video.appendChild(track);
   }
