@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 # bench/glass.py holds the one list of how Chromium runs here (headless as root, no network).
@@ -54,3 +55,25 @@ async def sign_in(page: Page, base: str, name: str, password: str) -> None:
     await page.get_by_label("Hasło").fill(password)
     await page.get_by_role("button", name="Zaloguj").click()
     await expect(page).to_have_url(re.compile(r"/console"))
+
+
+# make test fetches axe-core from the npm registry into the cache (never served to the public).
+AXE = Path(__file__).resolve().parents[1] / ".cache/npm/node_modules/axe-core/axe.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+async def run_axe(page: Page) -> list[str]:
+    """axe-core's WCAG 2.0/2.1 A and AA violations on the page, one line each."""
+    if not AXE.is_file():
+        pytest.fail(
+            f"axe-core is missing ({AXE}): run `make test` (it fetches axe-core with npm), "
+            "or install npm and run `make .cache/npm/node_modules/axe-core/axe.min.js`"
+        )
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
+    )
+    return [
+        f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+    ]

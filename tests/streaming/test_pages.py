@@ -7,13 +7,12 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import pytest_asyncio
-from browser import chromium, sign_in
+from browser import chromium, run_axe, sign_in
 from conftest import ADMIN, Service, config_text, free_port, start_service, stop_service, wait_for
 from playwright.async_api import Browser, Page, expect
 
@@ -22,9 +21,6 @@ from streaming.keys import ARCHIVE
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-# make test fetches axe-core from the npm registry into the cache (never served to the public).
-AXE = Path(__file__).resolve().parents[2] / ".cache/npm/node_modules/axe-core/axe.min.js"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 AGENDA = """Porządek obrad:
 1. Otwarcie sesji.
 2. Podjęcie uchwały w sprawie zmiany budżetu miasta na 2027 rok.
@@ -218,23 +214,6 @@ async def test_the_votes_shown_are_the_votes_recorded(
     kinds = [e.split(" ", 1)[1].split(":")[0].split(" ")[0] for e in events]
     assert kinds == ["Punkt", "Punkt", "Przerwa", "Wznowienie", "Głosowanie", "Punkt"], events
     await page.close()
-
-
-async def run_axe(page: Page) -> list[str]:
-    """axe-core's WCAG 2.0/2.1 A and AA violations on the page, one line each."""
-    if not AXE.is_file():
-        pytest.fail(
-            f"axe-core is missing ({AXE}): run `make test` (it fetches axe-core with npm), "
-            "or install npm and run `make .cache/npm/node_modules/axe-core/axe.min.js`"
-        )
-    await page.add_script_tag(path=str(AXE))
-    result = await page.evaluate(
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
-    )
-    return [
-        f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"]
-    ]
 
 
 async def test_axe_finds_no_violations(

@@ -53,7 +53,19 @@
       reason: "Powód", from: "Od", to: "Do", none: "Brak.", saved: "Zapisano.",
       choose_session: "Wybierz posiedzenie z listy.", seconds: "s",
       break_start: "początek przerwy", break_end: "koniec przerwy",
-      closed_start: "wyłączenie jawności", closed_end: "przywrócenie jawności"
+      closed_start: "wyłączenie jawności", closed_end: "przywrócenie jawności",
+      transcript: "Transkrypcja", transcription: "Transkrypcja", recording: "Nagranie posiedzenia",
+      tr_none: "jeszcze nie rozpoznano", tr_queued: "w kolejce", tr_running: "rozpoznawanie w toku",
+      tr_done: "gotowe", tr_failed: "błąd rozpoznawania", tr_finish: "przewidywany koniec",
+      tr_progress: "Postęp rozpoznawania mowy", tr_rerun: "Rozpoznaj ponownie",
+      tr_rerun_hint: "Poprawione wiersze zostaną zachowane.", tr_requeued: "Zlecono ponowne rozpoznanie.",
+      model_unavailable: "Rozpoznawanie mowy niedostępne", model_loading: "Rozpoznawanie mowy: wczytywanie modelu…",
+      model_off: "Rozpoznawanie mowy jest wyłączone (w konfiguracji nie podano modelu).",
+      corrected_by: "poprawione przez", was_automatic: "rozpoznano automatycznie",
+      nothing_said: "nic nie powiedziano – wiersz nie jest publikowany",
+      hidden_part: "we fragmencie niepublikowanym (przerwa, obrady niejawne lub usunięty fragment)",
+      line_text: "Tekst wiersza", play_from: "Odtwórz od", no_lines: "Brak wierszy transkrypcji.",
+      save_line: "Zapisz", lines_hint: "Kliknij czas, aby odtworzyć wiersz. Puste pole oznacza, że nic nie powiedziano. Ctrl+Enter zapisuje wiersz."
     },
     en: {
       sessions: "Sessions", councillors: "Councillors", run: "Run", after: "After the session",
@@ -97,7 +109,19 @@
       reason: "Reason", from: "From", to: "To", none: "None.", saved: "Saved.",
       choose_session: "Choose a session from the list.", seconds: "s",
       break_start: "break starts", break_end: "break ends",
-      closed_start: "closed part starts", closed_end: "closed part ends"
+      closed_start: "closed part starts", closed_end: "closed part ends",
+      transcript: "Transcript", transcription: "Transcript", recording: "The session's recording",
+      tr_none: "not recognised yet", tr_queued: "queued", tr_running: "recognition running",
+      tr_done: "done", tr_failed: "recognition failed", tr_finish: "estimated finish",
+      tr_progress: "Speech recognition progress", tr_rerun: "Recognise again",
+      tr_rerun_hint: "Corrected lines are kept.", tr_requeued: "Recognition queued again.",
+      model_unavailable: "Speech recognition unavailable", model_loading: "Speech recognition: loading the model…",
+      model_off: "Speech recognition is off (no model is configured).",
+      corrected_by: "corrected by", was_automatic: "recognised automatically",
+      nothing_said: "nothing was said – the line is not published",
+      hidden_part: "in an unpublished part (a break, a closed part or a redacted range)",
+      line_text: "Line text", play_from: "Play from", no_lines: "No transcript lines.",
+      save_line: "Save", lines_hint: "Click a time to play the line. An empty field means nothing was said. Ctrl+Enter saves the line."
     }
   };
   function t(key) { return (WORDS[cfg.lang] || WORDS.pl)[key] || key; }
@@ -157,6 +181,63 @@
   }
   function isoFromInput(value) { return new Date(value).toISOString(); }
   function when(iso) { return iso ? new Date(iso).toLocaleString(cfg.lang === "en" ? "en-GB" : "pl-PL") : ""; }
+  // A second of the recording as m:ss or h:mm:ss.
+  function clock(seconds) {
+    var s = Math.max(0, Math.floor(seconds || 0));
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    return (h ? h + ":" + pad(m) : String(m)) + ":" + pad(s % 60);
+  }
+  // A moment as the time of day, with the date too when it is not today.
+  function soon(iso) {
+    var d = new Date(iso), locale = cfg.lang === "en" ? "en-GB" : "pl-PL";
+    var time = d.toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
+    return d.toDateString() === new Date().toDateString() ? time : d.toLocaleDateString(locale) + " " + time;
+  }
+
+  /* ---------- transcription progress (the sessions list and the transcript view) ---------- */
+
+  function progressBusy(p) { return !!p && (p.state === "queued" || p.state === "running"); }
+  function progressText(p) {
+    if (!p) return t("tr_none");
+    var text = t("tr_" + p.state);
+    if (progressBusy(p)) text += ", " + Math.round(100 * (p.fraction || 0)) + " %";
+    if (p.state === "running" && p.estimated_finish) text += ", " + t("tr_finish") + " " + soon(p.estimated_finish);
+    if (p.state === "failed" && p.error) text += ": " + p.error;
+    return text;
+  }
+  // What the recogniser's state means for staff; null when it is ready.
+  function modelNote(model, id) {
+    if (!model || model.state === "ready") return null;
+    if (model.state === "unavailable") {
+      return el("p", { id: id, class: "error", role: "alert", text: t("model_unavailable") + ": " + (model.error || "") });
+    }
+    return el("p", { id: id, class: "hint", text: t(model.state === "loading" ? "model_loading" : "model_off") });
+  }
+
+  // The recording as it was made (staff only), played with hls.js where the browser needs it.
+  function recordingPlayer(sid, id, label) {
+    var video = el("video", { id: id, controls: true, width: "640", "aria-label": label });
+    var attached = false;
+    return {
+      video: video,
+      attach: function () {
+        if (attached) return;
+        attached = true;
+        var src = "/sessions/" + sid + "/original.m3u8";
+        if (window.Hls && window.Hls.isSupported()) {
+          var hls = new window.Hls();
+          hls.loadSource(src); hls.attachMedia(video);
+          onLeave(function () { hls.destroy(); });
+        } else video.src = src;
+      }
+    };
+  }
+  function play(video, at) {
+    video.currentTime = at;
+    var started = video.play();
+    if (started && started.catch) started.catch(function () {});  // (paused again, or not loaded)
+  }
 
   function flatItems(items, out) {
     out = out || [];
@@ -185,7 +266,12 @@
   root.appendChild(main);
 
   var timers = [];
-  function clearTimers() { timers.forEach(clearInterval); timers = []; }
+  var leaving = [];  // what to stop when the view changes (a player's hls.js)
+  function onLeave(fn) { leaving.push(fn); }
+  function clearTimers() {
+    timers.forEach(clearInterval); timers = [];
+    leaving.forEach(function (fn) { try { fn(); } catch (e) { /* already gone */ } }); leaving = [];
+  }
   function every(ms, fn) { fn(); timers.push(setInterval(fn, ms)); }
   var keyHandler = null;
 
@@ -206,6 +292,7 @@
     if (name === "councillors") return viewCouncillors();
     if (name === "run") return id ? viewRun(id) : viewSessions();
     if (name === "after") return id ? viewAfter(id) : viewSessions();
+    if (name === "transcript") return id && may["record.edit"] ? viewTranscript(id) : viewSessions();
     if (name === "users" && may["users.manage"]) return viewUsers();
     if (name === "audit" && may["audit.read"]) return viewAudit(id);
     return viewSessions();
@@ -299,14 +386,38 @@
 
   function viewSessions() {
     main.appendChild(el("h2", { text: t("sessions") }));
+    // The recogniser's state, when it is not ready (a missing model is said here plainly).
+    var modelBox = el("div", { id: "transcription-model" });
+    main.appendChild(modelBox);
     var table = el("table", { id: "sessions" }, [el("caption", { text: t("sessions") })]);
     main.appendChild(table);
     var formBox = el("div", {});
+    var busy = false;
+    // Each ended session's transcription: its state, how far it has got and when it should end.
+    function showTranscription(status) {
+      modelBox.textContent = "";
+      var note = modelNote(status.model, "model-state");
+      if (note && status.model.state !== "off") modelBox.appendChild(note);
+      var found = {};
+      status.sessions.forEach(function (p) { found[p.session_id] = p; });
+      busy = status.model.state === "loading" || status.sessions.some(progressBusy);
+      Array.prototype.forEach.call(table.querySelectorAll("td.transcription"), function (cell) {
+        var p = found[cell.getAttribute("data-session")] || null;
+        var text = progressText(p);
+        if (cell.textContent !== text) cell.textContent = text;
+        cell.className = "transcription" + (p && p.state === "failed" ? " error" : "");
+      });
+    }
+    function transcription() { return api("GET", "/api/v1/transcription").then(showTranscription).catch(function () {}); }
     api("GET", "/api/v1/sessions").then(function (r) {
-      table.appendChild(el("tr", {}, [t("title"), t("start"), t("chamber"), ""].map(function (h) { return el("th", { scope: "col", text: h }); })));
+      table.appendChild(el("tr", {}, [t("title"), t("start"), t("chamber"), t("transcription"), ""].map(function (h) { return el("th", { scope: "col", text: h }); })));
       r.sessions.forEach(function (s) {
         var actions = el("td", {}, [el("a", { href: "#run/" + s.id, text: t("open_run") })]);
         if (may["record.edit"]) { actions.appendChild(document.createTextNode(" · ")); actions.appendChild(el("a", { href: "#after/" + s.id, text: t("open_after") })); }
+        if (may["record.edit"] && s.state === "ended") {
+          actions.appendChild(document.createTextNode(" · "));
+          actions.appendChild(el("a", { href: "#transcript/" + s.id, text: t("transcript"), "aria-label": t("transcript") + ": " + s.title }));
+        }
         if (may["session.edit"] && s.state !== "ended") {
           actions.appendChild(document.createTextNode(" · "));
           actions.appendChild(el("button", { type: "button", text: t("edit"), onclick: function () {
@@ -316,10 +427,15 @@
         }
         table.appendChild(el("tr", {}, [
           el("td", {}, [el("span", { text: s.title + " " }), el("span", { class: "badge", text: "(" + t("state_" + s.state) + ")" })]),
-          el("td", { text: when(s.scheduled_start) }), el("td", { text: s.chamber }), actions
+          el("td", { text: when(s.scheduled_start) }), el("td", { text: s.chamber }),
+          s.state === "ended" ? el("td", { class: "transcription", "data-session": String(s.id) }) : el("td", {}),
+          actions
         ]));
       });
+      return transcription();
     }).catch(quiet);
+    // While something is queued or being recognised, its progress is kept current.
+    timers.push(setInterval(function () { if (busy) transcription(); }, 2000));
     main.appendChild(formBox);
     if (may["session.create"]) {
       main.appendChild(sessionForm(null, function (d) { location.hash = "#run/" + d.id; }));
@@ -656,25 +772,22 @@
   /* ---------- after the session ---------- */
 
   function viewAfter(sid) {
-    var player = el("video", { id: "after-player", controls: true, width: "640", "aria-label": t("after") });
+    var recording = recordingPlayer(sid, "after-player", t("after"));
+    var player = recording.video;
     var box = el("div", { id: "after" });
     main.appendChild(player);
     main.appendChild(box);
-    var attached = false;
-    function attach(src) {
-      if (attached) return;
-      attached = true;
-      if (window.Hls && window.Hls.isSupported()) { var hls = new window.Hls(); hls.loadSource(src); hls.attachMedia(player); }
-      else player.src = src;
-    }
     function secondsInput(id, value, label) {
       return el("input", { id: id, type: "number", step: "0.1", min: "0", value: value === null || value === undefined ? "" : String(value), "aria-label": label, size: "8" });
     }
     function load() {
       api("GET", "/api/v1/sessions/" + sid).then(function (d) {
-        attach("/sessions/" + sid + "/original.m3u8");
+        recording.attach();
         box.textContent = "";
         box.appendChild(el("h2", { text: d.title }));
+        if (d.state === "ended") {
+          box.appendChild(el("p", {}, [el("a", { id: "open-transcript", href: "#transcript/" + sid, text: t("transcript") })]));
+        }
         var items = {};
         flatItems(d.agenda).forEach(function (i) { items[i.id] = i; });
         if (may["record.publish"]) {
@@ -756,6 +869,167 @@
       }).catch(quiet);
     }
     load();
+  }
+
+  /* ---------- the transcript: staff correct what recognition heard ---------- */
+
+  function viewTranscript(sid) {
+    var recording = recordingPlayer(sid, "transcript-player", t("recording"));
+    var player = recording.video;
+    var head = el("div", { id: "transcript-head" });
+    var modelBox = el("div", { id: "transcript-model" });
+    var status = el("p", { id: "transcript-progress" });
+    var bar = el("progress", { id: "transcript-bar", max: "100", value: "0", "aria-label": t("tr_progress") });
+    var rerun = el("button", { type: "button", id: "transcript-run", text: t("tr_rerun"), "aria-describedby": "transcript-run-hint", onclick: function () {
+      api("POST", "/api/v1/sessions/" + sid + "/transcript/run").then(function (p) {
+        progress = p; say(t("tr_requeued")); renderProgress();
+      }).catch(quiet);
+    } });
+    var list = el("ol", { id: "transcript-lines", "aria-labelledby": "transcript-lines-title" });
+    var empty = el("p", { id: "transcript-empty", text: t("no_lines") });
+    main.appendChild(head);
+    main.appendChild(el("div", { id: "transcript", class: "transcript-view" }, [
+      el("div", { class: "transcript-video" }, [
+        player, modelBox, status, bar,
+        el("p", {}, [rerun, " ", el("span", { id: "transcript-run-hint", class: "hint", text: t("tr_rerun_hint") })])
+      ]),
+      el("div", { class: "transcript-text" }, [
+        el("h3", { id: "transcript-lines-title", text: t("transcript") }),
+        el("p", { class: "hint", id: "transcript-hint", text: t("lines_hint") }),
+        empty, list
+      ])
+    ]));
+
+    var lines = [], hidden = [], progress = null, model = null, shownKey = null;
+    var drafts = {};  // line id -> what staff typed and have not saved yet (kept across refreshes)
+    var nodes = {};   // line id -> its <li>
+    var playingId = null;
+
+    function renderProgress() {
+      status.textContent = t("transcription") + ": " + progressText(progress);
+      status.className = progress && progress.state === "failed" ? "error" : "";
+      bar.value = Math.round(100 * (progress ? progress.fraction || 0 : 0));
+      bar.hidden = !progressBusy(progress);
+      modelBox.textContent = "";
+      var note = modelNote(model, "transcript-model-state");
+      if (note) modelBox.appendChild(note);
+      // Nothing to queue while it runs, or when there is no recogniser to run it (said above).
+      rerun.disabled = progressBusy(progress) || (!!model && (model.state === "off" || model.state === "unavailable"));
+    }
+
+    function hiddenLine(line) {
+      return hidden.some(function (h) { return h[0] < line.end_seconds && h[1] > line.start_seconds; });
+    }
+
+    function lineItem(line) {
+      var id = line.id, span = clock(line.start_seconds) + "–" + clock(line.end_seconds);
+      var field = el("textarea", { id: "tl-" + id, rows: "2", "aria-describedby": "tn-" + id,
+        value: drafts[id] !== undefined ? drafts[id] : line.text });
+      var saveButton = el("button", { type: "button", id: "ts-" + id, class: "save-line", text: t("save_line"),
+        "aria-label": t("save_line") + " " + span, onclick: function () { save(line, field); } });
+      field.addEventListener("input", function () { drafts[id] = field.value; });
+      field.addEventListener("keydown", function (ev) {
+        if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); save(line, field); }
+      });
+      var notes = el("div", { id: "tn-" + id, class: "notes" });
+      if (line.corrected) {
+        notes.appendChild(el("p", { class: "note corrected-note", text: t("corrected_by") + " " + (line.corrected_by || "?") + ", " + when(line.corrected_at) }));
+        if (line.automatic_text !== null && line.automatic_text !== undefined && line.automatic_text !== line.text) {
+          notes.appendChild(el("p", { class: "note automatic-note" }, [t("was_automatic") + ": ", el("q", { text: line.automatic_text })]));
+        }
+      }
+      if (line.text === "") notes.appendChild(el("p", { class: "note", text: t("nothing_said") }));
+      if (hiddenLine(line)) notes.appendChild(el("p", { class: "note", text: t("hidden_part") }));
+      var classes = ["transcript-line"];
+      if (line.corrected) classes.push("corrected");
+      if (id === playingId) classes.push("playing");
+      return el("li", { "data-line": String(id), class: classes.join(" "), "aria-current": id === playingId ? "time" : null }, [
+        el("button", { type: "button", id: "tp-" + id, class: "line-time", text: clock(line.start_seconds),
+          "aria-label": t("play_from") + " " + clock(line.start_seconds), onclick: function () { play(player, line.start_seconds); } }),
+        el("div", { class: "line-body" }, [
+          el("label", { for: "tl-" + id, class: "visually-hidden", text: t("line_text") + " " + span }),
+          field, notes
+        ]),
+        saveButton
+      ]);
+    }
+
+    // Rebuilt only when the lines changed (recognition adds them as it goes); the focus, the
+    // caret and anything typed and not yet saved stay.
+    function renderLines() {
+      var active = document.activeElement;
+      var activeId = active && list.contains(active) ? active.id : null;
+      var caret = activeId && active.tagName === "TEXTAREA" ? [active.selectionStart, active.selectionEnd] : null;
+      list.textContent = "";
+      nodes = {};
+      lines.forEach(function (line) { nodes[line.id] = list.appendChild(lineItem(line)); });
+      empty.hidden = lines.length > 0;
+      if (activeId && document.getElementById(activeId)) {
+        var again = document.getElementById(activeId);
+        again.focus();
+        if (caret) again.setSelectionRange(caret[0], caret[1]);
+      }
+    }
+
+    function save(line, field) {
+      api("PATCH", "/api/v1/sessions/" + sid + "/transcript/lines/" + line.id, { text: field.value }).then(function (saved) {
+        delete drafts[line.id];
+        lines = lines.map(function (l) { return l.id === saved.id ? saved : l; });
+        shownKey = JSON.stringify([lines, hidden]);
+        var old = nodes[saved.id];
+        var focused = old && old.contains(document.activeElement) ? document.activeElement.id : null;
+        if (old) { nodes[saved.id] = lineItem(saved); list.replaceChild(nodes[saved.id], old); }
+        if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+        say(t("saved"));
+      }).catch(quiet);
+    }
+
+    // The line being played is marked (and kept in view while playing, unless staff are typing).
+    player.addEventListener("timeupdate", function () {
+      var now = player.currentTime, found = null;
+      for (var i = 0; i < lines.length; i++) {
+        if (lines[i].start_seconds <= now && now < lines[i].end_seconds) { found = lines[i].id; break; }
+      }
+      if (found === playingId) return;
+      var before = playingId !== null && nodes[playingId];
+      if (before) { before.classList.remove("playing"); before.removeAttribute("aria-current"); }
+      playingId = found;
+      var li = found !== null && nodes[found];
+      if (!li) return;
+      li.classList.add("playing");
+      li.setAttribute("aria-current", "time");
+      var typing = document.activeElement && document.activeElement.tagName === "TEXTAREA";
+      if (!player.paused && !typing && li.scrollIntoView) li.scrollIntoView({ block: "nearest" });
+    });
+
+    function load() {
+      return Promise.all([
+        api("GET", "/api/v1/sessions/" + sid + "/transcript"),
+        api("GET", "/api/v1/transcription").catch(function () { return null; })
+      ]).then(function (r) {
+        var found = r[0];
+        progress = found.progress;
+        if (r[1]) model = r[1].model;
+        var key = JSON.stringify([found.lines, found.hidden || []]);
+        if (key !== shownKey) {
+          shownKey = key; lines = found.lines; hidden = found.hidden || [];
+          renderLines();
+        }
+        renderProgress();
+      }).catch(quiet);
+    }
+
+    api("GET", "/api/v1/sessions/" + sid).then(function (d) {
+      head.appendChild(el("h2", { text: t("transcript") + ": " + d.title }));
+      head.appendChild(el("p", {}, [el("a", { href: "#after/" + sid, text: t("after") })]));
+      if (d.recording && d.recording.duration_seconds) recording.attach();
+      else player.hidden = true;  // nothing recorded (yet): no empty player
+    }).catch(quiet);
+    load();
+    // Every 2 s while it is queued or being recognised (or the model is still loading).
+    timers.push(setInterval(function () {
+      if (progressBusy(progress) || (model && model.state === "loading")) load();
+    }, 2000));
   }
 
   /* ---------- users and audit ---------- */

@@ -1,0 +1,318 @@
+"""The console's transcript view in Chromium: staff correct a line beside the video and the
+change is kept with who made it (after a reload, and after a re-run); a line's time moves the
+player; recognition's progress and estimated finish are shown, in the sessions list too, and
+refreshed while it runs; a missing model is said plainly; axe-core finds no WCAG 2.1 A/AA
+violation in either view.
+
+The service, speaking chamber and recognition are set up as in test_captions.py, with the
+helpers of tests/speech.py."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from browser import chromium, run_axe, sign_in
+from conftest import (
+    STAFF,
+    Service,
+    basic,
+    config_text,
+    free_port,
+    start_service,
+    stop_service,
+    wait_for,
+)
+from playwright.async_api import Browser, Page, expect
+from speech import MODEL_DIR, speech_file, transcribed
+
+from config.settings import parse_settings
+from recorder.whisper_model import assemble_model
+
+# Recording and recognising the speech takes a while on a busy two-core machine.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(360)]
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENDA = "1. Otwarcie sesji.\n2. Podjęcie uchwały w sprawie zmiany budżetu miasta na 2027 rok.\n"
+TITLE = "LXIV Sesja Rady Miasta"
+# Makes the page's fetch() say, while window.__running is set, that the session's recognition
+# is running: 42 %, to finish at `finish`. window.__asked counts the transcript's refreshes.
+RUNNING = """({sid, finish}) => {
+    window.__running = true;
+    window.__asked = 0;
+    const real = window.fetch.bind(window);
+    const running = p => ({...p, state: 'running', fraction: 0.42, estimated_finish: finish});
+    window.fetch = async (url, options) => {
+        const response = await real(url, options);
+        const faking = window.__running;
+        const path = new URL(url, location.href).pathname;
+        const transcript = path === `/api/v1/sessions/${sid}/transcript`;
+        if (transcript) window.__asked += 1;
+        let body;
+        if (faking && transcript) {
+            body = await response.json();
+            body.progress = running(body.progress);
+        } else if (faking && path === '/api/v1/transcription') {
+            body = await response.json();
+            body.sessions = body.sessions.map(p => p.session_id === sid ? running(p) : p);
+        } else {
+            return response;
+        }
+        const headers = response.headers;
+        return new Response(JSON.stringify(body), {status: response.status, headers});
+    };
+}"""
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def spoken(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[Service, dict[str, Any]]]:
+    """A service with the model, and one ended session of about 10 s of Polish speech, its
+    recognition done."""
+    model = assemble_model(MODEL_DIR)
+    folder = tmp_path_factory.mktemp("console-transcript")
+    source = (
+        f'kind = "synthetic"\nwidth = 320\nheight = 180\nfps = 10\n'
+        f'sound_file = "{speech_file(folder)}"\n'
+    )
+    text = config_text(folder / "data", free_port(), source).replace(
+        "[monitoring]",
+        f'[transcription]\nmodel_dir = "{model}"\ncpu_threads = 2\n\n[monitoring]',
+    )
+    service = await start_service(parse_settings(text))
+    try:
+        created = await service.post_json(
+            "/api/v1/sessions",
+            {
+                "title": TITLE,
+                "scheduled_start": "2030-01-01T09:00:00+00:00",
+                "scheduled_end": "2030-01-01T12:00:00+00:00",
+                "agenda_text": AGENDA,
+            },
+            status=201,
+        )
+        sid = created["id"]
+        await service.post_json(f"/api/v1/sessions/{sid}/start")
+        await service.post_json(f"/api/v1/sessions/{sid}/items/{created['agenda'][1]['id']}/start")
+
+        async def long_enough() -> bool:
+            detail = await service.get_json(f"/api/v1/sessions/{sid}")
+            return bool(detail["recording"]["duration_seconds"] >= 10)
+
+        await wait_for(long_enough, 60, "10 s of recording")
+        stopped = await service.post_json(f"/api/v1/sessions/{sid}/stop")
+        transcript = await transcribed(service, sid)
+        assert transcript["lines"], transcript
+        yield service, stopped
+    finally:
+        await stop_service(service)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One Chromium for the whole file."""
+    async with chromium() as launched:
+        yield launched
+
+
+async def staff_page(browser: Browser, base: str) -> tuple[Page, list[str]]:
+    """A page signed in as staff, and the script errors it meets."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await sign_in(page, base, *STAFF)
+    return page, errors
+
+
+async def staff_transcript(service: Service, sid: int) -> dict[str, Any]:
+    async with service.http.get(
+        f"{service.base}/api/v1/sessions/{sid}/transcript", headers=basic(STAFF)
+    ) as resp:
+        body: dict[str, Any] = await resp.json()
+        assert resp.status == 200, body
+        return body
+
+
+async def test_staff_correct_a_line_beside_the_video(
+    spoken: tuple[Service, dict[str, Any]], browser: Browser
+) -> None:
+    service, session = spoken
+    sid = session["id"]
+    lines = (await staff_transcript(service, sid))["lines"]
+    page, errors = await staff_page(browser, service.base)
+
+    # The sessions list: the ended session's recognition is done, and its transcript a link.
+    await page.goto(f"{service.base}/console#sessions")
+    await expect(page.locator(f'td.transcription[data-session="{sid}"]')).to_have_text("gotowe")
+    assert await run_axe(page) == []
+    await page.get_by_role("link", name=f"Transkrypcja: {TITLE}").click()
+    await expect(page).to_have_url(re.compile(rf"#transcript/{sid}$"))
+    await expect(page.locator("#transcript-head h2")).to_have_text(f"Transkrypcja: {TITLE}")
+    await expect(page.locator("#transcript-progress")).to_have_text("Transkrypcja: gotowe")
+    await expect(page.locator("#transcript-lines > li")).to_have_count(len(lines))
+    assert await run_axe(page) == []
+
+    # A line's time moves the player there (and plays it; the line is marked while it does).
+    await page.wait_for_function(
+        "document.getElementById('transcript-player').readyState >= 1", timeout=30_000
+    )
+    line = lines[-1]
+    start = line["start_seconds"]
+    await page.locator(f"#tp-{line['id']}").click()
+    await page.wait_for_function(
+        """start => {
+            const v = document.getElementById('transcript-player');
+            return v.currentTime >= start - 0.1 && v.currentTime < start + 3;
+        }""",
+        arg=start,
+        timeout=10_000,
+    )
+    await expect(page.locator(f'li[data-line="{line["id"]}"]')).to_have_class(
+        re.compile(r"\bplaying\b"), timeout=10_000
+    )
+    await page.evaluate("document.getElementById('transcript-player').pause()")
+
+    # Correct the line and save it with the button.
+    first = "Przewodnicząca: podjęcie uchwały w sprawie zmiany budżetu miasta."
+    item = page.locator(f'li[data-line="{line["id"]}"]')
+    await item.get_by_label(re.compile(r"^Tekst wiersza \d")).fill(first)
+    await page.locator(f"#ts-{line['id']}").click()
+    await expect(page.locator("#messages")).to_have_text("Zapisano.")
+    await expect(item).to_contain_text("poprawione przez clerk")
+    if line["text"] != first:
+        await expect(item.locator(".automatic-note")).to_contain_text(line["text"])
+
+    # And again from the keyboard alone: Tab from the field reaches its Save button.
+    second = "Przewodnicząca: podjęcie uchwały w sprawie zmiany budżetu miasta na 2027 rok."
+    field = page.locator(f"#tl-{line['id']}")
+    await field.fill(second)
+    await page.evaluate("document.getElementById('messages').textContent = ''")
+    await field.press("Tab")
+    await expect(page.locator(f"#ts-{line['id']}")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#messages")).to_have_text("Zapisano.")
+
+    # Kept: after a reload, and in the API with who made it.
+    await page.reload()
+    await expect(page.locator(f"#tl-{line['id']}")).to_have_value(second)
+    await expect(page.locator(f'li[data-line="{line["id"]}"]')).to_contain_text(
+        "poprawione przez clerk"
+    )
+    kept = next(x for x in (await staff_transcript(service, sid))["lines"] if x["id"] == line["id"])
+    assert kept["text"] == second and kept["corrected"] is True, kept
+    assert kept["corrected_by"] == STAFF[0] and kept["automatic_text"] == line["text"], kept
+    assert kept["corrected_at"], kept
+    assert await run_axe(page) == []
+    assert errors == [], errors
+    await page.close()
+
+
+async def test_progress_is_shown_and_a_re_run_keeps_the_correction(
+    spoken: tuple[Service, dict[str, Any]], browser: Browser
+) -> None:
+    service, session = spoken
+    sid = session["id"]
+    before = await staff_transcript(service, sid)
+    line = before["lines"][0]
+    corrected = "Radna Anna Nowak: podjęcie uchwały w sprawie zmiany budżetu miasta."
+    async with service.http.patch(
+        f"{service.base}/api/v1/sessions/{sid}/transcript/lines/{line['id']}",
+        json={"text": corrected},
+        headers=basic(STAFF),
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    page, errors = await staff_page(browser, service.base)
+
+    # While recognition runs (made to seem so here: the real one is over in seconds), the
+    # state, percent and estimated finish are shown, and refreshed every 2 s. (The page's own
+    # fetch() alters the answers while window.__running is set.)
+    finish = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    await page.evaluate(RUNNING, {"sid": sid, "finish": finish})
+    await page.goto(f"{service.base}/console#sessions")
+    cell = page.locator(f'td.transcription[data-session="{sid}"]')
+    await expect(cell).to_contain_text("rozpoznawanie w toku, 42 %, przewidywany koniec")
+    await page.goto(f"{service.base}/console#transcript/{sid}")
+    status = page.locator("#transcript-progress")
+    await expect(status).to_contain_text("rozpoznawanie w toku, 42 %, przewidywany koniec")
+    await expect(page.locator("#transcript-bar")).to_have_js_property("value", 42)
+    await expect(page.locator("#transcript-run")).to_be_disabled()
+    seen = await page.evaluate("window.__asked")
+    await page.wait_for_function("seen => window.__asked >= seen + 2", arg=seen, timeout=15_000)
+    # Recognition over: the next refresh shows it, and the refreshing stops.
+    await page.evaluate("window.__running = false")
+    await expect(status).to_have_text("Transkrypcja: gotowe", timeout=10_000)
+    await expect(page.locator("#transcript-bar")).to_be_hidden()
+    seen = await page.evaluate("window.__asked")
+    await asyncio.sleep(4.5)
+    assert await page.evaluate("window.__asked") == seen
+    await expect(page.locator(f"#tl-{line['id']}")).to_have_value(corrected)
+
+    # A re-run from the view: queued at once, recognised again, the correction kept.
+    await page.evaluate(
+        """() => {
+            const status = document.getElementById('transcript-progress');
+            window.__shown = [];
+            new MutationObserver(() => window.__shown.push(status.textContent))
+                .observe(status, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
+    await page.locator("#transcript-run").click()
+    await expect(page.locator("#messages")).to_have_text("Zlecono ponowne rozpoznanie.")
+    after = await transcribed(service, sid, after=before["progress"]["finished_at"])
+    await expect(status).to_have_text("Transkrypcja: gotowe", timeout=15_000)
+    shown = await page.evaluate("window.__shown")
+    assert any("w kolejce" in s for s in shown), shown
+    await expect(page.locator(f"#tl-{line['id']}")).to_have_value(corrected)
+    await expect(page.locator(f'li[data-line="{line["id"]}"]')).to_contain_text(
+        "poprawione przez clerk"
+    )
+    kept = next(x for x in after["lines"] if x["id"] == line["id"])
+    assert kept["text"] == corrected and kept["corrected_by"] == STAFF[0], kept
+    assert errors == [], errors
+    await page.close()
+
+
+async def test_a_missing_model_is_said_plainly(browser: Browser, tmp_path: Path) -> None:
+    missing = tmp_path / "no-model-here"
+    text = config_text(tmp_path / "data", free_port()).replace(
+        "[monitoring]", f'[transcription]\nmodel_dir = "{missing}"\n\n[monitoring]'
+    )
+    service = await start_service(parse_settings(text))
+    try:
+
+        async def reported() -> bool:
+            status = await service.get_json("/api/v1/status")
+            return bool(status["transcription"]["state"] == "unavailable")
+
+        await wait_for(reported, 20, "the missing model reported")
+        created = await service.begin(start=False, title="Sesja bez napisów")
+        sid = created["id"]
+        page, errors = await staff_page(browser, service.base)
+        await page.goto(f"{service.base}/console#sessions")
+        note = page.locator("#model-state")
+        await expect(note).to_contain_text("Rozpoznawanie mowy niedostępne:")
+        await expect(note).to_contain_text(str(missing))
+        assert await run_axe(page) == []
+
+        await page.goto(f"{service.base}/console#transcript/{sid}")
+        note = page.locator("#transcript-model-state")
+        await expect(note).to_contain_text("Rozpoznawanie mowy niedostępne:")
+        await expect(note).to_contain_text(str(missing))
+        await expect(page.locator("#transcript-progress")).to_have_text(
+            "Transkrypcja: jeszcze nie rozpoznano"
+        )
+        await expect(page.locator("#transcript-run")).to_be_disabled()
+        await expect(page.locator("#transcript-empty")).to_be_visible()
+        assert await run_axe(page) == []
+        assert errors == [], errors
+        await page.close()
+    finally:
+        await stop_service(service)
