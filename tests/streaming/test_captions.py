@@ -116,13 +116,12 @@ async def test_a_spoken_session_gets_captions_and_is_searchable(
     for start, end, _ in cues:
         assert 0 <= start < end <= duration + 0.01, (start, end, duration)
     spoken = " ".join(text for _, _, text in cues).lower()
-    # Whisper base on espeak's voice: "uchwały w sprawie zmiany" comes out every time, the rest
-    # varies between runs ("budżetu miasta", "budzę tu dosta").
-    assert "uchwały w sprawie zmiany" in spoken, spoken
+    # Whisper base on espeak's voice: "podjęcie uchwały ... zmiany" comes out every time, the
+    # rest varies between runs ("w sprawie"/"w sprawia", "budżetu miasta"/"budzę tu dosta").
+    assert all(word in spoken for word in ("podjęcie", "uchwały", "zmiany")), spoken
 
-    hits = (await service.get_json("/api/v1/search?q=uchwa%C5%82a%20w%20sprawie%20zmiany"))[
-        "results"
-    ]
+    # Searched as a resident would type it (other forms, no Polish letters).
+    hits = (await service.get_json("/api/v1/search?q=podjecie%20uchwala%20zmiana"))["results"]
     speech = [h for h in hits if h["kind"] == "speech"]
     assert speech, hits
     first = min(speech, key=lambda h: h["offset_seconds"])
@@ -130,13 +129,13 @@ async def test_a_spoken_session_gets_captions_and_is_searchable(
     assert first["url"] == f"/sessions/{sid}?t={int(first['offset_seconds'])}", first
     # The line the hit jumps to says it.
     line = next(x for x in transcript["lines"] if x["start_seconds"] == first["offset_seconds"])
-    assert "sprawie zmiany" in line["text"].lower(), line
+    assert "zmiany" in line["text"].lower(), line
 
     page = await service.get_text(f"/sessions/{sid}")
     assert f'data-captions="/sessions/{sid}/captions.vtt"' in page
     assert f'href="/sessions/{sid}/transcript.txt"' in page
     text = await service.get_text(f"/sessions/{sid}/transcript.txt")
-    assert "LXIII Sesja Rady Miasta" in text and "uchwały w sprawie zmiany" in text.lower()
+    assert "LXIII Sesja Rady Miasta" in text and "podjęcie uchwały" in text.lower()
     status = await service.get_json("/api/v1/status")
     assert status["transcription"]["state"] == "ready", status["transcription"]
 
