@@ -103,6 +103,7 @@ bench: setup .cache/apt-test.stamp $(MODEL)/model.bin
 	$(BIN)/python bench/console_live.py --rounds 60
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/wer.py
+	$(BIN)/python bench/wer.py --temperatures 0,0.5
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

@@ -116,6 +116,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compute", default="int8")
     parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument(
+        "--temperatures",
+        default="0,0.2,0.4,0.6,0.8,1",
+        help="Whisper's fallback temperatures, comma-separated",
+    )
     parser.add_argument("--no-vad", action="store_true")
     parser.add_argument("--gap", type=float, default=1.5, help="pause between sentences (s)")
     parser.add_argument("--show", action="store_true", help="print every sentence's results")
@@ -131,6 +136,7 @@ def main() -> int:
         cpu_threads=args.threads,
         compute_type=args.compute,
         beam_size=args.beam,
+        temperatures=[float(t) for t in args.temperatures.split(",")],
         vad=not args.no_vad,
         nice=0,
         work_dir=args.cache,
@@ -163,7 +169,8 @@ def main() -> int:
     print(f"model: {MODEL_NAME}")
     print(
         f"  {args.compute}, {args.threads} CPU thread(s), beam {args.beam}, "
-        f"VAD {'off' if args.no_vad else 'on'}; loaded in {load_seconds:.2f} s"
+        f"temperatures {args.temperatures}, VAD {'off' if args.no_vad else 'on'}; "
+        f"loaded in {load_seconds:.2f} s"
     )
     print(
         f"held set: {len(held.sentences)} sentences, {len(reference)} words, {seconds:.0f} s "

@@ -35,6 +35,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
+# Whisper's own retries when a window's text looks wrong (repetitive or improbable): each
+# retry samples at the next temperature. Fewer retries are faster and a little worse.
+WHISPER_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # Whisper takes at most 223 prompt tokens (half its 448-token context, less one); faster-whisper
 # keeps the *last* ones if there are more. Staying below leaves the decoder its usual room.
 PROMPT_TOKENS = 200
@@ -510,6 +513,7 @@ class Transcriber:
         cpu_threads: int = 2,
         compute_type: str = "int8",
         beam_size: int = 5,
+        temperatures: Sequence[float] = WHISPER_TEMPERATURES,
         vad: bool = True,
         nice: int = 10,
         max_stretch_seconds: float = 600.0,
@@ -522,6 +526,7 @@ class Transcriber:
         self.cpu_threads = cpu_threads
         self.compute_type = compute_type
         self.beam_size = beam_size
+        self.temperatures = tuple(temperatures)
         self.vad = vad
         self.nice = nice
         self.max_stretch_seconds = max_stretch_seconds
@@ -617,6 +622,7 @@ class Transcriber:
             # through a long item instead of scrolling out behind recognised text.
             hotwords=prompt,
             condition_on_previous_text=False,
+            temperature=list(self.temperatures),
             vad_filter=self.vad,
         )
         seconds = len(audio) / SAMPLE_RATE

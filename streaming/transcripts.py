@@ -165,6 +165,7 @@ class TranscriptionManager:
             cpu_threads=config.cpu_threads,
             compute_type=config.compute_type,
             beam_size=config.beam_size,
+            temperatures=config.temperatures,
             vad=config.vad,
             nice=config.nice,
             max_stretch_seconds=config.max_stretch_seconds,
