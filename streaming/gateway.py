@@ -21,6 +21,7 @@ from config.settings import Settings
 from recorder.supervisor import interrupt_when_parent_dies
 from streaming import live, now, pages, publication
 from streaming import search as search_routes
+from streaming import transcripts
 from streaming.api import error_middleware
 from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
 from streaming.llhls import ByteCache, EdgeReader, RenderedPlaylists
@@ -62,6 +63,7 @@ def create_gateway_app(settings: Settings) -> web.Application:
     app.add_routes(pages.routes)
     app.add_routes(publication.routes)
     app.add_routes(search_routes.routes)
+    app.add_routes(transcripts.public_routes)
     now.setup(app)
     app.router.add_static("/static", STATIC)
     return app

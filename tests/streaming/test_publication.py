@@ -336,3 +336,6 @@ def test_the_gateway_app_serves_the_publication_routes(
     app = create_gateway_app(make_settings())
     paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     assert {"/feeds/recordings.atom", "/sessions/{id}/votes.csv", "/oembed"} <= paths
+    # The session page names its captions: the public side serves them (not the editing API).
+    assert {"/sessions/{id}/captions.vtt", "/sessions/{id}/transcript.txt"} <= paths
+    assert "/api/v1/sessions/{id}/transcript/lines/{line_id}" not in paths
