@@ -19,9 +19,8 @@ from aiohttp import web
 from archive.index import ArchiveIndex, AsyncArchive
 from config.settings import Settings
 from recorder.supervisor import interrupt_when_parent_dies
-from streaming import live, now, pages, publication
+from streaming import live, now, pages, publication, transcripts
 from streaming import search as search_routes
-from streaming import transcripts
 from streaming.api import error_middleware
 from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
 from streaming.llhls import ByteCache, EdgeReader, RenderedPlaylists
