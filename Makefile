@@ -102,6 +102,7 @@ bench: setup .cache/apt-test.stamp $(MODEL)/model.bin
 	$(BIN)/python bench/scale.py --levels 100,250,500 --targets gateway,nginx
 	$(BIN)/python bench/console_live.py --rounds 60
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/publish_delay.py --rounds 3
 	$(BIN)/python bench/wer.py
 	$(BIN)/python bench/wer.py --temperatures 0,0.5
 
