@@ -64,14 +64,17 @@ def main() -> int:
             status, answer = http("POST", f"{obrady.base}/api/v1/sessions/{sid}/stop", None, USER)
             if status != 200:
                 raise BenchError(f"stop: HTTP {status} {answer!r}")
-            until(lambda s=sid: public_now(obrady.base, s), 60, "public recording", interval=0.02)
+            mp4_url = f"{obrady.base}/sessions/{sid}/recording.mp4"
+
+            def shown(session_id: int = sid) -> bool:
+                return public_now(obrady.base, session_id)
+
+            def downloadable(url: str = mp4_url) -> bool:
+                return http("GET", url)[0] == 200
+
+            until(shown, 60, "public recording", interval=0.02)
             public.append(time.monotonic() - started)
-            until(
-                lambda s=sid: http("GET", f"{obrady.base}/sessions/{s}/recording.mp4")[0] == 200,
-                120,
-                "MP4 of the recording",
-                interval=0.1,
-            )
+            until(downloadable, 120, "MP4 of the recording", interval=0.1)
             mp4.append(time.monotonic() - started)
         print(
             f"{args.rounds} sessions of {args.seconds:g} s: recording and chapters public "
