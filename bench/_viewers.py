@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import resource
 import time
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 # Part numbers stay far below this (the gateway refuses _HLS_part > 1000).
 KEY_PARTS = 4096
@@ -46,7 +48,13 @@ class RequestError(Exception):
 Result = tuple[int, float, bytes]  # status, time.monotonic() when complete, body (if kept)
 
 
-class _Http(asyncio.Protocol):
+# Every connection of a load process reads into this one buffer (asyncio.BufferedProtocol): each
+# read is dealt with before the next, and a part's bytes need not be copied out of it.
+_READ_BUFFER = bytearray(256 * 1024)
+_READ_VIEW = memoryview(_READ_BUFFER)
+
+
+class _Http(asyncio.BufferedProtocol):
     """One keep-alive HTTP/1.1 connection carrying one request at a time."""
 
     def __init__(self) -> None:
@@ -64,8 +72,8 @@ class _Http(asyncio.Protocol):
         self._body = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -94,36 +102,52 @@ class _Http(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
-    def data_received(self, data: bytes) -> None:
-        self.received += len(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _READ_VIEW
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """nbytes more of the answer are in _READ_BUFFER: every byte is looked at, and a part's
+        body is only counted, not copied (a playlist's is kept, for its hint)."""
+        self.received += nbytes
         if self._waiter is None:
             return
+        buf: bytes | bytearray = _READ_BUFFER
+        size = nbytes
+        start = 0
         if not self._in_body:
-            self._head += data
-            end = self._head.find(b"\r\n\r\n")
+            joined = bool(self._head)  # the head came in more than one read
+            if joined:
+                self._head += _READ_BUFFER[:nbytes]
+                buf, size = self._head, len(self._head)
+            end = buf.find(b"\r\n\r\n", 0, size)
             if end < 0:
+                if not joined:
+                    self._head += _READ_BUFFER[:nbytes]
                 return
-            self._parse_head(bytes(self._head[:end]))
-            data = bytes(self._head[end + 4 :])
-            self._head.clear()
+            self._parse_head(bytes(buf[:end]))
             self._in_body = True
+            start = end + 4
+            if joined:
+                buf = bytes(buf[start:size])
+                size, start = len(buf), 0
+                self._head.clear()
             if not self._chunked and self._left == 0:
                 self._complete()
                 return
         if self._chunked:
-            self._head += data
+            self._head += buf[start:size]
             self._chunks()
             return
-        size = len(data)
-        if size >= self._left:
+        got = size - start
+        if got >= self._left:
             if self._keep:
-                self._body += data[: self._left]
+                self._body += buf[start : start + self._left]
             self._left = 0
             self._complete()
         else:
             if self._keep:
-                self._body += data
-            self._left -= size
+                self._body += buf[start:size]
+            self._left -= got
 
     def _parse_head(self, head: bytes) -> None:
         lines = head.split(b"\r\n")
@@ -417,6 +441,9 @@ async def _serve(conn: Connection, load: Load) -> None:
             commands.put_nowait(("stop",))
 
     loop.add_reader(conn.fileno(), receive)
+    # uvloop makes a watched descriptor non-blocking; the pipe's send() expects it blocking
+    # (a large flush would fail half-way with EAGAIN).
+    os.set_blocking(conn.fileno(), True)
     lag = loop.create_task(load.sample_lag())
     try:
         while True:
@@ -437,13 +464,25 @@ async def _serve(conn: Connection, load: Load) -> None:
             await lag
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's event loop where installed: it reads each socket into one buffer of its own
+    where asyncio's allocates a fresh 256 KiB for every read (measured: the load processes'
+    CPU per request halved), leaving more of the two cores to the server measured."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
 def worker_main(conn: Connection, host: str, port: int, playlist: str, timeout: float) -> None:
     """A load process: runs viewers as the parent's commands on conn say, until "stop"."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     load = Load(host, port, playlist, timeout)
     try:
-        asyncio.run(_serve(conn, load))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve(conn, load))
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         pass
     finally:

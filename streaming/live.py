@@ -4,7 +4,9 @@ and the media files, all served from what the recorder already wrote (no re-enco
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from aiohttp import web
 
@@ -15,7 +17,7 @@ from streaming.api import session_id_of
 from streaming.auth import identify, require
 from streaming.http import json_error
 from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
-from streaming.llhls import EdgeSnapshot
+from streaming.llhls import EdgeSnapshot, LiveSegment, Part
 from streaming.viewers import VIEWER_ID, client_of
 
 RUN_NAME = re.compile(r"^run-\d{4,}$")
@@ -49,9 +51,15 @@ RECORDED_MEDIA_CACHE = "public, max-age=600"
 PRIVATE = "private, no-store"
 
 
-def _chamber(request: web.Request, chamber_id: str) -> str:
-    if chamber_id not in {c.id for c in request.app[SETTINGS].chambers}:
+def known_chamber(settings: Settings, chamber_id: str) -> str:
+    """chamber_id if it is configured, else a 404."""
+    if chamber_id not in {c.id for c in settings.chambers}:
         raise json_error(web.HTTPNotFound, f"chamber {chamber_id!r} is not configured")
+    return chamber_id
+
+
+def _chamber(request: web.Request, chamber_id: str) -> str:
+    chamber_id = known_chamber(request.app[SETTINGS], chamber_id)
     request.app[VIEWERS].request(chamber_id, client_of(request))
     return chamber_id
 
@@ -59,9 +67,7 @@ def _chamber(request: web.Request, chamber_id: str) -> str:
 @routes.post("/live/{chamber}/viewers")
 async def live_beacon(request: web.Request) -> web.Response:
     """A web player says it is playing (every few seconds), with its own random id."""
-    chamber = request.match_info["chamber"]
-    if chamber not in {c.id for c in request.app[SETTINGS].chambers}:
-        raise json_error(web.HTTPNotFound, f"chamber {chamber!r} is not configured")
+    chamber = known_chamber(request.app[SETTINGS], request.match_info["chamber"])
     try:
         body = await request.json() if request.content_length else {}
     except ValueError:
@@ -75,8 +81,13 @@ async def live_beacon(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"Cache-Control": "no-store"})
 
 
-def _non_negative(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
+# What a live request asks for, decided the same way whichever server path answers it (the
+# aiohttp routes below, or the gateway's fast path for the hot live routes, gateway_fast.py):
+# each function raises the same JSON error for the same request.
+
+
+def _non_negative(query: Mapping[str, str], name: str) -> int | None:
+    raw = query.get(name)
     if raw is None:
         return None
     if not raw.isdigit() or len(raw) > 12:
@@ -86,54 +97,90 @@ def _non_negative(request: web.Request, name: str) -> int | None:
     return int(raw)
 
 
-def _block_seconds(request: web.Request, snap: EdgeSnapshot | None) -> float:
-    target = snap.target if snap is not None else request.app[SETTINGS].recording.segment_seconds
+class PlaylistAsk(NamedTuple):
+    """A live playlist request: a plain reload (msn None) or a blocking one, maybe a delta."""
+
+    msn: int | None
+    part: int | None
+    skip: bool
+
+    def ready(self, snap: EdgeSnapshot) -> bool:
+        """Whether snap answers this blocking reload."""
+        assert self.msn is not None
+        return snap.has(self.msn, self.part)
+
+    @property
+    def cache_control(self) -> str:
+        """A plain reload may be held by a cache for about a part; a blocking one names a
+        moment that has passed once it is answered, so it may be kept longer."""
+        return "public, max-age=1" if self.msn is None else "public, max-age=6"
+
+
+def playlist_ask(query: Mapping[str, str]) -> PlaylistAsk:
+    """The playlist request's parameters (_HLS_msn, _HLS_part, _HLS_skip), or a 400."""
+    msn = _non_negative(query, "_HLS_msn")
+    part = _non_negative(query, "_HLS_part")
+    skip = query.get("_HLS_skip")
+    if part is not None and msn is None:
+        raise json_error(web.HTTPBadRequest, "_HLS_part needs _HLS_msn")
+    if skip not in (None, "YES", "v2"):
+        raise json_error(web.HTTPBadRequest, f"_HLS_skip must be YES or v2, not {skip!r}")
+    return PlaylistAsk(msn, part, skip is not None)
+
+
+def check_blocking(ask: PlaylistAsk, snap: EdgeSnapshot | None) -> None:
+    """A 400 for a blocking reload that may never be answered."""
+    assert ask.msn is not None
+    if snap is not None and ask.msn > snap.last_msn + 2:
+        raise json_error(
+            web.HTTPBadRequest,
+            f"_HLS_msn={ask.msn} is too far ahead: the newest segment is {snap.last_msn}",
+        )
+    if ask.part is not None and ask.part > 1000:
+        raise json_error(web.HTTPBadRequest, f"_HLS_part={ask.part} is out of range")
+
+
+def block_seconds(settings: Settings, snap: EdgeSnapshot | None) -> float:
+    """How long a blocking request may be held."""
+    target = snap.target if snap is not None else settings.recording.segment_seconds
     return BLOCK_TARGETS * max(1.0, float(target))
+
+
+def reload_timed_out(chamber_id: str, ask: PlaylistAsk) -> web.HTTPException:
+    """The answer to a blocking reload that was not satisfied in time."""
+    return json_error(
+        web.HTTPServiceUnavailable,
+        f"segment {ask.msn} of chamber {chamber_id!r} did not appear in time; retry",
+    )
+
+
+def nothing_live(chamber_id: str) -> web.HTTPException:
+    """The answer while a chamber has never transmitted."""
+    return json_error(
+        web.HTTPNotFound,
+        f"nothing has been transmitted from chamber {chamber_id!r} yet; "
+        "the live stream appears here when its first session starts",
+    )
 
 
 async def _live_playlist(request: web.Request, chamber_id: str, prefix: str) -> web.Response:
     chamber_id = _chamber(request, chamber_id)
     edge = request.app[LIVE_EDGE]
-    msn = _non_negative(request, "_HLS_msn")
-    part = _non_negative(request, "_HLS_part")
-    skip = request.query.get("_HLS_skip")
-    if part is not None and msn is None:
-        raise json_error(web.HTTPBadRequest, "_HLS_part needs _HLS_msn")
-    if skip not in (None, "YES", "v2"):
-        raise json_error(web.HTTPBadRequest, f"_HLS_skip must be YES or v2, not {skip!r}")
+    ask = playlist_ask(request.query)
     snap = edge.snapshot(chamber_id)
-    if msn is not None:
+    if ask.msn is not None:
         # A blocking reload: answer as soon as the playlist holds that segment (or part).
-        if snap is not None and msn > snap.last_msn + 2:
-            raise json_error(
-                web.HTTPBadRequest,
-                f"_HLS_msn={msn} is too far ahead: the newest segment is {snap.last_msn}",
-            )
-        if part is not None and part > 1000:
-            raise json_error(web.HTTPBadRequest, f"_HLS_part={part} is out of range")
-        wanted_msn = msn
-
-        def ready(s: EdgeSnapshot) -> bool:
-            return s.has(wanted_msn, part)
-
-        waited = await edge.wait(chamber_id, ready, _block_seconds(request, snap))
+        check_blocking(ask, snap)
+        waited = await edge.wait(chamber_id, ask.ready, block_seconds(request.app[SETTINGS], snap))
         if waited is None:
-            raise json_error(
-                web.HTTPServiceUnavailable,
-                f"segment {msn} of chamber {chamber_id!r} did not appear in time; retry",
-            )
+            raise reload_timed_out(chamber_id, ask)
         snap = waited
     if snap is None:
-        raise json_error(
-            web.HTTPNotFound,
-            f"nothing has been transmitted from chamber {chamber_id!r} yet; "
-            "the live stream appears here when its first session starts",
-        )
-    body = request.app[PLAYLISTS].get(chamber_id, snap, prefix, skip is not None)
-    # A plain reload may be held by a cache for about a part; a blocking one names a moment
-    # that has passed once it is answered, so it may be kept longer.
-    cache = "public, max-age=1" if msn is None else "public, max-age=6"
-    return web.Response(body=body, content_type=HLS_TYPE, headers={"Cache-Control": cache})
+        raise nothing_live(chamber_id)
+    body = request.app[PLAYLISTS].get(chamber_id, snap, prefix, ask.skip)
+    return web.Response(
+        body=body, content_type=HLS_TYPE, headers={"Cache-Control": ask.cache_control}
+    )
 
 
 @routes.get("/live/index.m3u8")
@@ -150,39 +197,75 @@ async def live_chamber(request: web.Request) -> web.Response:
     return await _live_playlist(request, request.match_info["chamber"], "")
 
 
+def part_ask(snap: EdgeSnapshot | None, name: str) -> tuple[int, int]:
+    """(msn, part number) of a part name in the live window (or about to be), else a 404."""
+    match = PART_NAME.match(name)
+    if match is None:
+        raise json_error(web.HTTPNotFound, "no such part")
+    msn, number = int(match[1]), int(match[2])
+    if snap is None or msn > snap.last_msn + 1 or msn < snap.segments[0].msn:
+        raise json_error(web.HTTPNotFound, f"part {msn}.{number} is not in the live window")
+    return msn, number
+
+
+def part_ready(snap: EdgeSnapshot, msn: int, number: int) -> bool:
+    """Whether snap holds part `number` of segment msn (or the whole segment, complete)."""
+    segment = snap.find(msn)
+    return segment is not None and (segment.complete or len(segment.parts) > number)
+
+
+def part_timed_out(msn: int, number: int) -> web.HTTPException:
+    """The answer to a part request that was not satisfied in time."""
+    return json_error(web.HTTPServiceUnavailable, f"part {msn}.{number} is not ready; retry")
+
+
+def part_of(snap: EdgeSnapshot, msn: int, number: int) -> tuple[LiveSegment, Part]:
+    """The segment and part for a ready part request, or a 404 (the segment ended sooner)."""
+    segment = snap.find(msn)
+    if segment is None or len(segment.parts) <= number:
+        raise json_error(web.HTTPNotFound, f"segment {msn} has no part {number}")
+    return segment, segment.parts[number]
+
+
+def segment_of(snap: EdgeSnapshot | None, name: str) -> LiveSegment:
+    """The complete live segment a segment name asks for, else a 404."""
+    match = SEGMENT_NAME.match(name)
+    segment = snap.find(int(match[1])) if match is not None and snap is not None else None
+    if match is None or segment is None or segment.camera != match[2] or segment.end is None:
+        raise json_error(web.HTTPNotFound, "no such segment in the live window")
+    return segment
+
+
+def media_gone() -> web.HTTPException:
+    """The answer when the live file was removed meanwhile."""
+    return json_error(web.HTTPNotFound, "the live media file is gone")
+
+
 async def _read_range(request: web.Request, rel: str, start: int, end: int) -> bytes:
     try:
         return await request.app[MEDIA_BYTES].read(rel, start, end)
     except FileNotFoundError:
-        raise json_error(web.HTTPNotFound, "the live media file is gone") from None
+        raise media_gone() from None
 
 
 @routes.get("/live/{chamber}/p/{name}")
 async def live_part(request: web.Request) -> web.Response:
     """A partial segment; the next one (the preload hint) is held until it exists."""
     chamber = _chamber(request, request.match_info["chamber"])
-    match = PART_NAME.match(request.match_info["name"])
-    if match is None:
-        raise json_error(web.HTTPNotFound, "no such part")
-    msn, number = int(match[1]), int(match[2])
     edge = request.app[LIVE_EDGE]
     snap = edge.snapshot(chamber)
-    if snap is None or msn > snap.last_msn + 1 or msn < snap.segments[0].msn:
-        raise json_error(web.HTTPNotFound, f"part {msn}.{number} is not in the live window")
+    msn, number = part_ask(snap, request.match_info["name"])
+    assert snap is not None
 
     def ready(s: EdgeSnapshot) -> bool:
-        segment = s.find(msn)
-        return segment is not None and (segment.complete or len(segment.parts) > number)
+        return part_ready(s, msn, number)
 
     if not ready(snap):
-        waited = await edge.wait(chamber, ready, _block_seconds(request, snap))
+        waited = await edge.wait(chamber, ready, block_seconds(request.app[SETTINGS], snap))
         if waited is None:
-            raise json_error(web.HTTPServiceUnavailable, f"part {msn}.{number} is not ready; retry")
+            raise part_timed_out(msn, number)
         snap = waited
-    segment = snap.find(msn)
-    if segment is None or len(segment.parts) <= number:
-        raise json_error(web.HTTPNotFound, f"segment {msn} has no part {number}")
-    part = segment.parts[number]
+    segment, part = part_of(snap, msn, number)
     data = await _read_range(request, segment.path, part.start, part.end)
     return web.Response(
         body=data, content_type="video/mp2t", headers={"Cache-Control": MEDIA_CACHE}
@@ -193,12 +276,8 @@ async def live_part(request: web.Request) -> web.Response:
 async def live_segment(request: web.Request) -> web.Response:
     """A whole live segment (what plain HLS players load)."""
     chamber = _chamber(request, request.match_info["chamber"])
-    match = SEGMENT_NAME.match(request.match_info["name"])
-    snap = request.app[LIVE_EDGE].snapshot(chamber)
-    segment = snap.find(int(match[1])) if match is not None and snap is not None else None
-    if match is None or segment is None or segment.camera != match[2] or segment.end is None:
-        raise json_error(web.HTTPNotFound, "no such segment in the live window")
-    data = await _read_range(request, segment.path, 0, segment.end)
+    segment = segment_of(request.app[LIVE_EDGE].snapshot(chamber), request.match_info["name"])
+    data = await _read_range(request, segment.path, 0, segment.end or 0)
     return web.Response(
         body=data, content_type="video/mp2t", headers={"Cache-Control": MEDIA_CACHE}
     )

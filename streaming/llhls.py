@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import math
@@ -285,8 +286,15 @@ class _Changes:
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
+        self.listeners: list[Callable[[str], None]] = []
 
     def notify(self, chamber: str) -> None:
+        # Callbacks first: they answer held requests straight away, without a task each.
+        for listener in self.listeners:
+            try:
+                listener(chamber)
+            except Exception:
+                log.exception("live window listener failed")
         event = self._events.pop(chamber, None)
         if event is not None:
             event.set()
@@ -351,6 +359,10 @@ class _EdgeView:
     ) -> EdgeSnapshot | None:
         """Wait (bounded) until the chamber's window satisfies ready()."""
         return await self._changes.wait(chamber, lambda: self.snapshot(chamber), ready, timeout)
+
+    def listen(self, callback: Callable[[str], None]) -> None:
+        """Call callback(chamber) each time a chamber's window changes (on the event loop)."""
+        self._changes.listeners.append(callback)
 
 
 class LiveEdge(_EdgeView):
@@ -586,6 +598,14 @@ class ByteCache:
 
     async def read(self, rel: str, start: int, end: int) -> bytes:
         """Bytes start..end of the file at rel (below the root); FileNotFoundError if gone."""
+        found = self.lookup(rel, start, end)
+        if isinstance(found, bytes):
+            return found
+        return await asyncio.shield(found)
+
+    def lookup(self, rel: str, start: int, end: int) -> bytes | asyncio.Future[bytes]:
+        """The bytes if held, else the (shared) read of them under way: a future that gives
+        them or FileNotFoundError."""
         key = (rel, start, end)
         data = self.get(key)
         if data is not None:
@@ -601,10 +621,14 @@ class ByteCache:
 
             pending = asyncio.ensure_future(asyncio.to_thread(read))
             self._reading[key] = pending
-            pending.add_done_callback(lambda _: self._reading.pop(key, None))
-        data = await asyncio.shield(pending)
-        self.put(key, data)
-        return data
+
+            def done(future: asyncio.Future[bytes]) -> None:
+                self._reading.pop(key, None)
+                if not future.cancelled() and future.exception() is None:
+                    self.put(key, future.result())
+
+            pending.add_done_callback(done)
+        return pending
 
     def get(self, key: tuple[str, int, int]) -> bytes | None:
         """The bytes, if held (and mark them recently used)."""
@@ -684,11 +708,71 @@ class EdgeReader(_EdgeView):
         return True
 
     async def run(self) -> None:
-        """Poll the edge files until cancelled."""
-        while True:
-            for chamber in self._chambers:
-                self._poll(chamber)
-            await asyncio.sleep(TAIL_SECONDS)
+        """Read the edge files until cancelled: at once when one is replaced (inotify, where
+        the kernel offers it: a part reaches the viewers up to TAIL_SECONDS sooner), and in any
+        case every TAIL_SECONDS."""
+        changed = asyncio.Event()
+        watch = _DirectoryWatch(self._data / "live", changed.set)
+        try:
+            while True:
+                changed.clear()
+                for chamber in self._chambers:
+                    self._poll(chamber)
+                watch.start()  # until it can (the folder may not be there yet)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TAIL_SECONDS):
+                        await changed.wait()
+        finally:
+            watch.stop()
+
+
+class _DirectoryWatch:
+    """Calls `changed()` (on the event loop) when a file in `folder` is written or replaced,
+    through Linux's inotify; does nothing where that is not available."""
+
+    IN_CLOSE_WRITE = 0x00000008
+    IN_MOVED_TO = 0x00000080
+
+    def __init__(self, folder: Path, changed: Callable[[], None]) -> None:
+        self._folder = folder
+        self._changed = changed
+        self._fd: int | None = None
+        self._tried_at = -math.inf
+
+    def start(self) -> None:
+        """Begin watching, unless watching already (or tried less than a second ago)."""
+        now = time.monotonic()
+        if self._fd is not None or now - self._tried_at < 1.0:
+            return
+        self._tried_at = now
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
+        except (OSError, AttributeError):
+            return
+        if fd < 0:
+            return
+        mask = self.IN_CLOSE_WRITE | self.IN_MOVED_TO
+        if libc.inotify_add_watch(fd, os.fsencode(self._folder), mask) < 0:
+            os.close(fd)
+            return
+        self._fd = fd
+        asyncio.get_running_loop().add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        assert self._fd is not None
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._fd, 65536):
+                pass
+        self._changed()
+
+    def stop(self) -> None:
+        """Stop watching."""
+        if self._fd is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                asyncio.get_running_loop().remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = None
 
 
 def render_playlist(

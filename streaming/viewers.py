@@ -37,14 +37,23 @@ STALE_SECONDS = 10.0
 def client_of(request: web.Request) -> str:
     """A client's key: a hash of its address and user agent (behind a proxy on this machine,
     the address it forwarded). Only the hash is kept, in memory and in the counts file."""
-    address = request.remote or "?"
-    forwarded = request.headers.get("X-Forwarded-For")
+    return client_key(
+        request.remote, request.headers.get("X-Forwarded-For"), request.headers.get("User-Agent")
+    )
+
+
+def client_key(address: str | None, forwarded: str | None, agent: str | None) -> str:
+    """client_of from the connection's address and the request's X-Forwarded-For and
+    User-Agent headers (None when absent); empty for obrady's own off-air monitor."""
+    address = address or "?"
     if forwarded and address in ("127.0.0.1", "::1"):
         address = forwarded.split(",")[0].strip()
-    agent = request.headers.get("User-Agent", "")[:200]
+    agent = (agent or "")[:200]
     if agent.startswith(OWN_MONITOR):
         return ""
-    return hashlib.sha256(f"{address}\n{agent}".encode()).hexdigest()[:20]
+    # A header that is not UTF-8 reaches here with surrogate escapes (as aiohttp decodes it).
+    key = f"{address}\n{agent}".encode("utf-8", "surrogateescape")
+    return hashlib.sha256(key).hexdigest()[:20]
 
 
 class ViewerCounter:
