@@ -99,7 +99,7 @@ bench: setup .cache/apt-test.stamp $(MODEL)/model.bin
 	$(BIN)/python bench/copy_overhead.py
 	$(BIN)/python bench/glass.py --mode ll --seconds 60
 	$(BIN)/python bench/glass.py --mode plain --seconds 60
-	$(BIN)/python bench/scale.py --levels 100,250,500 --targets gateway,nginx
+	$(BIN)/python bench/scale.py --levels 100,250,500,1000,1250 --targets gateway,nginx,varnish
 	$(BIN)/python bench/console_live.py --rounds 60
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/publish_delay.py --rounds 3
