@@ -9,11 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import STAFF, Service, basic, wait_for
+from conftest import STAFF, Service, basic, config_text, free_port, start_service, wait_for
+
+from config.settings import parse_settings
+from recorder.whisper_model import assemble_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / ".cache" / "whisper-base"
 SPOKEN = "Podjęcie uchwały w sprawie zmiany budżetu miasta."
+AGENDA = "1. Otwarcie sesji.\n2. Podjęcie uchwały w sprawie zmiany budżetu miasta na 2027 rok.\n"
 
 
 def speech_file(folder: Path) -> Path:
@@ -60,3 +64,40 @@ async def transcribed(service: Service, sid: int, after: str | None = None) -> d
         return None
 
     return await wait_for(done, 240, f"the transcript of session {sid}", interval=0.5)
+
+
+async def start_speaking_service(folder: Path) -> Service:
+    """A service with the Whisper model whose simulated chamber speaks SPOKEN in a loop."""
+    model = assemble_model(MODEL_DIR)
+    text = config_text(folder / "data", free_port(), speaking_source(speech_file(folder)))
+    text = text.replace(
+        "[monitoring]",
+        f'[transcription]\nmodel_dir = "{model}"\ncpu_threads = 2\n\n[monitoring]',
+    )
+    return await start_service(parse_settings(text))
+
+
+async def record_spoken_session(service: Service, title: str, seconds: float) -> dict[str, Any]:
+    """A session with AGENDA, its second item (the one spoken about) taken up at the start,
+    recorded for `seconds` and stopped; the stop's answer."""
+    created = await service.post_json(
+        "/api/v1/sessions",
+        {
+            "title": title,
+            "scheduled_start": "2030-01-01T09:00:00+00:00",
+            "scheduled_end": "2030-01-01T12:00:00+00:00",
+            "agenda_text": AGENDA,
+        },
+        status=201,
+    )
+    sid = created["id"]
+    await service.post_json(f"/api/v1/sessions/{sid}/start")
+    await service.post_json(f"/api/v1/sessions/{sid}/items/{created['agenda'][1]['id']}/start")
+
+    async def long_enough() -> bool:
+        detail = await service.get_json(f"/api/v1/sessions/{sid}")
+        return bool(detail["recording"]["duration_seconds"] >= seconds)
+
+    await wait_for(long_enough, seconds + 45, f"{seconds:g} s of recording")
+    stopped: dict[str, Any] = await service.post_json(f"/api/v1/sessions/{sid}/stop")
+    return stopped

@@ -24,14 +24,12 @@ from conftest import (
     stop_service,
     wait_for,
 )
-from speech import MODEL_DIR, speaking_source, speech_file, transcribed
+from speech import record_spoken_session, start_speaking_service, transcribed
 
 from config.settings import parse_settings
-from recorder.whisper_model import assemble_model
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-AGENDA = "1. Otwarcie sesji.\n2. Podjęcie uchwały w sprawie zmiany budżetu miasta na 2027 rok.\n"
 VTT_TIME = re.compile(r"^(\d{2,}):(\d{2}):(\d{2})\.(\d{3})$")
 
 
@@ -64,37 +62,9 @@ async def speaking(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[tuple[Service, dict[str, Any]]]:
     """A service with the model, and one ended session of about 12 s of Polish speech."""
-    model = assemble_model(MODEL_DIR)
-    folder = tmp_path_factory.mktemp("captions")
-    text = config_text(folder / "data", free_port(), speaking_source(speech_file(folder)))
-    text = text.replace(
-        "[monitoring]",
-        f'[transcription]\nmodel_dir = "{model}"\ncpu_threads = 2\n\n[monitoring]',
-    )
-    service = await start_service(parse_settings(text))
+    service = await start_speaking_service(tmp_path_factory.mktemp("captions"))
     try:
-        created = await service.post_json(
-            "/api/v1/sessions",
-            {
-                "title": "LXIII Sesja Rady Miasta",
-                "scheduled_start": "2030-01-01T09:00:00+00:00",
-                "scheduled_end": "2030-01-01T12:00:00+00:00",
-                "agenda_text": AGENDA,
-            },
-            status=201,
-        )
-        sid = created["id"]
-        items = [i["id"] for i in created["agenda"]]
-        await service.post_json(f"/api/v1/sessions/{sid}/start")
-        await service.post_json(f"/api/v1/sessions/{sid}/items/{items[1]}/start")
-
-        async def long_enough() -> bool:
-            detail = await service.get_json(f"/api/v1/sessions/{sid}")
-            return bool(detail["recording"]["duration_seconds"] >= 12)
-
-        await wait_for(long_enough, 40, "12 s of recording")
-        stopped = await service.post_json(f"/api/v1/sessions/{sid}/stop")
-        yield service, stopped
+        yield service, await record_spoken_session(service, "LXIII Sesja Rady Miasta", 12)
     finally:
         await stop_service(service)
 

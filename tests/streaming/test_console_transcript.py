@@ -30,16 +30,14 @@ from conftest import (
     wait_for,
 )
 from playwright.async_api import Browser, Page, expect
-from speech import MODEL_DIR, speech_file, transcribed
+from speech import record_spoken_session, start_speaking_service, transcribed
 
 from config.settings import parse_settings
-from recorder.whisper_model import assemble_model
 
 # Recording and recognising the speech takes a while on a busy two-core machine.
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(360)]
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENDA = "1. Otwarcie sesji.\n2. Podjęcie uchwały w sprawie zmiany budżetu miasta na 2027 rok.\n"
 TITLE = "LXIV Sesja Rady Miasta"
 # Makes the page's fetch() say, while window.__running is set, that the session's recognition
 # is running: 42 %, to finish at `finish`. window.__asked counts the transcript's refreshes.
@@ -76,39 +74,10 @@ async def spoken(
 ) -> AsyncIterator[tuple[Service, dict[str, Any]]]:
     """A service with the model, and one ended session of about 10 s of Polish speech, its
     recognition done."""
-    model = assemble_model(MODEL_DIR)
-    folder = tmp_path_factory.mktemp("console-transcript")
-    source = (
-        f'kind = "synthetic"\nwidth = 320\nheight = 180\nfps = 10\n'
-        f'sound_file = "{speech_file(folder)}"\n'
-    )
-    text = config_text(folder / "data", free_port(), source).replace(
-        "[monitoring]",
-        f'[transcription]\nmodel_dir = "{model}"\ncpu_threads = 2\n\n[monitoring]',
-    )
-    service = await start_service(parse_settings(text))
+    service = await start_speaking_service(tmp_path_factory.mktemp("console-transcript"))
     try:
-        created = await service.post_json(
-            "/api/v1/sessions",
-            {
-                "title": TITLE,
-                "scheduled_start": "2030-01-01T09:00:00+00:00",
-                "scheduled_end": "2030-01-01T12:00:00+00:00",
-                "agenda_text": AGENDA,
-            },
-            status=201,
-        )
-        sid = created["id"]
-        await service.post_json(f"/api/v1/sessions/{sid}/start")
-        await service.post_json(f"/api/v1/sessions/{sid}/items/{created['agenda'][1]['id']}/start")
-
-        async def long_enough() -> bool:
-            detail = await service.get_json(f"/api/v1/sessions/{sid}")
-            return bool(detail["recording"]["duration_seconds"] >= 10)
-
-        await wait_for(long_enough, 60, "10 s of recording")
-        stopped = await service.post_json(f"/api/v1/sessions/{sid}/stop")
-        transcript = await transcribed(service, sid)
+        stopped = await record_spoken_session(service, TITLE, 10)
+        transcript = await transcribed(service, stopped["id"])
         assert transcript["lines"], transcript
         yield service, stopped
     finally:
