@@ -45,6 +45,12 @@ WORDS: dict[str, dict[Lang, str]] = {
     },
     "feeds": {"pl": "Nowe nagrania (RSS)", "en": "New recordings (RSS)"},
     "calendar": {"pl": "Kalendarz posiedzeń", "en": "Calendar of sessions"},
+    # A withdrawn recording's pages (the session page and the embed) say so.
+    "withdrawn_title": {"pl": "Nagranie wycofane", "en": "Recording withdrawn"},
+    "withdrawn": {
+        "pl": "Nagranie posiedzenia {id} zostało wycofane z publikacji i nie jest dostępne.",
+        "en": "The recording of session {id} has been withdrawn from publication.",
+    },
 }
 
 

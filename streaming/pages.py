@@ -20,7 +20,7 @@ from archive.council import AgendaEntry, Vote
 from archive.index import Marker, NotFound, Session
 from archive.publish import Chapter, chapters
 from archive.timeline import Timeline
-from streaming.i18n import Lang, lang_of, page
+from streaming.i18n import Lang, lang_of, page, text
 from streaming.keys import ARCHIVE, CLOCK, SETTINGS
 from streaming.live import private_if_withdrawn
 from streaming.publication import embed_size, feed_links, oembed_link, public_base
@@ -150,11 +150,6 @@ W: dict[str, dict[Lang, str]] = {
         "en": "This session has no recording yet: remove t from the address.",
     },
     "back_to_session": {"pl": "Strona posiedzenia", "en": "The session's page"},
-    "withdrawn_title": {"pl": "Nagranie wycofane", "en": "Recording withdrawn"},
-    "withdrawn": {
-        "pl": "Nagranie posiedzenia {id} zostało wycofane z publikacji i nie jest dostępne.",
-        "en": "The recording of session {id} has been withdrawn from publication.",
-    },
 }
 STATES: dict[str, dict[Lang, str]] = {
     "scheduled": {"pl": "zaplanowane", "en": "scheduled"},
@@ -203,8 +198,10 @@ def _page(
 def _error(request: web.Request, status: int, message: str, back: str = "") -> web.Response:
     """A page saying what is wrong and what to do (400, 404 and 410 answers)."""
     lang = lang_of(request)
-    titles = {400: "bad_request", 410: "withdrawn_title"}
-    title = _w(lang, titles.get(status, "not_found"))
+    if status == 410:
+        title = text(lang, "withdrawn_title")
+    else:
+        title = _w(lang, "bad_request" if status == 400 else "not_found")
     return page(
         request,
         title,
@@ -614,7 +611,8 @@ async def session_page(request: web.Request) -> web.Response:
     try:
         private = await private_if_withdrawn(request, session)
     except web.HTTPGone:
-        gone = _error(request, 410, _w(lang, "withdrawn", id=sid), _archive_link(lang))
+        message = text(lang, "withdrawn").format(id=sid)
+        gone = _error(request, 410, message, _archive_link(lang))
         # Publishing it again must reach the public at once, not after a cache's TTL.
         gone.headers["Cache-Control"] = "no-store"
         return gone

@@ -23,7 +23,7 @@ from archive.timeline import Timeline
 from streaming.api import session_id_of, session_summary, vote_json
 from streaming.auth import is_https
 from streaming.http import json_error
-from streaming.i18n import Lang, lang_of, page
+from streaming.i18n import Lang, lang_of, page, text
 from streaming.keys import ARCHIVE, CLOCK, SETTINGS
 from streaming.live import private_if_withdrawn
 
@@ -550,9 +550,16 @@ async def embed_session(request: web.Request) -> web.Response:
     sid = session_id_of(request)
     start = _start_at(request)
     session = await archive.call(archive.index.get_session, sid)
-    # A withdrawn recording: 410 to the public, staff still see it (never kept by a cache).
-    private = await private_if_withdrawn(request, session)
     lang = lang_of(request)
+    # A withdrawn recording: 410 to the public, staff still see it (never kept by a cache).
+    try:
+        private = await private_if_withdrawn(request, session)
+    except web.HTTPGone:
+        message = f'<p role="alert">{text(lang, "withdrawn").format(id=sid)}</p>'
+        gone = _embed_page(request, text(lang, "withdrawn_title"), message, "")
+        gone.set_status(410)
+        gone.headers["Cache-Control"] = "no-store"
+        return gone
     full = f"/sessions/{sid}" + (f"?t={start}" if start else "")
     video = (
         f'<video id="player" controls playsinline preload="metadata" '

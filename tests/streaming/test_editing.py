@@ -232,6 +232,11 @@ async def test_a_withdrawn_recording_is_gone_for_the_public_and_kept_for_staff(
     assert status == 410 and "wycofane z publikacji" in body.decode() and cache == "no-store"
     status, _, body = await get(service, f"/sessions/{sid}?lang=en")
     assert status == 410 and b"withdrawn from publication" in body
+    # The embed (in a BIP page's frame) says so too.
+    status, cache, body = await get(service, f"/embed/sessions/{sid}")
+    assert status == 410 and "wycofane z publikacji" in body.decode() and cache == "no-store"
+    status, cache, body = await get(service, f"/embed/sessions/{sid}", auth=STAFF)
+    assert status == 200 and cache == "private, no-store" and b"<video" in body
     status, cache, body = await get(service, f"/sessions/{sid}", auth=STAFF)
     assert status == 200 and cache == "private, no-store" and b"<video" in body
     detail = await service.get_json(f"/api/v1/sessions/{sid}")
