@@ -565,6 +565,15 @@ class ArchiveIndex(AccountStore, CouncilStore, EditingStore, SearchStore, Transc
         ).fetchall()
         return [_segment(r) for r in rows]
 
+    def program_seconds(self, session_id: int) -> float:
+        """How long the session's program (its public recording) is so far."""
+        row = self._conn.execute(
+            "SELECT COALESCE(SUM(s.duration), 0) FROM program p"
+            " JOIN segments s ON s.id = p.segment_id WHERE p.session_id = ?",
+            (session_id,),
+        ).fetchone()
+        return float(row[0])
+
     def all_segments(self, session_id: int) -> list[Segment]:
         """Every segment of every camera of the session."""
         rows = self._conn.execute(

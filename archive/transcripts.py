@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 LineSource = Literal["automatic", "corrected"]
 TranscriptState = Literal["queued", "running", "done", "failed"]
+TranscriptPass = Literal["full", "rest"]
 
 MAX_LINE_CHARS = 2000
 MAX_ERROR_CHARS = 2000
@@ -108,6 +109,10 @@ class TranscriptProgress:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    # 'full': the whole recording is heard; 'rest': only what live captions did not hear.
+    pass_: TranscriptPass = "full"
+    # When the transcript first covered the whole recording.
+    completed_at: datetime | None = None
 
     @property
     def fraction(self) -> float:
@@ -174,6 +179,8 @@ def _progress(row: sqlite3.Row) -> TranscriptProgress:
         started_at=from_text(row["started_at"]),
         finished_at=from_text(row["finished_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        pass_=row["pass"],
+        completed_at=from_text(row["completed_at"]),
     )
 
 
@@ -241,6 +248,15 @@ class TranscriptStore(Store):
             (session_id,),
         ).fetchall()
         return [_line(row) for row in rows]
+
+    def last_lines(self, session_id: int, count: int) -> list[TranscriptLine]:
+        """The session's newest `count` lines with text, in time order (live captions)."""
+        rows = self._conn.execute(
+            "SELECT * FROM transcript_lines WHERE session_id = ? AND text != ''"
+            " ORDER BY start_seconds DESC, end_seconds DESC, id DESC LIMIT ?",
+            (session_id, count),
+        ).fetchall()
+        return [_line(row) for row in reversed(rows)]
 
     def has_transcript(self, session_id: int) -> bool:
         """Whether the session has any transcript line with text."""
@@ -438,10 +454,37 @@ class TranscriptStore(Store):
         ).fetchall()
         return [int(row[0]) for row in rows]
 
+    def mark_heard(self, session_id: int, start: float, end: float) -> None:
+        """Keep that live captions recognised [start, end) of the recording."""
+        low, high = _check_times(start, end)
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO transcript_heard (session_id, start_seconds, end_seconds, at)"
+                " VALUES (?, ?, ?, ?)",
+                (session_id, low, high, to_text(utc_now())),
+            )
+
+    def heard_ranges(self, session_id: int) -> list[tuple[float, float]]:
+        """The stretches live captions recognised, merged, in order."""
+        rows = self._conn.execute(
+            "SELECT start_seconds, end_seconds FROM transcript_heard WHERE session_id = ?"
+            " ORDER BY start_seconds, end_seconds",
+            (session_id,),
+        ).fetchall()
+        merged: list[tuple[float, float]] = []
+        for low, high in rows:
+            if merged and low <= merged[-1][1] + OVERLAP_EPSILON:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+            else:
+                merged.append((float(low), float(high)))
+        return merged
+
     def queue_transcription(
-        self, session_id: int, total_seconds: float = 0.0
+        self, session_id: int, total_seconds: float = 0.0, *, full: bool = False
     ) -> TranscriptProgress:
-        """Queue the session's recording for recognition (again); Conflict while it runs."""
+        """Queue the session's recording for recognition (again); Conflict while it runs. It
+        hears only what live captions did not hear (pass 'rest'), unless there is none or a
+        `full` one is asked for."""
         self.get_session(session_id)
         total = _seconds(total_seconds, "total_seconds")
         now = to_text(utc_now())
@@ -451,14 +494,18 @@ class TranscriptStore(Store):
             ).fetchone()
             if row is not None and row["state"] == "running":
                 raise Conflict(f"session {session_id} is being transcribed already")
+            heard = c.execute(
+                "SELECT 1 FROM transcript_heard WHERE session_id = ? LIMIT 1", (session_id,)
+            ).fetchone()
+            kind = "rest" if heard is not None and not full else "full"
             c.execute(
                 "INSERT INTO transcript_progress (session_id, state, done_seconds, total_seconds,"
-                " queued_at, updated_at) VALUES (?, 'queued', 0, ?, ?, ?)"
+                " queued_at, updated_at, pass) VALUES (?, 'queued', 0, ?, ?, ?, ?)"
                 " ON CONFLICT (session_id) DO UPDATE SET state = 'queued', done_seconds = 0,"
                 " total_seconds = excluded.total_seconds, estimated_finish = NULL, error = NULL,"
                 " queued_at = excluded.queued_at, started_at = NULL, finished_at = NULL,"
-                " updated_at = excluded.updated_at",
-                (session_id, total, now, now),
+                " updated_at = excluded.updated_at, pass = excluded.pass",
+                (session_id, total, now, now, kind),
             )
         return self._progress_of(session_id)
 
@@ -509,9 +556,10 @@ class TranscriptStore(Store):
         with self._tx() as c:
             changed = c.execute(
                 "UPDATE transcript_progress SET state = 'done', done_seconds = total_seconds,"
-                " estimated_finish = NULL, error = NULL, finished_at = ?, updated_at = ?"
+                " estimated_finish = NULL, error = NULL, finished_at = ?, updated_at = ?,"
+                " completed_at = COALESCE(completed_at, ?)"
                 " WHERE session_id = ? AND state = 'running'",
-                (now, now, session_id),
+                (now, now, now, session_id),
             ).rowcount
         if not changed:
             raise Conflict(f"session {session_id} is not being transcribed")

@@ -107,6 +107,44 @@ def lines_near(lines: list[TimedLine], start: float, end: float, gap: float) -> 
     return " ".join(chosen)
 
 
+def transcribe_live(
+    transcriber: Transcriber,
+    samples: np.ndarray,
+    spans: list[AgendaSpan],
+    vocabulary: SessionVocabulary,
+    window: float,
+    cache: Path,
+) -> list[TimedLine]:
+    """The recording captioned as streaming.live_captions does while a session runs: the sound
+    recorded so far (in 2 s segments) recognised from where the last window ended, each window
+    ending at the quiet moment near the newest sound, until all of it is heard."""
+    segment = 2.0
+    total = len(samples) / SAMPLE_RATE
+    lines: list[TimedLine] = []
+    done = 0.0
+    while done < total - 0.5:
+        recorded = min(total, done + window)
+        final = recorded >= total
+        base = segment * int(done // segment)  # the first segment holding what is not heard
+        part = cache / f".live-window-{os.getpid()}.wav"
+        write_wav(part, samples[int(base * SAMPLE_RATE) : int(recorded * SAMPLE_RATE)])
+        try:
+            found = transcriber.transcribe_window(
+                Recording(((part, recorded - base),)),
+                done - base,
+                [AgendaSpan(s.start - base, s.end - base, s.title) for s in spans],
+                vocabulary,
+                final=final,
+            )
+        finally:
+            part.unlink(missing_ok=True)
+        lines += [TimedLine(line.start + base, line.end + base, line.text) for line in found.lines]
+        if found.end + base <= done:
+            break
+        done = found.end + base
+    return lines
+
+
 def main() -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -123,6 +161,13 @@ def main() -> int:
     )
     parser.add_argument("--no-vad", action="store_true")
     parser.add_argument("--gap", type=float, default=1.5, help="pause between sentences (s)")
+    parser.add_argument(
+        "--live-window",
+        type=float,
+        default=0.0,
+        help="recognise as live captions do, in windows of this many seconds (0: after the "
+        "session, the whole recording)",
+    )
     parser.add_argument("--show", action="store_true", help="print every sentence's results")
     args = parser.parse_args()
 
@@ -155,7 +200,17 @@ def main() -> int:
         ("with prompt", spans, vocabulary),
     ):
         started, cpu_started = time.monotonic(), _cpu_seconds()
-        lines = transcriber.transcribe(recording, run_spans, run_vocabulary)
+        if args.live_window > 0:
+            lines = transcribe_live(
+                transcriber,
+                read_wav(path),
+                run_spans,
+                run_vocabulary,
+                args.live_window,
+                args.cache,
+            )
+        else:
+            lines = transcriber.transcribe(recording, run_spans, run_vocabulary)
         runs[name] = (lines, time.monotonic() - started)
         cpu[name] = _cpu_seconds() - cpu_started
         loads[name] = os.getloadavg()[0]
@@ -169,8 +224,13 @@ def main() -> int:
     print(f"model: {MODEL_NAME}")
     print(
         f"  {args.compute}, {args.threads} CPU thread(s), beam {args.beam}, "
-        f"temperatures {args.temperatures}, VAD {'off' if args.no_vad else 'on'}; "
-        f"loaded in {load_seconds:.2f} s"
+        f"temperatures {args.temperatures}, VAD {'off' if args.no_vad else 'on'}, "
+        + (
+            f"live captions in {args.live_window:g} s windows; "
+            if args.live_window > 0
+            else "the whole recording after the session; "
+        )
+        + f"loaded in {load_seconds:.2f} s"
     )
     print(
         f"held set: {len(held.sentences)} sentences, {len(reference)} words, {seconds:.0f} s "

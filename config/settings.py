@@ -142,6 +142,27 @@ class TranscriptionSettings(_Model):
     nice: Annotated[int, Field(ge=0, le=19)] = 10
     vad: bool = True
     max_stretch_seconds: Annotated[float, Field(ge=30, le=3600)] = 600.0
+    # Live captions: while a session runs, its newest sound is recognised in windows of about
+    # this many seconds and shown on the live page, labelled automatic. When recognition falls
+    # further behind than live_max_lag_seconds it skips to the newest sound (the gap is filled
+    # by the recognition after the session).
+    live: bool = True
+    live_window_seconds: Annotated[float, Field(ge=5, le=120)] = 15.0
+    live_max_lag_seconds: Annotated[float, Field(ge=30, le=3600)] = 90.0
+    # After a session with live captions only the rest is recognised, so the transcript is
+    # whole minutes after the end; then the whole recording is heard again, which recognises
+    # better than windows of a running session (bench/wer.py --live-window), replacing the
+    # automatic lines (never the corrected ones).
+    refine_after_live: bool = True
+
+    @model_validator(mode="after")
+    def _lag_above_window(self) -> TranscriptionSettings:
+        if self.live_max_lag_seconds < 2 * self.live_window_seconds:
+            raise ValueError(
+                f"live_max_lag_seconds ({self.live_max_lag_seconds:g}) must be at least twice "
+                f"live_window_seconds ({self.live_window_seconds:g})"
+            )
+        return self
 
     @property
     def model_path(self) -> Path | None:

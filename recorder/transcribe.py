@@ -84,6 +84,8 @@ SPLIT_ABOVE_SECONDS = 4.0
 SNAP_SENTENCE_SECONDS = 1.0
 RESOLUTION_NUMBER = re.compile(r"\b([MDCLXVI]{1,9})/(\d{1,5})/(\d{2}|\d{4})\b")
 FFMPEG_WORDS = 2000
+# A live window that is not the last ends at the quietest moment of its last this many seconds.
+LIVE_CUT_SECONDS = 3.0
 
 
 class TranscriptionError(Exception):
@@ -179,6 +181,15 @@ class Recording:
     def seconds(self) -> float:
         """Its length, the sum of the files' durations."""
         return sum(seconds for _, seconds in self.files)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a window of a running recording gave: its lines, and the moment (seconds of the
+    recording) up to which it was heard; the next window starts there."""
+
+    lines: list[TimedLine]
+    end: float
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -317,14 +328,16 @@ def build_prompt(
     )
 
 
-def plan_stretches(spans: Sequence[AgendaSpan], total: float, max_seconds: float) -> list[Stretch]:
-    """Stretches covering [0, total] end to end: one per agenda span (clipped to the recording),
+def plan_stretches(
+    spans: Sequence[AgendaSpan], total: float, max_seconds: float, start: float = 0.0
+) -> list[Stretch]:
+    """Stretches covering [start, total] end to end: one per agenda span (clipped to it),
     untitled ones where no item runs, and long ones split evenly into parts of at most
     max_seconds."""
-    if total <= 0:
+    if total - start <= 0:
         return []
     plain: list[Stretch] = []
-    position = 0.0
+    position = max(0.0, start)
     for span in sorted(spans, key=lambda s: s.start):
         start, end = max(span.start, position), min(span.end, total)
         if end - start <= 0:
@@ -350,6 +363,17 @@ def plan_stretches(spans: Sequence[AgendaSpan], total: float, max_seconds: float
         for index in range(parts):
             end = stretch.end if index == parts - 1 else stretch.start + step * (index + 1)
             found.append(replace(stretch, start=stretch.start + step * index, end=end))
+    return found
+
+
+def clip_ranges(ranges: Sequence[tuple[float, float]], total: float) -> list[tuple[float, float]]:
+    """The ranges within [0, total], in order, those shorter than MIN_STRETCH_SECONDS left
+    out (nothing is recognised in them)."""
+    found = []
+    for low, high in sorted(ranges):
+        low, high = max(0.0, low), min(total, high)
+        if high - low >= MIN_STRETCH_SECONDS:
+            found.append((low, high))
     return found
 
 
@@ -651,49 +675,107 @@ class Transcriber:
         spans: Sequence[AgendaSpan] = (),
         vocabulary: SessionVocabulary = SessionVocabulary(),
         *,
+        only: Sequence[tuple[float, float]] | None = None,
         on_progress: ProgressCallback | None = None,
         on_lines: LinesCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> list[TimedLine]:
-        """Recognise a whole recording, stretch by stretch along the agenda spans, reporting
-        progress after every recognised piece and the lines of every finished stretch."""
+        """Recognise a whole recording (or `only` those stretches of it, in seconds), stretch
+        by stretch along the agenda spans, reporting progress (seconds of what is to be heard)
+        after every recognised piece and the lines of every finished stretch."""
         self.load()
         total = recording.seconds
         clock = _Clock(total, self._now)
         if on_progress is not None:
             on_progress(clock.progress(0.0))
-        lines: list[TimedLine] = []
         with self._decoded(recording) as samples:
             total = min(total, len(samples) / SAMPLE_RATE) if len(samples) else 0.0
-            clock.total = total
-            planned = plan_stretches(spans, total, self.max_stretch_seconds)
-            for stretch in snap_stretches(planned, samples):
-                if cancel is not None and cancel.is_set():
-                    raise TranscriptionCancelled("transcription stopped")
-                piece = samples[int(stretch.start * SAMPLE_RATE) : int(stretch.end * SAMPLE_RATE)]
-                audio = np.asarray(piece, dtype=np.float32) / 32768.0
+            ranges = [(0.0, total)] if only is None else clip_ranges(only, total)
+            clock.total = sum(high - low for low, high in ranges)
+            lines: list[TimedLine] = []
+            heard = 0.0
+            for low, high in ranges:
 
-                def report(seconds: float, start: float = stretch.start) -> None:
+                def report(done: float, low: float = low, before: float = heard) -> None:
                     if on_progress is not None:
-                        on_progress(clock.progress(start + seconds))
+                        on_progress(clock.progress(before + done - low))
 
-                found = self.recognise(
-                    audio,
-                    self.prompt_for(stretch, vocabulary),
-                    offset=stretch.start,
-                    on_segment=report,
-                    cancel=cancel,
+                lines += self._recognise_range(
+                    samples, low, high, spans, vocabulary, report, on_lines, cancel
                 )
-                found = [
-                    replace(line, end=min(line.end, stretch.end))
-                    for line in found
-                    if line.start < stretch.end
-                ]
-                lines.extend(found)
-                if on_lines is not None:
-                    on_lines(stretch, found)
-                if on_progress is not None:
-                    on_progress(clock.progress(stretch.end))
+                heard += high - low
+            return lines
+
+    def transcribe_window(
+        self,
+        recording: Recording,
+        start: float,
+        spans: Sequence[AgendaSpan] = (),
+        vocabulary: SessionVocabulary = SessionVocabulary(),
+        *,
+        final: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> Window:
+        """Recognise the recording (so far) from `start` seconds: to its end if final, else to
+        the quietest moment of its last LIVE_CUT_SECONDS, so that no word is cut in two (what
+        follows is heard with the next window). Used to caption a session while it runs."""
+        self.load()
+        with self._decoded(recording) as samples:
+            total = min(recording.seconds, len(samples) / SAMPLE_RATE)
+            end = total
+            if not final:
+                end = quietest_moment(samples, total - LIVE_CUT_SECONDS / 2, LIVE_CUT_SECONDS / 2)
+            lines: list[TimedLine] = []
+            if end - start >= MIN_STRETCH_SECONDS:
+                lines = self._recognise_range(
+                    samples, start, end, spans, vocabulary, None, None, cancel
+                )
+            # The last window heard all there is, also where the sound ends before the files'
+            # indexed length.
+            heard = max(start, recording.seconds if final else end)
+            return Window(lines, heard)
+
+    def _recognise_range(
+        self,
+        samples: np.ndarray,
+        start: float,
+        end: float,
+        spans: Sequence[AgendaSpan],
+        vocabulary: SessionVocabulary,
+        report: Callable[[float], None] | None,
+        on_lines: LinesCallback | None,
+        cancel: threading.Event | None,
+    ) -> list[TimedLine]:
+        """Recognise [start, end] of int16 samples stretch by stretch along the spans."""
+        lines: list[TimedLine] = []
+        planned = plan_stretches(spans, end, self.max_stretch_seconds, start)
+        for stretch in snap_stretches(planned, samples):
+            if cancel is not None and cancel.is_set():
+                raise TranscriptionCancelled("transcription stopped")
+            piece = samples[int(stretch.start * SAMPLE_RATE) : int(stretch.end * SAMPLE_RATE)]
+            audio = np.asarray(piece, dtype=np.float32) / 32768.0
+
+            def segment_done(seconds: float, at: float = stretch.start) -> None:
+                if report is not None:
+                    report(at + seconds)
+
+            found = self.recognise(
+                audio,
+                self.prompt_for(stretch, vocabulary),
+                offset=stretch.start,
+                on_segment=segment_done,
+                cancel=cancel,
+            )
+            found = [
+                replace(line, end=min(line.end, stretch.end))
+                for line in found
+                if line.start < stretch.end
+            ]
+            lines.extend(found)
+            if on_lines is not None:
+                on_lines(stretch, found)
+            if report is not None:
+                report(stretch.end)
         return lines
 
     @contextlib.contextmanager
@@ -766,6 +848,7 @@ class Transcriber:
         spans: Sequence[AgendaSpan] = (),
         vocabulary: SessionVocabulary = SessionVocabulary(),
         *,
+        only: Sequence[tuple[float, float]] | None = None,
         on_progress: ProgressCallback | None = None,
         on_lines: LinesCallback | None = None,
     ) -> list[TimedLine]:
@@ -788,9 +871,36 @@ class Transcriber:
                 recording,
                 spans,
                 vocabulary,
+                only=only,
                 on_progress=progress,
                 on_lines=lines,
                 cancel=cancel,
+            ),
+        )
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.set()
+            with contextlib.suppress(Exception):
+                await future
+            raise
+
+    async def transcribe_window_async(
+        self,
+        recording: Recording,
+        start: float,
+        spans: Sequence[AgendaSpan] = (),
+        vocabulary: SessionVocabulary = SessionVocabulary(),
+        *,
+        final: bool = False,
+    ) -> Window:
+        """transcribe_window() on the worker thread (after any work queued before it)."""
+        loop = asyncio.get_running_loop()
+        cancel = threading.Event()
+        future = loop.run_in_executor(
+            self._executor(),
+            lambda: self.transcribe_window(
+                recording, start, spans, vocabulary, final=final, cancel=cancel
             ),
         )
         try:

@@ -14,6 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from archive.index import AsyncArchive, Session, utc_now
+from archive.timeline import Timeline
+from archive.transcripts import TranscriptLine
 from streaming.api import agenda_tree, session_summary, vote_json
 from streaming.http import json_error
 from streaming.keys import ARCHIVE, CLOCK, SETTINGS
@@ -21,9 +23,24 @@ from streaming.keys import ARCHIVE, CLOCK, SETTINGS
 routes = web.RouteTableDef()
 
 KEEP_SECONDS = 0.5
+# How many of the newest transcript lines the live page gets as captions.
+LIVE_CAPTION_LINES = 3
 # How long after its end a session still shows as "ended" on the live page.
 ENDED_SHOWN = timedelta(hours=1)
 NOW_CACHE = web.AppKey("now_cache", dict[str, tuple[float, dict[str, Any]]])
+
+
+def caption_json(line: TranscriptLine, timeline: Timeline) -> dict[str, Any]:
+    """A live caption: its line, seconds of the recording and the moment it was said."""
+    said = timeline.at_offset(line.start)
+    return {
+        "id": line.id,
+        "start_seconds": round(line.start, 3),
+        "end_seconds": round(line.end, 3),
+        "at": said.isoformat() if said else None,
+        "text": line.text,
+        "automatic": not line.corrected,
+    }
 
 
 async def chamber_now(
@@ -63,6 +80,14 @@ async def chamber_now(
                 state = "break"
         current = next((m.item_id for m in reversed(markers) if m.kind == "item_start"), None)
         votes = index.votes(session.id)
+        captions = None
+        if session.state == "live":
+            hidden = index.hidden_ranges(session.id)
+            captions = [
+                caption_json(line, timeline)
+                for line in index.last_lines(session.id, LIVE_CAPTION_LINES)
+                if not any(low < line.end and high > line.start for low, high in hidden)
+            ]
         return {
             "chamber": chamber,
             "state": state,
@@ -71,6 +96,8 @@ async def chamber_now(
             "agenda": agenda_tree(index.agenda_entries(session.id)),
             # The newest first: the live page shows the latest result on top.
             "votes": [vote_json(v, timeline) for v in reversed(votes)][:20],
+            # Live captions (automatic speech recognition), newest last; None unless live.
+            "captions": captions,
         }
 
     return await archive.call(read)

@@ -56,6 +56,12 @@ W: dict[str, dict[Lang, str]] = {
         "pl": "Stan obrad, porządek i głosowania odświeżają się co sekundę (wymaga JavaScriptu).",
         "en": "The state, agenda and votes refresh every second (this needs JavaScript).",
     },
+    "live_captions": {
+        "pl": "Napisy na żywo – automatyczne (rozpoznawanie mowy, mogą zawierać błędy "
+        "i pojawiają się z kilkunastosekundowym opóźnieniem)",
+        "en": "Live captions – automatic (speech recognition; they may contain mistakes "
+        "and appear some seconds late)",
+    },
     "recording": {"pl": "Nagranie posiedzenia", "en": "Recording of the session"},
     "moment_link": {"pl": "Link do bieżącej chwili nagrania", "en": "Link to this moment"},
     "chapters": {"pl": "Porządek obrad", "en": "Agenda"},
@@ -328,6 +334,10 @@ async def live_page(request: web.Request) -> web.Response:
     body = (
         f'<video id="player" controls muted autoplay playsinline data-src="{escape(src)}" '
         f'data-live="1" data-chamber="{cid}" aria-label="{_w(lang, "live_player")}"></video>'
+        # Live captions (player.js shows the newest lines while the session runs).
+        f'<section id="live-captions" class="live-captions" hidden aria-labelledby="h-captions">'
+        f'<h2 id="h-captions" class="caption-label">{_w(lang, "live_captions")}</h2>'
+        '<p class="caption-lines" lang="pl"></p></section>'
         f'<p id="status" class="state" data-chamber="{cid}" role="status"></p>'
         f"<noscript><p>{_w(lang, 'live_noscript')}</p></noscript>"
         '<p id="session-link"></p>'

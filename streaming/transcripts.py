@@ -1,6 +1,8 @@
-"""Captions and transcripts in the service: recognition of every ended, published recording in
-the background (one at a time, at low priority), the public WebVTT captions and text
-transcript, and the staff's corrections.
+"""Captions and transcripts in the service: live captions of running sessions
+(streaming/live_captions.py), recognition of every ended, published recording in the
+background (one at a time, at low priority, after live captions: only what they did not hear,
+then all of it again), the public WebVTT captions and text transcript, and the staff's
+corrections.
 
 The recogniser hears the public copy (slates in place of redacted segments, no closed parts),
 and what is shown or searched always leaves out the stretches slates replace, so a redaction
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -32,7 +35,6 @@ from recorder.transcribe import (
     TimedLine,
     Transcriber,
     TranscriptionCancelled,
-    find_resolution_numbers,
 )
 from streaming.api import session_id_of
 from streaming.auth import audit, require
@@ -41,6 +43,8 @@ from streaming.exports import read_view, whole_plan
 from streaming.http import json_error
 from streaming.keys import ARCHIVE, SETTINGS
 from streaming.live import private_if_withdrawn
+from streaming.live_captions import LiveCaptioner, agenda_spans, session_vocabulary
+from streaming.live_captions import stop as stop_task
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,10 @@ def progress_json(progress: TranscriptProgress) -> dict[str, Any]:
         "queued_at": progress.queued_at.isoformat(),
         "started_at": progress.started_at.isoformat() if progress.started_at else None,
         "finished_at": progress.finished_at.isoformat() if progress.finished_at else None,
+        # "rest": only what live captions did not hear; "full": the whole recording.
+        "pass": progress.pass_,
+        # When the transcript first covered the whole recording.
+        "completed_at": progress.completed_at.isoformat() if progress.completed_at else None,
     }
 
 
@@ -111,6 +119,28 @@ class _Job:
     spans: tuple[AgendaSpan, ...]
     vocabulary: SessionVocabulary
     slates: tuple[Any, ...]
+    # What is left to hear when live captions heard the rest (None: all of it).
+    only: tuple[tuple[float, float], ...] | None = None
+
+    @property
+    def heard_live(self) -> float:
+        """Seconds of the recording live captions recognised already."""
+        if self.only is None:
+            return 0.0
+        return max(0.0, self.recording.seconds - sum(high - low for low, high in self.only))
+
+
+def unheard(heard: list[tuple[float, float]], total: float) -> tuple[tuple[float, float], ...]:
+    """The stretches of [0, total] outside the merged, ordered `heard` ones."""
+    found = []
+    position = 0.0
+    for low, high in heard:
+        if low > position:
+            found.append((position, min(low, total)))
+        position = max(position, high)
+    if total > position:
+        found.append((position, total))
+    return tuple((low, high) for low, high in found if high > low)
 
 
 def _read_job(index: ArchiveIndex, settings: Settings, session_id: int) -> _Job | None:
@@ -120,16 +150,13 @@ def _read_job(index: ArchiveIndex, settings: Settings, session_id: int) -> _Job 
     if not view.segments:
         return None
     plan = whole_plan(settings, view)
-    spans = tuple(AgendaSpan(c.start, c.end, c.label) for c in view.chapters if c.end > c.start)
-    names = tuple(c.name for c in index.councillors(settings.console.term, True))
-    subjects = [v.subject for v in index.votes(session_id)]
-    titles = [row.title for row in view.agenda]
-    vocabulary = SessionVocabulary(
-        title=view.session.title,
-        names=names,
-        resolutions=find_resolution_numbers(view.session.agenda_text, *subjects, *titles),
+    vocabulary = session_vocabulary(index, settings, view)
+    progress = index.transcription_progress(session_id)
+    heard = index.heard_ranges(session_id) if progress and progress.pass_ == "rest" else []
+    only = unheard(heard, plan.duration) if heard else None
+    return _Job(
+        session_id, Recording(plan.files), agenda_spans(view), vocabulary, plan.slates, only
     )
-    return _Job(session_id, Recording(plan.files), spans, vocabulary, plan.slates)
 
 
 class TranscriptionManager:
@@ -149,8 +176,12 @@ class TranscriptionManager:
         self.status = ModelStatus("off" if path is None else "loading", str(path) if path else None)
         self._transcriber: Transcriber | None = None
         self._task: asyncio.Task[None] | None = None
+        self._offline: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.current: int | None = None
+        # Live captioners of running sessions, by session id.
+        self.live: dict[int, LiveCaptioner] = {}
+        self._live_tasks: dict[int, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
         """Load the model in the background and start looking for recordings (nothing to do
@@ -175,10 +206,8 @@ class TranscriptionManager:
 
     async def close(self) -> None:
         """Stop recognition (the running one is marked queued again by the next start)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in [self._task, self._offline, *self._live_tasks.values()]:
+            await stop_task(task)
         if self._transcriber is not None:
             await self._transcriber.close()
 
@@ -201,11 +230,19 @@ class TranscriptionManager:
             log.info("transcription: sessions %s queued again after an interrupted run", requeued)
         while True:
             try:
-                await self._queue_ended()
-                queue = await archive.call(archive.index.transcription_queue)
-                if queue:
-                    await self._transcribe(queue[0])
-                    continue
+                await self._follow_live()
+                if self._live_tasks:
+                    # Live captions come first: the recognition of an earlier session waits.
+                    await self._pause_offline()
+                elif self._offline is None or self._offline.done():
+                    self._offline = None
+                    await self._queue_ended()
+                    queue = await archive.call(archive.index.transcription_queue)
+                    if queue:
+                        self._offline = asyncio.create_task(
+                            self._transcribe(queue[0]), name=f"transcription-{queue[0]}"
+                        )
+                        self._offline.add_done_callback(lambda _: self.wake())
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -213,6 +250,49 @@ class TranscriptionManager:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._every)
+
+    async def _follow_live(self) -> None:
+        """Start a captioner for every session that went live (if live captions are on), and
+        forget those whose session ended."""
+        for sid, task in list(self._live_tasks.items()):
+            if task.done():
+                del self._live_tasks[sid]
+                with contextlib.suppress(asyncio.CancelledError):
+                    if task.exception() is not None:
+                        log.error("live captions of session %d stopped: %r", sid, task.exception())
+        if not self._settings.transcription.live:
+            return
+        archive = self._archive
+        assert self._transcriber is not None
+
+        def running() -> list[int]:
+            return [s.id for s in archive.index.list_sessions() if s.state == "live"]
+
+        for sid in await archive.call(running):
+            if sid in self._live_tasks:
+                continue
+            captioner = LiveCaptioner(self._settings, archive, self._transcriber, sid)
+            self.live[sid] = captioner
+            task = asyncio.create_task(captioner.run(), name=f"live-captions-{sid}")
+            task.add_done_callback(lambda _: self.wake())
+            self._live_tasks[sid] = task
+            log.info("live captions of session %d started", sid)
+        # Keep the last state of ended sessions' captioners for the status, a few at most.
+        for sid in [s for s in self.live if s not in self._live_tasks][:-4]:
+            del self.live[sid]
+
+    async def _pause_offline(self) -> None:
+        """Stop the recognition of an ended session and queue it again (it starts over when
+        no session is live)."""
+        task, self._offline = self._offline, None
+        if task is None or task.done():
+            return
+        sid = self.current
+        await stop_task(task)
+        if sid is not None:
+            archive = self._archive
+            await archive.call(archive.index.requeue_interrupted)
+            log.info("transcription of session %d paused for live captions", sid)
 
     async def _queue_ended(self) -> None:
         """Queue each ended, published session with a recording that was never queued."""
@@ -258,8 +338,8 @@ class TranscriptionManager:
                 archive.call(
                     index.update_transcription,
                     session_id,
-                    progress.done_seconds,
-                    progress.total_seconds,
+                    job.heard_live + progress.done_seconds,
+                    total,
                     progress.estimated_finish,
                 )
             )
@@ -283,22 +363,38 @@ class TranscriptionManager:
             if job.slates:
                 session = await archive.call(index.get_session, session_id)
                 await make_slates(self._settings, session, list(job.slates))
+            if job.only is not None:
+                log.info(
+                    "transcription of session %d: live captions heard %.0f of %.0f s, "
+                    "the rest is recognised now",
+                    session_id,
+                    job.heard_live,
+                    total,
+                )
             lines = await self._transcriber.transcribe_async(
                 job.recording,
                 job.spans,
                 job.vocabulary,
+                only=job.only,
                 on_progress=on_progress,
                 on_lines=on_lines,
             )
             await asyncio.gather(*writes, return_exceptions=True)
-            result = await archive.call(index.replace_automatic, session_id, lines)
+            stored = 0
+            for within in [None] if job.only is None else job.only:
+                result = await archive.call(
+                    functools.partial(index.replace_automatic, within=within),
+                    session_id,
+                    lines,
+                )
+                stored += result.stored
             await archive.call(index.finish_transcription, session_id)
-            log.info(
-                "transcription of session %d done: %d lines (%d corrected lines kept)",
-                session_id,
-                result.stored,
-                result.corrected_kept,
-            )
+            log.info("transcription of session %d done: %d lines", session_id, stored)
+            if job.only is not None and self._settings.transcription.refine_after_live:
+                # Whole now; heard again in full (better than live windows) when time allows.
+                await archive.call(
+                    functools.partial(index.queue_transcription, full=True), session_id, total
+                )
         except (asyncio.CancelledError, TranscriptionCancelled):
             raise
         except Exception as exc:
@@ -402,14 +498,15 @@ async def transcript_json(request: web.Request) -> web.Response:
         staff = True
     index = archive.index
 
-    def read() -> tuple[list[TranscriptLine], list[tuple[float, float]], Any]:
+    def read() -> tuple[list[TranscriptLine], list[tuple[float, float]], Any, Any]:
         return (
             index.transcript(sid, include_empty=staff),
             index.hidden_ranges(sid),
             index.transcription_progress(sid),
+            index.heard_ranges(sid),
         )
 
-    lines, hidden, progress = await archive.call(read)
+    lines, hidden, progress, heard = await archive.call(read)
     if not staff:
         lines = [
             line
@@ -423,6 +520,9 @@ async def transcript_json(request: web.Request) -> web.Response:
             "progress": progress_json(progress) if progress else None,
             "lines": [line_json(line, staff) for line in lines],
             "hidden": [[round(a, 3), round(b, 3)] for a, b in hidden] if staff else [],
+            # What live captions heard while the session ran (the recognition after it heard
+            # the rest), until a full re-run.
+            "heard_live": [[round(a, 3), round(b, 3)] for a, b in heard] if staff else [],
         },
         headers={"Cache-Control": PRIVATE if (private or staff) else "no-cache"},
     )
@@ -490,7 +590,10 @@ async def run_again(request: web.Request) -> web.Response:
     session = await archive.call(archive.index.get_session, sid)
     if session.state != "ended":
         raise json_error(web.HTTPConflict, f"session {sid} has not ended: transcribe it after")
-    progress = await archive.call(archive.index.queue_transcription, sid)
+    # Heard again in full: also what live captions heard while the session ran.
+    progress = await archive.call(
+        functools.partial(archive.index.queue_transcription, full=True), sid
+    )
     await audit(request, user, "transcript.run", f"session {sid}", session_id=sid)
     manager.wake()
     return web.json_response(progress_json(progress), status=202)
@@ -507,6 +610,7 @@ async def transcription_status(request: web.Request) -> web.Response:
         {
             "model": manager.status.to_json(),
             "current_session_id": manager.current,
+            "live": [c.status.to_json() for c in manager.live.values()],
             "sessions": [progress_json(p) for p in found],
         },
         headers={"Cache-Control": PRIVATE},
@@ -517,5 +621,9 @@ def status_json(app: web.Application) -> dict[str, Any]:
     """The part of /api/v1/status about captions."""
     manager = app.get(TRANSCRIPTION)
     if manager is None:
-        return {"state": "off", "model_dir": None, "error": None}
-    return {**manager.status.to_json(), "current_session_id": manager.current}
+        return {"state": "off", "model_dir": None, "error": None, "live": []}
+    return {
+        **manager.status.to_json(),
+        "current_session_id": manager.current,
+        "live": [c.status.to_json() for c in manager.live.values()],
+    }

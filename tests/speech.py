@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,9 @@ def speaking_source(sound: Path) -> str:
 
 
 async def transcribed(service: Service, sid: int, after: str | None = None) -> dict[str, Any]:
-    """Wait (bounded) until the session's recognition is done (and finished after `after`);
-    its transcript as staff see it."""
+    """Wait (bounded) until the session's recognition is done (and finished after `after`),
+    the whole recording heard (after live captions, the rest is recognised first and then the
+    whole); its transcript as staff see it."""
 
     async def done() -> dict[str, Any] | None:
         async with service.http.get(
@@ -58,7 +60,7 @@ async def transcribed(service: Service, sid: int, after: str | None = None) -> d
             assert resp.status == 200, answer
         progress = answer["progress"]
         assert progress is None or progress["state"] != "failed", progress
-        if progress and progress["state"] == "done":
+        if progress and progress["state"] == "done" and progress["pass"] == "full":
             if after is None or (progress["finished_at"] or "") > after:
                 return answer
         return None
@@ -72,14 +74,22 @@ async def start_speaking_service(folder: Path) -> Service:
     text = config_text(folder / "data", free_port(), speaking_source(speech_file(folder)))
     text = text.replace(
         "[monitoring]",
-        f'[transcription]\nmodel_dir = "{model}"\ncpu_threads = 2\n\n[monitoring]',
+        f'[transcription]\nmodel_dir = "{model}"\ncpu_threads = 2\n'
+        # Live captions in short windows, so that a short test session gets some.
+        "live_window_seconds = 6\nlive_max_lag_seconds = 60\n\n[monitoring]",
     )
     return await start_service(parse_settings(text))
 
 
-async def record_spoken_session(service: Service, title: str, seconds: float) -> dict[str, Any]:
+async def record_spoken_session(
+    service: Service,
+    title: str,
+    seconds: float,
+    while_live: Callable[[int], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
     """A session with AGENDA, its second item (the one spoken about) taken up at the start,
-    recorded for `seconds` and stopped; the stop's answer."""
+    recorded for `seconds` (then while `while_live(session id)` runs) and stopped; the stop's
+    answer."""
     created = await service.post_json(
         "/api/v1/sessions",
         {
@@ -99,5 +109,7 @@ async def record_spoken_session(service: Service, title: str, seconds: float) ->
         return bool(detail["recording"]["duration_seconds"] >= seconds)
 
     await wait_for(long_enough, seconds + 45, f"{seconds:g} s of recording")
+    if while_live is not None:
+        await while_live(sid)
     stopped: dict[str, Any] = await service.post_json(f"/api/v1/sessions/{sid}/stop")
     return stopped

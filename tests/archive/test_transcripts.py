@@ -233,6 +233,37 @@ def test_a_recognition_interrupted_by_a_stop_is_queued_again(index: ArchiveIndex
     assert index.transcription_queue() == [sid]
 
 
+def test_after_live_captions_only_the_rest_is_recognised_unless_all_is_asked_for(
+    index: ArchiveIndex,
+) -> None:
+    sid = recorded(index)
+    assert index.heard_ranges(sid) == []
+    # Windows as live captions hear them: end to end, and again after a skip.
+    for low, high in ((0.0, 6.2), (6.2, 12.9), (20.0, 26.0)):
+        index.mark_heard(sid, low, high)
+    assert index.heard_ranges(sid) == [(0.0, 12.9), (20.0, 26.0)]
+    with pytest.raises(InvalidTranscript):
+        index.mark_heard(sid, 5.0, 4.0)
+    assert index.heard_ranges(sid) == [(0.0, 12.9), (20.0, 26.0)]
+    # Queued after the session: only the rest is to be recognised ...
+    progress = index.queue_transcription(sid, 30.0)
+    assert progress.pass_ == "rest" and progress.completed_at is None
+    index.start_transcription(sid, 30.0)
+    assert index.transcription_progress(sid).pass_ == "rest"  # type: ignore[union-attr]
+    with pytest.raises(Conflict):
+        index.queue_transcription(sid, 30.0, full=True)
+    done = index.finish_transcription(sid)
+    assert done.completed_at is not None and done.completed_at == done.finished_at
+    # ... and then the whole of it, when asked for; what live captions heard is still known,
+    # and the transcript stays complete since the first recognition.
+    again = index.queue_transcription(sid, 30.0, full=True)
+    assert again.pass_ == "full" and again.completed_at == done.completed_at
+    assert index.heard_ranges(sid) == [(0.0, 12.9), (20.0, 26.0)]
+    # A session live captions never heard is recognised whole.
+    other = recorded(index)
+    assert index.queue_transcription(other, 30.0).pass_ == "full"
+
+
 CUE_TIMING = re.compile(
     r"^(\d{2,}):([0-5]\d):([0-5]\d)\.(\d{3}) --> (\d{2,}):([0-5]\d):([0-5]\d)\.(\d{3})$"
 )

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from recorder.transcribe import (
+    LIVE_CUT_SECONDS,
     SAMPLE_RATE,
     AgendaSpan,
     AudioUnavailable,
@@ -25,8 +26,10 @@ from recorder.transcribe import (
     Stretch,
     TimedLine,
     Transcriber,
+    Window,
     build_prompt,
     clean_text,
+    clip_ranges,
     collapse_repeats,
     concat_list,
     extract_argv,
@@ -153,6 +156,60 @@ def test_the_same_recording_gives_the_same_lines(
     first = transcriber.transcribe(media, spans_of(media.seconds), VOCABULARY)
     again = transcriber.transcribe(media, spans_of(media.seconds), VOCABULARY)
     assert first == again
+
+
+def test_stretches_to_hear_are_kept_within_the_recording() -> None:
+    assert clip_ranges([(20.0, 40.0), (-1.0, 5.0), (9.0, 9.2), (28.5, 31.0)], 30.0) == [
+        (0.0, 5.0),
+        (20.0, 30.0),
+        (28.5, 30.0),
+    ]
+    assert clip_ranges([(31.0, 40.0)], 30.0) == []
+
+
+def test_a_live_window_ends_in_a_pause_and_the_next_one_goes_on_from_there(
+    transcriber: Transcriber, recording: tuple[Recording, float]
+) -> None:
+    media, _ = recording
+    spans = spans_of(media.seconds)
+    # The first window, while the session runs: it ends in its last LIVE_CUT_SECONDS, and its
+    # lines end by where it ended.
+    first = transcriber.transcribe_window(media, 0.0, spans, VOCABULARY)
+    assert media.seconds - LIVE_CUT_SECONDS - 0.01 <= first.end <= media.seconds, first.end
+    assert all(0 <= line.start < line.end <= first.end + 0.01 for line in first.lines)
+    # The last one hears the rest, to the end.
+    rest = transcriber.transcribe_window(media, first.end, spans, VOCABULARY, final=True)
+    assert rest.end == pytest.approx(media.seconds, abs=0.1)
+    assert all(first.end - 0.01 <= line.start < line.end for line in rest.lines)
+    # The cut fell in a pause, not in the sentence: one of the two heard it whole.
+    texts = [" ".join(line.text for line in w.lines).lower() for w in (first, rest)]
+    assert sum("podjęcie" in t and "budżetu" in t for t in texts) == 1, texts
+    assert " ".join(texts).count("budżetu") == 1, texts
+    # Nothing left to hear: an empty window where it started.
+    assert transcriber.transcribe_window(media, rest.end, spans, VOCABULARY, final=True) == (
+        Window([], rest.end)
+    )
+
+
+def test_only_the_stretches_asked_for_are_heard(
+    transcriber: Transcriber, recording: tuple[Recording, float]
+) -> None:
+    media, onset = recording
+    reports: list[Progress] = []
+    # Live captions heard the speech already: only the silence before it is left.
+    lines = transcriber.transcribe(
+        media, spans_of(media.seconds), VOCABULARY, only=[(0.0, onset - 0.2)],
+        on_progress=reports.append,
+    )  # fmt: skip
+    assert all(line.end <= onset - 0.2 + 0.01 for line in lines), lines
+    assert reports[-1].total_seconds == pytest.approx(onset - 0.2, abs=0.01)
+    assert reports[-1].fraction == pytest.approx(1.0, abs=0.02)
+    # And the speech alone, asked for on its own.
+    spoken = transcriber.transcribe(
+        media, spans_of(media.seconds), VOCABULARY, only=[(onset - 0.5, media.seconds)]
+    )
+    assert "budżetu" in " ".join(line.text for line in spoken).lower(), spoken
+    assert all(line.start >= onset - 0.5 - 0.01 for line in spoken), spoken
 
 
 async def test_transcribing_in_the_background_leaves_the_event_loop_free(

@@ -1,4 +1,5 @@
-"""The console's transcript view in Chromium: staff correct a line beside the video and the
+"""Live captions on the residents' live page and their delay in the console, while a session
+runs; and the console's transcript view in Chromium: staff correct a line beside the video and the
 change is kept with who made it (after a reload, and after a re-run); a line's time moves the
 player; recognition's progress and estimated finish are shown, in the sessions list too, and
 refreshed while it runs; a missing model is said plainly; axe-core finds no WCAG 2.1 A/AA
@@ -69,14 +70,65 @@ RUNNING = """({sid, finish}) => {
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One Chromium for the whole file."""
+    async with chromium() as launched:
+        yield launched
+
+
+# What a resident's live page showed while the session ran (see watch_live_page).
+LIVE_PAGE: dict[str, Any] = {}
+
+
+async def watch_live_page(browser: Browser, base: str, sid: int) -> None:
+    """Open the live page as a resident and wait (bounded) for its live captions of the
+    speech, and the console's sessions list as staff; keep what they showed in LIVE_PAGE."""
+    staff, staff_errors = await staff_page(browser, base)
+    try:
+        await staff.goto(f"{base}/console#sessions")
+        cell = staff.locator(f'td.transcription[data-session="{sid}"]')
+        await expect(cell).to_contain_text("napisy na żywo: opóźnienie", timeout=60_000)
+        LIVE_PAGE["console"] = await cell.text_content()
+        LIVE_PAGE["console_errors"] = staff_errors
+    finally:
+        await staff.close()
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        await page.goto(f"{base}/live")
+        box = page.locator("#live-captions")
+        await page.wait_for_function(
+            """() => {
+                const box = document.getElementById('live-captions');
+                return !box.hidden && /uchwał/i.test(box.textContent);
+            }""",
+            timeout=90_000,
+        )
+        LIVE_PAGE["label"] = await box.locator("h2").text_content()
+        LIVE_PAGE["lines"] = await box.locator(".caption-lines").inner_text()
+        # Beside a playing picture (which may start after the first captions arrive).
+        await page.wait_for_function(
+            "document.getElementById('player').currentTime > 0", timeout=30_000
+        )
+        LIVE_PAGE["played"] = await page.evaluate("document.getElementById('player').currentTime")
+        LIVE_PAGE["axe"] = await run_axe(page)
+        LIVE_PAGE["errors"] = errors
+    finally:
+        await page.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def spoken(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, browser: Browser
 ) -> AsyncIterator[tuple[Service, dict[str, Any]]]:
-    """A service with the model, and one ended session of about 10 s of Polish speech, its
-    recognition done."""
+    """A service with the model, and one ended session of about 10 s of Polish speech (more:
+    it runs until the live page showed captions), its recognition done."""
     service = await start_speaking_service(tmp_path_factory.mktemp("console-transcript"))
     try:
-        stopped = await record_spoken_session(service, TITLE, 10)
+        stopped = await record_spoken_session(
+            service, TITLE, 10, lambda sid: watch_live_page(browser, service.base, sid)
+        )
         transcript = await transcribed(service, stopped["id"])
         assert transcript["lines"], transcript
         yield service, stopped
@@ -84,11 +136,17 @@ async def spoken(
         await stop_service(service)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One Chromium for the whole file."""
-    async with chromium() as launched:
-        yield launched
+async def test_the_live_page_shows_automatic_captions(
+    spoken: tuple[Service, dict[str, Any]],
+) -> None:
+    assert LIVE_PAGE["label"].startswith("Napisy na żywo – automatyczne"), LIVE_PAGE
+    assert "uchwał" in LIVE_PAGE["lines"].lower() and len(LIVE_PAGE["lines"].splitlines()) <= 2
+    # Shown beside a playing picture, not instead of it.
+    assert LIVE_PAGE["played"] > 0, LIVE_PAGE
+    assert LIVE_PAGE["axe"] == [] and LIVE_PAGE["errors"] == [], LIVE_PAGE
+    # Staff see in the console how far behind live captions are.
+    assert re.fullmatch(r"napisy na żywo: opóźnienie \d+ s", LIVE_PAGE["console"]), LIVE_PAGE
+    assert LIVE_PAGE["console_errors"] == [], LIVE_PAGE
 
 
 async def staff_page(browser: Browser, base: str) -> tuple[Page, list[str]]:

@@ -57,6 +57,11 @@
       transcript: "Transkrypcja", transcription: "Transkrypcja", recording: "Nagranie posiedzenia",
       tr_none: "jeszcze nie rozpoznano", tr_queued: "w kolejce", tr_running: "rozpoznawanie w toku",
       tr_done: "gotowe", tr_failed: "błąd rozpoznawania", tr_finish: "przewidywany koniec",
+      tr_withdrawn: "nie rozpoznaje się nagrań wycofanych z publikacji (po ponownej publikacji: „Rozpoznaj ponownie”)",
+      live_captions: "napisy na żywo", live_lag: "opóźnienie", live_waiting: "czekają na dźwięk",
+      live_skipped: "nie nadążają: pominięto", live_rest: "uzupełni rozpoznawanie po posiedzeniu",
+      live_failed: "błąd",
+      tr_rest: "uzupełnianie napisów na żywo", tr_refining: "transkrypcja kompletna; dokładniejsze rozpoznanie całości",
       tr_progress: "Postęp rozpoznawania mowy", tr_rerun: "Rozpoznaj ponownie",
       tr_rerun_hint: "Poprawione wiersze zostaną zachowane.", tr_requeued: "Zlecono ponowne rozpoznanie.",
       model_unavailable: "Rozpoznawanie mowy niedostępne", model_loading: "Rozpoznawanie mowy: wczytywanie modelu…",
@@ -113,6 +118,11 @@
       transcript: "Transcript", transcription: "Transcript", recording: "The session's recording",
       tr_none: "not recognised yet", tr_queued: "queued", tr_running: "recognition running",
       tr_done: "done", tr_failed: "recognition failed", tr_finish: "estimated finish",
+      tr_withdrawn: "withdrawn recordings are not recognised (once published again: \u201cRecognise again\u201d)",
+      live_captions: "live captions", live_lag: "delay", live_waiting: "waiting for sound",
+      live_skipped: "falling behind: skipped", live_rest: "recognised after the session",
+      live_failed: "error",
+      tr_rest: "completing the live captions", tr_refining: "transcript whole; recognising all of it again, better",
       tr_progress: "Speech recognition progress", tr_rerun: "Recognise again",
       tr_rerun_hint: "Corrected lines are kept.", tr_requeued: "Recognition queued again.",
       model_unavailable: "Speech recognition unavailable", model_loading: "Speech recognition: loading the model…",
@@ -201,9 +211,21 @@
   function progressText(p) {
     if (!p) return t("tr_none");
     var text = t("tr_" + p.state);
+    // After live captions: first what they did not hear, then (the transcript whole) all again.
+    if (progressBusy(p) && p.pass === "rest") text = t("tr_rest") + ": " + text;
+    else if (progressBusy(p) && p.completed_at) text = t("tr_refining") + ": " + text;
     if (progressBusy(p)) text += ", " + Math.round(100 * (p.fraction || 0)) + " %";
     if (p.state === "running" && p.estimated_finish) text += ", " + t("tr_finish") + " " + soon(p.estimated_finish);
     if (p.state === "failed" && p.error) text += ": " + p.error;
+    return text;
+  }
+  // A running session's live captions: how far behind they are, and what they skipped.
+  function liveText(c) {
+    var text = t("live_captions") + ": ";
+    if (c.state === "waiting" && !c.windows) text += t("live_waiting");
+    else text += t("live_lag") + " " + Math.round(c.lag_seconds) + " s";
+    if (c.skipped_seconds > 0) text += ", " + t("live_skipped") + " " + Math.round(c.skipped_seconds) + " s (" + t("live_rest") + ")";
+    if (c.state === "failed" && c.error) text += ", " + t("live_failed") + ": " + c.error;
     return text;
   }
   // What the recogniser's state means for staff; null when it is ready.
@@ -398,12 +420,15 @@
       modelBox.textContent = "";
       var note = modelNote(status.model, "model-state");
       if (note && status.model.state !== "off") modelBox.appendChild(note);
-      var found = {};
+      var found = {}, live = {};
       status.sessions.forEach(function (p) { found[p.session_id] = p; });
-      busy = status.model.state === "loading" || status.sessions.some(progressBusy);
+      (status.live || []).forEach(function (c) { if (c.state !== "ended") live[c.session_id] = c; });
+      busy = status.model.state === "loading" || status.sessions.some(progressBusy) || Object.keys(live).length > 0;
       Array.prototype.forEach.call(table.querySelectorAll("td.transcription"), function (cell) {
-        var p = found[cell.getAttribute("data-session")] || null;
-        var text = progressText(p);
+        var id = cell.getAttribute("data-session");
+        var p = found[id] || null;
+        var text = live[id] ? liveText(live[id])
+          : !p && cell.getAttribute("data-published") === "0" ? t("tr_withdrawn") : progressText(p);
         if (cell.textContent !== text) cell.textContent = text;
         cell.className = "transcription" + (p && p.state === "failed" ? " error" : "");
       });
@@ -428,7 +453,7 @@
         table.appendChild(el("tr", {}, [
           el("td", {}, [el("span", { text: s.title + " " }), el("span", { class: "badge", text: "(" + t("state_" + s.state) + ")" })]),
           el("td", { text: when(s.scheduled_start) }), el("td", { text: s.chamber }),
-          s.state === "ended" ? el("td", { class: "transcription", "data-session": String(s.id) }) : el("td", {}),
+          s.state !== "scheduled" ? el("td", { class: "transcription", "data-session": String(s.id), "data-published": s.published ? "1" : "0" }) : el("td", {}),
           actions
         ]));
       });

@@ -256,7 +256,29 @@
         if (newest && newest.id !== lastVote) say(WORDS.vote + newest.subject + ". " + totals(newest.totals));
         lastVote = newest ? newest.id : null;
       }
+      renderCaptions(now.state === "live" ? now.captions : null);
       firstRender = false;
+    }
+    // Live captions: the newest lines recognised, each shown once the player has played the
+    // moment it was said (a viewer behind the live edge does not read ahead of the picture).
+    var captionBox = document.getElementById("live-captions");
+    var shownCaptions = "";
+    function renderCaptions(list) {
+      if (!captionBox) return;
+      var played = window.obradyHls && window.obradyHls.playingDate;
+      var due = (list || []).filter(function (c) {
+        return !played || !c.at || new Date(c.at) <= played;
+      }).slice(-2);
+      var key = JSON.stringify(due.map(function (c) { return [c.id, c.text]; }));
+      if (key === shownCaptions) return;
+      shownCaptions = key;
+      captionBox.hidden = !(list && list.length);
+      var lines = captionBox.querySelector(".caption-lines");
+      lines.textContent = "";
+      due.forEach(function (c, k) {
+        if (k) lines.appendChild(document.createElement("br"));
+        lines.appendChild(document.createTextNode(c.text));
+      });
     }
     function refresh() {
       fetch("/api/v1/chambers/" + status.dataset.chamber + "/now")
