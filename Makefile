@@ -106,6 +106,8 @@ bench: setup .cache/apt-test.stamp $(MODEL)/model.bin
 	$(BIN)/python bench/publish_delay.py --rounds 3
 	$(BIN)/python bench/wer.py
 	$(BIN)/python bench/wer.py --temperatures 0,0.5
+	$(BIN)/python bench/wer.py --live-window 15
+	$(BIN)/python bench/transcript_delay.py --minutes 5
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

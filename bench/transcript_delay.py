@@ -149,7 +149,7 @@ def main() -> int:
             raise BenchError("the live captioner was never seen")
         last = seen[-1]
         lags = [c["lag_seconds"] for c in seen if c["windows"]]
-        heard = sum(b - a for a, b in transcript["heard_live"])
+        heard = last["captioned_seconds"]  # (at the last look before the stop)
         print(
             f"session of {recorded:.0f} s (Whisper base, int8, {args.threads} threads, live "
             f"windows of {args.window:g} s, simulated chamber {WIDTH}x{HEIGHT} 25 fps encoded "
@@ -159,7 +159,8 @@ def main() -> int:
             f"live captions: {last['windows']} windows, real-time factor "
             f"{last['realtime_factor']}, behind the recording median "
             f"{statistics.median(lags):.1f} s, max {max(lags):.1f} s; skipped "
-            f"{last['skipped_seconds']:.0f} s; heard {heard:.0f} of {recorded:.0f} s"
+            f"{last['skipped_seconds']:.0f} s; {heard:.0f} of {recorded:.0f} s captioned at the "
+            "last look before the stop"
         )
         print(
             f"transcript whole {complete_after:.1f} s after the stop request "
