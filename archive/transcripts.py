@@ -210,7 +210,7 @@ def _check_text(text: str, *, allow_empty: bool) -> str:
         raise InvalidTranscript("a line's text must be a string")
     cleaned = clean_line_text(text)
     if not cleaned and not allow_empty:
-        raise InvalidTranscript("a recognised line has no text")
+        raise InvalidTranscript("the line has no text: write what was said")
     if len(cleaned) > MAX_LINE_CHARS:
         raise InvalidTranscript(f"a line may hold at most {MAX_LINE_CHARS} characters")
     return cleaned

@@ -201,7 +201,9 @@ class LiveCaptioner:
                 await asyncio.sleep(self._poll)
                 continue
             try:
-                await self._caption(ahead)
+                if not await self._caption(ahead):
+                    # Nothing new could be heard (the sound ends before the files do): wait.
+                    await asyncio.sleep(self._poll)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -209,7 +211,8 @@ class LiveCaptioner:
                 status.state, status.error = "failed", str(exc)[:500]
                 await asyncio.sleep(RETRY_SECONDS)
 
-    async def _caption(self, ahead: _Ahead) -> None:
+    async def _caption(self, ahead: _Ahead) -> bool:
+        """Recognise the next window; whether captions moved on."""
         status = self.status
         archive = self._archive
         if ahead.slates:
@@ -221,7 +224,7 @@ class LiveCaptioner:
         )
         end = ahead.base + found.end
         if end <= start:
-            return
+            return False
         lines = [
             replace(line, start=line.start + ahead.base, end=line.end + ahead.base)
             for line in found.lines
@@ -241,6 +244,7 @@ class LiveCaptioner:
         status.error = None
         behind = status.lag_seconds > 2 * self._settings.transcription.live_window_seconds
         status.state = "behind" if behind else "captioning"
+        return True
 
 
 async def stop(task: asyncio.Task[None] | None) -> None:

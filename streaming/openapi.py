@@ -333,15 +333,32 @@ def _console_paths() -> dict[str, Any]:
                 ),
             )
         },
+        "/api/v1/sessions/{id}/transcript/lines": {
+            "post": _change(
+                "Add a line recognition missed; kept with who added it, it replaces the "
+                "automatic lines it overlaps and is never overwritten by a re-run",
+                staff,
+                [sid],
+                _body(
+                    {"text": _STR, "start_seconds": _NUM, "end_seconds": _NUM},
+                    ("text", "start_seconds", "end_seconds"),
+                ),
+                ok="201",
+            )
+        },
         "/api/v1/sessions/{id}/transcript/run": {
             "post": _change(
-                "Recognise the recording again (corrected lines are kept)", staff, [sid], ok="202"
+                "Recognise the whole recording again (corrected lines are kept)",
+                staff,
+                [sid],
+                ok="202",
             )
         },
         "/api/v1/transcription": {
             "get": _read(
-                "The speech recogniser's state (off, loading, ready, unavailable and why) and "
-                "each session's recognition progress with its estimated finish",
+                "The speech recogniser's state (off, loading, ready, unavailable and why), the "
+                "live captioners of running sessions (delay, skipped seconds) and each "
+                "session's recognition progress with its estimated finish",
                 [],
                 "signed in",
             )

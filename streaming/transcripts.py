@@ -574,6 +574,38 @@ async def correct_line(request: web.Request) -> web.Response:
     return web.json_response(line_json(line, True))
 
 
+@routes.post("/api/v1/sessions/{id}/transcript/lines")
+async def add_line(request: web.Request) -> web.Response:
+    """Add a line recognition missed: {"start_seconds": s, "end_seconds": s, "text": "..."}.
+    Kept as corrected, with who added it; automatic lines it overlaps are replaced by it."""
+    user = await require(request, "record.edit")
+    archive = request.app[ARCHIVE]
+    sid = session_id_of(request)
+    example = '{"start_seconds": 12.5, "end_seconds": 15.0, "text": "the line"}'
+    try:
+        body = await request.json()
+    except ValueError:
+        raise json_error(web.HTTPBadRequest, f"send JSON: {example}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+        raise json_error(web.HTTPBadRequest, f"send {example} (text a string)")
+    start, end = _number(body, "start_seconds"), _number(body, "end_seconds")
+    if start is None or end is None:
+        raise json_error(web.HTTPBadRequest, f"start_seconds and end_seconds are needed: {example}")
+    try:
+        line = await archive.call(archive.index.add_line, sid, start, end, body["text"], user.name)
+    except InvalidTranscript as exc:
+        raise json_error(web.HTTPBadRequest, str(exc)) from None
+    await audit(
+        request,
+        user,
+        "transcript.add",
+        f"session {sid} line {line.id}",
+        session_id=sid,
+        after=line_json(line, True),
+    )
+    return web.json_response(line_json(line, True), status=201)
+
+
 @routes.post("/api/v1/sessions/{id}/transcript/run")
 async def run_again(request: web.Request) -> web.Response:
     """Queue the recording for recognition again (corrected lines are kept)."""

@@ -208,6 +208,21 @@ async def test_a_staff_correction_survives_a_re_run(
         async with service.http.patch(service.base + path, json=body, headers=basic(STAFF)) as resp:
             assert resp.status == 400, (body, await resp.text())
 
+    # Adding a line: not for the public, and bad input is refused with what to fix.
+    lines_path = f"{service.base}/api/v1/sessions/{sid}/transcript/lines"
+    async with service.http.post(lines_path, json={"text": "x"}) as resp:
+        assert resp.status == 401
+    for body, says in (
+        ({"text": "Dziękuję."}, "start_seconds and end_seconds are needed"),
+        ({"text": "Dziękuję.", "start_seconds": 2, "end_seconds": 1}, "must end after it starts"),
+        ({"text": "", "start_seconds": 1, "end_seconds": 2}, "write what was said"),
+        ({"text": "Dziękuję.", "start_seconds": 1, "end_seconds": 9999}, "within the recording"),
+    ):
+        async with service.http.post(lines_path, json=body, headers=basic(STAFF)) as resp:
+            answer = await resp.json()
+            assert resp.status == 400 and says in answer["error"], (body, answer)
+    assert len((await transcribed(service, sid))["lines"]) == len(before["lines"])
+
     finished = before["progress"]["finished_at"]
     async with service.http.post(
         f"{service.base}/api/v1/sessions/{sid}/transcript/run", headers=basic(STAFF)

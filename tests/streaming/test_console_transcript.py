@@ -34,6 +34,7 @@ from playwright.async_api import Browser, Page, expect
 from speech import record_spoken_session, start_speaking_service, transcribed
 
 from config.settings import parse_settings
+from streaming.keys import ARCHIVE
 
 # Recording and recognising the speech takes a while on a busy two-core machine.
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(360)]
@@ -303,6 +304,105 @@ async def test_progress_is_shown_and_a_re_run_keeps_the_correction(
     )
     kept = next(x for x in after["lines"] if x["id"] == line["id"])
     assert kept["text"] == corrected and kept["corrected_by"] == STAFF[0], kept
+    assert errors == [], errors
+    await page.close()
+
+
+async def test_staff_set_a_lines_times_and_add_a_missed_line(
+    spoken: tuple[Service, dict[str, Any]], browser: Browser
+) -> None:
+    service, session = spoken
+    sid = session["id"]
+    duration = session["recording"]["duration_seconds"]
+    line = (await staff_transcript(service, sid))["lines"][0]
+    page, errors = await staff_page(browser, service.base)
+    await page.goto(f"{service.base}/console#transcript/{sid}")
+    item = page.locator(f'li[data-line="{line["id"]}"]')
+    await expect(item).to_be_visible()
+
+    # The line's times, in its "Czas" part: typed, and kept with the text by Save.
+    start = round(line["start_seconds"] + 0.2, 1)
+    end = round(min(line["end_seconds"], duration) - 0.1, 1)
+    assert end > start, line
+    await item.locator("summary").click()
+    await item.get_by_label("Początek (s)").fill(str(start))
+    await item.get_by_label("Koniec (s)").fill(str(end))
+    await page.evaluate("document.getElementById('messages').textContent = ''")
+    await page.locator(f"#ts-{line['id']}").click()
+    await expect(page.locator("#messages")).to_have_text("Zapisano.")
+    kept = next(x for x in (await staff_transcript(service, sid))["lines"] if x["id"] == line["id"])
+    assert (kept["start_seconds"], kept["end_seconds"]) == (start, end), kept
+    assert kept["corrected"] is True and kept["text"] == line["text"], kept
+
+    # A time past the recording's end is refused with what to fix; nothing changes. (Saved,
+    # the line was drawn again with its times folded.)
+    await item.locator("summary").click()
+    await item.get_by_label("Koniec (s)").fill(str(round(duration + 60, 1)))
+    await page.locator(f"#ts-{line['id']}").click()
+    await expect(page.locator("#messages")).to_contain_text("within the recording")
+    again = next(
+        x for x in (await staff_transcript(service, sid))["lines"] if x["id"] == line["id"]
+    )
+    assert (again["start_seconds"], again["end_seconds"]) == (start, end), again
+
+    # A line recognition missed, added at the end of the recording.
+    await page.locator("#add-start").fill(str(round(duration - 1.0, 1)))
+    await page.locator("#add-end").fill(str(round(duration - 0.2, 1)))
+    await page.locator("#add-text").fill("Dziękuję, zamykam posiedzenie.")
+    await page.locator("#add-submit").click()
+    await expect(page.locator("#messages")).to_have_text("Dodano wiersz.")
+    lines = (await staff_transcript(service, sid))["lines"]
+    found = [x for x in lines if x["text"] == "Dziękuję, zamykam posiedzenie."]
+    assert found and found[0]["corrected_by"] == STAFF[0], lines
+    await expect(page.locator(f"#tl-{found[0]['id']}")).to_have_value(found[0]["text"])
+    added = page.locator(f'li[data-line="{found[0]["id"]}"]')
+    await expect(added).to_contain_text("poprawione przez clerk")
+    async with service.http.get(
+        f"{service.base}/api/v1/audit?session_id={sid}", headers=basic(STAFF)
+    ) as resp:
+        entries = (await resp.json())["entries"]
+    assert any(e["action"] == "transcript.add" for e in entries), entries
+    # An empty line cannot be added: said, and nothing added.
+    await page.locator("#add-text").fill("   ")
+    await page.locator("#add-submit").click()
+    await expect(page.locator("#messages")).to_contain_text("write what was said")
+    assert len((await staff_transcript(service, sid))["lines"]) == len(lines)
+    assert await run_axe(page) == []
+    assert errors == [], errors
+    await page.close()
+
+
+async def test_a_long_transcript_is_shown_a_page_at_a_time(
+    spoken: tuple[Service, dict[str, Any]], browser: Browser
+) -> None:
+    service, _ = spoken
+    created = await service.begin(start=False, title="Sesja z długą transkrypcją")
+    sid = created["id"]
+    archive = service.app[ARCHIVE]
+    for number in range(450):
+        await archive.call(
+            archive.index.add_line,
+            sid,
+            number * 2.0,
+            number * 2.0 + 1.5,
+            f"Wiersz {number + 1}.",
+            "clerk",
+        )
+    page, errors = await staff_page(browser, service.base)
+    await page.goto(f"{service.base}/console#transcript/{sid}")
+    items = page.locator("#transcript-lines > li")
+    info = page.locator("#transcript-page")
+    await expect(info).to_have_text("Wiersze 1–200 z 450")
+    await expect(items).to_have_count(200)
+    await expect(page.locator("#transcript-previous")).to_be_disabled()
+    await page.locator("#transcript-next").click()
+    await expect(info).to_have_text("Wiersze 201–400 z 450")
+    await expect(items.first.locator("textarea")).to_have_value("Wiersz 201.")
+    await page.locator("#transcript-next").click()
+    await expect(info).to_have_text("Wiersze 401–450 z 450")
+    await expect(items).to_have_count(50)
+    await expect(page.locator("#transcript-next")).to_be_disabled()
+    assert await run_axe(page) == []
     assert errors == [], errors
     await page.close()
 

@@ -70,7 +70,12 @@
       nothing_said: "nic nie powiedziano – wiersz nie jest publikowany",
       hidden_part: "we fragmencie niepublikowanym (przerwa, obrady niejawne lub usunięty fragment)",
       line_text: "Tekst wiersza", play_from: "Odtwórz od", no_lines: "Brak wierszy transkrypcji.",
-      save_line: "Zapisz", lines_hint: "Kliknij czas, aby odtworzyć wiersz. Puste pole oznacza, że nic nie powiedziano. Ctrl+Enter zapisuje wiersz."
+      save_line: "Zapisz", lines_hint: "Kliknij czas, aby odtworzyć wiersz. Puste pole oznacza, że nic nie powiedziano. Ctrl+Enter zapisuje wiersz.",
+      line_times: "Czas", line_start: "Początek (s)", line_end: "Koniec (s)", start_here: "Początek = bieżąca chwila nagrania",
+      end_here: "Koniec = bieżąca chwila nagrania",
+      add_line: "Dodaj pominięty wiersz", add_line_hint: "Wiersz dodany ręcznie zastępuje automatyczne wiersze, z którymi się nakłada.",
+      add: "Dodaj", added: "Dodano wiersz.", lines_pages: "Strony transkrypcji", lines_range: "Wiersze {a}–{b} z {n}",
+      previous: "Poprzednie", next: "Następne"
     },
     en: {
       sessions: "Sessions", councillors: "Councillors", run: "Run", after: "After the session",
@@ -131,7 +136,12 @@
       nothing_said: "nothing was said – the line is not published",
       hidden_part: "in an unpublished part (a break, a closed part or a redacted range)",
       line_text: "Line text", play_from: "Play from", no_lines: "No transcript lines.",
-      save_line: "Save", lines_hint: "Click a time to play the line. An empty field means nothing was said. Ctrl+Enter saves the line."
+      save_line: "Save", lines_hint: "Click a time to play the line. An empty field means nothing was said. Ctrl+Enter saves the line.",
+      line_times: "Times", line_start: "Start (s)", line_end: "End (s)", start_here: "Start = this moment of the recording",
+      end_here: "End = this moment of the recording",
+      add_line: "Add a missed line", add_line_hint: "A line added by hand replaces the automatic lines it overlaps.",
+      add: "Add", added: "Line added.", lines_pages: "Transcript pages", lines_range: "Lines {a}–{b} of {n}",
+      previous: "Previous", next: "Next"
     }
   };
   function t(key) { return (WORDS[cfg.lang] || WORDS.pl)[key] || key; }
@@ -912,6 +922,39 @@
     } });
     var list = el("ol", { id: "transcript-lines", "aria-labelledby": "transcript-lines-title" });
     var empty = el("p", { id: "transcript-empty", text: t("no_lines") });
+    // A long session has thousands of lines: they are shown PAGE_LINES at a time, and the page
+    // follows the recording while it plays.
+    var PAGE_LINES = 200, page = 0;
+    var pageInfo = el("span", { id: "transcript-page", "aria-live": "polite" });
+    var previousPage = el("button", { type: "button", id: "transcript-previous", text: t("previous"), onclick: function () { showPage(page - 1); } });
+    var nextPage = el("button", { type: "button", id: "transcript-next", text: t("next"), onclick: function () { showPage(page + 1); } });
+    var pager = el("nav", { id: "transcript-pager", "aria-label": t("lines_pages") }, [previousPage, " ", pageInfo, " ", nextPage]);
+    // A line recognition missed, added by hand at the moment the recording is at.
+    var addStart = el("input", { id: "add-start", type: "number", step: "0.1", min: "0", required: true });
+    var addEnd = el("input", { id: "add-end", type: "number", step: "0.1", min: "0", required: true });
+    var addText = el("textarea", { id: "add-text", rows: "2", required: true });
+    var addForm = el("form", { id: "add-line", class: "add-line", "aria-labelledby": "add-line-title" }, [
+      el("h4", { id: "add-line-title", text: t("add_line") }),
+      el("p", { class: "hint", id: "add-line-hint", text: t("add_line_hint") }),
+      el("label", { for: "add-start", text: t("line_start") }), addStart,
+      el("button", { type: "button", text: t("start_here"), onclick: function () {
+        addStart.value = player.currentTime.toFixed(1);
+        if (!addEnd.value || Number(addEnd.value) <= player.currentTime) addEnd.value = (player.currentTime + 3).toFixed(1);
+      } }),
+      el("label", { for: "add-end", text: t("line_end") }), addEnd,
+      el("label", { for: "add-text", text: t("line_text") }), addText,
+      el("button", { type: "submit", id: "add-submit", text: t("add"), "aria-describedby": "add-line-hint" })
+    ]);
+    addForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      api("POST", "/api/v1/sessions/" + sid + "/transcript/lines", {
+        start_seconds: Number(addStart.value), end_seconds: Number(addEnd.value), text: addText.value
+      }).then(function (added) {
+        addText.value = "";
+        say(t("added"));
+        return load(added.id);
+      }).catch(quiet);
+    });
     main.appendChild(head);
     main.appendChild(el("div", { id: "transcript", class: "transcript-view" }, [
       el("div", { class: "transcript-video" }, [
@@ -921,12 +964,13 @@
       el("div", { class: "transcript-text" }, [
         el("h3", { id: "transcript-lines-title", text: t("transcript") }),
         el("p", { class: "hint", id: "transcript-hint", text: t("lines_hint") }),
-        empty, list
+        empty, pager, list, addForm
       ])
     ]));
 
     var lines = [], hidden = [], progress = null, model = null, shownKey = null;
     var drafts = {};  // line id -> what staff typed and have not saved yet (kept across refreshes)
+    var timeDrafts = {};  // line id -> [start, end] typed and not saved yet
     var nodes = {};   // line id -> its <li>
     var playingId = null;
 
@@ -956,6 +1000,20 @@
       field.addEventListener("keydown", function (ev) {
         if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); save(line, field); }
       });
+      var typed = timeDrafts[id] || [line.start_seconds.toFixed(3), line.end_seconds.toFixed(3)];
+      var startField = el("input", { id: "tsa-" + id, type: "number", step: "0.1", min: "0", value: typed[0] });
+      var endField = el("input", { id: "tse-" + id, type: "number", step: "0.1", min: "0", value: typed[1] });
+      var keepTimes = function () { timeDrafts[id] = [startField.value, endField.value]; };
+      startField.addEventListener("input", keepTimes);
+      endField.addEventListener("input", keepTimes);
+      var times = el("details", { class: "line-times" }, [
+        el("summary", { text: t("line_times"), "aria-label": t("line_times") + " " + span }),
+        el("label", { for: "tsa-" + id, text: t("line_start") }), startField,
+        el("button", { type: "button", text: t("start_here"), onclick: function () { startField.value = player.currentTime.toFixed(1); keepTimes(); } }),
+        el("label", { for: "tse-" + id, text: t("line_end") }), endField,
+        el("button", { type: "button", text: t("end_here"), onclick: function () { endField.value = player.currentTime.toFixed(1); keepTimes(); } })
+      ]);
+      if (timeDrafts[id]) times.open = true;
       var notes = el("div", { id: "tn-" + id, class: "notes" });
       if (line.corrected) {
         notes.appendChild(el("p", { class: "note corrected-note", text: t("corrected_by") + " " + (line.corrected_by || "?") + ", " + when(line.corrected_at) }));
@@ -975,7 +1033,8 @@
           el("label", { for: "tl-" + id, class: "visually-hidden", text: t("line_text") + " " + span }),
           field, notes
         ]),
-        saveButton
+        // After Save: Tab from the text reaches its Save button first.
+        saveButton, times
       ]);
     }
 
@@ -987,8 +1046,16 @@
       var caret = activeId && active.tagName === "TEXTAREA" ? [active.selectionStart, active.selectionEnd] : null;
       list.textContent = "";
       nodes = {};
-      lines.forEach(function (line) { nodes[line.id] = list.appendChild(lineItem(line)); });
+      var pages = Math.max(1, Math.ceil(lines.length / PAGE_LINES));
+      page = Math.min(Math.max(0, page), pages - 1);
+      var first = page * PAGE_LINES, shown = lines.slice(first, first + PAGE_LINES);
+      shown.forEach(function (line) { nodes[line.id] = list.appendChild(lineItem(line)); });
       empty.hidden = lines.length > 0;
+      pager.hidden = pages < 2;
+      previousPage.disabled = page === 0;
+      nextPage.disabled = page >= pages - 1;
+      pageInfo.textContent = t("lines_range").replace("{a}", String(first + 1))
+        .replace("{b}", String(first + shown.length)).replace("{n}", String(lines.length));
       if (activeId && document.getElementById(activeId)) {
         var again = document.getElementById(activeId);
         again.focus();
@@ -996,9 +1063,22 @@
       }
     }
 
+    function showPage(number) {
+      page = number;
+      renderLines();
+    }
+    function pageOf(lineId) {
+      for (var i = 0; i < lines.length; i++) if (lines[i].id === lineId) return Math.floor(i / PAGE_LINES);
+      return page;
+    }
+
     function save(line, field) {
-      api("PATCH", "/api/v1/sessions/" + sid + "/transcript/lines/" + line.id, { text: field.value }).then(function (saved) {
+      var body = { text: field.value };
+      var typed = timeDrafts[line.id];
+      if (typed) { body.start_seconds = Number(typed[0]); body.end_seconds = Number(typed[1]); }
+      api("PATCH", "/api/v1/sessions/" + sid + "/transcript/lines/" + line.id, body).then(function (saved) {
         delete drafts[line.id];
+        delete timeDrafts[line.id];
         lines = lines.map(function (l) { return l.id === saved.id ? saved : l; });
         shownKey = JSON.stringify([lines, hidden]);
         var old = nodes[saved.id];
@@ -1016,6 +1096,11 @@
         if (lines[i].start_seconds <= now && now < lines[i].end_seconds) { found = lines[i].id; break; }
       }
       if (found === playingId) return;
+      var typing = document.activeElement && /^(TEXTAREA|INPUT)$/.test(document.activeElement.tagName);
+      if (found !== null && !nodes[found] && !player.paused && !typing) {
+        playingId = found;
+        showPage(pageOf(found));
+      }
       var before = playingId !== null && nodes[playingId];
       if (before) { before.classList.remove("playing"); before.removeAttribute("aria-current"); }
       playingId = found;
@@ -1023,11 +1108,10 @@
       if (!li) return;
       li.classList.add("playing");
       li.setAttribute("aria-current", "time");
-      var typing = document.activeElement && document.activeElement.tagName === "TEXTAREA";
       if (!player.paused && !typing && li.scrollIntoView) li.scrollIntoView({ block: "nearest" });
     });
 
-    function load() {
+    function load(showLine) {
       return Promise.all([
         api("GET", "/api/v1/sessions/" + sid + "/transcript"),
         api("GET", "/api/v1/transcription").catch(function () { return null; })
@@ -1038,6 +1122,7 @@
         var key = JSON.stringify([found.lines, found.hidden || []]);
         if (key !== shownKey) {
           shownKey = key; lines = found.lines; hidden = found.hidden || [];
+          if (showLine !== undefined) page = pageOf(showLine);
           renderLines();
         }
         renderProgress();
