@@ -28,11 +28,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SAMPLE_RATE = 16_000
 # Whisper's own retries when a window's text looks wrong (repetitive or improbable): each
@@ -842,6 +843,20 @@ class Transcriber:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor(), self.load)
 
+    async def _on_worker(self, work: Callable[[threading.Event], _T]) -> _T:
+        """work(cancel) on the worker thread. Cancelling the caller sets `cancel` (the work
+        stops at its next piece) and waits for the worker to be free."""
+        loop = asyncio.get_running_loop()
+        cancel = threading.Event()
+        future = loop.run_in_executor(self._executor(), work, cancel)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.set()
+            with contextlib.suppress(Exception):
+                await future
+            raise
+
     async def transcribe_async(
         self,
         recording: Recording,
@@ -852,10 +867,8 @@ class Transcriber:
         on_progress: ProgressCallback | None = None,
         on_lines: LinesCallback | None = None,
     ) -> list[TimedLine]:
-        """transcribe() on the worker thread; the callbacks run on the event loop. Cancelling
-        the caller stops the recognition at its next piece and waits for the worker."""
+        """transcribe() on the worker thread; the callbacks run on the event loop."""
         loop = asyncio.get_running_loop()
-        cancel = threading.Event()
 
         def progress(value: Progress) -> None:
             if on_progress is not None:
@@ -865,9 +878,8 @@ class Transcriber:
             if on_lines is not None:
                 loop.call_soon_threadsafe(on_lines, stretch, found)
 
-        future = loop.run_in_executor(
-            self._executor(),
-            lambda: self.transcribe(
+        return await self._on_worker(
+            lambda cancel: self.transcribe(
                 recording,
                 spans,
                 vocabulary,
@@ -875,15 +887,8 @@ class Transcriber:
                 on_progress=progress,
                 on_lines=lines,
                 cancel=cancel,
-            ),
+            )
         )
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancel.set()
-            with contextlib.suppress(Exception):
-                await future
-            raise
 
     async def transcribe_window_async(
         self,
@@ -895,21 +900,11 @@ class Transcriber:
         final: bool = False,
     ) -> Window:
         """transcribe_window() on the worker thread (after any work queued before it)."""
-        loop = asyncio.get_running_loop()
-        cancel = threading.Event()
-        future = loop.run_in_executor(
-            self._executor(),
-            lambda: self.transcribe_window(
+        return await self._on_worker(
+            lambda cancel: self.transcribe_window(
                 recording, start, spans, vocabulary, final=final, cancel=cancel
-            ),
+            )
         )
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancel.set()
-            with contextlib.suppress(Exception):
-                await future
-            raise
 
     async def close(self) -> None:
         """Stop the worker thread (after the running transcription) and free the model."""
