@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from archive.index import ArchiveIndex, AsyncArchive
@@ -64,14 +64,22 @@ def agenda_spans(view: RecordingView) -> tuple[AgendaSpan, ...]:
 class _Ahead:
     """The public sound not yet captioned, read from the archive in one go."""
 
-    live: bool
-    available: float  # seconds of public recording so far
+    view: RecordingView
     base: float  # where in the recording the files begin
     recording: Recording
     spans: tuple[AgendaSpan, ...]
     vocabulary: SessionVocabulary
     slates: tuple[Any, ...]
-    view: RecordingView
+
+    @property
+    def live(self) -> bool:
+        """Whether the session was still running."""
+        return self.view.session.state == "live"
+
+    @property
+    def available(self) -> float:
+        """Seconds of public recording so far."""
+        return self.view.duration
 
 
 def _peek(index: ArchiveIndex, session_id: int) -> tuple[bool, float]:
@@ -81,11 +89,9 @@ def _peek(index: ArchiveIndex, session_id: int) -> tuple[bool, float]:
 
 def _read_ahead(index: ArchiveIndex, settings: Settings, session_id: int, done: float) -> _Ahead:
     view = read_view(index, session_id)
-    available = view.duration
-    plan = span_plan(settings, view, "live", "", done, available)
+    plan = span_plan(settings, view, "live", "", done, view.duration)
     return _Ahead(
-        live=view.session.state == "live",
-        available=available,
+        view=view,
         base=plan.start,
         recording=Recording(plan.files),
         spans=tuple(
@@ -94,7 +100,6 @@ def _read_ahead(index: ArchiveIndex, settings: Settings, session_id: int, done: 
         ),
         vocabulary=session_vocabulary(index, settings, view),
         slates=plan.slates,
-        view=view,
     )
 
 
@@ -111,7 +116,6 @@ class LiveStatus:
     work_seconds: float = 0.0  # spent recognising
     heard_seconds: float = 0.0  # recognised
     error: str | None = None
-    started: float = field(default_factory=time.monotonic)
 
     @property
     def lag_seconds(self) -> float:
@@ -196,9 +200,6 @@ class LiveCaptioner:
                     sid,
                     ahead.available - jump,
                 )
-                continue
-            if ahead.available - status.captioned_seconds < window:
-                await asyncio.sleep(self._poll)
                 continue
             try:
                 if not await self._caption(ahead):

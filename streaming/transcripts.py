@@ -503,7 +503,7 @@ async def transcript_json(request: web.Request) -> web.Response:
             index.transcript(sid, include_empty=staff),
             index.hidden_ranges(sid),
             index.transcription_progress(sid),
-            index.heard_ranges(sid),
+            index.heard_ranges(sid) if staff else [],
         )
 
     lines, hidden, progress, heard = await archive.call(read)
@@ -522,7 +522,7 @@ async def transcript_json(request: web.Request) -> web.Response:
             "hidden": [[round(a, 3), round(b, 3)] for a, b in hidden] if staff else [],
             # What live captions heard while the session ran (the recognition after it heard
             # the rest), until a full re-run.
-            "heard_live": [[round(a, 3), round(b, 3)] for a, b in heard] if staff else [],
+            "heard_live": [[round(a, 3), round(b, 3)] for a, b in heard],
         },
         headers={"Cache-Control": PRIVATE if (private or staff) else "no-cache"},
     )
