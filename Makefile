@@ -90,6 +90,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check streaming recorder archive config tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: setup .cache/apt-test.stamp $(AXE) $(MODEL)/model.bin lint
 	$(BIN)/python -m pytest

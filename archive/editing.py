@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from archive.db import ArchiveError, Conflict, NotFound, Store, to_text, utc_now
 
 if TYPE_CHECKING:
-    from archive.index import AgendaRow, Marker, Segment, Session
+    from archive.records import AgendaRow, Marker, Segment, Session
     from archive.timeline import Timeline
 
 MAX_TITLE = 300

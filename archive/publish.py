@@ -6,7 +6,7 @@ import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from archive.index import AgendaRow, Marker, Segment
+from archive.records import AgendaRow, Marker, Segment
 from archive.timeline import Timeline
 
 

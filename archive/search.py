@@ -27,7 +27,7 @@ from pystempel.streams import DataInputStream
 from archive.db import Store
 
 if TYPE_CHECKING:
-    from archive.index import Marker, Session
+    from archive.records import Marker, Session
     from archive.timeline import Timeline
 
 SearchKind = Literal["session", "item", "vote", "councillor", "speech"]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from archive.db import ArchiveError, Conflict, NotFound, Store, from_text, to_text, utc_now
 
 if TYPE_CHECKING:
-    from archive.index import Session
+    from archive.records import Session
     from archive.timeline import Timeline
 
 LineSource = Literal["automatic", "corrected"]

@@ -28,10 +28,10 @@ highest level passed (with every lower one passed too), for the gateway directly
 each cache, and the ratio.
 
 Targets: `gateway` (the gateway directly), `nginx` (config/nginx.conf as shipped, in front of
-the gateway, with this run's ports and folders, as tests/streaming/test_nginx.py does) and
+the gateway, with this run's ports and folders, as tests/config/test_nginx.py does) and
 `nginx-nolock` (the same with `proxy_cache_lock off`: nginx makes the requests that wait for a
 cache lock poll for it every 500 ms, which an LL-HLS part cannot afford) and `varnish`
-(config/varnish.vcl as shipped in front of the gateway, as tests/streaming/test_varnish.py does:
+(config/varnish.vcl as shipped in front of the gateway, as tests/config/test_varnish.py does:
 Varnish wakes the requests waiting for another's fetch as soon as it completes). The ratio is
 each proxied target's held level over the gateway's.
 

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from config.paths import Paths
+
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
 
@@ -393,6 +395,11 @@ class Settings(_Model):
     def data_path(self) -> Path:
         """The data directory as an absolute path."""
         return Path(self.server.data_dir).expanduser().resolve()
+
+    @property
+    def paths(self) -> Paths:
+        """The named folders and files under the data directory."""
+        return Paths(self.data_path)
 
 
 def _describe(error: ValidationError) -> str:

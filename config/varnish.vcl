@@ -6,7 +6,7 @@ vcl 4.1;
 # without its cache) in front of it for https.
 # Install (Debian: `apt-get install varnish`) as /etc/varnish/default.vcl, adjust the two
 # backend ports, then `systemctl reload varnish` (or `varnishd -f /etc/varnish/default.vcl
-# -a :80 -s malloc,256m`). Tested by tests/streaming/test_varnish.py (with its own ports and
+# -a :80 -s malloc,256m`). Tested by tests/config/test_varnish.py (with its own ports and
 # working folder) and measured by `bench/scale.py --targets varnish`.
 #
 # What is cached follows obrady's own Cache-Control headers (Varnish honours max-age):

@@ -493,7 +493,7 @@ class OffAirMonitor:
                 log.info("off-air %s: playing again after %s", self.url, self._state)
             elif state != "starting":
                 # INFO: whether it matters (something should be on air) is the watch's call,
-                # which logs an alarm as an error (streaming/offair_watch.py).
+                # which logs an alarm as an error (streaming/services/offair.py).
                 log.info("off-air %s: %s (problems: %s)", self.url, state, ", ".join(problems))
             self._state = state
             self._state_since = now

@@ -2,6 +2,6 @@
 
 import sys
 
-from streaming.cli import main
+from streaming.app.cli import main
 
 sys.exit(main())

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+from typing import Any
 
 from aiohttp import web
+
+from archive.db import Conflict, NotFound
+
+log = logging.getLogger(__name__)
 
 
 def json_error(
@@ -16,3 +22,34 @@ def json_error(
         content_type="application/json",
         headers=headers,
     )
+
+
+def session_id_of(request: web.Request) -> int:
+    """The {id} of the path as an int; 404 if it cannot be one."""
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise json_error(web.HTTPNotFound, f"session {raw!r} does not exist")
+    return int(raw)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn the archive's refusals into JSON 404/409 answers, and crashes into a JSON 500."""
+    try:
+        return await handler(request)  # type: ignore[no-any-return]
+    except web.HTTPException:
+        raise
+    except NotFound as exc:
+        raise json_error(web.HTTPNotFound, str(exc)) from None
+    except Conflict as exc:
+        payload: dict[str, Any] = {"error": str(exc)}
+        if exc.live_session_id is not None:
+            payload["live_session_id"] = exc.live_session_id
+        raise web.HTTPConflict(
+            text=json.dumps(payload, ensure_ascii=False), content_type="application/json"
+        ) from None
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        raise json_error(
+            web.HTTPInternalServerError, "internal error; see the server log"
+        ) from None

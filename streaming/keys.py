@@ -1,11 +1,13 @@
-"""Typed application keys for the long-lived objects the composition root creates."""
+"""Every aiohttp AppKey: the typed handles through which request handlers reach the long-lived
+objects the composition roots (streaming/app/) built. Handlers import this module; it imports
+only the types it names."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -13,16 +15,22 @@ from archive.index import AsyncArchive
 from config.settings import Settings
 from recorder.analysis import SegmentAnalyzer
 from recorder.health import DiskGuard
+from recorder.preflight import Preflight
 from recorder.push import ProgramPusher
 from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import Recorder
-from streaming.control import SessionControl
-from streaming.llhls import ByteCache, EdgeSource, RenderedPlaylists
-from streaming.viewers import ViewerCounter
+from streaming.edge.llhls import ByteCache, EdgeSource, RenderedPlaylists
+from streaming.edge.viewers import ViewerCounter
+from streaming.services.control import SessionControl
+from streaming.services.exports import ExportManager
+from streaming.services.gateway_process import GatewayProcess
+from streaming.services.login_throttle import LoginThrottle
+from streaming.services.transcription import TranscriptionManager
 
 if TYPE_CHECKING:
-    from streaming.gateway import GatewayProcess
-    from streaming.offair_watch import OffAirWatch
+    # For the type only: importing the off-air watch loads libvlc, which the viewers' gateway
+    # processes (they import this module) do not need.
+    from streaming.services.offair import OffAirWatch
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -44,3 +52,9 @@ ANALYZER = web.AppKey("analyzer", SegmentAnalyzer)
 GATEWAY: web.AppKey[GatewayProcess] = web.AppKey("gateway")
 PUSHERS = web.AppKey("pushers", list[ProgramPusher])
 ANALYZER_TASK = web.AppKey("analyzer_task", asyncio.Task[None])
+TRANSCRIPTION = web.AppKey("transcription", TranscriptionManager)
+EXPORTS = web.AppKey("exports", ExportManager)
+PREFLIGHT = web.AppKey("preflight", Preflight)
+PREFLIGHT_TASK = web.AppKey("preflight_task", asyncio.Task[None])
+NOW_CACHE = web.AppKey("now_cache", dict[str, tuple[float, dict[str, Any]]])
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from archive.index import ArchiveIndex
 from config.settings import Settings, parse_settings
-from streaming.app import create_app
-from streaming.auth import hash_password
+from streaming.app.service import create_app
+from streaming.auth.passwords import hash_password
 from streaming.keys import ARCHIVE
 
 T = TypeVar("T")

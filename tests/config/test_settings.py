@@ -149,7 +149,7 @@ def test_user_add_cli(tmp_path: Path) -> None:
     )
     assert short.returncode == 2 and "8 characters" in short.stderr
     from archive.index import ArchiveIndex
-    from streaming.auth import verify_password
+    from streaming.auth.passwords import verify_password
 
     index = ArchiveIndex(tmp_path / "data" / "obrady.sqlite3")
     user = index.get_user("anna")

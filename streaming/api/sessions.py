@@ -1,0 +1,568 @@
+"""The JSON API under /api/v1: public reading of sessions, operator control with Basic auth."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+
+from archive.agenda import AgendaError, AgendaItem, parse_agenda
+from archive.index import Conflict
+from streaming.api.body import json_body, parse_time
+from streaming.api.openapi import openapi_document
+from streaming.api.transcripts import status_json
+from streaming.api.views import _iso, session_detail, session_summary
+from streaming.auth.access import audit, require
+from streaming.hls.viewers import live_viewers
+from streaming.http import json_error, session_id_of
+from streaming.keys import (
+    ANALYZER,
+    ARCHIVE,
+    CLOCK,
+    CONTROL,
+    DISK,
+    OFFAIR,
+    PUSHERS,
+    RECORDER,
+    SCHEDULER,
+    SETTINGS,
+)
+
+log = logging.getLogger(__name__)
+
+CREATE_FIELDS = {"title", "scheduled_start", "scheduled_end", "agenda_text", "kind", "chamber"}
+EDIT_FIELDS = {"title", "scheduled_start", "scheduled_end", "kind", "chamber"}
+MAX_TITLE = 300
+MAX_AGENDA_CHARS = 100_000
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/openapi.json")
+async def get_openapi(request: web.Request) -> web.Response:
+    """The OpenAPI document of this API."""
+    return web.json_response(openapi_document())
+
+
+@routes.get("/api/v1/sessions")
+async def list_sessions(request: web.Request) -> web.Response:
+    """All sessions, newest first."""
+    archive = request.app[ARCHIVE]
+    sessions = await archive.call(archive.index.list_sessions, 1000)
+    return web.json_response({"sessions": [session_summary(s) for s in sessions]})
+
+
+def _title(value: Any, key: str = "title") -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TITLE:
+        raise json_error(
+            web.HTTPBadRequest,
+            f"{key} is required: a non-empty text of at most {MAX_TITLE} characters",
+        )
+    return " ".join(value.split())
+
+
+def _kind(value: Any) -> str:
+    if value not in ("session", "committee"):
+        raise json_error(web.HTTPBadRequest, "kind must be 'session' or 'committee'")
+    return str(value)
+
+
+def _chamber(request: web.Request, value: Any) -> str:
+    settings = request.app[SETTINGS]
+    if value not in {c.id for c in settings.chambers}:
+        known = ", ".join(c.id for c in settings.chambers)
+        raise json_error(web.HTTPBadRequest, f"chamber {value!r} is not configured; known: {known}")
+    return str(value)
+
+
+def _unknown_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise json_error(
+            web.HTTPBadRequest,
+            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
+        )
+
+
+def parse_agenda_body(agenda_text: Any) -> tuple[AgendaItem, ...]:
+    """The pasted agenda parsed; 400 listing each line it could not understand."""
+    if not isinstance(agenda_text, str) or len(agenda_text) > MAX_AGENDA_CHARS:
+        raise json_error(
+            web.HTTPBadRequest,
+            "agenda_text is required: the agenda pasted from the session notice, one item a line "
+            "('1. Otwarcie sesji.')",
+        )
+    try:
+        return parse_agenda(agenda_text)
+    except AgendaError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps(
+                {"error": f"agenda_text is not an agenda: {exc}", "lines": _line_errors(exc)},
+                ensure_ascii=False,
+            ),
+            content_type="application/json",
+        ) from None
+
+
+def _line_errors(exc: AgendaError) -> list[dict[str, Any]]:
+    return [{"line": e.line, "text": e.text, "problem": e.problem} for e in exc.errors]
+
+
+def _parsed_tree(items: Sequence[AgendaItem]) -> list[dict[str, Any]]:
+    return [
+        {"number": i.number, "title": i.title, "items": _parsed_tree(i.children)} for i in items
+    ]
+
+
+@routes.post("/api/v1/sessions")
+async def create_session(request: web.Request) -> web.Response:
+    """Schedule a session with its agenda pasted as text."""
+    archive = request.app[ARCHIVE]
+    settings = request.app[SETTINGS]
+    user = await require(request, "session.create")
+    body = await json_body(request)
+    _unknown_fields(body, CREATE_FIELDS)
+    title = _title(body.get("title"))
+    start = parse_time(body, "scheduled_start")
+    end = parse_time(body, "scheduled_end")
+    if end <= start:
+        raise json_error(
+            web.HTTPBadRequest,
+            f"scheduled_end ({end.isoformat()}) must be after "
+            f"scheduled_start ({start.isoformat()})",
+        )
+    kind = _kind(body.get("kind", "session"))
+    chamber = _chamber(request, body.get("chamber", settings.chambers[0].id))
+    agenda_text = body.get("agenda_text")
+    agenda = parse_agenda_body(agenda_text)
+    created = await archive.call(
+        archive.index.create_session,
+        chamber=chamber,
+        title=title,
+        kind=kind,
+        scheduled_start=start,
+        scheduled_end=end,
+        agenda_text=str(agenda_text),
+        agenda=agenda,
+        created_by=user.name,
+    )
+    log.info("session %s scheduled by %s: %s", created.id, user.name, created.title)
+    # Logged before the schedule is reconciled: that may start the session at once.
+    await audit(
+        request,
+        user,
+        "session.create",
+        f"session {created.id}",
+        session_id=created.id,
+        after={
+            **session_summary(created),
+            "agenda": (await session_detail(archive, created.id))["agenda"],
+        },
+    )
+    await request.app[SCHEDULER].reconcile()
+    detail = await session_detail(archive, created.id)
+    return web.json_response(detail, status=201, headers={"Location": detail["url"]})
+
+
+@routes.patch("/api/v1/sessions/{id}")
+async def edit_session(request: web.Request) -> web.Response:
+    """Change a session's title, kind, chamber or window (a live one may be extended)."""
+    archive = request.app[ARCHIVE]
+    user = await require(request, "session.edit")
+    sid = session_id_of(request)
+    body = await json_body(request)
+    _unknown_fields(body, EDIT_FIELDS)
+    if not body:
+        raise json_error(
+            web.HTTPBadRequest, f"send one or more of: {', '.join(sorted(EDIT_FIELDS))}"
+        )
+    changes: dict[str, Any] = {}
+    if "title" in body:
+        changes["title"] = _title(body["title"])
+    if "kind" in body:
+        changes["kind"] = _kind(body["kind"])
+    if "chamber" in body:
+        changes["chamber"] = _chamber(request, body["chamber"])
+    for key in ("scheduled_start", "scheduled_end"):
+        if key in body:
+            changes[key] = parse_time(body, key)
+    before = await archive.call(archive.index.get_session, sid)
+    try:
+        after = await archive.call(archive.index.update_session, sid, **changes)
+    except Conflict as exc:
+        raise json_error(web.HTTPConflict, str(exc)) from None
+    await request.app[SCHEDULER].reconcile()
+    await audit(
+        request,
+        user,
+        "session.edit",
+        f"session {sid}",
+        session_id=sid,
+        before=session_summary(before),
+        after=session_summary(after),
+    )
+    return web.json_response(await session_detail(archive, sid))
+
+
+@routes.post("/api/v1/agenda/preview")
+async def preview_agenda(request: web.Request) -> web.Response:
+    """The tree a pasted agenda parses into, or each line it cannot understand; stores nothing."""
+    await require(request, "console.view")
+    body = await json_body(request)
+    text = body.get("agenda_text")
+    if not isinstance(text, str) or len(text) > MAX_AGENDA_CHARS:
+        raise json_error(
+            web.HTTPBadRequest,
+            f'send {{"agenda_text": "..."}}: the pasted agenda, at most {MAX_AGENDA_CHARS} '
+            "characters",
+        )
+    try:
+        items = parse_agenda(text)
+    except AgendaError as exc:
+        return web.json_response({"ok": False, "error": str(exc), "lines": _line_errors(exc)})
+    return web.json_response({"ok": True, "items": _parsed_tree(items)})
+
+
+@routes.put("/api/v1/sessions/{id}/agenda")
+async def replace_agenda(request: web.Request) -> web.Response:
+    """Paste the agenda again, before any item has been taken up."""
+    archive = request.app[ARCHIVE]
+    user = await require(request, "agenda.edit")
+    sid = session_id_of(request)
+    body = await json_body(request)
+    _unknown_fields(body, {"agenda_text"})
+    agenda = parse_agenda_body(body.get("agenda_text"))
+    before = (await session_detail(archive, sid))["agenda"]
+    session = await archive.call(archive.index.get_session, sid)
+    if session.state == "ended":
+        raise json_error(web.HTTPConflict, f"session {sid} has ended; its agenda is the record")
+    await archive.call(archive.index.replace_agenda, sid, body["agenda_text"], agenda)
+    detail = await session_detail(archive, sid)
+    await audit(
+        request,
+        user,
+        "agenda.replace",
+        f"session {sid}",
+        session_id=sid,
+        before=before,
+        after=detail["agenda"],
+    )
+    return web.json_response(detail)
+
+
+@routes.post("/api/v1/sessions/{id}/agenda")
+async def change_agenda(request: web.Request) -> web.Response:
+    """Change the agenda item by item (zmiana porządku obrad): add, remove, restore, move, rename.
+
+    {"op": "add", "title": ..., "parent_id"?: n, "before_id"?: n}
+    {"op": "remove" | "restore", "item_id": n}
+    {"op": "move", "item_id": n, "index": k}   (its place among its siblings, from 0)
+    {"op": "rename", "item_id": n, "title": ...}
+    """
+    archive = request.app[ARCHIVE]
+    user = await require(request, "agenda.edit")
+    sid = session_id_of(request)
+    body = await json_body(request)
+    op = body.get("op")
+    index = archive.index
+    session = await archive.call(index.get_session, sid)
+    if session.state == "ended":
+        raise json_error(
+            web.HTTPConflict,
+            f"session {sid} has ended; staff correct its record from the after-session view",
+        )
+
+    def item_id() -> int:
+        value = body.get("item_id")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise json_error(web.HTTPBadRequest, f'"{op}" needs "item_id": the item\'s id')
+        return value
+
+    def optional_id(key: str) -> int | None:
+        value = body.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise json_error(web.HTTPBadRequest, f'"{key}" must be an item id or null')
+        return value
+
+    before = (await session_detail(archive, sid))["agenda"]
+    try:
+        if op == "add":
+            _unknown_fields(body, {"op", "title", "parent_id", "before_id"})
+            new_id = await archive.call(
+                index.add_agenda_item,
+                sid,
+                _title(body.get("title")),
+                parent_id=optional_id("parent_id"),
+                before_id=optional_id("before_id"),
+                added=session.state == "live",
+            )
+            target = f"agenda item {new_id}"
+        elif op in ("remove", "restore"):
+            _unknown_fields(body, {"op", "item_id"})
+            await archive.call(index.set_agenda_item_removed, sid, item_id(), op == "remove")
+            target = f"agenda item {body['item_id']}"
+        elif op == "move":
+            _unknown_fields(body, {"op", "item_id", "index"})
+            place = body.get("index")
+            if not isinstance(place, int) or isinstance(place, bool):
+                raise json_error(
+                    web.HTTPBadRequest, '"move" needs "index": the new place among its siblings'
+                )
+            await archive.call(index.move_agenda_item, sid, item_id(), place)
+            target = f"agenda item {body['item_id']}"
+        elif op == "rename":
+            _unknown_fields(body, {"op", "item_id", "title"})
+            await archive.call(index.rename_agenda_item, sid, item_id(), _title(body.get("title")))
+            target = f"agenda item {body['item_id']}"
+        else:
+            raise json_error(
+                web.HTTPBadRequest,
+                '"op" must be one of: add, remove, restore, move, rename',
+            )
+    except Conflict as exc:
+        raise json_error(web.HTTPConflict, str(exc)) from None
+    detail = await session_detail(archive, sid)
+    await audit(
+        request, user, f"agenda.{op}", target, session_id=sid, before=before, after=detail["agenda"]
+    )
+    return web.json_response(detail)
+
+
+@routes.get("/api/v1/sessions/{id}")
+async def get_session(request: web.Request) -> web.Response:
+    """One session in full."""
+    return web.json_response(await session_detail(request.app[ARCHIVE], session_id_of(request)))
+
+
+@routes.post("/api/v1/sessions/{id}/start")
+async def start_session(request: web.Request) -> web.Response:
+    """Start recording a session now."""
+    archive = request.app[ARCHIVE]
+    user = await require(request, "session.run")
+    sid = session_id_of(request)
+    before = await archive.call(archive.index.get_session, sid)
+    after = await request.app[CONTROL].start(sid, by=user.name, manual=True)
+    await audit(
+        request,
+        user,
+        "session.start",
+        f"session {sid}",
+        session_id=sid,
+        before={"state": before.state},
+        after={"state": after.state},
+    )
+    return web.json_response(await session_detail(archive, sid))
+
+
+@routes.post("/api/v1/sessions/{id}/stop")
+async def stop_session(request: web.Request) -> web.Response:
+    """Stop a session for good."""
+    archive = request.app[ARCHIVE]
+    user = await require(request, "session.run")
+    sid = session_id_of(request)
+    before = await archive.call(archive.index.get_session, sid)
+    after = await request.app[CONTROL].stop(sid, by=user.name)
+    await request.app[SCHEDULER].reconcile()
+    await audit(
+        request,
+        user,
+        "session.stop",
+        f"session {sid}",
+        session_id=sid,
+        before={"state": before.state},
+        after={"state": after.state, "ended_at": _iso(after.ended_at)},
+    )
+    return web.json_response(await session_detail(archive, sid))
+
+
+@routes.post("/api/v1/sessions/{id}/items/{item_id}/start")
+async def start_item(request: web.Request) -> web.Response:
+    """Mark that an agenda item starts now."""
+    archive = request.app[ARCHIVE]
+    user = await require(request, "session.run")
+    sid = session_id_of(request)
+    raw = request.match_info["item_id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise json_error(web.HTTPNotFound, f"agenda item {raw!r} does not exist")
+    before = (await session_detail(archive, sid))["current_item_id"]
+    await request.app[CONTROL].start_item(sid, int(raw), by=user.name)
+    detail = await session_detail(archive, sid)
+    await audit(
+        request,
+        user,
+        "item.start",
+        f"agenda item {raw}",
+        session_id=sid,
+        before={"current_item_id": before},
+        after={"current_item_id": detail["current_item_id"]},
+    )
+    return web.json_response(detail)
+
+
+@routes.post("/api/v1/sessions/{id}/break")
+async def set_break(request: web.Request) -> web.Response:
+    """Start ({"on": true}) or end ({"on": false}) a break."""
+    return await _switch(request, "break", "to start a break", "to end it")
+
+
+async def _switch(request: web.Request, what: str, on_text: str, off_text: str) -> web.Response:
+    """A break or a closed part switched on or off: {"on": true|false}."""
+    archive = request.app[ARCHIVE]
+    user = await require(request, "session.run")
+    sid = session_id_of(request)
+    body = await json_body(request)
+    on = body.get("on")
+    if not isinstance(on, bool) or set(body) - {"on"}:
+        raise json_error(
+            web.HTTPBadRequest, f'send {{"on": true}} {on_text}, {{"on": false}} {off_text}'
+        )
+    control = request.app[CONTROL]
+    setter = control.set_break if what == "break" else control.set_closed
+    await setter(sid, on, by=user.name)
+    key = "in_break" if what == "break" else "closed"
+    await audit(
+        request,
+        user,
+        f"{what}.{'on' if on else 'off'}",
+        f"session {sid}",
+        session_id=sid,
+        before={key: not on},
+        after={key: on},
+    )
+    return web.json_response(await session_detail(archive, sid))
+
+
+@routes.post("/api/v1/chambers/{chamber}/program")
+async def switch_program(request: web.Request) -> web.Response:
+    """Switch the chamber's program camera: {"camera": "cam2"}."""
+    user = await require(request, "session.run")
+    body = await json_body(request)
+    camera = body.get("camera")
+    if not isinstance(camera, str) or set(body) - {"camera"}:
+        raise json_error(web.HTTPBadRequest, 'send {"camera": "<camera id>"}')
+    chamber = request.match_info["chamber"]
+    control = request.app[CONTROL]
+    before = (
+        control.program.camera(chamber)
+        if chamber in {c.id for c in request.app[SETTINGS].chambers}
+        else None
+    )
+    session = await control.switch_program(chamber, camera, by=user.name)
+    await audit(
+        request,
+        user,
+        "program.switch",
+        f"chamber {chamber}",
+        session_id=session,
+        before={"program": before},
+        after={"program": camera},
+    )
+    return web.json_response(
+        {"chamber": chamber, "program": control.program.camera(chamber), "session_id": session}
+    )
+
+
+@routes.get("/api/v1/chambers")
+async def list_chambers(request: web.Request) -> web.Response:
+    """The configured chambers, their cameras and the program camera."""
+    settings = request.app[SETTINGS]
+    control = request.app[CONTROL]
+    return web.json_response(
+        {
+            "chambers": [
+                {
+                    "id": c.id,
+                    "name": c.name,
+                    "cameras": [{"id": cam.id, "name": cam.name} for cam in c.camera_list],
+                    "program": control.program.camera(c.id),
+                    "live_url": f"/live/{c.id}/index.m3u8",
+                }
+                for c in settings.chambers
+            ]
+        }
+    )
+
+
+@routes.post("/api/v1/sessions/{id}/closed")
+async def set_closed(request: web.Request) -> web.Response:
+    """Start ({"on": true}) or end ({"on": false}) a part closed to the public."""
+    return await _switch(request, "closed", "to close the session", "to reopen it")
+
+
+@routes.get("/api/v1/status")
+async def status(request: web.Request) -> web.Response:
+    """What each chamber is recording now and how its capture is doing."""
+    recorder = request.app[RECORDER]
+    settings = request.app[SETTINGS]
+    analyzer = request.app[ANALYZER]
+    now = request.app[CLOCK]()
+    captures = []
+    for s in recorder.statuses():
+        health = analyzer.health((s.session_id, s.camera_id))
+        problems = health.problems(settings.monitoring) if health else []
+        age = None if s.last_segment_at is None else (now - s.last_segment_at).total_seconds()
+        captures.append(
+            {
+                "session_id": s.session_id,
+                "chamber": s.chamber_id,
+                "camera": s.camera_id,
+                "program": s.camera_id == request.app[CONTROL].program.camera(s.chamber_id),
+                "state": s.state,
+                "source_state": s.source_state(now, settings.recording.segment_seconds),
+                "run": s.run_ordinal,
+                "pid": s.pid,
+                "restarts": s.restarts,
+                "segments": s.segments,
+                "last_segment_age_seconds": None if age is None else round(age, 2),
+                "bitrate_bits_per_second": round(s.bytes_per_second * 8),
+                "video": s.video_mode,
+                "audio": s.audio_mode,
+                "fps": None if s.fps is None else round(s.fps, 2),
+                "last_exit_code": s.last_exit_code,
+                "last_error": s.last_error,
+                "last_progress_at": _iso(s.last_progress_at),
+                "source": {
+                    "problems": problems,
+                    "frozen_seconds": health.frozen_seconds if health else None,
+                    "silent_seconds": health.silent_seconds if health else None,
+                    "audio_max_db": health.audio_max_db if health else None,
+                    "has_audio": health.has_audio if health else None,
+                },
+            }
+        )
+    disk = request.app[DISK].snapshot()
+    return web.json_response(
+        {
+            "captures": captures,
+            # The speech recogniser for captions: off, loading, ready or unavailable (and why).
+            "transcription": status_json(request.app),
+            "disk": {
+                "level": disk.level,
+                "free_bytes": disk.free_bytes,
+                "total_bytes": disk.total_bytes,
+                "recording_bytes_per_second": round(disk.rate_bytes_per_second),
+                "hours_left": None if disk.hours_left is None else round(disk.hours_left, 2),
+            },
+            "capture_blocked": recorder.blocked,
+            # Players of each chamber's live stream now (each counted once).
+            "viewers": live_viewers(request.app, [c.id for c in settings.chambers]),
+            # What the public receives, watched as a viewer would (monitoring.offair).
+            "offair": request.app[OFFAIR].reports() if OFFAIR in request.app else [],
+            "pushes": [
+                {
+                    "chamber": p.status.chamber_id,
+                    "name": p.status.name,
+                    "url": p.status.url,
+                    "state": p.status.state,
+                    "restarts": p.status.restarts,
+                    "segments_sent": p.status.segments_sent,
+                    "skipped": p.status.skipped,
+                    "last_error": p.status.last_error,
+                }
+                for p in request.app[PUSHERS]
+            ],
+        }
+    )

@@ -1,0 +1,253 @@
+"""The `obrady` command: serve, check-config, user add."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from aiohttp import web
+
+from archive.db import ArchiveError
+from archive.index import ArchiveIndex, Conflict
+from config.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("obrady")
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML configuration (default: the embedded demo, config/demo.toml)",
+    )
+    parser.add_argument("--data-dir", metavar="DIR", help="override server.data_dir")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="obrady", description="Records and transmits city council sessions."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service (capture, scheduler, gateway)")
+    _add_config(serve)
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+
+    gateway = sub.add_parser(
+        "gateway", help="serve only the viewers' side (HLS, pages); `serve` starts it itself"
+    )
+    _add_config(gateway)
+    gateway.add_argument("--host", help="override server.host")
+    gateway.add_argument("--port", type=int, help="override live.gateway_port")
+
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("file", nargs="?", metavar="FILE")
+    _add_config(check)
+
+    verify = sub.add_parser(
+        "verify", help="check a session's recorded files against its SHA-256 manifest"
+    )
+    verify.add_argument("session", type=int, metavar="SESSION")
+    _add_config(verify)
+
+    user = sub.add_parser("user", help="manage accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="create an account")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["operator", "staff", "admin"])
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from standard input (first line)",
+    )
+    _add_config(add)
+    return parser
+
+
+def _settings(args: argparse.Namespace, config: str | None) -> Settings:
+    settings = load_settings(config)
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["port"] = args.port
+    if overrides:
+        server = settings.server.model_validate({**settings.server.model_dump(), **overrides})
+        settings = settings.model_copy(update={"server": server})
+    return settings
+
+
+def _banner(settings: Settings, config: str | None) -> str:
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    lines = [
+        "",
+        f"obrady is running ({config or 'embedded demo: config/demo.toml'})",
+        f"  data:         {settings.data_path}",
+        f"  home:         {base}/",
+        f"  live page:    {base}/live",
+        f"  live HLS:     {base}/live/index.m3u8   (e.g. open it in VLC)",
+        *(
+            [
+                f"  viewers:      http://{settings.server.host}:{settings.live.gateway_port}/live"
+                "   (the separate viewers' gateway)"
+            ]
+            if settings.live.gateway_port
+            else []
+        ),
+        f"  API:          {base}/api/v1/sessions   (OpenAPI: {base}/api/v1/openapi.json)",
+    ]
+    if settings.demo is not None:
+        d = settings.demo
+        lines += [
+            f"  operator:     user {d.operator_name!r}, password {d.operator_password!r}"
+            " (HTTP Basic)",
+            f"                e.g. curl -u {d.operator_name}:{d.operator_password} -X POST "
+            f"{base}/api/v1/sessions/1/stop",
+        ]
+        if d.session is not None:
+            lines.append(
+                f"  demo session: starts {d.session.start_in_seconds:g} s after start-up; "
+                f"agenda items advance every {d.session.advance_item_every_seconds:g} s"
+            )
+    lines.append("Stop with Ctrl-C (recording sessions resume at the next start).")
+    return "\n".join(lines)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the service until interrupted."""
+    from streaming.app.service import create_app
+
+    settings = _settings(args, args.config)
+    app = create_app(settings)
+    web.run_app(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        print=lambda _msg: print(_banner(settings, args.config), flush=True),
+        access_log=None,
+        handle_signals=True,
+    )
+    return 0
+
+
+def gateway(args: argparse.Namespace) -> int:
+    """Run the viewers' gateway until interrupted."""
+    from streaming.app.gateway import run_gateway
+    from streaming.services.gateway_process import SETTINGS_ENV
+
+    raw = os.environ.get(SETTINGS_ENV)
+    if raw:
+        settings = Settings.model_validate_json(raw)
+    else:
+        settings = _settings(
+            argparse.Namespace(data_dir=args.data_dir, host=args.host), args.config
+        )
+    port = args.port or settings.live.gateway_port
+    if not port:
+        print("obrady: set live.gateway_port or --port for the gateway", file=sys.stderr)
+        return 2
+    # The live routes' fast path in front of aiohttp, on uvloop (streaming/hls/fast.py).
+    run_gateway(
+        settings, settings.server.host, port, reuse_port=settings.live.gateway_processes > 1
+    )
+    return 0
+
+
+def check_config(args: argparse.Namespace) -> int:
+    """Validate a configuration and print what it sets up."""
+    path = args.file or args.config
+    settings = load_settings(path)
+    chambers = ", ".join(
+        f"{c.id} (cameras: {', '.join(f'{cam.id}={cam.source.kind}' for cam in c.camera_list)})"
+        for c in settings.chambers
+    )
+    print(f"{path or 'config/demo.toml'}: OK; chambers: {chambers}; data: {settings.data_path}")
+    return 0
+
+
+def user_add(args: argparse.Namespace) -> int:
+    """Create an account with a password read from standard input."""
+    from streaming.auth.passwords import hash_password
+
+    settings = _settings(args, args.config)
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        print("obrady: the password must have at least 8 characters", file=sys.stderr)
+        return 2
+    index = ArchiveIndex(settings.paths.database)
+    try:
+        index.add_user(args.name, args.role, hash_password(password))
+    except Conflict as exc:
+        print(f"obrady: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        index.close()
+    print(f"user {args.name!r} added with role {args.role}")
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    """Re-hash every segment of a session; exit 1 on any missing or changed file."""
+    from archive.integrity import verify_files
+
+    settings = _settings(args, args.config)
+    index = ArchiveIndex(settings.paths.database)
+    try:
+        session = index.get_session(args.session)
+        indexed = {s.rel_path: s.sha256 for s in index.all_segments(session.id)}
+    finally:
+        index.close()
+    session_dir = settings.paths.session_media(session.chamber, session.id)
+    report = verify_files(session_dir, indexed)
+    for problem in report.problems:
+        print(f"session {session.id}: {problem}", file=sys.stderr)
+    if not indexed:
+        print(f"session {session.id}: no recorded segments to verify")
+        return 0
+    if report.ok:
+        print(f"session {session.id}: OK, {report.checked} segment(s) match the manifest")
+        return 0
+    print(
+        f"session {session.id}: {len(report.problems)} problem(s) in {len(indexed)} segment(s)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `obrady` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # APScheduler logs every job run at INFO; obrady logs what matters itself.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    try:
+        if args.command == "serve":
+            return serve(args)
+        if args.command == "gateway":
+            return gateway(args)
+        if args.command == "check-config":
+            return check_config(args)
+        if args.command == "verify":
+            return verify(args)
+        if args.command == "user" and args.user_command == "add":
+            return user_add(args)
+    except ConfigError as exc:
+        print(f"obrady: {exc}", file=sys.stderr)
+        return 2
+    except ArchiveError as exc:
+        print(f"obrady: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

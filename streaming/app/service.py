@@ -1,0 +1,355 @@
+"""The composition root: builds every long-lived object in dependency order and closes them in
+reverse, through aiohttp cleanup contexts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from archive.index import ArchiveIndex, AsyncArchive
+from config.settings import Settings
+from recorder.analysis import SegmentAnalyzer
+from recorder.ffmpeg import capture_argv
+from recorder.health import DiskGuard
+from recorder.preflight import Preflight, RecordedCamera
+from recorder.push import ProgramPusher
+from recorder.scheduler import RecordingScheduler, StopReason
+from recorder.supervisor import ArgvBuilder, Guardian, Recorder
+from streaming.api import accounts as accounts_api
+from streaming.api import council, editing, metrics, now, preflight, sessions, transcripts
+from streaming.api import exports as exports_api
+from streaming.api import search as search_api
+from streaming.app.demo import autopilot, prepare_demo
+from streaming.edge.llhls import ByteCache, LiveEdge, RenderedPlaylists
+from streaming.edge.viewers import ViewerCounter
+from streaming.hls import routes as hls_routes
+from streaming.http import error_middleware
+from streaming.keys import (
+    ANALYZER,
+    ANALYZER_TASK,
+    ARCHIVE,
+    CLOCK,
+    CONTROL,
+    DEMO_TASK,
+    DISK,
+    DISK_TASK,
+    EXPORTS,
+    GATEWAY,
+    LIVE_EDGE,
+    LIVE_EDGE_TASK,
+    MEDIA_BYTES,
+    NOW_CACHE,
+    OFFAIR,
+    PLAYLISTS,
+    PREFLIGHT,
+    PREFLIGHT_TASK,
+    PUSHERS,
+    RECORDER,
+    SCHEDULER,
+    SETTINGS,
+    THROTTLE,
+    TRANSCRIPTION,
+    VIEWERS,
+)
+from streaming.services.control import ArchiveCaptureEvents, ProgramSelector, SessionControl
+from streaming.services.exports import ExportManager
+from streaming.services.gateway_process import GatewayProcess, gateway_command
+from streaming.services.login_throttle import LoginThrottle
+from streaming.services.offair import OffAirWatch
+from streaming.services.transcription import TranscriptionManager
+from streaming.web import console, downloads, login, pages, publication
+from streaming.web import search as search_page
+
+log = logging.getLogger(__name__)
+# How often the slate before each chamber's next session is brought up to date.
+ANNOUNCE_EVERY_SECONDS = 2.0
+STATIC = Path(__file__).parent.parent / "web" / "static"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = _utc_now,
+    argv_builder: ArgvBuilder = capture_argv,
+    reconcile_every_seconds: float = 30.0,
+) -> web.Application:
+    """The whole service as one aiohttp application."""
+    app = web.Application(middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[MEDIA_BYTES] = ByteCache(settings.data_path)
+    app[PLAYLISTS] = RenderedPlaylists()
+    app[VIEWERS] = ViewerCounter()
+
+    async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
+        path = settings.paths.database
+        index = await asyncio.to_thread(ArchiveIndex, path)
+        app[ARCHIVE] = AsyncArchive(index)
+        log.info("archive: %s", path)
+        yield
+        await app[ARCHIVE].close()
+
+    async def recorder_ctx(app: web.Application) -> AsyncIterator[None]:
+        archive = app[ARCHIVE]
+        analyzer = SegmentAnalyzer(settings.monitoring)
+        program = ProgramSelector(settings)
+        edge = await asyncio.to_thread(
+            LiveEdge,
+            settings.data_path,
+            [chamber.id for chamber in settings.chambers],
+            window_segments=settings.live.playlist_segments,
+            part_target=settings.live.part_target_seconds,
+            segment_seconds=settings.recording.segment_seconds,
+            allowed=program.live_allows,
+            went_live=lambda chamber, camera: app[CONTROL].room_went_live(chamber, camera),
+        )
+
+        def program_changed(chamber: str, cut: bool) -> None:
+            if cut:
+                edge.cut(chamber)
+            else:
+                edge.reconsider(chamber)
+
+        program.listen(program_changed)
+        for chamber in settings.chambers:
+            last = await archive.call(archive.index.program_camera, chamber.id)
+            if last in {camera.id for camera in chamber.camera_list}:
+                program.restore(chamber.id, last)
+        guardian = Guardian()
+        await guardian.start()
+        pushers = {
+            chamber.id: [ProgramPusher(chamber.id, destination) for destination in chamber.push]
+            for chamber in settings.chambers
+        }
+        app[PUSHERS] = [p for chamber_pushers in pushers.values() for p in chamber_pushers]
+        push_tasks = [
+            asyncio.create_task(p.run(), name=f"push-{p.status.name}") for p in app[PUSHERS]
+        ]
+        recorder = Recorder(
+            settings.recording,
+            ArchiveCaptureEvents(archive, edge, analyzer, program, pushers),
+            argv_builder=argv_builder,
+            clock=clock,
+            guardian=guardian,
+        )
+        app[LIVE_EDGE] = edge
+        app[LIVE_EDGE_TASK] = asyncio.create_task(edge.run(), name="live-edge")
+        app[RECORDER] = recorder
+        app[CONTROL] = SessionControl(settings, archive, recorder, program, clock)
+        guard = DiskGuard(settings.data_path, settings.storage, recorder)
+        await guard.check()  # a full disk is known before the first capture starts
+        app[DISK] = guard
+        app[DISK_TASK] = asyncio.create_task(guard.run(), name="disk-guard")
+        app[ANALYZER] = analyzer
+        app[ANALYZER_TASK] = asyncio.create_task(analyzer.run(), name="segment-analyzer")
+        yield
+        for task in (app[ANALYZER_TASK], app[DISK_TASK], app[LIVE_EDGE_TASK], *push_tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # Sessions stay live in the archive: the next start of obrady resumes them.
+        await recorder.close()
+        await guardian.close()
+
+    async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+        control = app[CONTROL]
+
+        # The scheduler's own starts and stops go into the audit log like anyone's.
+        async def audited(action: str, session_id: int, before: Any, after: Any) -> None:
+            archive = app[ARCHIVE]
+            await archive.call(
+                archive.index.add_audit,
+                "scheduler",
+                action,
+                f"session {session_id}",
+                session_id=session_id,
+                before=before,
+                after=after,
+            )
+
+        async def start(session_id: int) -> None:
+            before = await app[ARCHIVE].call(app[ARCHIVE].index.get_session, session_id)
+            after = await control.start(session_id, by="scheduler", manual=False)
+            if before.state != after.state:
+                await audited(
+                    "session.start", session_id, {"state": before.state}, {"state": after.state}
+                )
+
+        async def stop(session_id: int, reason: StopReason) -> None:
+            await control.scheduled_stop(session_id, reason)
+            await audited(
+                "session.stop", session_id, {"state": "live"}, {"state": "ended", "reason": reason}
+            )
+
+        scheduler = RecordingScheduler(
+            load=control.schedule,
+            start=start,
+            stop=stop,
+            preroll=timedelta(seconds=settings.recording.preroll_seconds),
+            overrun_limit=timedelta(minutes=settings.recording.overrun_limit_minutes),
+            misfire_grace_seconds=settings.recording.misfire_grace_seconds,
+            reconcile_every_seconds=reconcile_every_seconds,
+            clock=clock,
+        )
+        app[SCHEDULER] = scheduler
+        if settings.demo is not None:
+            demo_session = await prepare_demo(settings, app[ARCHIVE], clock)
+            if demo_session is not None:
+                app[DEMO_TASK] = asyncio.create_task(
+                    autopilot(settings.demo, demo_session, app[ARCHIVE], control),
+                    name="demo-autopilot",
+                )
+        await scheduler.start()
+
+        async def announcing() -> None:
+            while True:
+                try:
+                    await control.announce()
+                except Exception:
+                    log.exception("could not update the slate before sessions")
+                await asyncio.sleep(ANNOUNCE_EVERY_SECONDS)
+
+        announcer = asyncio.create_task(announcing(), name="announcer")
+        yield
+        announcer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await announcer
+        if DEMO_TASK in app:
+            app[DEMO_TASK].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await app[DEMO_TASK]
+        await scheduler.shutdown()
+
+    async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+        if not settings.live.gateway_port:
+            yield
+            return
+        # Several processes may share the port (SO_REUSEPORT): the kernel spreads viewers'
+        # connections over them.
+        gateways = [
+            GatewayProcess(*gateway_command(settings, worker))
+            for worker in range(settings.live.gateway_processes)
+        ]
+        app[GATEWAY] = gateways[0]
+        tasks = [asyncio.create_task(g.run(), name=f"gateway-{n}") for n, g in enumerate(gateways)]
+        yield
+        await asyncio.gather(*(g.stop() for g in gateways))
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def offair_ctx(app: web.Application) -> AsyncIterator[None]:
+        if not settings.monitoring.offair:
+            yield
+            return
+        watch = OffAirWatch(settings, app[ARCHIVE], app[CONTROL].program, clock)
+        app[OFFAIR] = watch
+        watch.start()
+        yield
+        await watch.close()
+
+    app.cleanup_ctx.extend(
+        [
+            archive_ctx,
+            recorder_ctx,
+            scheduler_ctx,
+            gateway_ctx,
+            offair_ctx,
+            preflight_ctx,
+            exports_ctx,
+            transcription_ctx,
+        ]
+    )
+    app[THROTTLE] = LoginThrottle(settings.console.max_failed_logins)
+    app[NOW_CACHE] = {}
+    for table in (
+        sessions.routes,
+        hls_routes.routes,
+        pages.routes,
+        publication.routes,
+        metrics.routes,
+        preflight.routes,
+        login.routes,
+        accounts_api.routes,
+        council.routes,
+        now.routes,
+        console.routes,
+        editing.routes,
+        downloads.routes,
+        exports_api.routes,
+        search_api.routes,
+        search_page.routes,
+        transcripts.routes,
+        transcripts.public_routes,
+    ):
+        app.add_routes(table)
+    app.router.add_static("/static", STATIC)
+    return app
+
+
+async def transcription_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The transcription manager, started after the archive and stopped before it."""
+    manager = TranscriptionManager(app[SETTINGS], app[ARCHIVE])
+    await manager.start()
+    app[TRANSCRIPTION] = manager
+    yield
+    await manager.close()
+
+
+async def exports_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The export manager, started after the archive and stopped before it."""
+    manager = ExportManager(app[SETTINGS], app[ARCHIVE])
+    await manager.start()
+    app[EXPORTS] = manager
+    yield
+    await manager.close()
+
+
+def recorded_cameras(app: web.Application, chamber_id: str) -> dict[str, RecordedCamera]:
+    """The chamber's cameras under capture now (not its slates), with their media folders."""
+    recorder, analyzer = app[RECORDER], app[ANALYZER]
+    cameras = {c.id for c in app[SETTINGS].chamber(chamber_id).camera_list}
+    found: dict[str, RecordedCamera] = {}
+    for status in recorder.statuses():
+        if status.chamber_id != chamber_id or status.camera_id not in cameras:
+            continue
+        if status.state == "stopped":
+            continue
+        supervisor = recorder.supervisor(status.session_id, status.camera_id)
+        if supervisor is None:
+            continue
+        health = analyzer.health((status.session_id, status.camera_id))
+        peak = None if health is None else health.audio_max_db
+        found[status.camera_id] = RecordedCamera(supervisor.job.media_dir, peak)
+    return found
+
+
+async def preflight_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start and stop what pre-flight needs."""
+    settings = app[SETTINGS]
+    preflight = Preflight(
+        settings.chambers,
+        settings.paths.preflight,
+        settings.preflight,
+        lambda chamber_id: recorded_cameras(app, chamber_id),
+    )
+    await preflight.load()
+    app[PREFLIGHT] = preflight
+    app[PREFLIGHT_TASK] = asyncio.create_task(preflight.run(), name="preflight-idle")
+    yield
+    app[PREFLIGHT_TASK].cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await app[PREFLIGHT_TASK]
+    await preflight.close()

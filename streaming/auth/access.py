@@ -1,0 +1,195 @@
+"""Who may do what: argon2 passwords, cookie logins with CSRF tokens, Basic auth, roles, audit.
+
+A browser signs in at /login and gets an HttpOnly, SameSite=Strict cookie holding a random
+token (the archive keeps only its SHA-256). Every state-changing request authenticated by that
+cookie must also carry the login's CSRF token (header X-CSRF-Token, or a csrf_token form
+field). Scripts use HTTP Basic credentials instead; a browser may replay those by itself, so a
+state-changing Basic request that a browser marks as cross-site is refused too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from archive.accounts import Login, Role, User
+from archive.index import AsyncArchive, utc_now
+from streaming.auth.passwords import _dummy_hash, same_token, token_hash, verify_password
+from streaming.http import json_error
+from streaming.keys import ARCHIVE
+
+LOGIN_COOKIE = "obrady_login"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Who the request was identified as, and by which login (None for Basic credentials).
+USER = web.RequestKey("user", User)
+LOGIN: web.RequestKey[Login | None] = web.RequestKey("login")
+
+_OPS: tuple[Role, ...] = ("operator", "admin")
+_STAFF: tuple[Role, ...] = ("staff", "admin")
+_ALL: tuple[Role, ...] = ("operator", "staff", "admin")
+
+# Every protected action and the roles that may take it. An admin may do everything.
+PERMISSIONS: dict[str, tuple[Role, ...]] = {
+    "console.view": _ALL,
+    # preparing and running sessions: operators
+    "session.create": _OPS,
+    "session.edit": _OPS,
+    "agenda.edit": _OPS,
+    "councillors.edit": _OPS,
+    "session.run": _OPS,
+    "vote.record": _OPS,
+    "preflight": _OPS,
+    # the record afterwards: staff
+    "record.edit": _STAFF,
+    "record.publish": _STAFF,
+    "record.redact": _STAFF,
+    "audit.read": _STAFF,
+    # what the public does not get: breaks, closed parts, other cameras, redacted ranges
+    "archive.sealed": _ALL,
+    # accounts and configuration: admins
+    "users.manage": ("admin",),
+}
+
+
+async def check_password(archive: AsyncArchive, name: str, password: str) -> User | None:
+    """The enabled user with this name and password, or None (timing alike for unknown names)."""
+    user = await archive.call(archive.index.get_user, name)
+    stored = user.password_hash if user else _dummy_hash()
+    ok = await asyncio.to_thread(verify_password, stored, password)
+    if user is None or not ok or user.disabled:
+        return None
+    return user
+
+
+def is_https(request: web.Request) -> bool:
+    """Whether the client reached us over HTTPS, directly or through a proxy that says so."""
+    if request.secure:
+        return True
+    return request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip() == "https"
+
+
+def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, sep, password = decoded.partition(":")
+    return (name, password) if sep else None
+
+
+def _cross_site(request: web.Request) -> bool:
+    """Whether the browser says this request comes from another site."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return True
+    origin = request.headers.get("Origin")
+    if origin and origin != "null":
+        return urlsplit(origin).netloc.lower() != request.host.lower()
+    return False
+
+
+async def _csrf_given(request: web.Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()  # cached by aiohttp: the handler can read it again
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def identify(request: web.Request, archive: AsyncArchive) -> User | None:
+    """The user behind the request (Basic credentials or login cookie), with CSRF checked.
+
+    None when the request carries neither; 401 for wrong credentials, 403 for a
+    state-changing request without a valid CSRF token or sent cross-site.
+    """
+    if USER in request:
+        return request[USER]
+    unsafe = request.method not in SAFE_METHODS
+    if "Authorization" in request.headers:
+        creds = _basic_credentials(request)
+        challenge = {"WWW-Authenticate": 'Basic realm="obrady", charset="UTF-8"'}
+        if creds is None:
+            raise json_error(
+                web.HTTPUnauthorized,
+                "the Authorization header must be HTTP Basic credentials (user:password)",
+                challenge,
+            )
+        user = await check_password(archive, *creds)
+        if user is None:
+            raise json_error(web.HTTPUnauthorized, "wrong user name or password", challenge)
+        if unsafe and _cross_site(request):
+            raise json_error(
+                web.HTTPForbidden, "a state-changing request from another site is refused"
+            )
+        request[USER], request[LOGIN] = user, None
+        return user
+    token = request.cookies.get(LOGIN_COOKIE)
+    if not token:
+        return None
+    login = await archive.call(archive.index.login, token_hash(token), utc_now())
+    if login is None:
+        return None
+    if unsafe and not same_token(await _csrf_given(request), login.csrf_token):
+        raise json_error(
+            web.HTTPForbidden,
+            f"missing or wrong CSRF token: send the {CSRF_HEADER} header (or the {CSRF_FIELD} "
+            "form field) the console page gives you; reload the page if you signed in again",
+        )
+    request[USER], request[LOGIN] = login.user, login
+    return login.user
+
+
+async def require(request: web.Request, action: str) -> User:
+    """The signed-in user if their role may take this action; 401 or 403 otherwise."""
+    allowed = PERMISSIONS[action]
+    user = await identify(request, request.app[ARCHIVE])
+    if user is None:
+        raise json_error(
+            web.HTTPUnauthorized,
+            "authentication required: sign in at /login, or send HTTP Basic credentials of a "
+            "user made with 'obrady user add'",
+            {"WWW-Authenticate": 'Basic realm="obrady", charset="UTF-8"'},
+        )
+    if user.role not in allowed:
+        raise json_error(
+            web.HTTPForbidden,
+            f"user {user.name} has role {user.role}; {action} needs one of: {', '.join(allowed)}",
+        )
+    return user
+
+
+async def audit(
+    request: web.Request,
+    user: User,
+    action: str,
+    target: str,
+    *,
+    session_id: int | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """Write one entry in the audit log: who, when, what, before and after."""
+    archive = request.app[ARCHIVE]
+    await archive.call(
+        archive.index.add_audit,
+        user.name,
+        action,
+        target,
+        session_id=session_id,
+        before=before,
+        after=after,
+        address=request.remote,
+    )

@@ -1,0 +1,664 @@
+"""Runs sessions: the one place where the archive's session state and the recorder meet."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from archive.index import (
+    ArchiveIndex,
+    AsyncArchive,
+    Conflict,
+    MarkerKind,
+    NotFound,
+    Segment,
+    Session,
+)
+from archive.integrity import append_manifest, read_manifest, sha256_file
+from config.settings import Settings
+from recorder.analysis import SegmentAnalyzer
+from recorder.ffmpeg import SEGMENT_LIST, SlateSource, parse_segment_line
+from recorder.push import ProgramPusher
+from recorder.scheduler import ScheduleEntry, StopReason
+from recorder.supervisor import (
+    RUN_DIR,
+    AlreadyRecording,
+    CaptureBlocked,
+    CaptureJob,
+    FinishedSegment,
+    Recorder,
+)
+from streaming.edge.llhls import LiveEdge
+
+log = logging.getLogger(__name__)
+
+
+class ControlError(Exception):
+    """An operator request that cannot be done now; the message says why."""
+
+
+SLATE = "slate"
+BREAK_SLATE = SlateSource("Przerwa w obradach", "Transmisja zostanie wznowiona po przerwie")
+CLOSED_SLATE = SlateSource("Obrady niejawne", "Ta część posiedzenia nie jest transmitowana")
+CLOSED_MARGIN = timedelta(seconds=0.5)
+WARSAW = ZoneInfo("Europe/Warsaw")
+# A slate bridging to the room's return stays at most this many segments (plus 1 s).
+BRIDGE_SEGMENTS = 3
+NOT_RECORDED = "closed part: not recorded (recording.record_closed_parts = false)"
+
+
+def announce_slate(session: Session) -> SlateSource:
+    """The slate before a session: when it will start (Polish style, "10.00") and its title."""
+    at = session.scheduled_start.astimezone(WARSAW)
+    return SlateSource(f"Transmisja rozpocznie się o godz. {at:%H.%M}", session.title)
+
+
+class ProgramSelector:
+    """Which camera of each chamber is the program: what goes live and into the recording."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._current = {c.id: c.default_program for c in settings.chambers}
+        self._slate: dict[str, bool] = {}  # chamber -> slate ready (True) or coming (False)
+        self._closed: set[str] = set()
+        self._public_from: dict[str, datetime] = {}
+        self._slate_live: set[str] = set()  # chambers whose slate has begun a file
+        self._announcing: set[str] = set()  # chambers showing the slate before a session
+        self._bridging: set[str] = set()  # chambers whose slate stays until the room returns
+        self._listeners: list[Callable[[str, bool], None]] = []
+
+    def listen(self, listener: Callable[[str, bool], None]) -> None:
+        """Call listener(chamber, cut) at every change; cut is True when what is live must end
+        at once (a closed part began)."""
+        self._listeners.append(listener)
+
+    def _changed(self, chamber: str, cut: bool = False) -> None:
+        for listener in self._listeners:
+            listener(chamber, cut)
+
+    def live_allows(self, chamber: str, camera: str, started_at: datetime) -> bool:
+        """Whether a file of camera that began at started_at may go out on the live stream
+        now. Decided as each file begins: whatever is published of a file stays published."""
+        if camera == SLATE:
+            return chamber in self._closed or chamber in self._slate or chamber in self._bridging
+        if chamber in self._closed:
+            return False
+        if chamber in self._slate and chamber in self._slate_live:
+            return False
+        return camera == self._current.get(chamber) and self.is_public(chamber, started_at)
+
+    def bridging(self, chamber: str, on: bool) -> None:
+        """After a break or a closed part the slate may stay on the live stream until the
+        room's first file that may be shown begins (no stall in between)."""
+        if on:
+            self._bridging.add(chamber)
+        else:
+            self._bridging.discard(chamber)
+
+    def announcing(self, chamber: str, on: bool) -> None:
+        """The chamber's slate is (or no longer is) the one before a session: not recorded as
+        part of the session's public program."""
+        if on:
+            self._announcing.add(chamber)
+        else:
+            self._announcing.discard(chamber)
+
+    def is_announcing(self, chamber: str) -> bool:
+        """Whether the chamber's slate is the one before a session."""
+        return chamber in self._announcing
+
+    def slate_file_started(self, chamber: str) -> None:
+        """The slate began a file: from now on the live stream shows it, not the room."""
+        if chamber in self._slate:
+            self._slate_live.add(chamber)
+
+    def restore(self, chamber: str, camera: str | None) -> None:
+        """Take the last switch from the archive, if the camera is still configured."""
+        if camera is not None and chamber in self._current:
+            self._current[chamber] = camera
+        self._changed(chamber)
+
+    def camera(self, chamber: str) -> str:
+        """The chamber's program now: in a closed part the slate at once (no camera segment is
+        public); in a break the slate once it has a segment to show."""
+        if chamber in self._closed:
+            return SLATE
+        return SLATE if self._slate.get(chamber) else self._current[chamber]
+
+    def closed_on(self, chamber: str) -> None:
+        """A closed part began: from now on no camera segment joins the program."""
+        self._closed.add(chamber)
+        self._changed(chamber, cut=True)
+
+    def closed_off(self, chamber: str, at: datetime) -> None:
+        """The closed part ended at `at`: camera segments that began before it stay private."""
+        self._closed.discard(chamber)
+        self._public_from[chamber] = at
+        self._changed(chamber)
+
+    def is_public(self, chamber: str, started_at: datetime) -> bool:
+        """Whether a camera segment that began at started_at may be public."""
+        since = self._public_from.get(chamber)
+        # The start is estimated from when the segment was seen finished, which is a little
+        # late: keep a margin so that no closed moment slips through.
+        return since is None or started_at - CLOSED_MARGIN >= since
+
+    def operator_camera(self, chamber: str) -> str:
+        """The camera the operator chose (the program again after a break)."""
+        return self._current[chamber]
+
+    def switch(self, chamber: str, camera: str) -> None:
+        """Make camera the chamber's program (after the break, if one is on)."""
+        self._current[chamber] = camera
+
+    def slate_on(self, chamber: str) -> None:
+        """A break began: the slate takes over as soon as its first segment exists."""
+        self._slate.setdefault(chamber, False)
+        self._changed(chamber)
+
+    def slate_segment(self, chamber: str) -> None:
+        """The slate has a segment: from now on it is the program."""
+        if chamber in self._slate:
+            self._slate[chamber] = True
+
+    def slate_off(self, chamber: str) -> None:
+        """The break ended: the room is the program again, at once."""
+        self._slate.pop(chamber, None)
+        self._slate_live.discard(chamber)
+        self._changed(chamber)
+
+
+class ArchiveCaptureEvents:
+    """Indexes what the recorder reports and feeds the live window."""
+
+    def __init__(
+        self,
+        archive: AsyncArchive,
+        edge: LiveEdge,
+        analyzer: SegmentAnalyzer,
+        program: ProgramSelector,
+        pushers: dict[str, list[ProgramPusher]] | None = None,
+    ) -> None:
+        self._archive = archive
+        self._edge = edge
+        self._analyzer = analyzer
+        self._program = program
+        self._pushers = pushers or {}
+
+    async def run_started(
+        self, job: CaptureJob, ordinal: int, run_dir: Path, started_at: datetime
+    ) -> int:
+        """Record the run in the archive."""
+        return await self._archive.call(
+            self._archive.index.add_run,
+            job.session_id,
+            ordinal,
+            run_dir.name,
+            started_at,
+            job.camera_id,
+        )
+
+    async def segment_started(self, job: CaptureJob, path: Path, started_at: datetime) -> None:
+        """A new file: it may become the live segment, cut into parts as it grows."""
+        if job.camera_id == SLATE:
+            self._program.slate_file_started(job.chamber_id)
+        self._edge.file_started(job.chamber_id, job.camera_id, path, started_at)
+
+    async def capture_exited(self, job: CaptureJob) -> None:
+        """A camera's ffmpeg ended: a file it left unfinished is not live any more."""
+        self._edge.run_ended(job.chamber_id, job.camera_id)
+
+    async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
+        """Checksum and index the segment; a program segment is offered to live viewers."""
+        index = self._archive.index
+        # Program membership is decided as each segment finishes: a switch takes effect at the
+        # next segment boundary of each camera, so at most one segment is missed or repeated.
+        if job.camera_id == SLATE:
+            self._program.slate_segment(job.chamber_id)
+        program = self._program.camera(job.chamber_id) == job.camera_id
+        if job.camera_id == SLATE and self._program.is_announcing(job.chamber_id):
+            program = False  # the slate before the session is not the session's recording
+        if program and job.camera_id != SLATE:
+            began = segment.observed_at - timedelta(seconds=segment.entry.duration)
+            program = self._program.is_public(job.chamber_id, began)
+
+        def store() -> Segment:
+            rel = f"{job.camera_id}/{segment.path.parent.name}/{segment.path.name}"
+            digest = sha256_file(segment.path)
+            append_manifest(job.media_dir.parent, rel, digest)
+            entry = segment.entry
+            return index.add_segment(
+                segment.run_token,
+                entry.seq,
+                entry.file,
+                entry.start,
+                entry.duration,
+                segment.observed_at,
+                segment.size_bytes,
+                digest,
+                program,
+            )
+
+        stored = await self._archive.call(store)
+        self._edge.file_finished(
+            job.chamber_id, job.camera_id, segment.path, segment.entry.duration
+        )
+        if program:
+            for pusher in self._pushers.get(job.chamber_id, []):
+                pusher.submit(stored.run_id, segment.path)
+        if job.camera_id != SLATE:  # a slate is a still picture and silence by design
+            self._analyzer.submit(job.key, job.chamber_id, segment.path, segment.entry.duration)
+
+    async def run_ended(
+        self,
+        job: CaptureJob,
+        run_token: int,
+        ended_at: datetime,
+        exit_code: int | None,
+        reason: str,
+    ) -> None:
+        """Record how and why the run ended."""
+        await self._archive.call(
+            self._archive.index.end_run, run_token, ended_at, exit_code, reason
+        )
+
+
+def recover_from_disk(
+    index: ArchiveIndex, session_id: int, session_dir: Path, program_camera: str
+) -> int:
+    """Bring the index in line with the media on disk (the truth); returns segments added.
+
+    Runs on the archive thread: it reads files.
+    """
+    added = 0
+    runs = sorted(session_dir.glob("*/run-*")) if session_dir.is_dir() else []
+    in_manifest = read_manifest(session_dir)
+    for run_dir in runs:
+        camera = run_dir.parent.name
+        match = RUN_DIR.match(run_dir.name)
+        listing = run_dir / SEGMENT_LIST
+        if match is None or not listing.is_file():
+            continue
+        entries = [
+            e
+            for e in map(parse_segment_line, listing.read_text("utf-8", "replace").splitlines())
+            if e is not None and (run_dir / e.file).is_file()
+        ]
+        if not entries:
+            continue
+        ordinal = int(match.group(1))
+        run_id = index.run_id_by_ordinal(session_id, ordinal, camera)
+        if run_id is None:
+            first = run_dir / entries[0].file
+            started = datetime.fromtimestamp(first.stat().st_mtime, UTC)
+            run_id = index.add_run(session_id, ordinal, run_dir.name, started, camera)
+        known = index.segment_seqs(run_id)
+        for entry in entries:
+            if entry.seq in known:
+                continue
+            path = run_dir / entry.file
+            rel = f"{camera}/{run_dir.name}/{entry.file}"
+            digest = sha256_file(path)
+            if rel not in in_manifest:
+                append_manifest(session_dir, rel, digest)
+            stat = path.stat()
+            index.add_segment(
+                run_id,
+                entry.seq,
+                entry.file,
+                entry.start,
+                entry.duration,
+                datetime.fromtimestamp(stat.st_mtime, UTC),
+                stat.st_size,
+                digest,
+                camera == program_camera,
+            )
+            added += 1
+    index.close_open_runs(session_id, "obrady stopped unexpectedly")
+    return added
+
+
+class SessionControl:
+    """Start, stop, agenda items and breaks, with the rules operators rely on."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        archive: AsyncArchive,
+        recorder: Recorder,
+        program: ProgramSelector,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._settings = settings
+        self._archive = archive
+        self._recorder = recorder
+        self.program = program
+        self._clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._slates: dict[int, SlateSource] = {}
+        self._announced: dict[str, int] = {}  # chamber -> session its slate announces
+        # chamber -> (session, the task that ends the bridge at the latest) while a slate
+        # bridges to the room's return
+        self._bridges: dict[str, tuple[int, asyncio.Task[None]]] = {}
+        self._chores: set[asyncio.Task[None]] = set()
+
+    @property
+    def media_root(self) -> Path:
+        """Where recordings are written."""
+        return self._settings.data_path / "media"
+
+    def session_dir(self, session: Session) -> Path:
+        """The folder holding a session's media (one sub-folder per camera)."""
+        return self.media_root / session.chamber / str(session.id)
+
+    def _lock(self, chamber: str) -> asyncio.Lock:
+        return self._locks.setdefault(chamber, asyncio.Lock())
+
+    async def _get(self, session_id: int) -> Session:
+        return await self._archive.call(self._archive.index.get_session, session_id)
+
+    async def start(self, session_id: int, *, by: str, manual: bool) -> Session:
+        """Make a session live and make sure it is being recorded.
+
+        A manual start of a session already live is refused; the scheduler's start of one is a
+        resume (after a restart of obrady) and simply makes sure capture runs.
+        """
+        session = await self._get(session_id)
+        async with self._lock(session.chamber):
+            if manual and session.state == "live" and self._recorder.is_recording(session_id):
+                raise Conflict(f"session {session_id} is already live")
+            try:
+                chamber = self._settings.chamber(session.chamber)
+            except KeyError:
+                raise Conflict(
+                    f"session {session_id} belongs to chamber {session.chamber!r}, which is not "
+                    "in the configuration: add the chamber back to record it"
+                ) from None
+            resuming = session.state == "live"
+            session = await self._archive.call(
+                self._archive.index.begin_live, session_id, self._clock()
+            )
+            if resuming and not self._recorder.is_recording(session_id):
+                # obrady stopped while this session was live: index what ffmpeg finished after
+                # the last segment we saw, and close the runs that were cut off.
+                recovered = await self._archive.call(
+                    recover_from_disk,
+                    self._archive.index,
+                    session_id,
+                    self.session_dir(session),
+                    self.program.camera(chamber.id),
+                )
+                if recovered:
+                    log.warning(
+                        "session %s: indexed %d segment(s) found on disk", session_id, recovered
+                    )
+            await self._update_slate(session)  # resumed in a break or a closed part
+            if self._settings.recording.record_closed_parts or not await self.in_closed(session_id):
+                self._start_cameras(session, by)
+            return session
+
+    def _start_cameras(self, session: Session, by: str) -> None:
+        """Make sure every camera of the session's chamber is being recorded."""
+        chamber = self._settings.chamber(session.chamber)
+        for camera in chamber.camera_list:
+            if self._recorder.supervisor(session.id, camera.id) is not None:
+                continue
+            log.info("session %s: capture of camera %s starts (%s)", session.id, camera.id, by)
+            job = CaptureJob(
+                session.id,
+                chamber.id,
+                camera.id,
+                camera.source,
+                self.session_dir(session) / camera.id,
+                chamber.audio,
+            )
+            try:
+                self._recorder.start(job)
+            except CaptureBlocked as exc:
+                raise Conflict(f"session {session.id} is live but cannot record: {exc}") from None
+
+    async def switch_program(self, chamber_id: str, camera_id: str, *, by: str) -> int | None:
+        """Make a camera the chamber's program; returns the live session it applies to, if any."""
+        try:
+            chamber = self._settings.chamber(chamber_id)
+        except KeyError:
+            raise NotFound(f"chamber {chamber_id!r} is not configured") from None
+        ids = [camera.id for camera in chamber.camera_list]
+        if camera_id not in ids:
+            raise NotFound(f"camera {camera_id!r} is not in chamber {chamber_id!r}; cameras: {ids}")
+        live = await self._archive.call(self._archive.index.live_session, chamber_id)
+        self.program.switch(chamber_id, camera_id)
+        await self._archive.call(
+            self._archive.index.add_switch,
+            chamber_id,
+            camera_id,
+            self._clock(),
+            live.id if live else None,
+            by,
+        )
+        log.info("chamber %s: program camera is now %s (%s)", chamber_id, camera_id, by)
+        return None if live is None else live.id
+
+    async def stop(self, session_id: int, *, by: str) -> Session:
+        """End a session for good: capture finishes its last segment, then the record closes."""
+        session = await self._get(session_id)
+        async with self._lock(session.chamber):
+            session = await self._get(session_id)
+            if session.state == "ended":
+                raise Conflict(f"session {session_id} has already ended")
+            requested_at = self._clock()
+            if session.state == "live" and not self._recorder.is_recording(session_id):
+                await self._archive.call(
+                    recover_from_disk,
+                    self._archive.index,
+                    session_id,
+                    self.session_dir(session),
+                    self.program.camera(session.chamber)
+                    if session.chamber in {c.id for c in self._settings.chambers}
+                    else "",
+                )
+            await self._end_bridge(session.chamber)
+            await self._recorder.stop(session_id)
+            self._slates.pop(session_id, None)
+            self.program.slate_off(session.chamber)
+            if await self.in_closed(session_id):
+                self.program.closed_off(session.chamber, self._clock())
+            log.info("session %s: ended by %s", session_id, by)
+            return await self._archive.call(self._archive.index.end, session_id, requested_at, by)
+
+    async def scheduled_stop(self, session_id: int, reason: StopReason) -> None:
+        """The scheduler's stop: the overrun limit passed, or the window passed unrecorded."""
+        await self.stop(session_id, by=f"scheduler:{reason}")
+
+    async def start_item(self, session_id: int, item_id: int, *, by: str) -> None:
+        """Mark the moment an agenda item starts."""
+        session = await self._live(session_id)
+        agenda = await self._archive.call(self._archive.index.agenda, session.id)
+        if item_id not in {row.id for row in agenda}:
+            raise NotFound(f"agenda item {item_id} is not in session {session_id}")
+        await self._archive.call(
+            self._archive.index.add_marker, session_id, "item_start", self._clock(), item_id, by
+        )
+
+    async def set_break(self, session_id: int, on: bool, *, by: str) -> None:
+        """Start or end a break."""
+        await self._toggle(session_id, on, "break", by)
+
+    async def set_closed(self, session_id: int, on: bool, *, by: str) -> None:
+        """Start or end a part closed to the public (wyłączenie jawności)."""
+        await self._toggle(session_id, on, "closed", by)
+
+    async def _toggle(self, session_id: int, on: bool, what: str, by: str) -> None:
+        session = await self._live(session_id)
+        async with self._lock(session.chamber):
+            current = await self._state_of(session.id, what)
+            words = {"break": "a break", "closed": "a closed part"}[what]
+            if on and current:
+                raise Conflict(f"session {session_id} is already in {words}")
+            if not on and not current:
+                raise Conflict(f"session {session_id} is not in {words}")
+            kind: MarkerKind = f"{what}_{'start' if on else 'end'}"  # type: ignore[assignment]
+            at = self._clock()
+            if what == "closed":
+                # Before the marker is stored: not one more camera segment becomes public.
+                if on:
+                    self.program.closed_on(session.chamber)
+                else:
+                    self.program.closed_off(session.chamber, at)
+            await self._archive.call(self._archive.index.add_marker, session_id, kind, at, None, by)
+            await self._update_slate(session)
+            if what == "closed" and not self._settings.recording.record_closed_parts:
+                if on:
+                    for camera in self._settings.chamber(session.chamber).camera_list:
+                        await self._recorder.stop_camera(session.id, camera.id, NOT_RECORDED)
+                else:
+                    self._start_cameras(session, by)
+
+    async def _state_of(self, session_id: int, what: str) -> bool:
+        markers = await self._archive.call(self._archive.index.markers, session_id)
+        kinds = [m.kind for m in markers if m.kind in (f"{what}_start", f"{what}_end")]
+        return bool(kinds) and kinds[-1] == f"{what}_start"
+
+    async def in_closed(self, session_id: int) -> bool:
+        """Whether a closed part is on."""
+        return await self._state_of(session_id, "closed")
+
+    async def _update_slate(self, session: Session) -> None:
+        """Run the slate the public should see now (closed part over break), or none."""
+        closed = await self.in_closed(session.id)
+        brk = self._settings.live.break_slate and await self.in_break(session.id)
+        want = CLOSED_SLATE if closed else BREAK_SLATE if brk else None
+        running = self._slates.get(session.id)
+        if closed:
+            self.program.closed_on(session.chamber)
+        if want == running:
+            return
+        await self._end_bridge(session.chamber)
+        if running is not None:
+            self._slates.pop(session.id, None)
+            if want is None and session.state == "live":
+                self._start_bridge(session)
+            else:
+                await self._recorder.stop_camera(session.id, SLATE)
+        if self._announced.get(session.chamber) == session.id:
+            del self._announced[session.chamber]
+            self.program.announcing(session.chamber, False)
+        self.program.slate_off(session.chamber)
+        if want is not None:
+            self._run_slate(session, want)
+
+    def _run_slate(self, session: Session, source: SlateSource) -> bool:
+        """Start the session's slate capture and put it on the live stream; False (logged) if
+        it cannot run."""
+        self.program.slate_on(session.chamber)
+        job = CaptureJob(
+            session.id, session.chamber, SLATE, source, self.session_dir(session) / SLATE
+        )
+        try:
+            self._recorder.start(job)
+        except (CaptureBlocked, AlreadyRecording) as exc:
+            log.warning("session %s: no slate %r: %s", session.id, source.text, exc)
+            self.program.slate_off(session.chamber)
+            return False
+        self._slates[session.id] = source
+        return True
+
+    def _start_bridge(self, session: Session) -> None:
+        """Keep the slate running (and live) until the room's first file may be shown, for at
+        most BRIDGE_SEGMENTS segments."""
+        chamber = session.chamber
+        self.program.bridging(chamber, True)
+        limit = BRIDGE_SEGMENTS * self._settings.recording.segment_seconds + 1
+
+        async def at_the_latest() -> None:
+            await asyncio.sleep(limit)
+            async with self._lock(chamber):
+                await self._end_bridge(chamber)
+
+        self._bridges[chamber] = (session.id, asyncio.create_task(at_the_latest()))
+
+    async def _end_bridge(self, chamber: str) -> None:
+        """Stop a bridging slate (the room is live again, or something else comes)."""
+        bridge = self._bridges.pop(chamber, None)
+        if bridge is None:
+            return
+        session_id, timer = bridge
+        if timer is not asyncio.current_task():
+            timer.cancel()
+        self.program.bridging(chamber, False)
+        await self._recorder.stop_camera(session_id, SLATE)
+
+    def room_went_live(self, chamber: str, camera: str) -> None:
+        """The live edge began a file of `camera`: a bridging slate is no longer needed."""
+        if camera == SLATE or chamber not in self._bridges:
+            return
+
+        async def end() -> None:
+            async with self._lock(chamber):
+                await self._end_bridge(chamber)
+
+        task = asyncio.create_task(end())
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def announce(self) -> None:
+        """Show the slate before each chamber's next session, from live.announce_minutes before
+        its scheduled start until it starts (or is no longer due)."""
+        lead = timedelta(minutes=self._settings.live.announce_minutes)
+        now = self._clock()
+        sessions = await self._archive.call(self._archive.index.active_sessions)
+        for chamber in self._settings.chambers:
+            due = [
+                s
+                for s in sessions
+                if s.chamber == chamber.id
+                and s.state == "scheduled"
+                and lead
+                and s.scheduled_start - lead <= now < s.scheduled_end
+            ]
+            live = any(s.chamber == chamber.id and s.state == "live" for s in sessions)
+            wanted = due[0] if due and not live else None
+            async with self._lock(chamber.id):
+                current = self._announced.get(chamber.id)
+                if current is not None and (wanted is None or wanted.id != current):
+                    if self._slates.pop(current, None) is not None:
+                        await self._recorder.stop_camera(current, SLATE)
+                    del self._announced[chamber.id]
+                    self.program.announcing(chamber.id, False)
+                    self.program.slate_off(chamber.id)
+                if wanted is None or wanted.id in self._slates or live:
+                    continue
+                self.program.announcing(chamber.id, True)
+                if not self._run_slate(wanted, announce_slate(wanted)):
+                    self.program.announcing(chamber.id, False)
+                    continue
+                self._announced[chamber.id] = wanted.id
+                log.info("chamber %s: announcing session %s", chamber.id, wanted.id)
+
+    async def in_break(self, session_id: int) -> bool:
+        """Whether the last break marker opened a break."""
+        markers = await self._archive.call(self._archive.index.markers, session_id)
+        breaks = [m.kind for m in markers if m.kind in ("break_start", "break_end")]
+        return bool(breaks) and breaks[-1] == "break_start"
+
+    async def _live(self, session_id: int) -> Session:
+        session = await self._get(session_id)
+        if session.state != "live":
+            raise Conflict(
+                f"session {session_id} is {session.state}, not live: start it first"
+                if session.state == "scheduled"
+                else f"session {session_id} has ended; markers can no longer be added"
+            )
+        return session
+
+    async def schedule(self) -> list[ScheduleEntry]:
+        """What the scheduler must handle: every scheduled or live session."""
+        sessions = await self._archive.call(self._archive.index.active_sessions)
+        return [
+            ScheduleEntry(s.id, s.state, s.scheduled_start, s.scheduled_end)  # type: ignore[arg-type]
+            for s in sessions
+            if s.state in ("scheduled", "live")
+        ]

@@ -1,0 +1,113 @@
+"""Redaction slates: still pictures with silence, encoded to match each covered segment, written
+under data/redacted/."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from archive.index import Segment, Session
+from archive.publish import slate_name
+from config.settings import Settings
+from recorder.ffmpeg import RedactionSlate, redaction_slate_argv, segment_probe_argv
+
+log = logging.getLogger(__name__)
+
+# Making one slate takes well under a second; a stuck ffmpeg must not hold the request forever.
+FFMPEG_TIMEOUT_SECONDS = 60.0
+
+
+X264_PROFILES = {
+    "Constrained Baseline": "baseline",
+    "Baseline": "baseline",
+    "Main": "main",
+    "High": "high",
+}
+
+
+def slate_for(probe: dict[str, Any], duration: float) -> RedactionSlate:
+    """A slate as long as a segment, in the format ffprobe found in one segment of its run."""
+    streams = probe.get("streams", [])
+    video: dict[str, Any] = next((s for s in streams if s.get("codec_type") == "video"), {})
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    rate = str(video.get("r_frame_rate") or "25")
+    if rate in ("0/0", "0"):
+        rate = "25"
+    return RedactionSlate(
+        duration=duration,
+        width=int(video.get("width") or 1280),
+        height=int(video.get("height") or 720),
+        frame_rate=rate,
+        profile=X264_PROFILES.get(str(video.get("profile"))),
+        audio_rate=None if audio is None else int(audio.get("sample_rate") or 48000),
+        audio_channels=1 if audio is not None and audio.get("channels") == 1 else 2,
+    )
+
+
+class SlateFailed(Exception):
+    """ffmpeg or ffprobe could not make a slate; the message says what and why."""
+
+
+async def _run(argv: list[str], what: str) -> bytes:
+    """Run ffmpeg/ffprobe to completion (bounded); stdout, or a 500 naming what failed."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), FFMPEG_TIMEOUT_SECONDS)
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.shield(proc.wait())
+        raise
+    if proc.returncode != 0:
+        tail = err.decode(errors="replace").strip()[-500:]
+        log.error("%s failed (exit %s): %s; argv %s", what, proc.returncode, tail, argv)
+        raise SlateFailed(
+            f"could not {what} (exit {proc.returncode}): {tail}; nothing was redacted"
+        )
+    return out
+
+
+async def make_slates(settings: Settings, session: Session, segments: list[Segment]) -> int:
+    """Make the slates that replace these segments, where missing; returns how many were made.
+    The recorded segments are only read (by ffprobe)."""
+    media = settings.paths.session_media(session.chamber, session.id)
+    root = settings.paths.redactions(session.id)
+    probes: dict[tuple[str, str], dict[str, Any]] = {}
+    made = 0
+    for segment in segments:
+        target = root / segment.camera / segment.run_dir / slate_name(segment.duration)
+        if await asyncio.to_thread(target.exists):
+            continue
+        key = (segment.camera, segment.run_dir)
+        if key not in probes:
+            out = await _run(segment_probe_argv(media / segment.rel_path), "probe the segment")
+            probes[key] = json.loads(out or b"{}")
+        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        # Written beside its final name and renamed: a slate the playlist names is whole.
+        partial = target.with_name(f".{target.stem}-{uuid.uuid4().hex[:12]}.part")
+        try:
+            argv = redaction_slate_argv(slate_for(probes[key], segment.duration), partial)
+            await _run(argv, "make the redaction slate")
+            await asyncio.to_thread(os.replace, partial, target)
+        finally:
+            await asyncio.to_thread(_discard, partial)
+        made += 1
+    return made
+
+
+def _discard(path: Path) -> None:
+    """Remove a partial slate of ours (never a recording)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

@@ -1,0 +1,162 @@
+"""Signing in and out of the console: the login page, its form with a CSRF token, and the throttle
+on wrong passwords."""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+from typing import Any
+
+from aiohttp import web
+
+from streaming.api.accounts import MAX_PASSWORD
+from streaming.auth.access import (
+    CSRF_FIELD,
+    LOGIN,
+    LOGIN_COOKIE,
+    audit,
+    check_password,
+    identify,
+    is_https,
+)
+from streaming.auth.passwords import login_expiry, new_token, same_token, token_hash
+from streaming.keys import ARCHIVE, CLOCK, SETTINGS, THROTTLE
+from streaming.services.login_throttle import LoginThrottle
+from streaming.web.i18n import lang_of, page, text
+
+log = logging.getLogger(__name__)
+
+PRELOGIN_COOKIE = "obrady_prelogin"
+
+
+def _secure(request: web.Request) -> bool:
+    mode = request.app[SETTINGS].console.secure_cookies
+    return mode == "true" or (mode == "auto" and is_https(request))
+
+
+def _next_path(value: Any) -> str:
+    """Where to go after signing in: only a path on this site, never another site."""
+    if isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    return "/console"
+
+
+def _throttle(request: web.Request) -> LoginThrottle:
+    return request.app[THROTTLE]
+
+
+def _login_form(
+    request: web.Request,
+    error: str = "",
+    name: str = "",
+    status: int = 200,
+    target: str | None = None,
+) -> web.Response:
+    lang = lang_of(request)
+    token = new_token()
+    target = target or _next_path(request.query.get("next"))
+    problem = f'<p class="error" role="alert" id="login-error">{escape(error)}</p>' if error else ""
+    body = f"""
+<form method="post" action="/login" class="login">
+{problem}
+<input type="hidden" name="{CSRF_FIELD}" value="{token}">
+<input type="hidden" name="next" value="{escape(target)}">
+<p><label for="name">{text(lang, "user_name")}</label>
+<input id="name" name="name" autocomplete="username" required value="{escape(name)}"></p>
+<p><label for="password">{text(lang, "password")}</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required></p>
+<p><button type="submit">{text(lang, "sign_in")}</button></p>
+</form>"""
+    response = page(request, text(lang, "sign_in_title"), body, status=status)
+    # Login CSRF: the form's token must match this cookie (double submit), so another site
+    # cannot sign a browser in under its own account.
+    response.set_cookie(
+        PRELOGIN_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=_secure(request),
+        path="/login",
+        max_age=3600,
+    )
+    return response
+
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/login")
+async def login_page(request: web.Request) -> web.Response:
+    """The sign-in form."""
+    return _login_form(request)
+
+
+@routes.post("/login")
+async def sign_in(request: web.Request) -> web.StreamResponse:
+    """Check the name and password; on success set the login cookie and go to the console."""
+    archive = request.app[ARCHIVE]
+    lang = lang_of(request)
+    form = await request.post()
+    name = str(form.get("name", ""))[:200]
+    password = str(form.get("password", ""))[:MAX_PASSWORD]
+    target = _next_path(form.get("next"))
+    given = form.get(CSRF_FIELD)
+    expected = request.cookies.get(PRELOGIN_COOKIE, "")
+    if not same_token(given if isinstance(given, str) else None, expected):
+        return _login_form(request, text(lang, "form_expired"), name, 403, target)
+    throttle = _throttle(request)
+    wait = throttle.wait_seconds(name)
+    if wait > 0:
+        minutes = max(1, round(wait / 60))
+        message = text(lang, "too_many").format(minutes=minutes)
+        return _login_form(request, message, name, 429, target)
+    user = await check_password(archive, name, password)
+    if user is None:
+        throttle.failed(name)
+        log.warning("failed sign-in for %r from %s", name, request.remote)
+        return _login_form(request, text(lang, "wrong_password"), name, 401, target)
+    throttle.succeeded(name)
+    # A fresh token on every sign-in: a token planted before signing in is worth nothing.
+    token, csrf = new_token(), new_token()
+    now = request.app[CLOCK]()
+    hours = request.app[SETTINGS].console.login_hours
+    await archive.call(
+        archive.index.add_login,
+        user.id,
+        token_hash(token),
+        csrf,
+        login_expiry(now, hours),
+        request.remote,
+        request.headers.get("User-Agent"),
+    )
+    await audit(request, user, "login", f"user {user.name}")
+    old = request.cookies.get(LOGIN_COOKIE)
+    if old:
+        await archive.call(archive.index.end_login, token_hash(old))
+    response = web.HTTPSeeOther(target)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=_secure(request),
+        path="/",
+        max_age=int(hours * 3600),
+    )
+    response.del_cookie(PRELOGIN_COOKIE, path="/login")
+    raise response
+
+
+@routes.post("/logout")
+async def sign_out(request: web.Request) -> web.StreamResponse:
+    """End this browser's login (needs its CSRF token like any change)."""
+    archive = request.app[ARCHIVE]
+    user = await identify(request, archive)
+    login = request.get(LOGIN)
+    if user is not None and login is not None:
+        token = request.cookies.get(LOGIN_COOKIE, "")
+        await archive.call(archive.index.end_login, token_hash(token))
+        await audit(request, user, "logout", f"user {user.name}")
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(LOGIN_COOKIE, path="/")
+    raise response
