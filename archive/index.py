@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Self, TypeVar
 
 from archive.accounts import AccountStore
 from archive.agenda import AgendaItem, flatten
@@ -582,7 +582,8 @@ T = TypeVar("T")
 
 
 class AsyncArchive:
-    """Runs ArchiveIndex calls on a single worker thread, one at a time, off the event loop."""
+    """Runs ArchiveIndex calls on a single worker thread, one at a time, off the event loop;
+    leaving `async with archive:` finishes pending calls and closes the database."""
 
     def __init__(self, index: ArchiveIndex) -> None:
         self.index = index
@@ -597,3 +598,9 @@ class AsyncArchive:
         """Finish pending calls and close the database."""
         await self.call(self.index.close)
         self._pool.shutdown(wait=True)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

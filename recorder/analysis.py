@@ -15,8 +15,10 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from config.settings import MonitoringSettings
+from recorder.lifecycle import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +196,14 @@ class SegmentAnalyzer:
         self._queue: asyncio.Queue[tuple[Key, str, Path]] = asyncio.Queue(QUEUE_LIMIT)
         self._probes: dict[Key, _CameraProbe] = {}
         self.dropped = 0
+        self._tasks = TaskSet("segment analyzer")
+
+    async def __aenter__(self) -> Self:
+        self._tasks.spawn(self.run(), name="segment-analyzer")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._tasks.close()  # run() closes every analyser on its way out
 
     def submit(self, key: Key, chamber_id: str, path: Path, duration: float) -> None:
         """Queue a segment; when analysis falls behind, segments are skipped, never waited for."""

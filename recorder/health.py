@@ -8,9 +8,10 @@ import logging
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from config.settings import StorageSettings
+from recorder.lifecycle import TaskSet
 from recorder.supervisor import Recorder
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,24 @@ class DiskStatus:
 
 
 class DiskGuard:
-    """Checks free space periodically and blocks or unblocks capture."""
+    """Checks free space periodically and blocks or unblocks capture; `async with guard:`
+    checks once (a full disk is known before the first capture starts), then keeps checking
+    until the block is left."""
 
     def __init__(self, path: Path, settings: StorageSettings, recorder: Recorder) -> None:
         self._path = path
         self._settings = settings
         self._recorder = recorder
         self.status = DiskStatus()
+        self._tasks = TaskSet("disk guard")
+
+    async def __aenter__(self) -> Self:
+        await self.check()
+        self._tasks.spawn(self.run(), name="disk-guard")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._tasks.close()
 
     def snapshot(self) -> DiskStatus:
         """The last reading of free space, with the recording rate as of now."""

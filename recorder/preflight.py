@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import ffmpeg  # type: ignore[import-untyped]
 
@@ -59,6 +59,7 @@ from recorder.ffmpeg import (
     rtsp_input,
     synthetic_inputs,
 )
+from recorder.lifecycle import TaskSet
 from recorder.probe import probe_codecs
 from recorder.supervisor import interrupt_when_parent_dies
 
@@ -885,7 +886,8 @@ RecordedLookup = Callable[[str], dict[str, RecordedCamera]]
 
 
 class Preflight:
-    """Pre-flight for every chamber: monitors on demand, idle ones stopped, test recordings."""
+    """Pre-flight for every chamber: monitors on demand, idle ones stopped, test recordings;
+    `async with preflight:` loads the kept tests and stops idle monitors until it is left."""
 
     def __init__(
         self,
@@ -897,6 +899,16 @@ class Preflight:
         self.settings = settings
         self.recorded = recorded
         self.chambers = {c.id: ChamberPreflight(c, folder / c.id, settings) for c in chambers}
+        self._tasks = TaskSet("pre-flight")
+
+    async def __aenter__(self) -> Self:
+        await self.load()
+        self._tasks.spawn(self.run(), name="preflight-idle")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._tasks.close()
+        await self.close()
 
     def chamber(self, chamber_id: str) -> ChamberPreflight:
         """The chamber's pre-flight; NotFound if there is no such chamber."""

@@ -12,9 +12,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from config.settings import PushDestination
+from recorder.lifecycle import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,14 @@ class ProgramPusher:
         self._run_id: int | None = None
         self._backoff = BACKOFF_INITIAL_SECONDS
         self._retry_at = 0.0
+        self._tasks = TaskSet(f"push {self.status.name}")
+
+    async def __aenter__(self) -> Self:
+        self._tasks.spawn(self.run(), name=f"push-{self.status.name}")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._tasks.close()  # run() ends the stream cleanly on its way out
 
     def submit(self, run_id: int, path: Path) -> None:
         """Queue a finished program segment; never blocks."""

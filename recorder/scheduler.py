@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Self
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
@@ -61,6 +62,15 @@ class RecordingScheduler:
         self._clock = clock
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._lock = asyncio.Lock()
+        # The tasks APScheduler runs our jobs in: it cancels them at shutdown, we wait for them.
+        self._jobs: set[asyncio.Task[object]] = set()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
 
     def capture_window(self, entry: ScheduleEntry) -> tuple[datetime, datetime]:
         """When capture of a session starts (pre-roll) and when it is stopped at the latest."""
@@ -70,7 +80,7 @@ class RecordingScheduler:
         """Start the scheduler (needs a running loop) and reconcile at once."""
         self._scheduler.start()
         self._scheduler.add_job(
-            self.reconcile,
+            self._reconcile_job,
             "interval",
             seconds=self._every,
             id="reconcile",
@@ -82,11 +92,31 @@ class RecordingScheduler:
         await self.reconcile()
 
     async def shutdown(self) -> None:
-        """Stop firing jobs (running captures are the recorder's to stop)."""
+        """Stop firing jobs and wait for the running ones to end (running captures are the
+        recorder's to stop)."""
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.shutdown(wait=False)  # cancels the jobs' tasks
+        while jobs := [job for job in self._jobs if not job.done()]:
+            for job in jobs:
+                job.cancel()
+            await asyncio.wait(jobs)
         async with self._lock:
             pass
+
+    @asynccontextmanager
+    async def _job(self) -> AsyncIterator[None]:
+        """Marks the running task as one of our jobs, until it ends."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._jobs.add(task)
+        try:
+            yield
+        finally:
+            self._jobs.discard(task)
+
+    async def _reconcile_job(self) -> None:
+        async with self._job():
+            await self.reconcile()
 
     def job_ids(self) -> list[str]:
         """Ids of the jobs now scheduled (for health views and tests)."""
@@ -138,11 +168,11 @@ class RecordingScheduler:
         )
 
     async def _fire_start(self, session_id: int) -> None:
-        async with self._lock:
+        async with self._job(), self._lock:
             await self._call_start(session_id)
 
     async def _fire_stop(self, session_id: int) -> None:
-        async with self._lock:
+        async with self._job(), self._lock:
             await self._call_stop(session_id, "overrun_limit")
 
     async def _call_start(self, session_id: int) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Self
 
 from config.settings import RecordingSettings, RtspSource
 from recorder.ffmpeg import (
@@ -30,6 +30,7 @@ from recorder.ffmpeg import (
     capture_argv,
     parse_segment_line,
 )
+from recorder.lifecycle import TaskSet
 from recorder.probe import probe_codecs
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,13 @@ class Guardian:
     def __init__(self) -> None:
         self._proc: asyncio.subprocess.Process | None = None
         self._watched: dict[int, int] = {}
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def start(self) -> None:
         """Start the guardian process."""
@@ -615,7 +623,8 @@ class CaptureSupervisor:
 
 
 class Recorder:
-    """Owns every running CaptureSupervisor and its task; stops them all on close()."""
+    """Owns every running CaptureSupervisor and its task; `async with recorder:` stops them
+    all on the way out (each finishing its segment)."""
 
     def __init__(
         self,
@@ -632,7 +641,14 @@ class Recorder:
         self._argv_builder = argv_builder
         self._clock = clock
         self._captures: dict[tuple[int, str], tuple[CaptureSupervisor, asyncio.Task[None]]] = {}
+        self._tasks = TaskSet("recorder")
         self.blocked: str | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     def is_recording(self, session_id: int) -> bool:
         """Whether any camera of this session is being captured."""
@@ -666,10 +682,9 @@ class Recorder:
             clock=self._clock,
             guardian=self._guardian,
         )
-        task = asyncio.create_task(
+        task = self._tasks.spawn(
             supervisor.run(), name=f"capture-{job.session_id}-{job.camera_id}"
         )
-        task.add_done_callback(_log_crash)
         self._captures[job.key] = (supervisor, task)
         return supervisor
 
@@ -704,10 +719,7 @@ class Recorder:
         return sum(s.bytes_per_second for s in self.statuses())
 
     async def close(self) -> None:
-        """Stop every capture (used at shutdown)."""
+        """Stop every capture, each finishing its segment, then wait for every task (used at
+        shutdown)."""
         await self.stop_all("obrady was shut down")
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("capture task %s crashed", task.get_name(), exc_info=task.exception())
+        await self._tasks.close()

@@ -30,7 +30,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
+
+from recorder.lifecycle import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -343,11 +345,26 @@ class _Candidate:
 
 
 class _EdgeView:
-    """What both sides share: the latest snapshot of each chamber, and waiting for a newer one."""
+    """What both sides share: the latest snapshot of each chamber, and waiting for a newer one;
+    `async with edge:` follows the files (run()) until the block is left."""
 
     def __init__(self) -> None:
         self._snap: dict[str, EdgeSnapshot] = {}
         self._changes = _Changes()
+        self._tasks = TaskSet(type(self).__name__)
+
+    _task_name = "live-edge"
+
+    async def run(self) -> None:
+        """Follow the live windows until cancelled."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self._tasks.spawn(self.run(), name=self._task_name)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._tasks.close()
 
     def snapshot(self, chamber: str) -> EdgeSnapshot | None:
         """The chamber's live window now, or None before anything was transmitted."""
@@ -399,7 +416,6 @@ class LiveEdge(_EdgeView):
         self._version = 0
         self._candidates: dict[str, dict[str, _Candidate]] = {c: {} for c in chambers}
         self._head: dict[str, _Candidate | None] = dict.fromkeys(chambers)
-        self._task: asyncio.Task[None] | None = None
         (data_path / "live").mkdir(parents=True, exist_ok=True)
         for chamber in chambers:
             self._restore(chamber)
@@ -670,6 +686,8 @@ class RenderedPlaylists:
 
 class EdgeReader(_EdgeView):
     """The gateway's view: reads the windows the capture process writes, when they change."""
+
+    _task_name = "live-edge-reader"
 
     def __init__(self, data_path: Path, chambers: Sequence[str]) -> None:
         self._data = data_path

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 from archive.index import (
@@ -22,6 +23,7 @@ from archive.integrity import append_manifest, read_manifest, sha256_file
 from config.settings import Settings
 from recorder.analysis import SegmentAnalyzer
 from recorder.ffmpeg import SEGMENT_LIST, SlateSource, parse_segment_line
+from recorder.lifecycle import TaskSet
 from recorder.push import ProgramPusher
 from recorder.scheduler import ScheduleEntry, StopReason
 from recorder.supervisor import (
@@ -322,7 +324,8 @@ def recover_from_disk(
 
 
 class SessionControl:
-    """Start, stop, agenda items and breaks, with the rules operators rely on."""
+    """Start, stop, agenda items and breaks, with the rules operators rely on; leaving
+    `async with control:` cancels every timer and task it started and waits for them."""
 
     def __init__(
         self,
@@ -343,7 +346,23 @@ class SessionControl:
         # chamber -> (session, the task that ends the bridge at the latest) while a slate
         # bridges to the room's return
         self._bridges: dict[str, tuple[int, asyncio.Task[None]]] = {}
-        self._chores: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("session control")
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Cancel every timer and task started here and wait for them (captures are the
+        recorder's to stop: live sessions stay live, and resume at the next start)."""
+        await self._tasks.close()
+        self._bridges.clear()
+
+    def background(self) -> list[asyncio.Task[Any] | asyncio.TimerHandle]:
+        """The tasks and timers started here that have not ended (for tests and health)."""
+        return [*self._tasks.pending(), *self._tasks.timers()]
 
     @property
     def media_root(self) -> Path:
@@ -578,7 +597,8 @@ class SessionControl:
             async with self._lock(chamber):
                 await self._end_bridge(chamber)
 
-        self._bridges[chamber] = (session.id, asyncio.create_task(at_the_latest()))
+        timer = self._tasks.spawn(at_the_latest(), name=f"bridge-{chamber}")
+        self._bridges[chamber] = (session.id, timer)
 
     async def _end_bridge(self, chamber: str) -> None:
         """Stop a bridging slate (the room is live again, or something else comes)."""
@@ -593,16 +613,14 @@ class SessionControl:
 
     def room_went_live(self, chamber: str, camera: str) -> None:
         """The live edge began a file of `camera`: a bridging slate is no longer needed."""
-        if camera == SLATE or chamber not in self._bridges:
+        if camera == SLATE or chamber not in self._bridges or self._tasks.closed:
             return
 
         async def end() -> None:
             async with self._lock(chamber):
                 await self._end_bridge(chamber)
 
-        task = asyncio.create_task(end())
-        self._chores.add(task)
-        task.add_done_callback(self._chores.discard)
+        self._tasks.spawn(end(), name=f"bridge-end-{chamber}")
 
     async def announce(self) -> None:
         """Show the slate before each chamber's next session, from live.announce_minutes before

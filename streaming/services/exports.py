@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,7 @@ from archive.index import AgendaRow, ArchiveIndex, AsyncArchive, Segment, Sessio
 from archive.publish import Chapter, chapters, slate_name
 from config.settings import Settings
 from recorder.ffmpeg import export_argv
+from recorder.lifecycle import TaskSet
 from recorder.preflight import FfmpegProcess
 from streaming.services.slates import make_slates
 
@@ -273,9 +274,8 @@ class ExportManager:
         self._slots = asyncio.Semaphore(max_running)
         self._every = auto_every_seconds
         self._jobs: dict[Path, ExportJob] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("exports")
         self._failed: set[Path] = set()
-        self._auto: asyncio.Task[None] | None = None
         self.root = settings.data_path / "exports"
 
     def folder(self, session_id: int) -> Path:
@@ -287,14 +287,18 @@ class ExportManager:
         removed = await asyncio.to_thread(_sweep_partials, self.root)
         if removed:
             log.info("exports: removed %d partial files left by an interrupted run", removed)
-        self._auto = asyncio.create_task(self._auto_export(), name="exports-auto")
+        self._tasks.spawn(self._auto_export(), name="exports-auto")
 
     async def close(self) -> None:
         """Stop the watcher and every export (ffmpeg gets one SIGINT, then SIGKILL)."""
-        tasks = [t for t in (self._auto, *self._tasks) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def ensure(self, plan: ExportPlan) -> Path | ExportJob:
         """The finished file if it exists, else the job making it (started if need be)."""
@@ -309,9 +313,7 @@ class ExportManager:
             return job  # started by another request while we looked at the disk
         job = ExportJob(plan, target)
         self._jobs[target] = job
-        task = asyncio.create_task(self._run(job), name=f"export-{plan.file_name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._run(job), name=f"export-{plan.file_name}")
         return job
 
     def jobs_of(self, session_id: int) -> list[ExportJob]:

@@ -9,8 +9,10 @@ import os
 import signal
 import sys
 import time
+from typing import Self
 
 from config.settings import Settings
+from recorder.lifecycle import TaskSet
 from recorder.supervisor import interrupt_when_parent_dies
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,8 @@ def gateway_command(settings: Settings, worker: int = 0) -> tuple[list[str], dic
 
 
 class GatewayProcess:
-    """Keeps the gateway process running: restarts it (with back-off) whenever it exits."""
+    """Keeps the gateway process running: restarts it (with back-off) whenever it exits;
+    `async with gateway:` runs it until the block is left."""
 
     def __init__(
         self, argv: list[str], env: dict[str, str], *, max_backoff_seconds: float = 5.0
@@ -47,6 +50,15 @@ class GatewayProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._stopping = asyncio.Event()
         self.restarts = 0
+        self._tasks = TaskSet("gateway process")
+
+    async def __aenter__(self) -> Self:
+        self._tasks.spawn(self.run(), name="gateway")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+        await self._tasks.close()
 
     @property
     def pid(self) -> int | None:

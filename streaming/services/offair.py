@@ -10,14 +10,14 @@ they begin and end, and shown in GET /api/v1/status and /metrics.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from archive.index import AsyncArchive
 from config.settings import Settings
+from recorder.lifecycle import TaskSet
 from recorder.offair import OffAirMonitor
 from streaming.services.control import SLATE, ProgramSelector
 
@@ -43,7 +43,8 @@ def watched_url(settings: Settings, chamber: str) -> str:
 
 
 class OffAirWatch:
-    """Keeps every chamber's monitor running and its latest verdict at hand."""
+    """Keeps every chamber's monitor running and its latest verdict at hand, while
+    `async with watch:` lasts."""
 
     def __init__(
         self,
@@ -67,24 +68,26 @@ class OffAirWatch:
             for chamber in settings.chambers
         }
         self._reports: dict[str, dict[str, Any]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskSet("off-air watch")
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     def start(self) -> None:
         """Start the monitors and the judging loop."""
-        self._tasks = [
-            asyncio.create_task(monitor.run(), name=f"offair-{chamber}")
-            for chamber, monitor in self.monitors.items()
-        ]
-        self._tasks.append(asyncio.create_task(self._judge_forever(), name="offair-watch"))
+        for chamber, monitor in self.monitors.items():
+            self._tasks.spawn(monitor.run(), name=f"offair-{chamber}")
+        self._tasks.spawn(self._judge_forever(), name="offair-watch")
 
     async def close(self) -> None:
         """Stop the monitors (libvlc released) and the loop."""
         for monitor in self.monitors.values():
             await monitor.stop()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.close()
 
     def reports(self) -> list[dict[str, Any]]:
         """Each chamber's latest verdict, JSON-ready."""

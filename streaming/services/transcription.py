@@ -9,10 +9,11 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from archive.index import ArchiveIndex, AsyncArchive
 from config.settings import Settings
+from recorder.lifecycle import TaskSet
 from recorder.transcribe import (
     AgendaSpan,
     ModelUnavailable,
@@ -120,7 +121,7 @@ class TranscriptionManager:
         path = settings.transcription.model_path
         self.status = ModelStatus("off" if path is None else "loading", str(path) if path else None)
         self._transcriber: Transcriber | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSet("transcription")
         self._offline: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.current: int | None = None
@@ -147,14 +148,20 @@ class TranscriptionManager:
             max_stretch_seconds=config.max_stretch_seconds,
             work_dir=self._settings.data_path / "transcripts" / "work",
         )
-        self._task = asyncio.create_task(self._run(), name="transcription")
+        self._tasks.spawn(self._run(), name="transcription")
 
     async def close(self) -> None:
         """Stop recognition (the running one is marked queued again by the next start)."""
-        for task in [self._task, self._offline, *self._live_tasks.values()]:
-            await stop_task(task)
+        await self._tasks.close()
         if self._transcriber is not None:
             await self._transcriber.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     def wake(self) -> None:
         """Look for work now (a session ended, or staff asked for a re-run)."""
@@ -184,7 +191,7 @@ class TranscriptionManager:
                     await self._queue_ended()
                     queue = await archive.call(archive.index.transcription_queue)
                     if queue:
-                        self._offline = asyncio.create_task(
+                        self._offline = self._tasks.spawn(
                             self._transcribe(queue[0]), name=f"transcription-{queue[0]}"
                         )
                         self._offline.add_done_callback(lambda _: self.wake())
@@ -218,7 +225,7 @@ class TranscriptionManager:
                 continue
             captioner = LiveCaptioner(self._settings, archive, self._transcriber, sid)
             self.live[sid] = captioner
-            task = asyncio.create_task(captioner.run(), name=f"live-captions-{sid}")
+            task = self._tasks.spawn(captioner.run(), name=f"live-captions-{sid}")
             task.add_done_callback(lambda _: self.wake())
             self._live_tasks[sid] = task
             log.info("live captions of session %d started", sid)
