@@ -4,7 +4,6 @@ only the types it names."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,19 +41,14 @@ MEDIA_BYTES = web.AppKey("media_bytes", ByteCache)
 VIEWERS = web.AppKey("viewers", ViewerCounter)
 PLAYLISTS = web.AppKey("playlists", RenderedPlaylists)
 OFFAIR: web.AppKey[OffAirWatch] = web.AppKey("offair")
-LIVE_EDGE_TASK = web.AppKey("live_edge_task", asyncio.Task[None])
 CONTROL = web.AppKey("control", SessionControl)
 SCHEDULER = web.AppKey("scheduler", RecordingScheduler)
-DEMO_TASK = web.AppKey("demo_task", asyncio.Task[None])
 DISK = web.AppKey("disk", DiskGuard)
-DISK_TASK = web.AppKey("disk_task", asyncio.Task[None])
 ANALYZER = web.AppKey("analyzer", SegmentAnalyzer)
 GATEWAY: web.AppKey[GatewayProcess] = web.AppKey("gateway")
 PUSHERS = web.AppKey("pushers", list[ProgramPusher])
-ANALYZER_TASK = web.AppKey("analyzer_task", asyncio.Task[None])
 TRANSCRIPTION = web.AppKey("transcription", TranscriptionManager)
 EXPORTS = web.AppKey("exports", ExportManager)
 PREFLIGHT = web.AppKey("preflight", Preflight)
-PREFLIGHT_TASK = web.AppKey("preflight_task", asyncio.Task[None])
 NOW_CACHE = web.AppKey("now_cache", dict[str, tuple[float, dict[str, Any]]])
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from archive.index import ArchiveIndex, AsyncArchive
 from config.settings import Settings
+from recorder.lifecycle import Background
 from streaming.api import now, transcripts
 from streaming.api import search as search_api
 from streaming.edge.llhls import ByteCache, EdgeReader, RenderedPlaylists
@@ -49,18 +51,15 @@ def create_gateway_app(settings: Settings) -> web.Application:
     app[VIEWERS] = ViewerCounter()
 
     async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Entered in dependency order on one stack, so closed in the reverse order.
         index = await asyncio.to_thread(ArchiveIndex, settings.paths.database)
-        app[ARCHIVE] = AsyncArchive(index)
-        reader = EdgeReader(settings.data_path, [chamber.id for chamber in settings.chambers])
-        app[LIVE_EDGE] = reader
-        task = asyncio.create_task(reader.run(), name="live-edge-reader")
-        counting = asyncio.create_task(_report_viewers(app), name="viewer-counts")
-        yield
-        for running in (task, counting):
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
-        await app[ARCHIVE].close()
+        async with contextlib.AsyncExitStack() as parts:
+            app[ARCHIVE] = await parts.enter_async_context(AsyncArchive(index))
+            reader = EdgeReader(settings.data_path, [chamber.id for chamber in settings.chambers])
+            app[LIVE_EDGE] = await parts.enter_async_context(reader)
+            counts = Background("viewer-counts", functools.partial(_report_viewers, app))
+            await parts.enter_async_context(counts)
+            yield
 
     app.cleanup_ctx.append(archive_ctx)
     app[NOW_CACHE] = {}

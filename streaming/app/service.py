@@ -1,10 +1,13 @@
 """The composition root: builds every long-lived object in dependency order and closes them in
-reverse, through aiohttp cleanup contexts."""
+reverse, through aiohttp cleanup contexts. Each long-lived part is an async context manager
+(`async with part:` starts it; leaving stops every task and timer it started); a context enters
+its parts on one AsyncExitStack, so they close in the reverse order."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +21,7 @@ from config.settings import Settings
 from recorder.analysis import SegmentAnalyzer
 from recorder.ffmpeg import capture_argv
 from recorder.health import DiskGuard
+from recorder.lifecycle import Background
 from recorder.preflight import Preflight, RecordedCamera
 from recorder.push import ProgramPusher
 from recorder.scheduler import RecordingScheduler, StopReason
@@ -33,23 +37,18 @@ from streaming.hls import routes as hls_routes
 from streaming.http import error_middleware
 from streaming.keys import (
     ANALYZER,
-    ANALYZER_TASK,
     ARCHIVE,
     CLOCK,
     CONTROL,
-    DEMO_TASK,
     DISK,
-    DISK_TASK,
     EXPORTS,
     GATEWAY,
     LIVE_EDGE,
-    LIVE_EDGE_TASK,
     MEDIA_BYTES,
     NOW_CACHE,
     OFFAIR,
     PLAYLISTS,
     PREFLIGHT,
-    PREFLIGHT_TASK,
     PUSHERS,
     RECORDER,
     SCHEDULER,
@@ -95,10 +94,10 @@ def create_app(
     async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
         path = settings.paths.database
         index = await asyncio.to_thread(ArchiveIndex, path)
-        app[ARCHIVE] = AsyncArchive(index)
-        log.info("archive: %s", path)
-        yield
-        await app[ARCHIVE].close()
+        async with AsyncArchive(index) as archive:
+            app[ARCHIVE] = archive
+            log.info("archive: %s", path)
+            yield
 
     async def recorder_ctx(app: web.Application) -> AsyncIterator[None]:
         archive = app[ARCHIVE]
@@ -126,41 +125,35 @@ def create_app(
             last = await archive.call(archive.index.program_camera, chamber.id)
             if last in {camera.id for camera in chamber.camera_list}:
                 program.restore(chamber.id, last)
-        guardian = Guardian()
-        await guardian.start()
         pushers = {
             chamber.id: [ProgramPusher(chamber.id, destination) for destination in chamber.push]
             for chamber in settings.chambers
         }
         app[PUSHERS] = [p for chamber_pushers in pushers.values() for p in chamber_pushers]
-        push_tasks = [
-            asyncio.create_task(p.run(), name=f"push-{p.status.name}") for p in app[PUSHERS]
-        ]
-        recorder = Recorder(
-            settings.recording,
-            ArchiveCaptureEvents(archive, edge, analyzer, program, pushers),
-            argv_builder=argv_builder,
-            clock=clock,
-            guardian=guardian,
-        )
-        app[LIVE_EDGE] = edge
-        app[LIVE_EDGE_TASK] = asyncio.create_task(edge.run(), name="live-edge")
-        app[RECORDER] = recorder
-        app[CONTROL] = SessionControl(settings, archive, recorder, program, clock)
-        guard = DiskGuard(settings.data_path, settings.storage, recorder)
-        await guard.check()  # a full disk is known before the first capture starts
-        app[DISK] = guard
-        app[DISK_TASK] = asyncio.create_task(guard.run(), name="disk-guard")
-        app[ANALYZER] = analyzer
-        app[ANALYZER_TASK] = asyncio.create_task(analyzer.run(), name="segment-analyzer")
-        yield
-        for task in (app[ANALYZER_TASK], app[DISK_TASK], app[LIVE_EDGE_TASK], *push_tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        # Sessions stay live in the archive: the next start of obrady resumes them.
-        await recorder.close()
-        await guardian.close()
+        # What the recorder reports to (the analyser, the pushers, the live edge) runs before
+        # it and stops after it: the last segments of a shutdown still reach them.
+        async with contextlib.AsyncExitStack() as parts:
+            guardian = await parts.enter_async_context(Guardian())
+            app[ANALYZER] = await parts.enter_async_context(analyzer)
+            for pusher in app[PUSHERS]:
+                await parts.enter_async_context(pusher)
+            app[LIVE_EDGE] = await parts.enter_async_context(edge)
+            recorder = Recorder(
+                settings.recording,
+                ArchiveCaptureEvents(archive, edge, analyzer, program, pushers),
+                argv_builder=argv_builder,
+                clock=clock,
+                guardian=guardian,
+            )
+            # Leaving stops every capture; sessions stay live in the archive: the next start
+            # of obrady resumes them.
+            app[RECORDER] = await parts.enter_async_context(recorder)
+            control = SessionControl(settings, archive, recorder, program, clock)
+            app[CONTROL] = await parts.enter_async_context(control)
+            # Entering checks once: a full disk is known before the first capture starts.
+            guard = DiskGuard(settings.data_path, settings.storage, recorder)
+            app[DISK] = await parts.enter_async_context(guard)
+            yield
 
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         control = app[CONTROL]
@@ -203,14 +196,6 @@ def create_app(
             clock=clock,
         )
         app[SCHEDULER] = scheduler
-        if settings.demo is not None:
-            demo_session = await prepare_demo(settings, app[ARCHIVE], clock)
-            if demo_session is not None:
-                app[DEMO_TASK] = asyncio.create_task(
-                    autopilot(settings.demo, demo_session, app[ARCHIVE], control),
-                    name="demo-autopilot",
-                )
-        await scheduler.start()
 
         async def announcing() -> None:
             while True:
@@ -220,16 +205,17 @@ def create_app(
                     log.exception("could not update the slate before sessions")
                 await asyncio.sleep(ANNOUNCE_EVERY_SECONDS)
 
-        announcer = asyncio.create_task(announcing(), name="announcer")
-        yield
-        announcer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await announcer
-        if DEMO_TASK in app:
-            app[DEMO_TASK].cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await app[DEMO_TASK]
-        await scheduler.shutdown()
+        async with contextlib.AsyncExitStack() as parts:
+            if settings.demo is not None:
+                demo_session = await prepare_demo(settings, app[ARCHIVE], clock)
+                if demo_session is not None:
+                    pilot = functools.partial(
+                        autopilot, settings.demo, demo_session, app[ARCHIVE], control
+                    )
+                    await parts.enter_async_context(Background("demo-autopilot", pilot))
+            await parts.enter_async_context(scheduler)  # reconciles at once
+            await parts.enter_async_context(Background("announcer", announcing))
+            yield
 
     async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         if not settings.live.gateway_port:
@@ -242,23 +228,20 @@ def create_app(
             for worker in range(settings.live.gateway_processes)
         ]
         app[GATEWAY] = gateways[0]
-        tasks = [asyncio.create_task(g.run(), name=f"gateway-{n}") for n, g in enumerate(gateways)]
-        yield
-        await asyncio.gather(*(g.stop() for g in gateways))
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        async with contextlib.AsyncExitStack() as parts:
+            for gateway in gateways:
+                await parts.enter_async_context(gateway)
+            yield
+            # All at once (each waits for its process to end): then each has nothing to stop.
+            await asyncio.gather(*(g.stop() for g in gateways))
 
     async def offair_ctx(app: web.Application) -> AsyncIterator[None]:
         if not settings.monitoring.offair:
             yield
             return
-        watch = OffAirWatch(settings, app[ARCHIVE], app[CONTROL].program, clock)
-        app[OFFAIR] = watch
-        watch.start()
-        yield
-        await watch.close()
+        async with OffAirWatch(settings, app[ARCHIVE], app[CONTROL].program, clock) as watch:
+            app[OFFAIR] = watch
+            yield
 
     app.cleanup_ctx.extend(
         [
@@ -301,20 +284,16 @@ def create_app(
 
 async def transcription_ctx(app: web.Application) -> AsyncIterator[None]:
     """The transcription manager, started after the archive and stopped before it."""
-    manager = TranscriptionManager(app[SETTINGS], app[ARCHIVE])
-    await manager.start()
-    app[TRANSCRIPTION] = manager
-    yield
-    await manager.close()
+    async with TranscriptionManager(app[SETTINGS], app[ARCHIVE]) as manager:
+        app[TRANSCRIPTION] = manager
+        yield
 
 
 async def exports_ctx(app: web.Application) -> AsyncIterator[None]:
     """The export manager, started after the archive and stopped before it."""
-    manager = ExportManager(app[SETTINGS], app[ARCHIVE])
-    await manager.start()
-    app[EXPORTS] = manager
-    yield
-    await manager.close()
+    async with ExportManager(app[SETTINGS], app[ARCHIVE]) as manager:
+        app[EXPORTS] = manager
+        yield
 
 
 def recorded_cameras(app: web.Application, chamber_id: str) -> dict[str, RecordedCamera]:
@@ -345,11 +324,6 @@ async def preflight_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.preflight,
         lambda chamber_id: recorded_cameras(app, chamber_id),
     )
-    await preflight.load()
-    app[PREFLIGHT] = preflight
-    app[PREFLIGHT_TASK] = asyncio.create_task(preflight.run(), name="preflight-idle")
-    yield
-    app[PREFLIGHT_TASK].cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await app[PREFLIGHT_TASK]
-    await preflight.close()
+    async with preflight:  # loads the test recordings kept from earlier runs
+        app[PREFLIGHT] = preflight
+        yield
