@@ -77,9 +77,7 @@ class TaskSet:
             return
         exc = task.exception()
         if exc is not None:
-            log.error(
-                "%s: background task %s crashed", self._owner, task.get_name(), exc_info=exc
-            )
+            log.error("%s: background task %s crashed", self._owner, task.get_name(), exc_info=exc)
 
     async def close(self) -> None:
         """Cancel every timer and child and wait until each child has ended (its `finally`
