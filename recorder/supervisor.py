@@ -682,9 +682,7 @@ class Recorder:
             clock=self._clock,
             guardian=self._guardian,
         )
-        task = self._tasks.spawn(
-            supervisor.run(), name=f"capture-{job.session_id}-{job.camera_id}"
-        )
+        task = self._tasks.spawn(supervisor.run(), name=f"capture-{job.session_id}-{job.camera_id}")
         self._captures[job.key] = (supervisor, task)
         return supervisor
 
