@@ -110,7 +110,7 @@ class _CameraProbe:
         self.health = health
         self._settings = settings
         self._proc: asyncio.subprocess.Process | None = None
-        self._readers: list[asyncio.Task[None]] = []
+        self._readers = TaskSet("segment analysis: ffmpeg output")
         self.last_fed = time.monotonic()
 
     async def feed(self, path: Path) -> None:
@@ -134,10 +134,9 @@ class _CameraProbe:
             start_new_session=True,
         )
         assert self._proc.stdout is not None and self._proc.stderr is not None
-        self._readers = [
-            asyncio.create_task(self._read_pictures(self._proc.stdout)),
-            asyncio.create_task(self._read_levels(self._proc.stderr)),
-        ]
+        self._readers = TaskSet("segment analysis: ffmpeg output")
+        self._readers.spawn(self._read_pictures(self._proc.stdout), name="analysis-pictures")
+        self._readers.spawn(self._read_levels(self._proc.stderr), name="analysis-levels")
 
     async def _read_pictures(self, stream: asyncio.StreamReader) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError):
@@ -181,11 +180,7 @@ class _CameraProbe:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await asyncio.shield(proc.wait())
-        for task in self._readers:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._readers = []
+        await self._readers.close()
 
 
 class SegmentAnalyzer:

@@ -72,6 +72,7 @@ class ProgramPusher:
         self._backoff = BACKOFF_INITIAL_SECONDS
         self._retry_at = 0.0
         self._tasks = TaskSet(f"push {self.status.name}")
+        self._readers = TaskSet(f"push {self.status.name}: ffmpeg output")
 
     async def __aenter__(self) -> Self:
         self._tasks.spawn(self.run(), name=f"push-{self.status.name}")
@@ -79,6 +80,7 @@ class ProgramPusher:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._tasks.close()  # run() ends the stream cleanly on its way out
+        await self._readers.close()
 
     def submit(self, run_id: int, path: Path) -> None:
         """Queue a finished program segment; never blocks."""
@@ -131,7 +133,9 @@ class ProgramPusher:
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
-        self._drain = asyncio.create_task(self._read_stderr(self._proc))
+        self._drain = self._readers.spawn(
+            self._read_stderr(self._proc), name=f"push-{self.status.name}-stderr"
+        )
 
     async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stderr is not None
@@ -176,6 +180,5 @@ class ProgramPusher:
                 await proc.wait()
         if self._drain is not None:
             self._drain.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drain
+            await asyncio.wait([self._drain])  # our own cancellation is not swallowed
             self._drain = None
