@@ -86,12 +86,12 @@ class TaskSet:
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
-        # A child that is being cancelled may still start another (a done callback, a
-        # `finally`): cancel again until none is left.
-        while tasks := [task for task in self._tasks if not task.done()]:
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks)
+        # spawn() is refused from now on, so a child cannot start another on its way out.
+        tasks = [task for task in self._tasks if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)  # the closer's own cancellation still comes through
 
 
 class Background:
