@@ -63,6 +63,12 @@ class TaskSet:
         """Whether close() was called (no new child can start)."""
         return self._closed
 
+    async def cancel(self, task: asyncio.Task[Any]) -> None:
+        """Cancel one child and wait until it ended; the caller's own cancellation still
+        comes through (unlike `suppress(CancelledError)` around an await of the child)."""
+        task.cancel()
+        await asyncio.wait([task])
+
     def pending(self) -> list[asyncio.Task[Any]]:
         """The children that have not finished."""
         return [task for task in self._tasks if not task.done()]

@@ -179,6 +179,5 @@ class ProgramPusher:
                     proc.kill()
                 await proc.wait()
         if self._drain is not None:
-            self._drain.cancel()
-            await asyncio.wait([self._drain])  # our own cancellation is not swallowed
+            await self._readers.cancel(self._drain)
             self._drain = None

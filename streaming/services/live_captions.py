@@ -11,7 +11,6 @@ what it skipped; the recognition after the session fills the gap.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -246,12 +245,3 @@ class LiveCaptioner:
         behind = status.lag_seconds > 2 * self._settings.transcription.live_window_seconds
         status.state = "behind" if behind else "captioning"
         return True
-
-
-async def stop(task: asyncio.Task[None] | None) -> None:
-    """Cancel a captioner's task and wait for it."""
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -27,7 +27,6 @@ from recorder.transcribe import (
 )
 from streaming.services.exports import read_view, whole_plan
 from streaming.services.live_captions import LiveCaptioner, agenda_spans, session_vocabulary
-from streaming.services.live_captions import stop as stop_task
 from streaming.services.slates import make_slates
 
 log = logging.getLogger(__name__)
@@ -240,7 +239,7 @@ class TranscriptionManager:
         if task is None or task.done():
             return
         sid = self.current
-        await stop_task(task)
+        await self._tasks.cancel(task)
         if sid is not None:
             archive = self._archive
             await archive.call(archive.index.requeue_interrupted)
