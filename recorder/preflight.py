@@ -701,6 +701,7 @@ class ChamberPreflight:
     last_request: float = 0.0
     _test_task: asyncio.Task[None] | None = None
     _test_process: FfmpegProcess | None = None
+    _tasks: TaskSet = field(default_factory=lambda: TaskSet("pre-flight test recordings"))
 
     def __post_init__(self) -> None:
         for camera in self.chamber.camera_list:
@@ -778,7 +779,7 @@ class ChamberPreflight:
             requested_by=requested_by,
         )
         self.tests.append(test)
-        self._test_task = asyncio.create_task(self._record(test), name=f"test-{test_id}")
+        self._test_task = self._tasks.spawn(self._record(test), name=f"test-{test_id}")
         return test
 
     async def _record(self, test: TestRecording) -> None:
@@ -848,11 +849,8 @@ class ChamberPreflight:
 
     async def close(self) -> None:
         """Stop the monitors and any running test recording."""
-        task, self._test_task = self._test_task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._test_task = None
+        await self._tasks.close()
         await asyncio.gather(*(m.stop() for m in self.monitors.values()))
 
 
