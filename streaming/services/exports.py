@@ -28,7 +28,7 @@ from archive.editing import covered_segments
 from archive.index import AgendaRow, ArchiveIndex, AsyncArchive, Segment, Session
 from archive.publish import Chapter, chapters, slate_name
 from config.settings import Settings
-from recorder.ffmpeg import export_argv
+from recorder.ffmpeg import concat_list, export_argv
 from recorder.preflight import FfmpegProcess
 from streaming.services.slates import make_slates
 
@@ -174,16 +174,6 @@ def ffmetadata(title: str, found: Sequence[Chapter]) -> str:
             f"END={round(chapter.end * 1000)}",
             f"title={_metadata_escape(chapter.label)}",
         ]
-    return "\n".join(lines) + "\n"
-
-
-def concat_list(files: Sequence[tuple[Path, float]]) -> str:
-    """An ffconcat list of the files; each lasts what its own timestamps say."""
-    lines = ["ffconcat version 1.0"]
-    for path, _ in files:
-        # Inside single quotes only the quote itself needs care: close, escape, reopen.
-        quoted = str(path).replace("'", "'\\''")
-        lines.append(f"file '{quoted}'")
     return "\n".join(lines) + "\n"
 
 
@@ -370,7 +360,9 @@ class ExportManager:
         partial = folder / f".{job.target.stem}-{tag}.part"
         title = plan.session.title + (f" – {plan.label}" if plan.label else "")
         try:
-            await asyncio.to_thread(listing.write_text, concat_list(plan.files), "utf-8")
+            await asyncio.to_thread(
+                listing.write_text, concat_list(plan.files, durations=False), "utf-8"
+            )
             await asyncio.to_thread(metadata.write_text, ffmetadata(title, plan.chapters), "utf-8")
             process = FfmpegProcess(
                 export_argv(listing, partial, metadata=metadata), on_stdout=job.on_progress
