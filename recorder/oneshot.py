@@ -57,7 +57,7 @@ class FfmpegFailed(Exception):
 class FfmpegTimedOut(FfmpegFailed, TimeoutError):
     """A one-shot ffmpeg/ffprobe outlived its timeout and was killed."""
 
-    def __init__(self, what: str, timeout: float, returncode: int | None, stderr_tail: str):
+    def __init__(self, what: str, timeout: float, returncode: int | None, stderr_tail: str) -> None:
         self.timeout = timeout
         super().__init__(what, returncode, stderr_tail)
 
