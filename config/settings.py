@@ -7,6 +7,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -29,6 +30,30 @@ class ServerSettings(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     data_dir: str = "./var"
+
+
+class SiteSettings(_Model):
+    """How the site shows things to people."""
+
+    # Every time shown to people (pages, feeds, vote lists, downloads' names, the console) is
+    # in this IANA time zone; inside, all times are UTC.
+    time_zone: str = "Europe/Warsaw"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Warsaw'"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone for display."""
+        return ZoneInfo(self.time_zone)
 
 
 class RecordingSettings(_Model):
@@ -365,6 +390,7 @@ class Settings(_Model):
     """The whole configuration of one obrady instance."""
 
     server: ServerSettings = ServerSettings()
+    site: SiteSettings = SiteSettings()
     recording: RecordingSettings = RecordingSettings()
     live: LiveSettings = LiveSettings()
     storage: StorageSettings = StorageSettings()

@@ -181,3 +181,11 @@ kind = "synthetic"
     parse_settings(two.replace('"hw:1,0"', '"chamber_mics"'))  # a dsnoop PCM is shareable
     one = two.split('[[chambers.cameras]]\nid = "b"')[0]
     parse_settings(one)  # one camera may open the hardware device itself
+
+
+def test_site_time_zone_defaults_to_warsaw_and_refuses_unknown_zones() -> None:
+    assert parse_settings(MINIMAL).site.zone.key == "Europe/Warsaw"
+    chosen = parse_settings('[site]\ntime_zone = "America/New_York"\n' + MINIMAL)
+    assert chosen.site.zone.key == "America/New_York"
+    with pytest.raises(ConfigError, match="site.time_zone.*unknown time zone 'Mars/Olympus'"):
+        parse_settings('[site]\ntime_zone = "Mars/Olympus"\n' + MINIMAL)
