@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -23,15 +22,6 @@ log = logging.getLogger(__name__)
 STDERR_TAIL_CHARS = 2000
 # After SIGKILL the pipes close at once; this bounds the wait for a stray holder of them.
 REAP_SECONDS = 5.0
-
-_LIBC = ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with_parent() -> None:
-    # preexec_fn, in the child between fork and exec: SIGKILL when obrady dies (Linux), so a
-    # one-shot never outlives the service that would discard its output.
-    _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)
-
 
 class FfmpegFailed(Exception):
     """A one-shot ffmpeg/ffprobe exited with an error; `what` it was doing, its exit code and
@@ -80,8 +70,9 @@ async def run_ffmpeg(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         # Own session: a Ctrl-C to obrady does not reach it; its whole group can be killed.
+        # No preexec_fn (e.g. PR_SET_PDEATHSIG): it is not safe in a process with threads, and
+        # obrady has several; every one-shot ends by itself or at its timeout.
         start_new_session=True,
-        preexec_fn=_die_with_parent,
     )
     # communicate() feeds stdin and drains both pipes until ffmpeg exits; shielded, so that
     # after a kill it still returns what was written before.
