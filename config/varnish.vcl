@@ -73,6 +73,12 @@ sub vcl_recv {
         set req.backend_hint = control;
         return (pass);
     }
+    # MP4 downloads are made and served by the control port (the gateway has no exports);
+    # large files with Range requests: passed, never stored.
+    if (req.url ~ "^/sessions/[0-9]+/(recording\.mp4|clip\.mp4|items/[0-9]+/clip\.mp4)(\?|$)") {
+        set req.backend_hint = control;
+        return (pass);
+    }
     if (req.url ~ "^/metrics(\?|$)") {
         # Monitoring only: keep it off the public internet.
         if (client.ip !~ monitoring) {

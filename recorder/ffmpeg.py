@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -451,6 +452,19 @@ def redaction_slate_argv(slate: RedactionSlate, output: Path) -> list[str]:
     return ffmpeg.compile(  # type: ignore[no-any-return]
         out.global_args("-hide_banner", "-nostdin", "-loglevel", "error", "-n"), cmd="ffmpeg"
     )
+
+
+def concat_list(files: Sequence[tuple[Path, float]], *, durations: bool) -> str:
+    """An ffconcat list of the files. With durations, each lasts its indexed duration (the
+    decoded sound keeps the recording's timeline); without, what its own timestamps say."""
+    lines = ["ffconcat version 1.0"]
+    for path, seconds in files:
+        # Inside single quotes only the quote itself needs care: close, escape, reopen.
+        quoted = str(path).replace("'", "'\\''")
+        lines.append(f"file '{quoted}'")
+        if durations:
+            lines.append(f"duration {seconds:.6f}")
+    return "\n".join(lines) + "\n"
 
 
 def segment_probe_argv(path: Path) -> list[str]:

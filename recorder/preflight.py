@@ -60,6 +60,7 @@ from recorder.ffmpeg import (
     synthetic_inputs,
 )
 from recorder.lifecycle import TaskSet
+from recorder.oneshot import FfmpegFailed, FfmpegTimedOut, run_ffmpeg
 from recorder.probe import probe_codecs
 from recorder.supervisor import interrupt_when_parent_dies
 
@@ -76,6 +77,8 @@ RETRY_SECONDS = 3.0
 MIN_TEST_SECONDS, MAX_TEST_SECONDS, DEFAULT_TEST_SECONDS = 3, 60, 10
 # Beyond its length, a test recording may take this long (connecting, probing, the trailer).
 TEST_GRACE_SECONDS = 30.0
+# Making a picture of a recorded segment takes a fraction of a second.
+PICTURE_TIMEOUT_SECONDS = 10.0
 SILENCE_DB = -200.0
 # A running monitor that has given neither a picture nor a level for this many preview periods
 # (and at least STALE_MIN_SECONDS) is reported failed: a stalled camera can leave ffmpeg
@@ -580,16 +583,20 @@ class CameraMonitor:
         fresh = self.preview_path.with_name(f"{self.camera.id}.new.jpg")
         with contextlib.suppress(FileNotFoundError):
             fresh.unlink()
-        process = FfmpegProcess(segment_preview_argv(segment, fresh, self._settings.preview_width))
+        argv = segment_preview_argv(segment, fresh, self._settings.preview_width)
         try:
-            await process.start()
-            code = await asyncio.wait_for(process.wait(), 10)
-        except (OSError, TimeoutError) as exc:
-            await process.stop()
+            await run_ffmpeg(argv, timeout=PICTURE_TIMEOUT_SECONDS, what="make a picture")
+        except OSError as exc:
             self._failed(f"cannot make a picture of {segment.name}: {exc!r}")
             return
-        if code != 0 or not fresh.exists():
-            self._failed(f"cannot make a picture of {segment.name}: {process.last_words()}")
+        except FfmpegTimedOut as exc:
+            self._failed(f"cannot make a picture of {segment.name}: {exc.why}")
+            return
+        except FfmpegFailed as exc:
+            self._failed(f"cannot make a picture of {segment.name}: {exc.last_words()}")
+            return
+        if not fresh.exists():
+            self._failed(f"cannot make a picture of {segment.name}: (ffmpeg said nothing)")
             return
         os.replace(fresh, self.preview_path)
         self.state, self.error = "ok", None
@@ -700,7 +707,6 @@ class ChamberPreflight:
     tests: list[TestRecording] = field(default_factory=list)
     last_request: float = 0.0
     _test_task: asyncio.Task[None] | None = None
-    _test_process: FfmpegProcess | None = None
     _tasks: TaskSet = field(default_factory=lambda: TaskSet("pre-flight test recordings"))
 
     def __post_init__(self) -> None:
@@ -801,35 +807,30 @@ class ChamberPreflight:
             )
             test.audio = "none" if no_sound else "copy" if copy_audio else "encode"
             log.info("test recording %s: ffmpeg argv: %s", test.id, argv)
-            process = FfmpegProcess(argv)
-            self._test_process = process
-            await process.start()
-            code: int | None
             try:
-                code = await asyncio.wait_for(
-                    asyncio.shield(process.wait()), test.seconds + TEST_GRACE_SECONDS
+                await run_ffmpeg(
+                    argv, timeout=test.seconds + TEST_GRACE_SECONDS, what="record the test"
                 )
-            except TimeoutError:
-                code = await process.stop()
+            except FfmpegTimedOut:
                 test.error = f"took over {test.seconds + TEST_GRACE_SECONDS:.0f} s; stopped"
+            except FfmpegFailed as exc:
+                test.error = f"ffmpeg exited with code {exc.returncode}: {exc.last_words()}"
             size = await asyncio.to_thread(_size, test.path)
-            if code == 0 and size > 0 and test.error is None:
+            if size > 0 and test.error is None:
                 test.state, test.size_bytes = "done", size
             else:
                 test.state = "failed"
-                test.error = test.error or f"ffmpeg exited with code {code}: {process.last_words()}"
+                test.error = test.error or "ffmpeg exited with code 0: (ffmpeg said nothing)"
                 await asyncio.to_thread(_unlink, test.path)
         except asyncio.CancelledError:
+            # run_ffmpeg has killed and reaped the test's ffmpeg.
             test.state, test.error = "failed", "obrady was shut down during the test recording"
-            if self._test_process is not None:
-                await self._test_process.stop()
             await asyncio.to_thread(_unlink, test.path)
             raise
         except Exception as exc:
             log.exception("test recording %s failed", test.id)
             test.state, test.error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
-            self._test_process = None
             test.finished_at = _utc_now()
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(_write_sidecar, test)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 
 from config.settings import RtspSource
+from recorder.oneshot import FfmpegFailed, FfmpegTimedOut, run_ffmpeg
 
 log = logging.getLogger(__name__)
 
@@ -25,22 +24,13 @@ def probe_argv(source: RtspSource) -> list[str]:
 
 async def probe_codecs(source: RtspSource, timeout: float) -> tuple[str, str] | None:
     """The camera's (video, audio) codecs, e.g. ("h264", "pcm_alaw"); "" for a missing stream;
-    None if the camera could not be asked."""
-    proc = await asyncio.create_subprocess_exec(
-        *probe_argv(source),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    None if the camera could not be asked; TimeoutError (ffprobe killed) after `timeout`."""
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except (TimeoutError, asyncio.CancelledError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await asyncio.shield(proc.wait())
+        out = await run_ffmpeg(probe_argv(source), timeout=timeout, what="probe the camera")
+    except FfmpegTimedOut:
         raise
-    if proc.returncode != 0:
-        log.warning("could not probe %s: %s", source.url, err.decode(errors="replace").strip())
+    except FfmpegFailed as exc:
+        log.warning("could not probe %s: %s", source.url, exc.stderr_tail)
         return None
     try:
         streams = json.loads(out).get("streams", [])

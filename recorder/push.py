@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit, urlunsplit
 
 from config.settings import PushDestination
 from recorder.lifecycle import TaskSet
@@ -39,9 +40,15 @@ def push_argv(url: str) -> list[str]:
 
 
 def redact(url: str) -> str:
-    """The URL without its stream key (which is a password), for logs and status."""
-    head, _, _ = url.rpartition("/")
-    return f"{head}/…"
+    """The URL without its secrets, for logs and status: the stream key (the last part of the
+    path, trailing slashes or not), the query string and any password in the user info."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:…@{host}" if ":" in user else f"…@{host}"
+    head, _, _ = parts.path.rstrip("/").rpartition("/")
+    return urlunsplit((parts.scheme, netloc, f"{head}/…", "", ""))
 
 
 @dataclass

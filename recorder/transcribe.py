@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 import re
-import subprocess
 import tempfile
 import threading
 import time
@@ -31,6 +30,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+
+from recorder.ffmpeg import concat_list
+from recorder.oneshot import FfmpegFailed, FfmpegTimedOut, run_ffmpeg_blocking
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -85,6 +87,7 @@ SPLIT_ABOVE_SECONDS = 4.0
 SNAP_SENTENCE_SECONDS = 1.0
 RESOLUTION_NUMBER = re.compile(r"\b([MDCLXVI]{1,9})/(\d{1,5})/(\d{2}|\d{4})\b")
 FFMPEG_WORDS = 2000
+DECODE_TIMEOUT_SECONDS = 300.0
 # A live window that is not the last ends at the quietest moment of its last this many seconds.
 LIVE_CUT_SECONDS = 3.0
 
@@ -446,15 +449,10 @@ def snap_stretches(stretches: Sequence[Stretch], samples: np.ndarray) -> list[St
     return snapped
 
 
-def concat_list(files: Sequence[tuple[Path, float]]) -> str:
-    """An ffconcat list of the files, each lasting its indexed duration, so that the decoded
-    sound keeps the recording's timeline."""
-    lines = ["ffconcat version 1.0"]
-    for path, seconds in files:
-        quoted = str(path).replace("'", "'\\''")
-        lines.append(f"file '{quoted}'")
-        lines.append(f"duration {seconds:.6f}")
-    return "\n".join(lines) + "\n"
+def decode_timeout(seconds: float) -> float:
+    """How long decoding a recording's sound may take before ffmpeg counts as hung: it runs
+    tens of times faster than real time, so this is room for a busy machine, not an estimate."""
+    return DECODE_TIMEOUT_SECONDS + seconds / 2
 
 
 def extract_argv(listing: Path, output: Path) -> list[str]:
@@ -797,22 +795,25 @@ class Transcriber:
         listing = folder / f".transcribe-{tag}.ffconcat"
         raw = folder / f".transcribe-{tag}.pcm"
         try:
-            listing.write_text(concat_list(recording.files), encoding="utf-8")
-            result = subprocess.run(
-                extract_argv(listing, raw),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                start_new_session=True,
-                check=False,
-            )
-            if result.returncode != 0:
-                words = result.stderr.decode(errors="replace").strip()[-FFMPEG_WORDS:]
-                if "matches no streams" in words:
-                    raise AudioUnavailable("the recording has no sound track")
-                raise AudioUnavailable(
-                    f"ffmpeg could not decode the recording's sound (exit {result.returncode}): "
-                    f"{words}"
+            listing.write_text(concat_list(recording.files, durations=True), encoding="utf-8")
+            try:
+                run_ffmpeg_blocking(
+                    extract_argv(listing, raw),
+                    timeout=decode_timeout(recording.seconds),
+                    what="decode the recording's sound",
                 )
+            except FfmpegTimedOut as exc:
+                raise AudioUnavailable(
+                    f"ffmpeg could not decode the recording's sound in time ({exc.why})"
+                ) from None
+            except FfmpegFailed as exc:
+                words = exc.stderr_tail[-FFMPEG_WORDS:]
+                if "matches no streams" in words:
+                    raise AudioUnavailable("the recording has no sound track") from None
+                raise AudioUnavailable(
+                    f"ffmpeg could not decode the recording's sound (exit {exc.returncode}): "
+                    f"{words}"
+                ) from None
             size = raw.stat().st_size
             if size < 2:
                 yield np.zeros(0, dtype=np.int16)

@@ -8,9 +8,11 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from archive.search import SearchError, SearchHit
+from config.settings import SiteSettings
 from streaming.http import json_error
-from streaming.keys import ARCHIVE
+from streaming.keys import ARCHIVE, SETTINGS
 
+# Only for streaming/web/search.py, until its page takes settings.site.zone; the API does.
 WARSAW = ZoneInfo("Europe/Warsaw")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -32,8 +34,10 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     return value
 
 
-def hit_json(hit: SearchHit) -> dict[str, Any]:
-    """One result, with the moment of the recording to jump to."""
+def hit_json(hit: SearchHit, zone: ZoneInfo | None = None) -> dict[str, Any]:
+    """One result, with the moment of the recording to jump to; its date is the session's in the
+    site's time zone (settings.site.zone; the setting's default when not given)."""
+    zone = zone or SiteSettings().zone
     offset = hit.offset_seconds
     url = f"/sessions/{hit.session_id}"
     if offset is not None:
@@ -41,7 +45,7 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
     return {
         "session_id": hit.session_id,
         "session_title": hit.session_title,
-        "date": hit.session_start.astimezone(WARSAW).date().isoformat(),
+        "date": hit.session_start.astimezone(zone).date().isoformat(),
         "kind": hit.kind,
         "title": hit.title,
         "offset_seconds": offset,
@@ -64,4 +68,5 @@ async def search_api(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, 10**9)
     hits = await _search(request, q, limit, offset)
-    return web.json_response({"query": q, "results": [hit_json(h) for h in hits]})
+    zone = request.app[SETTINGS].site.zone
+    return web.json_response({"query": q, "results": [hit_json(h, zone) for h in hits]})

@@ -47,15 +47,15 @@ SLATE = "slate"
 BREAK_SLATE = SlateSource("Przerwa w obradach", "Transmisja zostanie wznowiona po przerwie")
 CLOSED_SLATE = SlateSource("Obrady niejawne", "Ta część posiedzenia nie jest transmitowana")
 CLOSED_MARGIN = timedelta(seconds=0.5)
-WARSAW = ZoneInfo("Europe/Warsaw")
 # A slate bridging to the room's return stays at most this many segments (plus 1 s).
 BRIDGE_SEGMENTS = 3
 NOT_RECORDED = "closed part: not recorded (recording.record_closed_parts = false)"
 
 
-def announce_slate(session: Session) -> SlateSource:
-    """The slate before a session: when it will start (Polish style, "10.00") and its title."""
-    at = session.scheduled_start.astimezone(WARSAW)
+def announce_slate(session: Session, zone: ZoneInfo) -> SlateSource:
+    """The slate before a session: when it will start in the site's time zone (Polish style,
+    "10.00") and its title."""
+    at = session.scheduled_start.astimezone(zone)
     return SlateSource(f"Transmisja rozpocznie się o godz. {at:%H.%M}", session.title)
 
 
@@ -650,7 +650,7 @@ class SessionControl:
                 if wanted is None or wanted.id in self._slates or live:
                     continue
                 self.program.announcing(chamber.id, True)
-                if not self._run_slate(wanted, announce_slate(wanted)):
+                if not self._run_slate(wanted, announce_slate(wanted, self._settings.site.zone)):
                     self.program.announcing(chamber.id, False)
                     continue
                 self._announced[chamber.id] = wanted.id

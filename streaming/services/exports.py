@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 from archive.editing import covered_segments
 from archive.index import AgendaRow, ArchiveIndex, AsyncArchive, Segment, Session
 from archive.publish import Chapter, chapters, slate_name
-from config.settings import Settings
-from recorder.ffmpeg import export_argv
+from config.settings import Settings, SiteSettings
+from recorder.ffmpeg import concat_list, export_argv
 from recorder.lifecycle import TaskSet
 from recorder.preflight import FfmpegProcess
 from streaming.services.slates import make_slates
@@ -42,7 +42,6 @@ MAX_RUNNING = 2
 AUTO_EVERY_SECONDS = 10.0
 # One SIGINT, then SIGKILL after this long (a second SIGINT would corrupt the trailer).
 STOP_TIMEOUT_SECONDS = 10.0
-DISPLAY_ZONE = ZoneInfo("Europe/Warsaw")
 FINAL_NAME = re.compile(r"^(recording|item-\d+|range-\d+-\d+)-([0-9a-f]{16})\.mp4$")
 
 ExportState = Literal["queued", "working", "done", "failed"]
@@ -178,19 +177,11 @@ def ffmetadata(title: str, found: Sequence[Chapter]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def concat_list(files: Sequence[tuple[Path, float]]) -> str:
-    """An ffconcat list of the files; each lasts what its own timestamps say."""
-    lines = ["ffconcat version 1.0"]
-    for path, _ in files:
-        # Inside single quotes only the quote itself needs care: close, escape, reopen.
-        quoted = str(path).replace("'", "'\\''")
-        lines.append(f"file '{quoted}'")
-    return "\n".join(lines) + "\n"
-
-
-def download_name(session: Session, label: str) -> str:
-    """A readable file name: date, title, and what part of the session it is."""
-    when = (session.started_at or session.scheduled_start).astimezone(DISPLAY_ZONE)
+def download_name(session: Session, label: str, zone: ZoneInfo | None = None) -> str:
+    """A readable file name: date (in the site's time zone, settings.site.zone; the setting's
+    default when not given), title, and what part of the session it is."""
+    zone = zone or SiteSettings().zone
+    when = (session.started_at or session.scheduled_start).astimezone(zone)
     words = f"{session.title} {label}".strip()
     return f"{when.date().isoformat()} {words}.mp4"
 
@@ -372,7 +363,9 @@ class ExportManager:
         partial = folder / f".{job.target.stem}-{tag}.part"
         title = plan.session.title + (f" – {plan.label}" if plan.label else "")
         try:
-            await asyncio.to_thread(listing.write_text, concat_list(plan.files), "utf-8")
+            await asyncio.to_thread(
+                listing.write_text, concat_list(plan.files, durations=False), "utf-8"
+            )
             await asyncio.to_thread(metadata.write_text, ffmetadata(title, plan.chapters), "utf-8")
             process = FfmpegProcess(
                 export_argv(listing, partial, metadata=metadata), on_stdout=job.on_progress

@@ -1,4 +1,4 @@
-"""Slows repeated wrong passwords for one name: a wait that grows with each failure."""
+"""Slows repeated wrong passwords for one name: past the limit within 15 minutes, it must wait."""
 
 from __future__ import annotations
 

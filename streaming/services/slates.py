@@ -16,6 +16,7 @@ from archive.index import Segment, Session
 from archive.publish import slate_name
 from config.settings import Settings
 from recorder.ffmpeg import RedactionSlate, redaction_slate_argv, segment_probe_argv
+from recorder.oneshot import FfmpegFailed, run_ffmpeg
 
 log = logging.getLogger(__name__)
 
@@ -56,27 +57,12 @@ class SlateFailed(Exception):
 
 async def _run(argv: list[str], what: str) -> bytes:
     """Run ffmpeg/ffprobe to completion (bounded); stdout, or a 500 naming what failed."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), FFMPEG_TIMEOUT_SECONDS)
-    except (TimeoutError, asyncio.CancelledError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await asyncio.shield(proc.wait())
-        raise
-    if proc.returncode != 0:
-        tail = err.decode(errors="replace").strip()[-500:]
-        log.error("%s failed (exit %s): %s; argv %s", what, proc.returncode, tail, argv)
-        raise SlateFailed(
-            f"could not {what} (exit {proc.returncode}): {tail}; nothing was redacted"
-        )
-    return out
+        return await run_ffmpeg(argv, timeout=FFMPEG_TIMEOUT_SECONDS, what=what)
+    except FfmpegFailed as exc:
+        tail = exc.stderr_tail[-500:]
+        log.error("%s failed (%s): %s; argv %s", what, exc.why, tail, argv)
+        raise SlateFailed(f"could not {what} ({exc.why}): {tail}; nothing was redacted") from None
 
 
 async def make_slates(settings: Settings, session: Session, segments: list[Segment]) -> int:

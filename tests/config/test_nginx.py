@@ -126,6 +126,14 @@ async def test_shipped_nginx_config_caches_and_collapses(
             assert (await resp.json())["sessions"][0]["state"] == "live"
         async with http.get(base + "/metrics") as resp:
             assert resp.status == 200  # from loopback only
+        # A resident's download link reaches the control port, which makes the MP4s (the
+        # gateway has no such route): while the session runs it says when to come back.
+        sid = (await (await http.get(base + "/api/v1/sessions")).json())["sessions"][0]["id"]
+        async with http.get(base + f"/sessions/{sid}/recording.mp4") as resp:
+            assert resp.status == 409 and "download it after the session ends" in (
+                await resp.text()
+            )
+            assert "X-Cache-Status" not in resp.headers
         # The live page's state comes from the gateway, through the cache.
         answers = await asyncio.gather(*(get("/api/v1/chambers/sala/now") for _ in range(20)))
         assert all(status == 200 and '"state": "live"' in body for status, body, _ in answers)

@@ -194,6 +194,12 @@ async def test_shipped_varnish_config_caches_and_coalesces(
         assert await backend_requests(work) - before == 3
         async with http.get(base + "/metrics") as resp:
             assert resp.status == 200 and resp.headers["X-Cache"] == "PASS"  # from loopback
+        # A resident's download link reaches the control port, which makes the MP4s (the
+        # gateway has no such route): while the session runs it says when to come back.
+        sid = (await (await http.get(base + "/api/v1/sessions")).json())["sessions"][0]["id"]
+        async with http.get(base + f"/sessions/{sid}/recording.mp4") as resp:
+            assert resp.status == 409 and resp.headers["X-Cache"] == "PASS"
+            assert "download it after the session ends" in await resp.text()
 
         # (d) The live page's state comes from the gateway, through the cache; the console is
         # the control port's, never cached; a signed-in browser's requests bypass the cache.

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recorder.ffmpeg import concat_list
 from recorder.transcribe import (
     LIVE_CUT_SECONDS,
     SAMPLE_RATE,
@@ -31,7 +32,6 @@ from recorder.transcribe import (
     clean_text,
     clip_ranges,
     collapse_repeats,
-    concat_list,
     extract_argv,
     find_resolution_numbers,
     plan_stretches,
@@ -344,7 +344,8 @@ def test_extraction_argv_decodes_the_first_sound_track_to_16_khz_mono(tmp_path: 
         "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", "-f", "s16le", "-n",
         str(tmp_path / "o.pcm"),
     ]  # fmt: skip
-    listing = concat_list([(Path("/m/run-0001/seg-000000.ts"), 2.0), (Path("/m/it's.ts"), 1.5)])
+    files = [(Path("/m/run-0001/seg-000000.ts"), 2.0), (Path("/m/it's.ts"), 1.5)]
+    listing = concat_list(files, durations=True)
     assert listing == (
         "ffconcat version 1.0\n"
         "file '/m/run-0001/seg-000000.ts'\nduration 2.000000\n"

@@ -172,14 +172,14 @@ async def test_metrics_and_status_show_a_running_capture(service: Service) -> No
     assert status["disk"]["free_bytes"] > 0 and status["disk"]["level"] == "ok"
     assert status["disk"]["recording_bytes_per_second"] > 0
     text = await service.get_text("/metrics")
-    labels = f'{{chamber="sala",session="{sid}",camera="main"}}'
-    assert f"obrady_capture_up{labels} 1\n" in text
+    labels = f'{{camera="main",chamber="sala",session="{sid}"}}'
+    assert f"obrady_capture_up{labels} 1.0\n" in text
     segments = next(
         line
         for line in text.splitlines()
         if line.startswith(f"obrady_capture_segments_total{labels}")
     )
-    assert int(segments.split()[-1]) >= 2
+    assert float(segments.split()[-1]) >= 2
     assert 'obrady_sessions{state="live"} 1' in text
     assert "obrady_disk_free_bytes " in text and "# TYPE obrady_capture_up gauge" in text
     await service.post_json(f"/api/v1/sessions/{sid}/stop")

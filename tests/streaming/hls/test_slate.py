@@ -174,7 +174,7 @@ async def test_slate_before_the_session_then_the_room_on_the_same_url(
         )
         sid = created["id"]
         session = await service.app[ARCHIVE].call(service.app[ARCHIVE].index.get_session, sid)
-        slate = announce_slate(session)
+        slate = announce_slate(session, service.settings.site.zone)
         local = start.astimezone(ZoneInfo("Europe/Warsaw"))
         assert slate.text == f"Transmisja rozpocznie się o godz. {local:%H.%M}"
         assert slate.subtitle == "Sesja nadzwyczajna"

@@ -147,7 +147,7 @@ async def test_frozen_picture_and_silence_are_reported(
         assert state["source"]["audio_max_db"] < -50
         metrics = await service.get_text("/metrics")
         assert (
-            f'obrady_source_frozen_seconds{{chamber="sala",session="{sid}",camera="main"}}'
+            f'obrady_source_frozen_seconds{{camera="main",chamber="sala",session="{sid}"}}'
             in metrics
         )
     finally:

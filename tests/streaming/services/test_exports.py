@@ -13,12 +13,11 @@ from typing import Any
 from conftest import STAFF, Service, basic, record_two_items, wait_for
 from helpers import ffprobe
 
-from recorder.ffmpeg import export_argv
+from recorder.ffmpeg import concat_list, export_argv
 from streaming.keys import ARCHIVE, EXPORTS
 from streaming.services.exports import (
     ExportJob,
     ExportManager,
-    concat_list,
     content_disposition,
     ffmetadata,
     read_view,
@@ -293,9 +292,8 @@ def test_export_argv_is_a_remux_with_faststart() -> None:
 
 
 def test_lists_metadata_and_names_are_escaped() -> None:
-    assert (
-        concat_list([(Path("/d/it's.ts"), 1.0)]) == "ffconcat version 1.0\nfile '/d/it'\\''s.ts'\n"
-    )
+    listing = concat_list([(Path("/d/it's.ts"), 1.0)], durations=False)
+    assert listing == "ffconcat version 1.0\nfile '/d/it'\\''s.ts'\n"
     text = ffmetadata("A=B; #1", [])
     assert text == ";FFMETADATA1\ntitle=A\\=B\\; \\#1\n"
     header = content_disposition("2024-05-01 Sesja – punkt 2. Łódź.mp4")
