@@ -12,11 +12,15 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from conftest import SYNTHETIC_SOURCE, Service, free_port, start_service, stop_service, wait_for
 from helpers import decoded_duration
 
 from config.settings import Settings
-from streaming.keys import GATEWAY
+from streaming.app.gateway import create_gateway_app
+from streaming.edge.viewers import counts_file
+from streaming.keys import GATEWAY, LIVE_EDGE
+from streaming.services.gateway_process import _worker
 
 
 async def fetch(url: str) -> tuple[int, str]:
@@ -174,3 +178,31 @@ async def test_gateway_processes_share_the_port_and_count_each_viewer_once(
         await wait_for(counted, 10, "two viewers, each counted once")
     finally:
         await stop_service(service)
+
+
+async def test_closing_the_gateway_app_leaves_no_task(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(SYNTHETIC_SOURCE)
+    counts = counts_file(settings.data_path, _worker())
+    # The capture process makes the folder the live windows and the counts are shared in.
+    await asyncio.to_thread(counts.parent.mkdir, parents=True)
+    before = asyncio.all_tasks()
+    app = create_gateway_app(settings)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+
+        async def counted() -> bool:
+            return await asyncio.to_thread(counts.is_file)
+
+        await wait_for(counted, 10, "the viewer counts written")
+        assert app[LIVE_EDGE].snapshot("sala") is None
+    finally:
+        await runner.cleanup()
+    leftover = [
+        task
+        for task in asyncio.all_tasks() - before
+        if task is not asyncio.current_task() and not task.done()
+    ]
+    assert leftover == [], [task.get_name() for task in leftover]
