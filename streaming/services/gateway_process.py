@@ -53,7 +53,7 @@ class GatewayProcess:
         self._tasks = TaskSet("gateway process")
 
     async def __aenter__(self) -> Self:
-        self._tasks.spawn(self.run(), name="gateway")
+        self._tasks.spawn(self.run(), name=f"gateway-{self._env.get(WORKER_ENV, 0)}")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
