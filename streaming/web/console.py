@@ -26,9 +26,17 @@ async def console_page(request: web.Request) -> web.StreamResponse:
     login = request.get(LOGIN)
     if user is None or login is None:
         raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs, safe="/?=&"))
-    if user.role not in PERMISSIONS["console.view"]:
-        raise web.HTTPForbidden(text="Brak dostępu / no access")
     lang = lang_of(request)
+    said = words(request, lang)
+    if user.role not in PERMISSIONS["console.view"]:
+        return page(
+            request,
+            "error.html",
+            title=said.text("site.no_access_title"),
+            status=403,
+            message=said.text("site.no_access"),
+            back=None,
+        )
     settings = request.app[SETTINGS]
     config = {
         "lang": lang,
@@ -46,7 +54,6 @@ async def console_page(request: web.Request) -> web.StreamResponse:
         # Times are shown and typed in the site's zone, whatever the browser's own.
         "zone": settings.site.time_zone,
     }
-    said = words(request, lang)
     return page(
         request,
         "console.html",

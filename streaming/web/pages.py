@@ -21,7 +21,7 @@ from archive.timeline import Timeline
 from streaming.hls.routes import private_if_withdrawn
 from streaming.keys import ARCHIVE, CLOCK, SETTINGS
 from streaming.web.publication import embed_size, iframe, oembed_href, public_base
-from streaming.web.templating import Catalogue, hms, page, words, zone_of
+from streaming.web.templating import Catalogue, hms, page, player_words, words, zone_of
 
 # Twenty years of sessions and committee meetings is about 1,400: all are read at once.
 ALL_SESSIONS = 100_000
@@ -39,10 +39,18 @@ routes = web.RouteTableDef()
 
 
 def _page(
-    request: web.Request, template: str, title: str, status: int = 200, **context: Any
+    request: web.Request,
+    template: str,
+    title: str,
+    status: int = 200,
+    *,
+    player: bool = False,
+    **context: Any,
 ) -> web.Response:
     """A public page with the player's scripts (it follows the language cookie, so a shared
-    cache asks obrady each time)."""
+    cache asks obrady each time); a page with a player carries the player's words."""
+    if player:
+        context["player_words"] = player_words(request)
     return page(
         request,
         template,
@@ -143,7 +151,7 @@ async def live_page(request: web.Request) -> web.Response:
         known = ", ".join(c.id for c in settings.chambers)
         return _error(request, 404, said.text("pages.no_chamber", id=chamber_id, known=known), None)
     title = said.text("pages.live_title", name=chamber.name)
-    return _page(request, "live.html", title, chamber=chamber)
+    return _page(request, "live.html", title, player=True, chamber=chamber)
 
 
 # Session
@@ -325,6 +333,7 @@ async def session_page(request: web.Request) -> web.Response:
         request,
         "session.html",
         session.title,
+        player=True,
         session=session,
         oembed_href=oembed_href(request, session),
         chamber_name=chamber_name,

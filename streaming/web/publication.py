@@ -22,7 +22,15 @@ from streaming.auth.access import is_https
 from streaming.hls.routes import private_if_withdrawn
 from streaming.http import json_error, session_id_of
 from streaming.keys import ARCHIVE, CLOCK, SETTINGS
-from streaming.web.templating import XML_ILLEGAL, environment, page, render, words, zone_of
+from streaming.web.templating import (
+    XML_ILLEGAL,
+    environment,
+    page,
+    player_words,
+    render,
+    words,
+    zone_of,
+)
 
 FEED_SIZE = 50
 CALENDAR_DAYS = 30
@@ -388,7 +396,9 @@ async def sessions_ics(request: web.Request) -> web.Response:
 def _embed_page(request: web.Request, title: str, **context: Any) -> web.Response:
     """A page with only the player and a link out, for a frame in BIP (no X-Frame-Options)."""
     every: dict[str, Any] = {"withdrawn_id": None, "chamber": None, "session": None, "full": ""}
-    html = render(request, "embed.html", title=title, **(every | context))
+    html = render(
+        request, "embed.html", title=title, player_words=player_words(request), **(every | context)
+    )
     return web.Response(
         text=html,
         content_type="text/html",

@@ -58,6 +58,11 @@ class Catalogue:
         """Every message id."""
         return set(self._messages)
 
+    def subset(self, *prefixes: str) -> dict[str, str]:
+        """The messages whose ids begin with one of the prefixes and a dot, by their ids."""
+        starts = tuple(prefix + "." for prefix in prefixes)
+        return {k: v for k, v in self._messages.items() if k.startswith(starts)}
+
     def prefixed(self, prefix: str) -> dict[str, str]:
         """The messages whose ids begin with prefix + ".", by the rest of the id (what a
         script is handed)."""
@@ -174,6 +179,11 @@ def render(
 def zone_of(request: web.Request) -> ZoneInfo:
     """The site's time zone: every time shown to people is in it."""
     return request.app[SETTINGS].site.zone
+
+
+def player_words(request: web.Request) -> dict[str, str]:
+    """What player.js says (states, votes, agenda), in the request's language."""
+    return words(request).subset("player", "choice", "totals")
 
 
 def page(

@@ -192,7 +192,7 @@
     ["sessions", "console.view"], ["councillors", "console.view"], ["run", "console.view"],
     ["after", "record.edit"], ["users", "users.manage"], ["audit", "audit.read"]
   ];
-  var nav = el("nav", { "aria-label": t("console") || "console" });
+  var nav = el("nav", { "aria-label": t("console") });
   var navList = el("ul", { class: "tabs" });
   nav.appendChild(navList);
   var main = el("section", { id: "view" });
@@ -490,7 +490,7 @@
       function list(itemsNow) {
         return el("ol", { class: "run-agenda" }, itemsNow.map(function (i, n) {
           var current = i.id === detail.current_item_id;
-          var label = (i.number ? i.number + ". " : "") + i.title + (i.removed ? " (" + t("removed") + ")" : "") + (i.added ? " (" + t("added") + ")" : "");
+          var label = (i.number ? i.number + ". " : "") + i.title + (i.removed ? " (" + t("removed") + ")" : "") + (i.added ? " (" + t("item_added") + ")" : "");
           var li = el("li", { "data-item": i.id, class: (current ? "current " : "") + (i.removed ? "removed" : ""), "aria-current": current ? "true" : null }, [el("span", { class: "item-title", text: label })]);
           if (detail.state === "live" && !i.removed && may["session.run"]) {
             li.appendChild(el("button", { type: "button", class: "take-up", "aria-label": t("take_up") + ": " + label, text: t("take_up"), onclick: function () {

@@ -180,3 +180,36 @@ async def test_a_title_with_markup_is_shown_as_text_on_every_page(service: Servi
     answer = await service.get_json(f"/oembed?url={page_url}")
     assert answer["title"] == NASTY
     assert "<script>" not in answer["html"] and ESCAPED in answer["html"]
+
+
+def test_every_word_the_scripts_ask_for_is_in_the_catalogue() -> None:
+    static = STREAMING / "web" / "static"
+    messages = read_catalogue("pl").keys()
+    asked = {
+        "console." + key
+        for key in re.findall(r"""\bt\("([a-z_]+)"\)""", (static / "console.js").read_text())
+    }
+    asked |= set(re.findall(r"""\bw\("([a-z_]+\.[a-z_]+)"\)""", (static / "player.js").read_text()))
+    assert len(asked) > 100
+    assert asked <= messages, asked - messages
+
+
+def test_the_progress_page_shows_the_file_name_as_text() -> None:
+    env = create_environment()
+    html = env.get_template("progress.html").render(
+        lang="pl",
+        words=read_catalogue("pl"),
+        zone=None,
+        title="Przygotowujemy plik MP4",
+        other="en",
+        switch_href="/sessions/1/recording.mp4?lang=en",
+        scripts=(),
+        refresh_seconds=2,
+        name=NASTY + ".mp4",
+        percent=40,
+        queued=True,
+        session_id=1,
+    )
+    assert "<script>alert" not in html and ESCAPED in html
+    assert "Gotowe: 40%." in html and "Czeka w kolejce" in html
+    assert '<meta http-equiv="refresh" content="2">' in html
