@@ -47,16 +47,17 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 SESSION_PATH = re.compile(r"^/sessions/(\d{1,12})/?$")
 LIVE_PATH = re.compile(r"^/live(?:/([a-z0-9][a-z0-9_-]{0,63}))?/?$")
 
-CSV_HEADER = (
-    "Nr głosowania",
-    "Czas",
-    "Sekunda nagrania",
-    "Nr punktu",
-    "Punkt porządku obrad",
-    "Przedmiot głosowania",
-    "Radny",
-    "Klub",
-    "Głos",
+# The vote list's columns (csv.* in the catalogue; the file is in Polish, for Excel).
+CSV_COLUMNS = (
+    "vote_number",
+    "time",
+    "second",
+    "item_number",
+    "item",
+    "subject",
+    "councillor",
+    "caucus",
+    "choice",
 )
 routes = web.RouteTableDef()
 
@@ -134,9 +135,9 @@ async def votes_csv(request: web.Request) -> web.Response:
     out = io.StringIO()
     # Polish Excel splits on ";" (the comma is the decimal separator there).
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
     # The file is for Excel in Polish whatever the page's language.
     said = words(request, "pl")
+    writer.writerow([said.text(f"csv.{column}") for column in CSV_COLUMNS])
     for number, vote in enumerate(record.votes, start=1):
         offset = record.timeline.offset_of(vote.at)
         item = _item(record, vote)
