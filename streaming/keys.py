@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from jinja2 import Environment
 
 from archive.index import AsyncArchive
 from config.settings import Settings
@@ -58,3 +59,5 @@ PREFLIGHT = web.AppKey("preflight", Preflight)
 PREFLIGHT_TASK = web.AppKey("preflight_task", asyncio.Task[None])
 NOW_CACHE = web.AppKey("now_cache", dict[str, tuple[float, dict[str, Any]]])
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+# The pages' Jinja2 environment with the message catalogues (streaming.web.templating).
+TEMPLATES = web.AppKey("templates", Environment)
