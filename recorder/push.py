@@ -28,9 +28,11 @@ BACKOFF_MAX_SECONDS = 15.0
 
 
 def push_argv(url: str) -> list[str]:
-    """ffmpeg argv: MPEG-TS program segments on stdin, copied into FLV for an RTMP server."""
+    """ffmpeg argv: MPEG-TS program segments on stdin, copied into FLV for an RTMP server;
+    progress reports on stdout (the bytes it has sent to the platform so far)."""
     return [
         "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning",
+        "-progress", "pipe:1", "-stats_period", "0.5",
         "-f", "mpegts", "-i", "pipe:0",
         "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy",
         # FLV wants AAC without ADTS headers.
@@ -58,7 +60,10 @@ class PushStatus:
     chamber_id: str
     name: str
     url: str
-    state: Literal["idle", "pushing", "reconnecting"] = "idle"
+    # "pushing" only once ffmpeg reports bytes sent to the platform, which it does after the
+    # RTMP handshake and publish succeeded; until then a started push is "connecting".
+    state: Literal["idle", "connecting", "pushing", "reconnecting"] = "idle"
+    bytes_sent: int = 0
     restarts: int = 0
     segments_sent: int = 0
     skipped: int = 0
@@ -75,6 +80,7 @@ class ProgramPusher:
         self._queue: asyncio.Queue[tuple[int, Path]] = asyncio.Queue(QUEUE_LIMIT)
         self._proc: asyncio.subprocess.Process | None = None
         self._drain: asyncio.Task[None] | None = None
+        self._progress: asyncio.Task[None] | None = None
         self._run_id: int | None = None
         self._backoff = BACKOFF_INITIAL_SECONDS
         self._retry_at = 0.0
@@ -129,20 +135,44 @@ class ProgramPusher:
         self._run_id = run_id
         self.status.segments_sent += 1
         if self._proc is not None and self._proc.returncode is None:
-            self.status.state = "pushing"
-            self._backoff = BACKOFF_INITIAL_SECONDS
+            if self.status.state != "pushing":
+                self.status.state = "connecting"
 
     async def _start(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
             *push_argv(self._url),
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
         self._drain = self._readers.spawn(
             self._read_stderr(self._proc), name=f"push-{self.status.name}-stderr"
         )
+        self._progress = self._readers.spawn(
+            self._read_progress(self._proc), name=f"push-{self.status.name}-progress"
+        )
+
+    async def _read_progress(self, proc: asyncio.subprocess.Process) -> None:
+        """The evidence that the platform takes the stream: ffmpeg's count of bytes written to
+        it grows (a refused or unreachable platform never gets past the connection)."""
+        assert proc.stdout is not None
+        sent = 0
+        async for raw in proc.stdout:
+            key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+            if key != "total_size" or not value.isdigit():
+                continue
+            if int(value) > sent and proc is self._proc:
+                sent = int(value)
+                self.status.bytes_sent = sent
+                if self.status.state != "pushing":
+                    log.info(
+                        "push %s (%s): the platform takes the stream",
+                        self.status.name,
+                        self.status.url,
+                    )
+                self.status.state = "pushing"
+                self._backoff = BACKOFF_INITIAL_SECONDS
 
     async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stderr is not None
@@ -185,6 +215,7 @@ class ProgramPusher:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-        if self._drain is not None:
-            await self._readers.cancel(self._drain)
-            self._drain = None
+        for task in (self._drain, self._progress):
+            if task is not None:
+                await self._readers.cancel(task)  # our own cancellation is not swallowed
+        self._drain = self._progress = None

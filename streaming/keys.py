@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from jinja2 import Environment
 
 from archive.index import AsyncArchive
 from config.settings import Settings
@@ -52,3 +53,5 @@ EXPORTS = web.AppKey("exports", ExportManager)
 PREFLIGHT = web.AppKey("preflight", Preflight)
 NOW_CACHE = web.AppKey("now_cache", dict[str, tuple[float, dict[str, Any]]])
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+# The pages' Jinja2 environment with the message catalogues (streaming.web.templating).
+TEMPLATES = web.AppKey("templates", Environment)

@@ -559,6 +559,7 @@ async def status(request: web.Request) -> web.Response:
                     "state": p.status.state,
                     "restarts": p.status.restarts,
                     "segments_sent": p.status.segments_sent,
+                    "bytes_sent": p.status.bytes_sent,
                     "skipped": p.status.skipped,
                     "last_error": p.status.last_error,
                 }

@@ -24,10 +24,20 @@ from streaming.edge.viewers import ViewerCounter, write_counts
 from streaming.hls import routes as hls_routes
 from streaming.hls.fast import LiveFast, LiveHandler
 from streaming.http import error_middleware
-from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, NOW_CACHE, PLAYLISTS, SETTINGS, VIEWERS
+from streaming.keys import (
+    ARCHIVE,
+    LIVE_EDGE,
+    MEDIA_BYTES,
+    NOW_CACHE,
+    PLAYLISTS,
+    SETTINGS,
+    TEMPLATES,
+    VIEWERS,
+)
 from streaming.services.gateway_process import _worker
 from streaming.web import pages, publication
 from streaming.web import search as search_page
+from streaming.web.templating import create_environment
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent.parent / "web" / "static"
@@ -46,6 +56,7 @@ def create_gateway_app(settings: Settings) -> web.Application:
 
     app.on_response_prepare.append(name_worker)
     app[SETTINGS] = settings
+    app[TEMPLATES] = create_environment()
     app[MEDIA_BYTES] = ByteCache(settings.data_path)
     app[PLAYLISTS] = RenderedPlaylists()
     app[VIEWERS] = ViewerCounter()

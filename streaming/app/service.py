@@ -53,6 +53,7 @@ from streaming.keys import (
     RECORDER,
     SCHEDULER,
     SETTINGS,
+    TEMPLATES,
     THROTTLE,
     TRANSCRIPTION,
     VIEWERS,
@@ -65,6 +66,7 @@ from streaming.services.offair import OffAirWatch
 from streaming.services.transcription import TranscriptionManager
 from streaming.web import console, downloads, login, pages, publication
 from streaming.web import search as search_page
+from streaming.web.templating import create_environment
 
 log = logging.getLogger(__name__)
 # How often the slate before each chamber's next session is brought up to date.
@@ -86,6 +88,7 @@ def create_app(
     """The whole service as one aiohttp application."""
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
+    app[TEMPLATES] = create_environment()
     app[CLOCK] = clock
     app[MEDIA_BYTES] = ByteCache(settings.data_path)
     app[PLAYLISTS] = RenderedPlaylists()

@@ -2,20 +2,19 @@
 
 Everything the console shows lives on the server, so a reload or a second operator's browser
 shows the same session, item, break and votes. The page carries the login's CSRF token for
-the script to send with every change.
+the script to send with every change, and the words of the script in the page's language.
 """
 
 from __future__ import annotations
 
-import json
-from html import escape
 from urllib.parse import quote
 
 from aiohttp import web
 
 from streaming.auth.access import LOGIN, PERMISSIONS, identify
 from streaming.keys import ARCHIVE, SETTINGS
-from streaming.web.i18n import lang_of, page, text
+from streaming.web.i18n import lang_of
+from streaming.web.templating import page, words
 
 routes = web.RouteTableDef()
 
@@ -27,9 +26,17 @@ async def console_page(request: web.Request) -> web.StreamResponse:
     login = request.get(LOGIN)
     if user is None or login is None:
         raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs, safe="/?=&"))
-    if user.role not in PERMISSIONS["console.view"]:
-        raise web.HTTPForbidden(text="Brak dostępu / no access")
     lang = lang_of(request)
+    said = words(request, lang)
+    if user.role not in PERMISSIONS["console.view"]:
+        return page(
+            request,
+            "error.html",
+            title=said.text("site.no_access_title"),
+            status=403,
+            message=said.text("site.no_access"),
+            back=None,
+        )
     settings = request.app[SETTINGS]
     config = {
         "lang": lang,
@@ -44,26 +51,16 @@ async def console_page(request: web.Request) -> web.StreamResponse:
             for c in settings.chambers
         ],
         "term": settings.console.term,
+        # Times are shown and typed in the site's zone, whatever the browser's own.
+        "zone": settings.site.time_zone,
     }
-    # Inside <script> nothing is unescaped: keep "<" out of it as a JSON escape instead.
-    config_json = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")
-    head = (
-        f'<meta name="csrf-token" content="{escape(login.csrf_token)}">\n'
-        f'<script type="application/json" id="console-config">'
-        f"{config_json}</script>\n"
-    )
-    body = f"""
-<form method="post" action="/logout" class="signout">
-<input type="hidden" name="csrf_token" value="{escape(login.csrf_token)}">
-<span>{escape(user.name)} ({escape(user.role)})</span>
-<button type="submit">{text(lang, "sign_out")}</button>
-</form>
-<div id="console" data-lang="{lang}"><p>…</p></div>
-"""
     return page(
         request,
-        text(lang, "console"),
-        body,
-        head=head,
+        "console.html",
+        title=said.text("site.console"),
         scripts=("/static/hls.min.js", "/static/console.js"),
+        csrf_token=login.csrf_token,
+        user=user,
+        config=config,
+        script_words=said.prefixed("console"),
     )

@@ -4,7 +4,6 @@ reloading progress page (202) while they are made."""
 from __future__ import annotations
 
 import math
-from html import escape as html_escape
 from pathlib import Path
 
 from aiohttp import web
@@ -23,7 +22,8 @@ from streaming.services.exports import (
     span_plan,
     whole_plan,
 )
-from streaming.web.i18n import lang_of, page, wants_html
+from streaming.web.i18n import wants_html
+from streaming.web.templating import page, words
 
 routes = web.RouteTableDef()
 
@@ -90,44 +90,20 @@ async def _serve(request: web.Request, plan: ExportPlan, private: bool) -> web.S
     )
 
 
-_PROGRESS_WORDS = {
-    "pl": (
-        "Przygotowujemy plik MP4",
-        "Plik {name} jest składany z nagrania (bez ponownego kodowania). Gotowe: {percent}%.",
-        "Czeka w kolejce na swoją kolej.",
-        "Strona odświeża się sama; pobieranie zacznie się, gdy plik będzie gotowy.",
-        "Strona posiedzenia",
-    ),
-    "en": (
-        "Preparing the MP4 file",
-        "{name} is being put together from the recording (not re-encoded). Done: {percent}%.",
-        "It is waiting in the queue for its turn.",
-        "This page reloads itself; the download starts when the file is ready.",
-        "The session's page",
-    ),
-}
-
-
 def _progress_page(request: web.Request, plan: ExportPlan, job: ExportJob) -> web.Response:
     """What a browser shows after clicking a download that is still being made: the progress,
     reloading itself until the file is there (the reload then downloads it)."""
-    title, made, queued, reloads, back = _PROGRESS_WORDS[lang_of(request)]
-    percent = round(job.progress * 100)
-    name = html_escape(download_name(plan.session, plan.label))
-    body = (
-        f'<p role="status">{made.format(name=name, percent=percent)}'
-        f"{' ' + queued if job.state == 'queued' else ''}</p>"
-        f'<p><progress max="100" value="{percent}" aria-label="{title}">{percent}%</progress></p>'
-        f"<p>{reloads}</p>"
-        f'<p><a href="/sessions/{plan.session.id}">{back}</a></p>'
-    )
     response = page(
         request,
-        title,
-        body,
+        "progress.html",
+        title=words(request).text("progress.title"),
         status=202,
-        head=f'<meta http-equiv="refresh" content="{RETRY_AFTER_SECONDS}">',
         cache="no-store",
+        refresh_seconds=RETRY_AFTER_SECONDS,
+        name=download_name(plan.session, plan.label),
+        percent=round(job.progress * 100),
+        queued=job.state == "queued",
+        session_id=plan.session.id,
     )
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

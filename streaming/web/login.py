@@ -4,7 +4,6 @@ on wrong passwords."""
 from __future__ import annotations
 
 import logging
-from html import escape
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +21,7 @@ from streaming.auth.access import (
 from streaming.auth.passwords import login_expiry, new_token, same_token, token_hash
 from streaming.keys import ARCHIVE, CLOCK, SETTINGS, THROTTLE
 from streaming.services.login_throttle import LoginThrottle
-from streaming.web.i18n import lang_of, page, text
+from streaming.web.templating import page, words
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +51,19 @@ def _login_form(
     status: int = 200,
     target: str | None = None,
 ) -> web.Response:
-    lang = lang_of(request)
     token = new_token()
     target = target or _next_path(request.query.get("next"))
-    problem = f'<p class="error" role="alert" id="login-error">{escape(error)}</p>' if error else ""
-    body = f"""
-<form method="post" action="/login" class="login">
-{problem}
-<input type="hidden" name="{CSRF_FIELD}" value="{token}">
-<input type="hidden" name="next" value="{escape(target)}">
-<p><label for="name">{text(lang, "user_name")}</label>
-<input id="name" name="name" autocomplete="username" required value="{escape(name)}"></p>
-<p><label for="password">{text(lang, "password")}</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required></p>
-<p><button type="submit">{text(lang, "sign_in")}</button></p>
-</form>"""
-    response = page(request, text(lang, "sign_in_title"), body, status=status)
+    response = page(
+        request,
+        "login.html",
+        title=words(request).text("site.sign_in_title"),
+        status=status,
+        error=error,
+        csrf_field=CSRF_FIELD,
+        token=token,
+        target=target,
+        name=name,
+    )
     # Login CSRF: the form's token must match this cookie (double submit), so another site
     # cannot sign a browser in under its own account.
     response.set_cookie(
@@ -95,7 +91,7 @@ async def login_page(request: web.Request) -> web.Response:
 async def sign_in(request: web.Request) -> web.StreamResponse:
     """Check the name and password; on success set the login cookie and go to the console."""
     archive = request.app[ARCHIVE]
-    lang = lang_of(request)
+    said = words(request)
     form = await request.post()
     name = str(form.get("name", ""))[:200]
     password = str(form.get("password", ""))[:MAX_PASSWORD]
@@ -103,18 +99,18 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     given = form.get(CSRF_FIELD)
     expected = request.cookies.get(PRELOGIN_COOKIE, "")
     if not same_token(given if isinstance(given, str) else None, expected):
-        return _login_form(request, text(lang, "form_expired"), name, 403, target)
+        return _login_form(request, said.text("site.form_expired"), name, 403, target)
     throttle = _throttle(request)
     wait = throttle.wait_seconds(name)
     if wait > 0:
         minutes = max(1, round(wait / 60))
-        message = text(lang, "too_many").format(minutes=minutes)
+        message = said.text("site.too_many", minutes=minutes)
         return _login_form(request, message, name, 429, target)
     user = await check_password(archive, name, password)
     if user is None:
         throttle.failed(name)
         log.warning("failed sign-in for %r from %s", name, request.remote)
-        return _login_form(request, text(lang, "wrong_password"), name, 401, target)
+        return _login_form(request, said.text("site.wrong_password"), name, 401, target)
     throttle.succeeded(name)
     # A fresh token on every sign-in: a token planted before signing in is worth nothing.
     token, csrf = new_token(), new_token()

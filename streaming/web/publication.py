@@ -6,14 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from html import escape
 from typing import Any
 from urllib.parse import quote, urlsplit
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -25,9 +22,16 @@ from streaming.auth.access import is_https
 from streaming.hls.routes import private_if_withdrawn
 from streaming.http import json_error, session_id_of
 from streaming.keys import ARCHIVE, CLOCK, SETTINGS
-from streaming.web.i18n import Lang, lang_of, page, text
+from streaming.web.templating import (
+    XML_ILLEGAL,
+    environment,
+    page,
+    player_words,
+    render,
+    words,
+    zone_of,
+)
 
-WARSAW = ZoneInfo("Europe/Warsaw")
 FEED_SIZE = 50
 CALENDAR_DAYS = 30
 # Enough for twenty years of sessions and committee meetings (about 1,400); filtered here.
@@ -35,74 +39,27 @@ ALL_SESSIONS = 100_000
 # Withdrawals and corrections must reach readers within a minute, even through a shared cache.
 FEED_CACHE = "public, max-age=60"
 HLS_TYPE = "application/vnd.apple.mpegurl"
-ATOM_NS = "http://www.w3.org/2005/Atom"
 EMBED_WIDTH = 640
 MAX_DIMENSION = 10_000
 SECONDS = re.compile(r"^\d{1,7}(\.\d{1,3})?$")
-# Characters XML 1.0 cannot carry at all, even escaped.
-XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # Excel runs a cell starting with these as a formula; a leading apostrophe keeps it text.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 SESSION_PATH = re.compile(r"^/sessions/(\d{1,12})/?$")
 LIVE_PATH = re.compile(r"^/live(?:/([a-z0-9][a-z0-9_-]{0,63}))?/?$")
 
-CHOICE_WORDS: dict[Lang, dict[str, str]] = {
-    "pl": {
-        "for": "za",
-        "against": "przeciw",
-        "abstain": "wstrzymał się",
-        "absent": "nie głosował",
-    },
-    "en": {"for": "for", "against": "against", "abstain": "abstained", "absent": "did not vote"},
-}
-WORDS: dict[str, dict[Lang, str]] = {
-    "title": {"pl": "Imienne wykazy głosowań", "en": "Nominal vote lists"},
-    "vote": {"pl": "Głosowanie nr", "en": "Vote no."},
-    "councillor": {"pl": "Radny / radna", "en": "Councillor"},
-    "caucus": {"pl": "Klub", "en": "Caucus"},
-    "choice": {"pl": "Głos", "en": "Vote"},
-    "item": {"pl": "Punkt porządku obrad", "en": "Agenda item"},
-    "time": {"pl": "Godzina", "en": "Time"},
-    "in_recording": {"pl": "w nagraniu", "en": "in the recording"},
-    "totals": {"pl": "Wynik", "en": "Result"},
-    "none": {"pl": "W tym posiedzeniu nie było głosowań.", "en": "No votes were taken."},
-    "download": {"pl": "Pobierz", "en": "Download"},
-    "recording": {"pl": "Nagranie posiedzenia", "en": "Recording of the session"},
-    "full_page": {"pl": "Pełna strona posiedzenia", "en": "Full session page"},
-    "live_page": {"pl": "Strona transmisji", "en": "Live page"},
-    "live": {"pl": "Transmisja na żywo", "en": "Live transmission"},
-    "feed": {"pl": "Nagrania posiedzeń", "en": "Session recordings"},
-    "calendar": {"pl": "Kalendarz posiedzeń", "en": "Calendar of sessions"},
-}
-CSV_HEADER = (
-    "Nr głosowania",
-    "Czas",
-    "Sekunda nagrania",
-    "Nr punktu",
-    "Punkt porządku obrad",
-    "Przedmiot głosowania",
-    "Radny",
-    "Klub",
-    "Głos",
+# The vote list's columns (csv.* in the catalogue; the file is in Polish, for Excel).
+CSV_COLUMNS = (
+    "vote_number",
+    "time",
+    "second",
+    "item_number",
+    "item",
+    "subject",
+    "councillor",
+    "caucus",
+    "choice",
 )
-PRINT_CSS = """<style>
-.vote { margin: 1.5rem 0; }
-.vote caption { text-align: left; font-weight: 700; padding: .25rem 0; }
-.totals { font-weight: 600; }
-@media print {
-  header, .downloads { display: none; }
-  main { max-width: none; margin: 0; }
-  .vote { break-inside: avoid; page-break-inside: avoid; }
-  a { color: inherit; text-decoration: none; }
-}
-</style>
-"""
-
 routes = web.RouteTableDef()
-
-
-def _word(lang: Lang, key: str) -> str:
-    return WORDS[key][lang]
 
 
 def _now(request: web.Request) -> datetime:
@@ -119,26 +76,18 @@ def public_base(request: web.Request) -> str:
     return f"{'https' if is_https(request) else 'http'}://{request.host}"
 
 
-def feed_links() -> str:
-    """The home page's <link rel="alternate"> tags announcing the feeds and the calendar."""
-    return (
-        '<link rel="alternate" type="application/atom+xml" title="Nagrania posiedzeń (Atom)" '
-        'href="/feeds/recordings.atom">\n'
-        '<link rel="alternate" type="application/rss+xml" title="Nagrania posiedzeń (RSS)" '
-        'href="/feeds/recordings.rss">\n'
-        '<link rel="alternate" type="text/calendar" title="Kalendarz posiedzeń" '
-        'href="/feeds/sessions.ics">\n'
-    )
-
-
-def oembed_link(request: web.Request, session: Session) -> str:
-    """The session page's oEmbed discovery tag."""
+def oembed_href(request: web.Request, session: Session) -> str:
+    """The session page's oEmbed discovery address."""
     target = f"{public_base(request)}/sessions/{session.id}"
-    href = f"/oembed?url={quote(target, safe='')}&format=json"
-    return (
-        f'<link rel="alternate" type="application/json+oembed" href="{escape(href)}" '
-        f'title="{escape(session.title)}">\n'
-    )
+    return f"/oembed?url={quote(target, safe='')}&format=json"
+
+
+def iframe(
+    request: web.Request, *, src: str, width: int, height: int, title: str, allow: str
+) -> str:
+    """The player in a frame, as HTML to paste or to hand to an oEmbed consumer."""
+    template = environment(request).get_template("iframe.html")
+    return template.render(src=src, width=width, height=height, title=title, allow=allow).strip()
 
 
 # Vote lists
@@ -171,8 +120,8 @@ def _item(record: VoteRecord, vote: Vote) -> AgendaEntry | None:
     return None if vote.item_id is None else record.items.get(vote.item_id)
 
 
-def _warsaw(at: datetime) -> str:
-    return at.astimezone(WARSAW).strftime("%Y-%m-%d %H:%M:%S")
+def _local(request: web.Request, at: datetime) -> str:
+    return at.astimezone(zone_of(request)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _cell(value: str) -> str:
@@ -186,8 +135,9 @@ async def votes_csv(request: web.Request) -> web.Response:
     out = io.StringIO()
     # Polish Excel splits on ";" (the comma is the decimal separator there).
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
-    words = CHOICE_WORDS["pl"]
+    # The file is for Excel in Polish whatever the page's language.
+    said = words(request, "pl")
+    writer.writerow([said.text(f"csv.{column}") for column in CSV_COLUMNS])
     for number, vote in enumerate(record.votes, start=1):
         offset = record.timeline.offset_of(vote.at)
         item = _item(record, vote)
@@ -195,14 +145,14 @@ async def votes_csv(request: web.Request) -> web.Response:
             writer.writerow(
                 [
                     str(number),
-                    _warsaw(vote.at),
+                    _local(request, vote.at),
                     "" if offset is None else str(int(offset)),
                     item.number if item else "",
                     _cell(item.title) if item else "",
                     _cell(vote.subject),
                     _cell(choice.name),
                     _cell(choice.caucus),
-                    words[choice.choice],
+                    said.text(f"choice.{choice.choice}"),
                 ]
             )
     # The byte order mark is how Excel knows the file is UTF-8 (else Polish letters break).
@@ -241,65 +191,38 @@ async def votes_json(request: web.Request) -> web.Response:
     )
 
 
-def _vote_table(lang: Lang, record: VoteRecord, number: int, vote: Vote) -> str:
-    """One vote as a table with its caption and totals."""
-    words = CHOICE_WORDS[lang]
-    item = _item(record, vote)
-    offset = record.timeline.offset_of(vote.at)
-    details = [f"{_word(lang, 'time')}: {vote.at.astimezone(WARSAW):%H:%M:%S}"]
-    if item is not None:
-        details.append(f"{_word(lang, 'item')}: {escape(item.number)}. {escape(item.title)}")
-    if offset is not None:
-        at = f"{int(offset) // 3600}:{int(offset) % 3600 // 60:02d}:{int(offset) % 60:02d}"
-        if record.session.published:
-            at = f'<a href="/sessions/{record.session.id}?t={int(offset)}">{at}</a>'
-        details.append(f"{_word(lang, 'in_recording')}: {at}")
-    rows = "".join(
-        f'<tr><th scope="row">{escape(c.name)}</th><td>{escape(c.caucus)}</td>'
-        f'<td data-choice="{c.choice}">{escape(words[c.choice])}</td></tr>'
-        for c in vote.choices
-    )
-    totals = ", ".join(f"{words[k]}: {n}" for k, n in vote.totals().items())
-    return (
-        f'<section class="vote" id="vote-{vote.id}">'
-        f"<table><caption>{_word(lang, 'vote')} {number}: {escape(vote.subject)}</caption>"
-        f'<thead><tr><th scope="col">{_word(lang, "councillor")}</th>'
-        f'<th scope="col">{_word(lang, "caucus")}</th>'
-        f'<th scope="col">{_word(lang, "choice")}</th></tr></thead>'
-        f"<tbody>{rows}</tbody></table>"
-        f'<p class="totals">{_word(lang, "totals")}: {escape(totals)}</p>'
-        f'<p class="details">{" · ".join(details)}</p></section>'
-    )
+@dataclass(frozen=True)
+class VoteRow:
+    """A vote on the printable lists with its agenda item and moment in the recording."""
+
+    vote: Vote
+    entry: AgendaEntry | None
+    offset: float | None
+
+    @property
+    def clock(self) -> str:
+        """The moment in the recording as H:MM:SS."""
+        whole = int(self.offset or 0)
+        return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 @routes.get("/sessions/{id}/votes")
 async def votes_page(request: web.Request) -> web.Response:
     """The nominal vote lists as a printable page (stays public when the recording is not)."""
     record = await _vote_record(request)
-    lang = lang_of(request)
     session = record.session
-    sid = session.id
-    tables = "".join(
-        _vote_table(lang, record, number, vote) for number, vote in enumerate(record.votes, start=1)
-    )
-    when = session.scheduled_start.astimezone(WARSAW).strftime("%d.%m.%Y")
-    recording = (
-        f' · <a href="/sessions/{sid}">{_word(lang, "recording")}</a>' if session.published else ""
-    )
-    body = (
-        f"<p>{escape(session.title)} – {when}</p>"
-        f'<p class="downloads">{_word(lang, "download")}: '
-        f'<a href="/sessions/{sid}/votes.csv" download>CSV</a> · '
-        f'<a href="/sessions/{sid}/votes.json">JSON</a>{recording}</p>'
-        + (tables or f"<p>{_word(lang, 'none')}</p>")
-    )
+    rows = [
+        VoteRow(vote, _item(record, vote), record.timeline.offset_of(vote.at))
+        for vote in record.votes
+    ]
     return page(
         request,
-        f"{_word(lang, 'title')}: {session.title}",
-        body,
-        head=PRINT_CSS,
+        "votes.html",
+        title=f"{words(request).text('votes.title')}: {session.title}",
         cache="no-cache",
         framable=True,
+        session=session,
+        votes=rows,
     )
 
 
@@ -315,17 +238,6 @@ async def _recordings(request: web.Request) -> list[Session]:
     return ended[:FEED_SIZE]
 
 
-def _xml_text(value: str) -> str:
-    return XML_ILLEGAL.sub("", value)
-
-
-def _sub(parent: ET.Element, tag: str, value: str | None = None, **attrs: str) -> ET.Element:
-    element = ET.SubElement(parent, tag, {k: _xml_text(v) for k, v in attrs.items()})
-    if value is not None:
-        element.text = _xml_text(value)
-    return element
-
-
 def _chamber_name(request: web.Request, chamber_id: str) -> str:
     try:
         return request.app[SETTINGS].chamber(chamber_id).name
@@ -333,10 +245,9 @@ def _chamber_name(request: web.Request, chamber_id: str) -> str:
         return chamber_id  # a chamber since taken out of the configuration
 
 
-def _xml_response(root: ET.Element, content_type: str) -> web.Response:
-    body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+def _xml_response(body: str, content_type: str) -> web.Response:
     return web.Response(
-        body=body,
+        body=body.encode("utf-8"),
         content_type=content_type,
         charset="utf-8",
         headers={"Cache-Control": FEED_CACHE},
@@ -344,74 +255,60 @@ def _xml_response(root: ET.Element, content_type: str) -> web.Response:
 
 
 def _summary(request: web.Request, session: Session) -> str:
-    when = (session.started_at or session.scheduled_start).astimezone(WARSAW)
+    when = (session.started_at or session.scheduled_start).astimezone(zone_of(request))
     return f"{when:%d.%m.%Y %H:%M}, {_chamber_name(request, session.chamber)}"
+
+
+def _feed_entry(request: web.Request, base: str, session: Session) -> dict[str, str]:
+    ended = (session.ended_at or session.scheduled_end).astimezone(UTC)
+    started = (session.started_at or session.scheduled_start).astimezone(UTC)
+    return {
+        "url": f"{base}/sessions/{session.id}",
+        "title": session.title,
+        "summary": _summary(request, session),
+        "published": started.isoformat(),
+        "updated": ended.isoformat(),
+        "pub_date": format_datetime(ended, usegmt=True),
+    }
+
+
+def _feed_base(request: web.Request) -> str:
+    return XML_ILLEGAL.sub("", public_base(request))
 
 
 @routes.get("/feeds/recordings.atom")
 async def recordings_atom(request: web.Request) -> web.Response:
-    """An Atom feed of the newest published recordings."""
-    base = public_base(request)
+    """An Atom feed of the newest published recordings (in Polish)."""
+    base = _feed_base(request)
     sessions = await _recordings(request)
-    feed = ET.Element("feed", {"xmlns": ATOM_NS, "xml:lang": "pl"})
-    _sub(feed, "id", f"{base}/feeds/recordings.atom")
-    _sub(feed, "title", "Nagrania posiedzeń – obrady")
     newest = max((s.ended_at for s in sessions if s.ended_at), default=_now(request))
-    _sub(feed, "updated", newest.astimezone(UTC).isoformat())
-    _sub(_sub(feed, "author"), "name", "obrady")
-    _sub(feed, "link", rel="self", href=f"{base}/feeds/recordings.atom")
-    _sub(feed, "link", rel="alternate", type="text/html", href=f"{base}/")
-    for session in sessions:
-        entry = _sub(feed, "entry")
-        page_url = f"{base}/sessions/{session.id}"
-        _sub(entry, "id", page_url)
-        _sub(entry, "title", session.title)
-        ended = (session.ended_at or session.scheduled_end).astimezone(UTC)
-        started = (session.started_at or session.scheduled_start).astimezone(UTC)
-        _sub(entry, "published", started.isoformat())
-        _sub(entry, "updated", ended.isoformat())
-        _sub(entry, "summary", _summary(request, session))
-        _sub(entry, "link", rel="alternate", type="text/html", href=page_url)
-        _sub(
-            entry,
-            "link",
-            rel="enclosure",
-            type=HLS_TYPE,
-            href=f"{base}/sessions/{session.id}/index.m3u8",
-        )
-    return _xml_response(feed, "application/atom+xml")
+    body = render(
+        request,
+        "atom.xml",
+        lang="pl",
+        base=base,
+        updated=newest.astimezone(UTC).isoformat(),
+        entries=[_feed_entry(request, base, s) for s in sessions],
+        hls_type=HLS_TYPE,
+    )
+    return _xml_response(body, "application/atom+xml")
 
 
 @routes.get("/feeds/recordings.rss")
 async def recordings_rss(request: web.Request) -> web.Response:
-    """An RSS 2.0 feed of the newest published recordings."""
-    base = public_base(request)
+    """An RSS 2.0 feed of the newest published recordings (in Polish)."""
+    base = _feed_base(request)
     sessions = await _recordings(request)
-    rss = ET.Element("rss", version="2.0")
-    channel = _sub(rss, "channel")
-    _sub(channel, "title", "Nagrania posiedzeń – obrady")
-    _sub(channel, "link", f"{base}/")
-    _sub(channel, "description", "Nagrania sesji Rady Miasta i posiedzeń komisji")
-    _sub(channel, "language", "pl")
-    _sub(channel, "lastBuildDate", format_datetime(_now(request).astimezone(UTC), usegmt=True))
-    for session in sessions:
-        item = _sub(channel, "item")
-        page_url = f"{base}/sessions/{session.id}"
-        _sub(item, "title", session.title)
-        _sub(item, "link", page_url)
-        _sub(item, "guid", page_url, isPermaLink="true")
-        ended = (session.ended_at or session.scheduled_end).astimezone(UTC)
-        _sub(item, "pubDate", format_datetime(ended, usegmt=True))
-        _sub(item, "description", _summary(request, session))
-        # RSS requires a length; a playlist's size says nothing about the recording's.
-        _sub(
-            item,
-            "enclosure",
-            url=f"{base}/sessions/{session.id}/index.m3u8",
-            length="0",
-            type=HLS_TYPE,
-        )
-    return _xml_response(rss, "application/rss+xml")
+    body = render(
+        request,
+        "rss.xml",
+        lang="pl",
+        base=base,
+        built=format_datetime(_now(request).astimezone(UTC), usegmt=True),
+        entries=[_feed_entry(request, base, s) for s in sessions],
+        hls_type=HLS_TYPE,
+    )
+    return _xml_response(body, "application/rss+xml")
 
 
 def ics_escape(value: str) -> str:
@@ -464,7 +361,7 @@ async def sessions_ics(request: web.Request) -> web.Response:
         "PRODID:-//obrady//Posiedzenia Rady Miasta//PL",
         "CALSCALE:GREGORIAN",
         "METHOD:PUBLISH",
-        "X-WR-CALNAME:Posiedzenia Rady Miasta",
+        f"X-WR-CALNAME:{ics_escape(words(request, 'pl').text('feed.calendar_name'))}",
     ]
     for s in shown:
         # What happened, once it has: the actual start and end, else the scheduled ones.
@@ -497,31 +394,12 @@ async def sessions_ics(request: web.Request) -> web.Response:
 # Embeds and oEmbed
 
 
-def _embed_page(request: web.Request, title: str, video: str, link: str) -> web.Response:
+def _embed_page(request: web.Request, title: str, **context: Any) -> web.Response:
     """A page with only the player and a link out, for a frame in BIP (no X-Frame-Options)."""
-    lang = lang_of(request)
-    html = f"""<!doctype html>
-<html lang="{lang}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)} – obrady</title>
-<link rel="stylesheet" href="/static/obrady.css">
-<style>
-body {{ margin: 0; background: #000; color: #fff; }}
-video {{ display: block; width: 100%; height: auto; }}
-.out {{ margin: 0; padding: .25rem .5rem; font-size: .9rem; }}
-.out a {{ color: #fff; }}
-</style>
-<script src="/static/hls.min.js" defer></script>
-<script src="/static/player.js" defer></script>
-</head>
-<body>
-{video}
-<p class="out">{link}</p>
-</body>
-</html>
-"""
+    every: dict[str, Any] = {"withdrawn_id": None, "chamber": None, "session": None, "full": ""}
+    html = render(
+        request, "embed.html", title=title, player_words=player_words(request), **(every | context)
+    )
     return web.Response(
         text=html,
         content_type="text/html",
@@ -550,26 +428,17 @@ async def embed_session(request: web.Request) -> web.Response:
     sid = session_id_of(request)
     start = _start_at(request)
     session = await archive.call(archive.index.get_session, sid)
-    lang = lang_of(request)
     # A withdrawn recording: 410 to the public, staff still see it (never kept by a cache).
     try:
         private = await private_if_withdrawn(request, session)
     except web.HTTPGone:
-        message = f'<p role="alert">{text(lang, "withdrawn").format(id=sid)}</p>'
-        gone = _embed_page(request, text(lang, "withdrawn_title"), message, "")
+        title = words(request).text("site.withdrawn_title")
+        gone = _embed_page(request, title, withdrawn_id=sid)
         gone.set_status(410)
         gone.headers["Cache-Control"] = "no-store"
         return gone
     full = f"/sessions/{sid}" + (f"?t={start}" if start else "")
-    video = (
-        f'<video id="player" controls playsinline preload="metadata" '
-        f'data-src="/sessions/{sid}/index.m3u8" aria-label="{escape(session.title)}"></video>'
-    )
-    link = (
-        f'<a href="{escape(full)}" target="_blank" rel="noopener">'
-        f"{escape(session.title)} – {_word(lang, 'full_page')}</a>"
-    )
-    response = _embed_page(request, session.title, video, link)
+    response = _embed_page(request, session.title, session=session, full=full)
     if private:
         response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -584,18 +453,8 @@ async def embed_live(request: web.Request) -> web.Response:
         chamber = settings.chamber(chamber_id)
     except KeyError:
         raise json_error(web.HTTPNotFound, f"chamber {chamber_id!r} is not configured") from None
-    lang = lang_of(request)
-    title = f"{_word(lang, 'live')}: {chamber.name}"
-    video = (
-        f'<video id="player" controls muted autoplay playsinline '
-        f'data-src="/live/{escape(chamber.id)}/index.m3u8" data-live="1" '
-        f'data-chamber="{escape(chamber.id)}" aria-label="{escape(title)}"></video>'
-    )
-    link = (
-        f'<a href="/live/{escape(chamber.id)}" target="_blank" rel="noopener">'
-        f"{escape(chamber.name)} – {_word(lang, 'live_page')}</a>"
-    )
-    return _embed_page(request, title, video, link)
+    title = f"{words(request).text('votes.live')}: {chamber.name}"
+    return _embed_page(request, title, chamber=chamber)
 
 
 def _dimension(request: web.Request, name: str) -> int | None:
@@ -677,15 +536,14 @@ async def oembed(request: web.Request) -> web.Response:
             raise json_error(
                 web.HTTPNotFound, f"chamber {chamber_id!r} is not configured"
             ) from None
-        title = f"Transmisja na żywo: {chamber.name}"
+        # oEmbed's title is in Polish, as the embedded page's default.
+        title = f"{words(request, 'pl').text('votes.live')}: {chamber.name}"
         src = f"{base}/embed/live/{chamber.id}"
     else:
         raise json_error(web.HTTPNotFound, f"{url!r} is not a session or live page of this site")
     width, height = embed_size(maxwidth, maxheight)
-    html = (
-        f'<iframe src="{escape(src)}" width="{width}" height="{height}" '
-        f'title="{escape(title)}" style="border:0" allow="autoplay; fullscreen" '
-        "allowfullscreen></iframe>"
+    html = iframe(
+        request, src=src, width=width, height=height, title=title, allow="autoplay; fullscreen"
     )
     return web.json_response(
         {

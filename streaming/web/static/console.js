@@ -10,141 +10,15 @@
   var may = {};
   cfg.may.forEach(function (a) { may[a] = true; });
 
-  var WORDS = {
-    pl: {
-      sessions: "Posiedzenia", councillors: "Radni", run: "Prowadzenie", after: "Po sesji",
-      users: "Użytkownicy", audit: "Dziennik zmian", new_session: "Nowe posiedzenie",
-      title: "Tytuł", kind: "Rodzaj", kind_session: "sesja", kind_committee: "posiedzenie komisji",
-      chamber: "Sala", start: "Początek", end: "Koniec", agenda: "Porządek obrad",
-      agenda_hint: "Wklej porządek obrad z zawiadomienia o sesji.",
-      preview: "Podgląd porządku", save: "Zapisz", parsed: "Tak zostanie zapisany porządek obrad:",
-      not_parsed: "Tych wierszy nie udało się odczytać:", line: "wiersz",
-      preview_first: "Najpierw sprawdź podgląd porządku obrad.",
-      state_scheduled: "zaplanowane", state_live: "na żywo", state_ended: "zakończone",
-      state_break: "przerwa", state_closed: "obrady niejawne",
-      open_run: "Prowadź", open_after: "Po sesji", edit: "Edytuj",
-      start_session: "Rozpocznij transmisję i nagrywanie", stop_session: "Zakończ posiedzenie",
-      confirm_stop: "Zakończyć posiedzenie? Nagrywanie zostanie zatrzymane na stałe.",
-      prev_item: "Poprzedni punkt", next_item: "Następny punkt", take_up: "Rozpocznij punkt",
-      current: "bieżący", break_on: "Ogłoś przerwę", break_off: "Wznów obrady",
-      closed_on: "Wyłącz jawność", closed_off: "Przywróć jawność",
-      program: "Kamera programu", agenda_change: "Zmiana porządku obrad",
-      add_item: "Dodaj punkt", before_item: "przed punktem", at_end: "na końcu",
-      move_up: "W górę", move_down: "W dół", remove: "Zdejmij z porządku", restore: "Przywróć",
-      removed: "zdjęty z porządku", added: "dodany",
-      votes: "Głosowania imienne", new_vote: "Nowe głosowanie", subject: "Przedmiot głosowania",
-      for: "za", against: "przeciw", abstain: "wstrzymał się", absent: "nie głosował",
-      all_for: "Wszyscy za", save_vote: "Zapisz głosowanie", import_csv: "Wczytaj plik z systemu głosowania (CSV)",
-      csv_read: "Odczytano z pliku; sprawdź i zapisz.", csv_missing: "Brak w pliku (nie głosował):",
-      no_councillors: "Brak radnych na liście kadencji. Dodaj ich w zakładce Radni.",
-      totals: "Wynik", preflight: "Przed sesją: kontrola sygnału",
-      disk: "Wolne miejsce", hours_left: "godz. nagrania", test_recording: "Nagranie próbne (10 s)",
-      audio: "Poziom dźwięku", shortcuts: "Skróty klawiszowe",
-      sc_next: "N – następny punkt", sc_prev: "P – poprzedni punkt", sc_break: "B – przerwa",
-      sc_closed: "J – jawność", sc_vote: "G – nowe głosowanie", sc_cam: "1–9 – kamera programu",
-      name: "Imię i nazwisko", caucus: "Klub", active: "Na liście", add: "Dodaj",
-      bulk_hint: "Jeden radny w wierszu: Imię Nazwisko; Klub",
-      role: "Rola", password: "Hasło", disabled: "Zablokowany", when: "Kiedy", who: "Kto",
-      what: "Co", target: "Czego dotyczy", before: "Przed", after_: "Po",
-      markers: "Znaczniki w nagraniu", offset: "Sekunda nagrania", set_from_player: "Z odtwarzacza",
-      merge: "Połącz z poprzednim", split: "Podziel tutaj", rename: "Zmień nazwę",
-      publish: "Opublikuj", withdraw: "Wycofaj z publikacji", published: "Opublikowane",
-      withdrawn: "Wycofane z publikacji", redactions: "Fragmenty do usunięcia z kopii publicznej",
-      reason: "Powód", from: "Od", to: "Do", none: "Brak.", saved: "Zapisano.",
-      choose_session: "Wybierz posiedzenie z listy.", seconds: "s",
-      break_start: "początek przerwy", break_end: "koniec przerwy",
-      closed_start: "wyłączenie jawności", closed_end: "przywrócenie jawności",
-      transcript: "Transkrypcja", transcription: "Transkrypcja", recording: "Nagranie posiedzenia",
-      tr_none: "jeszcze nie rozpoznano", tr_queued: "w kolejce", tr_running: "rozpoznawanie w toku",
-      tr_done: "gotowe", tr_failed: "błąd rozpoznawania", tr_finish: "przewidywany koniec",
-      tr_withdrawn: "nie rozpoznaje się nagrań wycofanych z publikacji (po ponownej publikacji: „Rozpoznaj ponownie”)",
-      live_captions: "napisy na żywo", live_lag: "opóźnienie", live_waiting: "czekają na dźwięk",
-      live_skipped: "nie nadążają: pominięto", live_rest: "uzupełni rozpoznawanie po posiedzeniu",
-      live_failed: "błąd",
-      tr_rest: "uzupełnianie napisów na żywo", tr_refining: "transkrypcja kompletna; dokładniejsze rozpoznanie całości",
-      tr_progress: "Postęp rozpoznawania mowy", tr_rerun: "Rozpoznaj ponownie",
-      tr_rerun_hint: "Poprawione wiersze zostaną zachowane.", tr_requeued: "Zlecono ponowne rozpoznanie.",
-      model_unavailable: "Rozpoznawanie mowy niedostępne", model_loading: "Rozpoznawanie mowy: wczytywanie modelu…",
-      model_off: "Rozpoznawanie mowy jest wyłączone (w konfiguracji nie podano modelu).",
-      corrected_by: "poprawione przez", was_automatic: "rozpoznano automatycznie",
-      nothing_said: "nic nie powiedziano – wiersz nie jest publikowany",
-      hidden_part: "we fragmencie niepublikowanym (przerwa, obrady niejawne lub usunięty fragment)",
-      line_text: "Tekst wiersza", play_from: "Odtwórz od", no_lines: "Brak wierszy transkrypcji.",
-      save_line: "Zapisz", lines_hint: "Kliknij czas, aby odtworzyć wiersz. Puste pole oznacza, że nic nie powiedziano. Ctrl+Enter zapisuje wiersz.",
-      line_times: "Czas", line_start: "Początek (s)", line_end: "Koniec (s)", start_here: "Początek = bieżąca chwila nagrania",
-      end_here: "Koniec = bieżąca chwila nagrania",
-      add_line: "Dodaj pominięty wiersz", add_line_hint: "Wiersz dodany ręcznie zastępuje automatyczne wiersze, z którymi się nakłada.",
-      add: "Dodaj", added: "Dodano wiersz.", lines_pages: "Strony transkrypcji", lines_range: "Wiersze {a}–{b} z {n}",
-      previous: "Poprzednie", next: "Następne"
-    },
-    en: {
-      sessions: "Sessions", councillors: "Councillors", run: "Run", after: "After the session",
-      users: "Users", audit: "Audit log", new_session: "New session",
-      title: "Title", kind: "Kind", kind_session: "session", kind_committee: "committee meeting",
-      chamber: "Chamber", start: "Start", end: "End", agenda: "Agenda",
-      agenda_hint: "Paste the agenda from the session notice.",
-      preview: "Preview agenda", save: "Save", parsed: "The agenda will be saved like this:",
-      not_parsed: "These lines could not be read:", line: "line",
-      preview_first: "Check the agenda preview first.",
-      state_scheduled: "scheduled", state_live: "live", state_ended: "ended",
-      state_break: "break", state_closed: "closed part",
-      open_run: "Run", open_after: "After", edit: "Edit",
-      start_session: "Start transmission and recording", stop_session: "End the session",
-      confirm_stop: "End the session? Recording stops for good.",
-      prev_item: "Previous item", next_item: "Next item", take_up: "Take up",
-      current: "current", break_on: "Start a break", break_off: "Resume",
-      closed_on: "Close to the public", closed_off: "Reopen to the public",
-      program: "Program camera", agenda_change: "Agenda change",
-      add_item: "Add item", before_item: "before item", at_end: "at the end",
-      move_up: "Up", move_down: "Down", remove: "Take off", restore: "Restore",
-      removed: "taken off", added: "added",
-      votes: "Nominal votes", new_vote: "New vote", subject: "Subject",
-      for: "for", against: "against", abstain: "abstain", absent: "did not vote",
-      all_for: "All for", save_vote: "Save vote", import_csv: "Read the voting system's file (CSV)",
-      csv_read: "Read from the file; check and save.", csv_missing: "Not in the file (did not vote):",
-      no_councillors: "No councillors listed for the term. Add them under Councillors.",
-      totals: "Result", preflight: "Before the session: signal check",
-      disk: "Free space", hours_left: "hours of recording", test_recording: "Test recording (10 s)",
-      audio: "Audio level", shortcuts: "Keyboard shortcuts",
-      sc_next: "N – next item", sc_prev: "P – previous item", sc_break: "B – break",
-      sc_closed: "J – closed part", sc_vote: "G – new vote", sc_cam: "1–9 – program camera",
-      name: "Name", caucus: "Caucus", active: "Listed", add: "Add",
-      bulk_hint: "One councillor a line: First Last; Caucus",
-      role: "Role", password: "Password", disabled: "Disabled", when: "When", who: "Who",
-      what: "What", target: "Target", before: "Before", after_: "After",
-      markers: "Markers in the recording", offset: "Second of the recording",
-      set_from_player: "From player", merge: "Merge with previous", split: "Split here",
-      rename: "Rename", publish: "Publish", withdraw: "Withdraw", published: "Published",
-      withdrawn: "Withdrawn", redactions: "Ranges to redact from the public copy",
-      reason: "Reason", from: "From", to: "To", none: "None.", saved: "Saved.",
-      choose_session: "Choose a session from the list.", seconds: "s",
-      break_start: "break starts", break_end: "break ends",
-      closed_start: "closed part starts", closed_end: "closed part ends",
-      transcript: "Transcript", transcription: "Transcript", recording: "The session's recording",
-      tr_none: "not recognised yet", tr_queued: "queued", tr_running: "recognition running",
-      tr_done: "done", tr_failed: "recognition failed", tr_finish: "estimated finish",
-      tr_withdrawn: "withdrawn recordings are not recognised (once published again: \u201cRecognise again\u201d)",
-      live_captions: "live captions", live_lag: "delay", live_waiting: "waiting for sound",
-      live_skipped: "falling behind: skipped", live_rest: "recognised after the session",
-      live_failed: "error",
-      tr_rest: "completing the live captions", tr_refining: "transcript whole; recognising all of it again, better",
-      tr_progress: "Speech recognition progress", tr_rerun: "Recognise again",
-      tr_rerun_hint: "Corrected lines are kept.", tr_requeued: "Recognition queued again.",
-      model_unavailable: "Speech recognition unavailable", model_loading: "Speech recognition: loading the model…",
-      model_off: "Speech recognition is off (no model is configured).",
-      corrected_by: "corrected by", was_automatic: "recognised automatically",
-      nothing_said: "nothing was said – the line is not published",
-      hidden_part: "in an unpublished part (a break, a closed part or a redacted range)",
-      line_text: "Line text", play_from: "Play from", no_lines: "No transcript lines.",
-      save_line: "Save", lines_hint: "Click a time to play the line. An empty field means nothing was said. Ctrl+Enter saves the line.",
-      line_times: "Times", line_start: "Start (s)", line_end: "End (s)", start_here: "Start = this moment of the recording",
-      end_here: "End = this moment of the recording",
-      add_line: "Add a missed line", add_line_hint: "A line added by hand replaces the automatic lines it overlaps.",
-      add: "Add", added: "Line added.", lines_pages: "Transcript pages", lines_range: "Lines {a}–{b} of {n}",
-      previous: "Previous", next: "Next"
-    }
-  };
-  function t(key) { return (WORDS[cfg.lang] || WORDS.pl)[key] || key; }
+  // The words of this page's language, from the message catalogue (streaming/web/locales).
+  var WORDS = JSON.parse(document.getElementById("words").textContent);
+  function t(key) { return WORDS[key] || key; }
+  // A catalogue message with its %(name)s placeholders filled.
+  function fmt(key, values) {
+    return t(key).replace(/%\((\w+)\)s/g, function (all, name) {
+      return name in values ? String(values[name]) : all;
+    }).replace(/%%/g, "%");
+  }
 
   /* ---------- small helpers ---------- */
 
@@ -193,14 +67,43 @@
   }
   function quiet(err) { say(err.message, true); }
 
-  function localInput(iso) {
-    var d = new Date(iso);
-    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
-    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" +
-      pad(d.getHours()) + ":" + pad(d.getMinutes());
+  /* Times are shown and typed on the site's clock (cfg.zone, e.g. Europe/Warsaw), whatever
+   * the zone of the browser: an operator abroad or a laptop set to UTC sees and enters the
+   * times the chamber sees. */
+  var ZONE = cfg.zone;
+  var LOCALE = cfg.lang === "en" ? "en-GB" : "pl-PL";
+  var wallClock = new Intl.DateTimeFormat("en-US", {
+    timeZone: ZONE, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit"
+  });
+  // The site's wall clock at a moment (ms since the epoch), as two-digit strings.
+  function zoneParts(ms) {
+    var parts = {};
+    wallClock.formatToParts(new Date(ms)).forEach(function (p) { parts[p.type] = p.value; });
+    if (parts.hour === "24") parts.hour = "00";
+    return parts;
   }
-  function isoFromInput(value) { return new Date(value).toISOString(); }
-  function when(iso) { return iso ? new Date(iso).toLocaleString(cfg.lang === "en" ? "en-GB" : "pl-PL") : ""; }
+  // How far the site's clock is ahead of UTC at a moment, in ms (DST included).
+  function zoneOffset(ms) {
+    var p = zoneParts(ms);
+    var wall = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second);
+    return wall - Math.floor(ms / 1000) * 1000;
+  }
+  // A moment as a datetime-local value on the site's clock.
+  function localInput(iso) {
+    var p = zoneParts(new Date(iso).getTime());
+    return p.year + "-" + p.month + "-" + p.day + "T" + p.hour + ":" + p.minute;
+  }
+  // A datetime-local value read on the site's clock, as UTC. The offset is that of the moment
+  // itself, found in two steps, so a time on the other side of a DST change is right too.
+  function isoFromInput(value) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?/.exec(value);
+    if (!m) return new Date(value).toISOString();
+    var wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+    var guess = wall - zoneOffset(wall);
+    return new Date(wall - zoneOffset(guess)).toISOString();
+  }
+  function when(iso) { return iso ? new Date(iso).toLocaleString(LOCALE, { timeZone: ZONE }) : ""; }
   // A second of the recording as m:ss or h:mm:ss.
   function clock(seconds) {
     var s = Math.max(0, Math.floor(seconds || 0));
@@ -210,9 +113,10 @@
   }
   // A moment as the time of day, with the date too when it is not today.
   function soon(iso) {
-    var d = new Date(iso), locale = cfg.lang === "en" ? "en-GB" : "pl-PL";
-    var time = d.toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
-    return d.toDateString() === new Date().toDateString() ? time : d.toLocaleDateString(locale) + " " + time;
+    var d = new Date(iso);
+    var time = d.toLocaleTimeString(LOCALE, { hour: "2-digit", minute: "2-digit", timeZone: ZONE });
+    var day = function (x) { return x.toLocaleDateString(LOCALE, { timeZone: ZONE }); };
+    return day(d) === day(new Date()) ? time : day(d) + " " + time;
   }
 
   /* ---------- transcription progress (the sessions list and the transcript view) ---------- */
@@ -288,7 +192,7 @@
     ["sessions", "console.view"], ["councillors", "console.view"], ["run", "console.view"],
     ["after", "record.edit"], ["users", "users.manage"], ["audit", "audit.read"]
   ];
-  var nav = el("nav", { "aria-label": t("console") || "console" });
+  var nav = el("nav", { "aria-label": t("console") });
   var navList = el("ul", { class: "tabs" });
   nav.appendChild(navList);
   var main = el("section", { id: "view" });
@@ -586,7 +490,7 @@
       function list(itemsNow) {
         return el("ol", { class: "run-agenda" }, itemsNow.map(function (i, n) {
           var current = i.id === detail.current_item_id;
-          var label = (i.number ? i.number + ". " : "") + i.title + (i.removed ? " (" + t("removed") + ")" : "") + (i.added ? " (" + t("added") + ")" : "");
+          var label = (i.number ? i.number + ". " : "") + i.title + (i.removed ? " (" + t("removed") + ")" : "") + (i.added ? " (" + t("item_added") + ")" : "");
           var li = el("li", { "data-item": i.id, class: (current ? "current " : "") + (i.removed ? "removed" : ""), "aria-current": current ? "true" : null }, [el("span", { class: "item-title", text: label })]);
           if (detail.state === "live" && !i.removed && may["session.run"]) {
             li.appendChild(el("button", { type: "button", class: "take-up", "aria-label": t("take_up") + ": " + label, text: t("take_up"), onclick: function () {
@@ -1054,8 +958,7 @@
       pager.hidden = pages < 2;
       previousPage.disabled = page === 0;
       nextPage.disabled = page >= pages - 1;
-      pageInfo.textContent = t("lines_range").replace("{a}", String(first + 1))
-        .replace("{b}", String(first + shown.length)).replace("{n}", String(lines.length));
+      pageInfo.textContent = fmt("lines_range", { a: first + 1, b: first + shown.length, n: lines.length });
       if (activeId && document.getElementById(activeId)) {
         var again = document.getElementById(activeId);
         again.focus();

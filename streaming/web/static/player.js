@@ -1,9 +1,12 @@
 // Attaches HLS to the page's <video>: natively where the browser can, else with hls.js.
-// The words follow the page's language (<html lang>): Polish, or English with ?lang=en.
+// Its words come from the page (the #player-words block: the message catalogue of the page's
+// language, Polish, or English with ?lang=en).
 (function () {
   var video = document.getElementById("player");
   if (!video) return;
-  var en = document.documentElement.lang === "en";
+  var wordsBlock = document.getElementById("player-words");
+  var said = wordsBlock ? JSON.parse(wordsBlock.textContent) : {};
+  function w(key) { return said[key] || key; }
   var src = video.dataset.src;
   // ?t= as checked by the session page (data-start); the embed page passes its ?t= as it is.
   var asked = video.dataset.start || new URLSearchParams(location.search).get("t") || "";
@@ -58,7 +61,7 @@
     track.kind = "captions";
     track.src = video.dataset.captions;
     track.srclang = "pl";
-    track.label = en ? "Captions (Polish, automatic)" : "Napisy (automatyczne)";
+    track.label = w("player.captions");
     track.default = true;
     video.appendChild(track);
   }
@@ -127,26 +130,20 @@
     var agenda = document.getElementById("agenda");
     var votes = document.getElementById("votes");
     var announce = document.getElementById("announce");
-    var STATES = en ? {
-      idle: "No session is taking place now.", before: "The session has not started yet.",
-      live: "Live", "break": "Break in the session", closed: "Closed to the public",
-      ended: "The session has ended."
-    } : {
-      idle: "Obecnie nie trwa żadne posiedzenie.", before: "Posiedzenie jeszcze się nie rozpoczęło.",
-      live: "Na żywo", "break": "Przerwa w obradach", closed: "Obrady niejawne (wyłączenie jawności)",
-      ended: "Posiedzenie zakończone."
+    var STATES = {
+      idle: w("player.state_idle"), before: w("player.state_before"), live: w("player.state_live"),
+      "break": w("player.state_break"), closed: w("player.state_closed"),
+      ended: w("player.state_ended")
     };
-    var CHOICES = en
-      ? { "for": "for", against: "against", abstain: "abstained", absent: "did not vote" }
-      : { "for": "za", against: "przeciw", abstain: "wstrzymał się", absent: "nie głosował" };
-    var WORDS = en ? {
-      agenda: "Agenda", votes: "Votes", nominal: "How each councillor voted",
-      totals: ["For", "against", "abstained", "did not vote"], now: "Now: ", vote: "Vote result: ",
-      current: "current item", page: "Session page"
-    } : {
-      agenda: "Porządek obrad", votes: "Głosowania", nominal: "Wykaz imienny",
-      totals: ["Za", "przeciw", "wstrzymało się", "nie głosowało"], now: "Teraz: ",
-      vote: "Wynik głosowania: ", current: "bieżący punkt", page: "Strona posiedzenia"
+    var CHOICES = {
+      "for": w("choice.for"), against: w("choice.against"), abstain: w("choice.abstain"),
+      absent: w("choice.absent")
+    };
+    var WORDS = {
+      agenda: w("player.agenda"), votes: w("player.votes"), nominal: w("player.nominal"),
+      totals: [w("totals.for"), w("totals.against"), w("totals.abstain"), w("totals.absent")],
+      now: w("player.now"), vote: w("player.vote"), current: w("player.current"),
+      page: w("player.page")
     };
     var shownState = "", shownAgenda = "", shownVotes = "", firstRender = true;
     var lastCurrent = null, lastVote = null;

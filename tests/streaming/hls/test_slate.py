@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -234,7 +233,13 @@ async def test_closed_part_not_recorded_when_the_configuration_says_so(
         await service.post_json(f"/api/v1/sessions/{sid}/closed", {"on": False})
         reopened_at = datetime.now(UTC)
         await wait_for(lambda: recording_only(["main"]), 20, "the camera recording again")
-        await asyncio.sleep(2)
+
+        async def second_run_recorded() -> bool:
+            detail = await service.get_json(f"/api/v1/sessions/{sid}")
+            runs = [r for r in detail["recording"]["runs"] if r["camera"] == "main"]
+            return len(runs) == 2 and runs[1]["segments"] >= 1
+
+        await wait_for(second_run_recorded, 20, "a segment after the closed part")
         detail = await service.post_json(f"/api/v1/sessions/{sid}/stop")
     finally:
         await stop_service(service)

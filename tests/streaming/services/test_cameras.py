@@ -4,7 +4,6 @@ switches it with a discontinuity and no gap longer than one segment."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +93,12 @@ async def test_program_switch_and_chamber_audio(tmp_path: Path) -> None:
 
         live = await wait_for(live_from_cam2, 20, "the live stream to switch cameras")
         assert "#EXT-X-DISCONTINUITY\n" in live
-        await asyncio.sleep(2)
+
+        async def recorded_from_cam2() -> bool:
+            text = await service.get_text(f"/sessions/{sid}/index.m3u8")
+            return text.count("/media/mownica/") >= 2
+
+        await wait_for(recorded_from_cam2, 20, "two of camera 2's segments in the recording")
         detail = await service.post_json(f"/api/v1/sessions/{sid}/stop")
 
         # The session recording is the program: camera 1, then camera 2, one discontinuity.

@@ -8,7 +8,6 @@ reported while everything else keeps working."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from conftest import (
     basic,
     config_text,
     free_port,
+    segments_of,
     start_service,
     stop_service,
     wait_for,
@@ -312,7 +312,7 @@ async def test_a_missing_model_is_reported_and_the_rest_works(tmp_path: Path) ->
         assert str(missing) in state["error"] and "model_dir" in state["error"], state
         # The rest keeps working: a session is recorded and published as before.
         created = await service.begin()
-        await asyncio.sleep(2)
+        await wait_for(lambda: segments_of(service, created["id"]), 20, "the first segment")
         stopped = await service.post_json(f"/api/v1/sessions/{created['id']}/stop")
         assert stopped["state"] == "ended"
         await service.get_text(f"/sessions/{created['id']}")
