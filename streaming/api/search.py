@@ -8,12 +8,9 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from archive.search import SearchError, SearchHit
-from config.settings import SiteSettings
 from streaming.http import json_error
 from streaming.keys import ARCHIVE, SETTINGS
 
-# Only for streaming/web/search.py, until its page takes settings.site.zone; the API does.
-WARSAW = ZoneInfo("Europe/Warsaw")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
@@ -34,10 +31,9 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     return value
 
 
-def hit_json(hit: SearchHit, zone: ZoneInfo | None = None) -> dict[str, Any]:
+def hit_json(hit: SearchHit, zone: ZoneInfo) -> dict[str, Any]:
     """One result, with the moment of the recording to jump to; its date is the session's in the
-    site's time zone (settings.site.zone; the setting's default when not given)."""
-    zone = zone or SiteSettings().zone
+    site's time zone (settings.site.zone)."""
     offset = hit.offset_seconds
     url = f"/sessions/{hit.session_id}"
     if offset is not None:
