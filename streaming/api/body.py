@@ -44,7 +44,7 @@ class Request(BaseModel):
             allowed = cls.unknown_hint or "allowed: " + ", ".join(sorted(cls.model_fields))
             return f"unknown field(s): {', '.join(sorted(unknown))}; {allowed}"
         first = errors[0]
-        if first["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        if not first["loc"] and first["type"] in ("model_type", "model_attributes_type"):
             return cls.not_an_object
         return describe(first, cls.hints)
 

@@ -278,7 +278,7 @@ class AgendaChange(RootModel[AddItem | RemoveItem | MoveItem | RenameItem]):
         first = errors[0]
         if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
             return f'"op" must be one of: {_OPS}'
-        if first["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        if not first["loc"] and first["type"] in ("model_type", "model_attributes_type"):
             return cls.not_an_object
         op = str(first["loc"][0])
         model = {"add": AddItem, "move": MoveItem, "rename": RenameItem}.get(op, RemoveItem)
@@ -433,6 +433,17 @@ class VoteRecord(Request):
     at: AwareTime = absent()
     source: Literal["console", "csv"] = "console"
     choices: Annotated[dict[CouncillorKey, VoteChoice], Field(min_length=1)]
+
+    @classmethod
+    def explain(cls, errors: list[ErrorDetails], data: Any, context: Context) -> str:
+        first = errors[0]
+        loc = first["loc"]
+        if len(loc) >= 2 and loc[0] == "choices" and first["type"] != "extra_forbidden":
+            if loc[-1] == "[key]":
+                return f"councillor {loc[1]!r} is not on the list of this term"
+            choice = data["choices"][loc[1]]
+            return f"councillor {loc[1]!r}: {choice!r} is not one of {', '.join(CHOICES)}"
+        return super().explain(errors, data, context)
 
 
 # --- editing after the session ----------------------------------------------------------------
