@@ -475,7 +475,8 @@ class ChapterSplit(Request):
         "offset_seconds": f"offset_seconds {_SECONDS}",
         "item_id": f"item_id {_ITEM}",
         "parent_id": f"parent_id {_ITEM}",
-        "title": "title must be text: the new agenda item's title",
+        "title": f"title must be a non-empty text of at most {MAX_TITLE} characters: the new "
+        "agenda item's title",
     }
     unknown_hint: ClassVar[str | None] = (
         'send {"kind": "item_start", "offset_seconds": x, "item_id": n} or with "title" instead'
@@ -484,7 +485,7 @@ class ChapterSplit(Request):
     kind: Literal["item_start"] = "item_start"
     offset_seconds: Seconds
     item_id: Id | None = None
-    title: str | None = None
+    title: Title | None = None
     parent_id: Id | None = None
 
 
