@@ -694,6 +694,14 @@ class SearchQuery(Request):
     limit: _query_int(1, 100) = absent()  # type: ignore[valid-type]
     offset: _query_int(0, 10**9) = absent()  # type: ignore[valid-type]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_default(cls, data: Any) -> Any:
+        # A form's empty field (?limit=) means the default.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (k in ("limit", "offset") and v == "")}
+        return data
+
     @classmethod
     def explain(cls, errors: list[ErrorDetails], data: Any, context: Context) -> str:
         first = errors[0]

@@ -19,6 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from archive.transcripts import InvalidTranscript, TranscriptLine, TranscriptProgress
+from streaming.api.body import read_body
+from streaming.api.models import LineAdd, LineCorrect
 from streaming.auth.access import audit, require
 from streaming.hls.routes import private_if_withdrawn
 from streaming.http import json_error, session_id_of
@@ -181,15 +183,6 @@ async def transcript_json(request: web.Request) -> web.Response:
     )
 
 
-def _number(body: dict[str, Any], name: str) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise json_error(web.HTTPBadRequest, f"{name} must be a number of seconds, not {value!r}")
-    return float(value)
-
-
 @routes.patch("/api/v1/sessions/{id}/transcript/lines/{line_id}")
 async def correct_line(request: web.Request) -> web.Response:
     """Correct one line: {"text": "...", "start_seconds"?: s, "end_seconds"?: s}. An empty text
@@ -200,18 +193,18 @@ async def correct_line(request: web.Request) -> web.Response:
     raw = request.match_info["line_id"]
     if not raw.isdigit() or len(raw) > 12:
         raise json_error(web.HTTPNotFound, f"transcript line {raw[:20]!r} does not exist")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise json_error(web.HTTPBadRequest, 'send JSON: {"text": "the corrected line"}') from None
-    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-        raise json_error(web.HTTPBadRequest, 'send {"text": "the corrected line"} (a string)')
-    start, end = _number(body, "start_seconds"), _number(body, "end_seconds")
+    body = await read_body(request, LineCorrect)
     index = archive.index
     before = await archive.call(index.get_line, sid, int(raw))
     try:
         line = await archive.call(
-            index.correct_line, sid, int(raw), body["text"], user.name, start=start, end=end
+            index.correct_line,
+            sid,
+            int(raw),
+            body.text,
+            user.name,
+            start=body.start_seconds,
+            end=body.end_seconds,
         )
     except InvalidTranscript as exc:
         raise json_error(web.HTTPBadRequest, str(exc)) from None
@@ -234,18 +227,11 @@ async def add_line(request: web.Request) -> web.Response:
     user = await require(request, "record.edit")
     archive = request.app[ARCHIVE]
     sid = session_id_of(request)
-    example = '{"start_seconds": 12.5, "end_seconds": 15.0, "text": "the line"}'
+    body = await read_body(request, LineAdd)
     try:
-        body = await request.json()
-    except ValueError:
-        raise json_error(web.HTTPBadRequest, f"send JSON: {example}") from None
-    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-        raise json_error(web.HTTPBadRequest, f"send {example} (text a string)")
-    start, end = _number(body, "start_seconds"), _number(body, "end_seconds")
-    if start is None or end is None:
-        raise json_error(web.HTTPBadRequest, f"start_seconds and end_seconds are needed: {example}")
-    try:
-        line = await archive.call(archive.index.add_line, sid, start, end, body["text"], user.name)
+        line = await archive.call(
+            archive.index.add_line, sid, body.start_seconds, body.end_seconds, body.text, user.name
+        )
     except InvalidTranscript as exc:
         raise json_error(web.HTTPBadRequest, str(exc)) from None
     await audit(
