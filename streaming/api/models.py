@@ -281,7 +281,8 @@ class AgendaChange(RootModel[AddItem | RemoveItem | MoveItem | RenameItem]):
         if not first["loc"] and first["type"] in ("model_type", "model_attributes_type"):
             return cls.not_an_object
         op = str(first["loc"][0])
-        model = {"add": AddItem, "move": MoveItem, "rename": RenameItem}.get(op, RemoveItem)
+        ops: dict[str, type[_AgendaOp]] = {"add": AddItem, "move": MoveItem, "rename": RenameItem}
+        model = ops.get(op, RemoveItem)
         inner: list[ErrorDetails] = [
             {**e, "loc": e["loc"][1:]} for e in errors if e["loc"] and e["loc"][0] == op
         ]

@@ -13,7 +13,6 @@ GET  /api/v1/chambers/{chamber}/test-recordings/{id}.mp4        its file (H.264 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -21,15 +20,14 @@ from typing import Any
 from aiohttp import web
 
 from recorder.preflight import (
-    DEFAULT_TEST_SECONDS,
-    MAX_TEST_SECONDS,
-    MIN_TEST_SECONDS,
     Busy,
     CameraMonitor,
     ChamberPreflight,
     NotFound,
     TestRecording,
 )
+from streaming.api.body import read_body
+from streaming.api.models import TestRecordingStart
 from streaming.auth.access import audit, require
 from streaming.http import json_error
 from streaming.keys import DISK, PREFLIGHT
@@ -184,41 +182,9 @@ async def get_preview(request: web.Request) -> web.Response:
 
 
 async def _test_request(request: web.Request, chamber: ChamberPreflight) -> tuple[str, int]:
-    try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        body = None
-    if not isinstance(body, dict):
-        raise json_error(
-            web.HTTPBadRequest,
-            'the body must be a JSON object such as {"camera": "main", "seconds": 10}',
-        )
-    unknown = set(body) - {"camera", "seconds"}
-    if unknown:
-        raise json_error(
-            web.HTTPBadRequest,
-            f"unknown field(s) {', '.join(sorted(unknown))}: give camera, seconds",
-        )
-    camera = body.get("camera")
-    if not isinstance(camera, str):
-        raise json_error(
-            web.HTTPBadRequest,
-            f"camera is required: one of {', '.join(chamber.monitors)}",
-        )
-    _monitor(chamber, camera)
-    seconds = body.get("seconds", DEFAULT_TEST_SECONDS)
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or seconds != int(seconds)
-        or not MIN_TEST_SECONDS <= seconds <= MAX_TEST_SECONDS
-    ):
-        raise json_error(
-            web.HTTPBadRequest,
-            f"seconds must be a whole number from {MIN_TEST_SECONDS} to {MAX_TEST_SECONDS} "
-            f"(default {DEFAULT_TEST_SECONDS}), got {seconds!r}",
-        )
-    return camera, int(seconds)
+    body = await read_body(request, TestRecordingStart, {"cameras": list(chamber.monitors)})
+    _monitor(chamber, body.camera)
+    return body.camera, body.seconds
 
 
 @routes.post("/api/v1/chambers/{chamber}/test-recordings")
