@@ -11,6 +11,7 @@ from archive.accounts import AuditEntry, User
 from streaming.api.body import read_body, read_query
 from streaming.api.models import MAX_PASSWORD as MAX_PASSWORD  # the sign-in page's limit
 from streaming.api.models import AuditQuery, UserAdd, UserEdit
+from streaming.api.openapi import ADMIN, ANY_ROLE, STAFF, operation
 from streaming.auth.access import (
     LOGIN,
     PERMISSIONS,
@@ -27,6 +28,7 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/v1/me")
+@operation("Who is signed in, what they may do, the CSRF token", ANY_ROLE, no_errors=("404",))
 async def me(request: web.Request) -> web.Response:
     """Who is signed in, their role, what they may do, and the CSRF token for changes."""
     user = await require(request, "console.view")
@@ -48,6 +50,7 @@ def user_json(user: User) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/users")
+@operation("Every account", ADMIN)
 async def list_users(request: web.Request) -> web.Response:
     """Every account (admins)."""
     await require(request, "users.manage")
@@ -59,6 +62,7 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/users")
+@operation("Create an account", ADMIN, body=UserAdd, ok=201)
 async def add_user(request: web.Request) -> web.Response:
     """Create an account: {"name", "role", "password"} (admins)."""
     admin = await require(request, "users.manage")
@@ -72,6 +76,7 @@ async def add_user(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/users/{name}")
+@operation("Change a role or password, or disable; the user's logins end", ADMIN, body=UserEdit)
 async def edit_user(request: web.Request) -> web.Response:
     """Change an account's role or password, or disable it (admins); its logins end."""
     admin = await require(request, "users.manage")
@@ -113,6 +118,9 @@ def audit_json(entry: AuditEntry) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/audit")
+@operation(
+    "The audit log, newest first: who, when, what, before and after", STAFF, query=AuditQuery
+)
 async def audit_log(request: web.Request) -> web.Response:
     """The audit log, newest first (?session_id=N for one session's; staff and admins)."""
     await require(request, "audit.read")

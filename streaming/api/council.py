@@ -20,6 +20,7 @@ from streaming.api.models import (
     VoteRecord,
     squash,
 )
+from streaming.api.openapi import BY_STATE, OPERATORS, operation
 from streaming.api.views import session_detail, vote_json
 from streaming.auth.access import audit, require
 from streaming.http import json_error, session_id_of
@@ -46,6 +47,10 @@ def _id_of(request: web.Request, key: str, what: str) -> int:
 
 
 @routes.get("/api/v1/councillors")
+@operation(
+    "The councillors of the current term (?all=1 with those taken off the list)",
+    query=CouncillorsQuery,
+)
 async def list_councillors(request: web.Request) -> web.Response:
     """The councillors of the current term (?all=1 also lists those taken off)."""
     archive = request.app[ARCHIVE]
@@ -56,6 +61,7 @@ async def list_councillors(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/councillors")
+@operation("Add councillors to the term", OPERATORS, body=CouncillorsAdd, ok=201)
 async def add_councillors(request: web.Request) -> web.Response:
     """Add councillors to the current term: {"name", "caucus"} or {"councillors": [...]}."""
     archive = request.app[ARCHIVE]
@@ -90,6 +96,7 @@ async def add_councillors(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/councillors/{cid}")
+@operation("Correct a name or caucus, or take off the list", OPERATORS, body=CouncillorEdit)
 async def edit_councillor(request: web.Request) -> web.Response:
     """Correct a councillor's name or caucus, or take them off the list ({"active": false})."""
     archive = request.app[ARCHIVE]
@@ -129,6 +136,11 @@ async def _vote_role(request: web.Request, session_id: int) -> tuple[Any, Any]:
 
 
 @routes.post("/api/v1/sessions/{id}/votes/csv")
+@operation(
+    "Read a voting system's CSV export (text/csv body) for confirmation; stores nothing",
+    BY_STATE,
+    raw_body={"text/csv": {"type": "string"}},
+)
 async def read_vote_csv(request: web.Request) -> web.Response:
     """Read a voting system's export (CSV, a row per councillor) to confirm; stores nothing."""
     archive = request.app[ARCHIVE]
@@ -200,6 +212,12 @@ def _choices(body: VoteRecord, councillors: list[Councillor]) -> dict[int, Choic
 
 
 @routes.post("/api/v1/sessions/{id}/votes")
+@operation(
+    "Record a nominal vote at the announced moment (live: operators; after: staff)",
+    BY_STATE,
+    body=VoteRecord,
+    ok=201,
+)
 async def record_vote(request: web.Request) -> web.Response:
     """Record a nominal vote under the current (or given) agenda item, at the announced moment."""
     archive = request.app[ARCHIVE]
@@ -251,6 +269,7 @@ async def record_vote(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/sessions/{id}/votes/{vote_id}")
+@operation("Take back a vote entered by mistake", BY_STATE)
 async def delete_vote(request: web.Request) -> web.Response:
     """Take back a vote entered by mistake (the audit log keeps what it was)."""
     archive = request.app[ARCHIVE]

@@ -19,6 +19,7 @@ from archive.publish import Chapter, chapters
 from archive.timeline import Timeline
 from streaming.api.body import read_body
 from streaming.api.models import ChapterSplit, ItemRename, MarkerMove, Publish, RedactionAdd
+from streaming.api.openapi import STAFF, operation
 from streaming.api.views import marker_json
 from streaming.auth.access import audit, require
 from streaming.http import json_error, session_id_of
@@ -94,6 +95,7 @@ async def _marker_state(archive: AsyncArchive, sid: int, marker: Marker) -> dict
 
 
 @routes.patch("/api/v1/sessions/{id}/markers/{marker_id}")
+@operation("Move a marker, or point an item start at another item", STAFF, body=MarkerMove)
 async def move_marker(request: web.Request) -> web.Response:
     """Move a marker to a moment of the recording ({"offset_seconds": x}) and/or re-point an
     item start at another item ({"item_id": n})."""
@@ -128,6 +130,7 @@ async def move_marker(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/markers")
+@operation("Split: a new chapter from a moment of the recording", STAFF, body=ChapterSplit, ok=201)
 async def split_chapter(request: web.Request) -> web.Response:
     """A new chapter from a moment of the recording: {"kind": "item_start", "offset_seconds": x}
     with "item_id": n (an item of the agenda) or "title": "..." (a new item at the end of the
@@ -162,6 +165,7 @@ async def split_chapter(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/sessions/{id}/markers/{marker_id}")
+@operation("Merge: remove an item start (its chapter joins the previous one)", STAFF)
 async def merge_chapter(request: web.Request) -> web.Response:
     """Delete an item start: its chapter joins the previous one."""
     user = await require(request, "record.edit")
@@ -189,6 +193,7 @@ async def merge_chapter(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/sessions/{id}/items/{item_id}")
+@operation("Rename an agenda item after the session", STAFF, body=ItemRename)
 async def rename_item(request: web.Request) -> web.Response:
     """Correct an agenda item's title after the session: {"title": "..."}."""
     user = await require(request, "record.edit")
@@ -216,6 +221,7 @@ async def rename_item(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/publish")
+@operation("Publish or withdraw the recording", STAFF, body=Publish)
 async def publish(request: web.Request) -> web.Response:
     """Publish ({"published": true}) or withdraw ({"published": false}) the recording."""
     user = await require(request, "record.publish")
@@ -270,6 +276,7 @@ async def _redactions(archive: AsyncArchive, sid: int) -> list[dict[str, Any]]:
 
 
 @routes.get("/api/v1/sessions/{id}/redactions")
+@operation("Ranges the public copy skips", STAFF)
 async def list_redactions(request: web.Request) -> web.Response:
     """The session's redactions, with what each hides in the public copy."""
     await require(request, "record.redact")
@@ -287,6 +294,12 @@ async def list_redactions(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/redactions")
+@operation(
+    "Redact a range from the public copy (the original is kept, sealed)",
+    STAFF,
+    body=RedactionAdd,
+    ok=201,
+)
 async def add_redaction(request: web.Request) -> web.Response:
     """Redact a range of the public copy: {"start_seconds", "end_seconds", "reason"}."""
     user = await require(request, "record.redact")
@@ -319,6 +332,7 @@ async def add_redaction(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/sessions/{id}/redactions/{rid}")
+@operation("Remove a redaction", STAFF)
 async def delete_redaction(request: web.Request) -> web.Response:
     """Lift a redaction: the public copy shows that range again."""
     user = await require(request, "record.redact")

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
+    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -715,3 +716,70 @@ class SearchQuery(Request):
         raw = data.get(field) if isinstance(data, dict) else None
         low, high = (1, 100) if field == "limit" else (0, 10**9)
         return f"{field} must be a whole number from {low} to {high}, not {raw!r}"
+
+
+# --- answers (the document's response schemas) ------------------------------------------------
+
+
+class Error(BaseModel):
+    """Every refusal: what went wrong and what to do."""
+
+    error: str
+
+
+class AgendaItem(BaseModel):
+    """An agenda item with its sub-items (and what changed during the session)."""
+
+    id: int
+    number: str = Field(examples=["4.1"])
+    title: str
+    added: bool
+    removed: bool
+    items: list[AgendaItem]
+
+
+class Marker(BaseModel):
+    """A moment of the session: an item taken up, a break, a part closed to the public."""
+
+    id: int
+    kind: Literal["item_start", "break_start", "break_end", "closed_start", "closed_end"]
+    at: datetime | None
+    offset_seconds: float | None
+    item_id: int | None
+
+
+class SessionSummary(BaseModel):
+    """A session as listings show it."""
+
+    id: int
+    chamber: str
+    title: str
+    kind: Kind
+    state: Literal["scheduled", "live", "ended"]
+    scheduled_start: datetime
+    scheduled_end: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    stopped_by: str | None
+    published: bool
+    url: str
+
+
+class Session(SessionSummary):
+    """A session in full: agenda, markers, votes and recording."""
+
+    in_break: bool
+    closed: bool
+    current_item_id: int | None
+    agenda: list[AgendaItem]
+    markers: list[Marker]
+    votes: list[dict[str, Any]]
+    recording: dict[str, Any]
+    page_url: str
+    live_url: str
+
+
+class Sessions(BaseModel):
+    """Sessions, newest first."""
+
+    sessions: list[SessionSummary]

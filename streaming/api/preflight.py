@@ -28,6 +28,7 @@ from recorder.preflight import (
 )
 from streaming.api.body import read_body
 from streaming.api.models import TestRecordingStart
+from streaming.api.openapi import OPERATORS, operation
 from streaming.auth.access import audit, require
 from streaming.http import json_error
 from streaming.keys import DISK, PREFLIGHT
@@ -35,6 +36,7 @@ from streaming.keys import DISK, PREFLIGHT
 log = logging.getLogger(__name__)
 
 TEST_ID = "{id:[0-9a-z-]+}"
+TEST_ID_SCHEMA = {"schema": {"type": "string", "pattern": "^[0-9a-z-]+$"}}
 NO_STORE = {"Cache-Control": "no-store"}
 
 routes = web.RouteTableDef()
@@ -130,6 +132,7 @@ def camera_json(chamber_id: str, monitor: CameraMonitor) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/chambers/{chamber}/preflight")
+@operation("Pre-flight: each camera's preview, audio level, disk", OPERATORS)
 async def get_preflight(request: web.Request) -> web.Response:
     """The chamber's cameras (state, preview, audio meter, video), disk, test recordings."""
     await require(request, "preflight")
@@ -159,6 +162,9 @@ async def get_preflight(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/chambers/{chamber}/cameras/{camera}/preview.jpg")
+@operation(
+    "A camera's latest preview picture (JPEG)", OPERATORS, media="image/jpeg", errors=("503",)
+)
 async def get_preview(request: web.Request) -> web.Response:
     """The camera's newest preview picture (JPEG); 503 until the first one is made."""
     await require(request, "preflight")
@@ -188,6 +194,12 @@ async def _test_request(request: web.Request, chamber: ChamberPreflight) -> tupl
 
 
 @routes.post("/api/v1/chambers/{chamber}/test-recordings")
+@operation(
+    "Make a short test recording",
+    OPERATORS,
+    body=TestRecordingStart,
+    ok=202,
+)
 async def post_test_recording(request: web.Request) -> web.Response:
     """Start a short test recording of one camera; 409 while another runs in the chamber."""
     user = await require(request, "preflight")
@@ -214,6 +226,13 @@ async def post_test_recording(request: web.Request) -> web.Response:
 
 
 @routes.get(f"/api/v1/chambers/{{chamber}}/test-recordings/{TEST_ID}.mp4")
+@operation(
+    "A finished test recording (MP4)",
+    OPERATORS,
+    media="video/mp4",
+    errors=("409",),
+    params={"id": TEST_ID_SCHEMA},
+)
 async def get_test_recording_file(request: web.Request) -> web.StreamResponse:
     """A finished test recording's MP4 (ranges supported, for the browser's <video>)."""
     await require(request, "preflight")
@@ -232,6 +251,7 @@ async def get_test_recording_file(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get(f"/api/v1/chambers/{{chamber}}/test-recordings/{TEST_ID}")
+@operation("A test recording's state", OPERATORS, params={"id": TEST_ID_SCHEMA})
 async def get_test_recording(request: web.Request) -> web.Response:
     """One test recording's state."""
     await require(request, "preflight")

@@ -10,6 +10,7 @@ from aiohttp import web
 from archive.search import SearchError, SearchHit
 from streaming.api.body import read_query
 from streaming.api.models import SearchQuery
+from streaming.api.openapi import operation
 from streaming.http import json_error
 from streaming.keys import ARCHIVE
 
@@ -47,6 +48,11 @@ async def _search(request: web.Request, q: str, limit: int, offset: int) -> list
 
 
 @routes.get("/api/v1/search")
+@operation(
+    "Search published sessions, agenda items, votes and councillors (Polish forms and text "
+    "without diacritics match); each result links to its moment",
+    query=SearchQuery,
+)
 async def search_api(request: web.Request) -> web.Response:
     """Search published sessions, agenda items, votes and councillors: ?q=&limit=&offset=."""
     query = read_query(request, SearchQuery)

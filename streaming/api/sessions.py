@@ -22,11 +22,13 @@ from streaming.api.models import (
     ProgramSwitch,
     RemoveItem,
     RenameItem,
+    Session,
     SessionCreate,
     SessionEdit,
+    Sessions,
     Switch,
 )
-from streaming.api.openapi import openapi_document
+from streaming.api.openapi import ANY_ROLE, OPERATORS, openapi_document, operation
 from streaming.api.transcripts import status_json
 from streaming.api.views import _iso, session_detail, session_summary
 from streaming.auth.access import audit, require
@@ -51,12 +53,14 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/v1/openapi.json")
+@operation("This document")
 async def get_openapi(request: web.Request) -> web.Response:
     """The OpenAPI document of this API."""
-    return web.json_response(openapi_document())
+    return web.json_response(openapi_document(request.app))
 
 
 @routes.get("/api/v1/sessions")
+@operation("List sessions, newest first", answer=Sessions)
 async def list_sessions(request: web.Request) -> web.Response:
     """All sessions, newest first."""
     archive = request.app[ARCHIVE]
@@ -94,6 +98,14 @@ def _parsed_tree(items: Sequence[AgendaItem]) -> list[dict[str, Any]]:
 
 
 @routes.post("/api/v1/sessions")
+@operation(
+    "Schedule a session with its agenda pasted as text",
+    OPERATORS,
+    body=SessionCreate,
+    ok=201,
+    answer=Session,
+    no_errors=("409",),
+)
 async def create_session(request: web.Request) -> web.Response:
     """Schedule a session with its agenda pasted as text."""
     archive = request.app[ARCHIVE]
@@ -131,6 +143,12 @@ async def create_session(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/sessions/{id}")
+@operation(
+    "Change title, kind, chamber or window (a live session may be extended)",
+    OPERATORS,
+    body=SessionEdit,
+    answer=Session,
+)
 async def edit_session(request: web.Request) -> web.Response:
     """Change a session's title, kind, chamber or window (a live one may be extended)."""
     archive = request.app[ARCHIVE]
@@ -157,6 +175,12 @@ async def edit_session(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/agenda/preview")
+@operation(
+    "Parse a pasted agenda: the tree, or each line it cannot read; stores nothing",
+    ANY_ROLE,
+    body=AgendaPreview,
+    no_errors=("409",),
+)
 async def preview_agenda(request: web.Request) -> web.Response:
     """The tree a pasted agenda parses into, or each line it cannot understand; stores nothing."""
     await require(request, "console.view")
@@ -169,6 +193,12 @@ async def preview_agenda(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/v1/sessions/{id}/agenda")
+@operation(
+    "Paste the agenda again (before any item is taken up)",
+    OPERATORS,
+    body=AgendaReplace,
+    answer=Session,
+)
 async def replace_agenda(request: web.Request) -> web.Response:
     """Paste the agenda again, before any item has been taken up."""
     archive = request.app[ARCHIVE]
@@ -195,6 +225,12 @@ async def replace_agenda(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/agenda")
+@operation(
+    "Change the agenda item by item (zmiana porządku obrad)",
+    OPERATORS,
+    body=AgendaChange,
+    answer=Session,
+)
 async def change_agenda(request: web.Request) -> web.Response:
     """Change the agenda item by item (zmiana porządku obrad): add, remove, restore, move, rename.
 
@@ -244,12 +280,14 @@ async def change_agenda(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/sessions/{id}")
+@operation("A session with its agenda, markers, votes and recording", answer=Session)
 async def get_session(request: web.Request) -> web.Response:
     """One session in full."""
     return web.json_response(await session_detail(request.app[ARCHIVE], session_id_of(request)))
 
 
 @routes.post("/api/v1/sessions/{id}/start")
+@operation("Start recording now", OPERATORS, answer=Session)
 async def start_session(request: web.Request) -> web.Response:
     """Start recording a session now."""
     archive = request.app[ARCHIVE]
@@ -270,6 +308,7 @@ async def start_session(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/stop")
+@operation("Stop for good (never restarted by the scheduler)", OPERATORS, answer=Session)
 async def stop_session(request: web.Request) -> web.Response:
     """Stop a session for good."""
     archive = request.app[ARCHIVE]
@@ -291,6 +330,7 @@ async def stop_session(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/items/{item_id}/start")
+@operation("Mark that an agenda item starts now", OPERATORS, answer=Session)
 async def start_item(request: web.Request) -> web.Response:
     """Mark that an agenda item starts now."""
     archive = request.app[ARCHIVE]
@@ -315,6 +355,7 @@ async def start_item(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/break")
+@operation("Start or end a break", OPERATORS, body=BreakSwitch, answer=Session)
 async def set_break(request: web.Request) -> web.Response:
     """Start ({"on": true}) or end ({"on": false}) a break."""
     return await _switch(request, "break", BreakSwitch)
@@ -343,6 +384,11 @@ async def _switch(request: web.Request, what: str, model: type[Switch]) -> web.R
 
 
 @routes.post("/api/v1/chambers/{chamber}/program")
+@operation(
+    "Switch the chamber's program camera (live stream and session recording)",
+    OPERATORS,
+    body=ProgramSwitch,
+)
 async def switch_program(request: web.Request) -> web.Response:
     """Switch the chamber's program camera: {"camera": "cam2"}."""
     user = await require(request, "session.run")
@@ -370,6 +416,7 @@ async def switch_program(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/chambers")
+@operation("Chambers, their cameras and program cameras")
 async def list_chambers(request: web.Request) -> web.Response:
     """The configured chambers, their cameras and the program camera."""
     settings = request.app[SETTINGS]
@@ -391,12 +438,20 @@ async def list_chambers(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/closed")
+@operation(
+    "Close the session to the public (wyłączenie jawności) or reopen it: the public sees a "
+    "slate; the cameras keep recording for the sealed archive",
+    OPERATORS,
+    body=ClosedSwitch,
+    answer=Session,
+)
 async def set_closed(request: web.Request) -> web.Response:
     """Start ({"on": true}) or end ({"on": false}) a part closed to the public."""
     return await _switch(request, "closed", ClosedSwitch)
 
 
 @routes.get("/api/v1/status")
+@operation("Captures running now and their health")
 async def status(request: web.Request) -> web.Response:
     """What each chamber is recording now and how its capture is doing."""
     recorder = request.app[RECORDER]

@@ -21,6 +21,7 @@ from aiohttp import web
 from archive.transcripts import InvalidTranscript, TranscriptLine, TranscriptProgress
 from streaming.api.body import read_body
 from streaming.api.models import LineAdd, LineCorrect
+from streaming.api.openapi import STAFF, operation
 from streaming.auth.access import audit, require
 from streaming.hls.routes import private_if_withdrawn
 from streaming.http import json_error, session_id_of
@@ -142,6 +143,12 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/v1/sessions/{id}/transcript")
+@operation(
+    "The automatic transcript's lines (as corrected by staff) and recognition progress; "
+    "captions at /sessions/{id}/captions.vtt, text at /sessions/{id}/transcript.txt; staff "
+    "also see hidden lines and who corrected",
+    errors=("401", "403", "410"),
+)
 async def transcript_json(request: web.Request) -> web.Response:
     """The session's transcript lines and recognition progress. The public get the published
     lines; staff (record.edit) also get hidden and emptied lines and who corrected what."""
@@ -184,6 +191,12 @@ async def transcript_json(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/sessions/{id}/transcript/lines/{line_id}")
+@operation(
+    "Correct a transcript line (an empty text: nothing was said); kept with who made it, "
+    "never overwritten by a re-run",
+    STAFF,
+    body=LineCorrect,
+)
 async def correct_line(request: web.Request) -> web.Response:
     """Correct one line: {"text": "...", "start_seconds"?: s, "end_seconds"?: s}. An empty text
     says nothing was said there. Kept with who made it; never overwritten by a re-run."""
@@ -221,6 +234,13 @@ async def correct_line(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/transcript/lines")
+@operation(
+    "Add a line recognition missed; kept with who added it, it replaces the automatic lines "
+    "it overlaps and is never overwritten by a re-run",
+    STAFF,
+    body=LineAdd,
+    ok=201,
+)
 async def add_line(request: web.Request) -> web.Response:
     """Add a line recognition missed: {"start_seconds": s, "end_seconds": s, "text": "..."}.
     Kept as corrected, with who added it; automatic lines it overlaps are replaced by it."""
@@ -246,6 +266,7 @@ async def add_line(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/transcript/run")
+@operation("Recognise the whole recording again (corrected lines are kept)", STAFF, ok=202)
 async def run_again(request: web.Request) -> web.Response:
     """Queue the recording for recognition again (corrected lines are kept)."""
     user = await require(request, "record.edit")
@@ -271,6 +292,12 @@ async def run_again(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/transcription")
+@operation(
+    "The speech recogniser's state (off, loading, ready, unavailable and why), the live "
+    "captioners of running sessions (delay, skipped seconds) and each session's recognition "
+    "progress with its estimated finish",
+    "signed in",
+)
 async def transcription_status(request: web.Request) -> web.Response:
     """The recogniser's state and every session's progress (for operators and staff)."""
     await require(request, "console.view")
