@@ -138,7 +138,7 @@ async def split_chapter(request: web.Request) -> web.Response:
     user = await require(request, "record.edit")
     archive = request.app[ARCHIVE]
     sid = session_id_of(request)
-    body = await read_body(request, ChapterSplit)
+    body = (await read_body(request, ChapterSplit)).root
     marker, item = await _edit(
         archive,
         archive.index.split_chapter,

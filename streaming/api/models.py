@@ -30,7 +30,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from archive.accounts import ROLES
 from archive.council import CHOICES
 from recorder.preflight import DEFAULT_TEST_SECONDS, MAX_TEST_SECONDS, MIN_TEST_SECONDS
-from streaming.api.body import Context, Request, describe, field_of
+from streaming.api.body import NOT_AN_OBJECT, Context, Request, describe, field_of
 
 MAX_TITLE = 300
 MAX_AGENDA_CHARS = 100_000
@@ -85,7 +85,17 @@ AwareTime = Annotated[
 Title = Annotated[
     str, StringConstraints(max_length=MAX_TITLE, pattern=NONBLANK), AfterValidator(squash)
 ]
-Id = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+
+
+def _whole(value: Any) -> Any:
+    # 10.0 is a whole number too (as JSON Schema's "integer" says).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An id (or a place): a whole number that fits the archive's 64-bit integers.
+Id = Annotated[int, Field(ge=-(2**63), le=2**63 - 1), BeforeValidator(_whole)]
 Kind = Literal["session", "committee"]
 AgendaText = Annotated[
     str,
@@ -463,32 +473,95 @@ class MarkerMove(Request):
         "item_id": f"item_id {_ITEM}",
     }
     unknown_hint: ClassVar[str | None] = 'send {"offset_seconds": x} and/or {"item_id": n}'
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["offset_seconds"],
+                    "properties": {"offset_seconds": {"type": "number"}},
+                },
+                {"required": ["item_id"], "properties": {"item_id": {"type": "integer"}}},
+            ]
+        }
+    )
 
     offset_seconds: Seconds | None = None
     item_id: Id | None = None
 
+    @model_validator(mode="after")
+    def _something(self) -> MarkerMove:
+        if self.offset_seconds is None and self.item_id is None:
+            raise fail(
+                'send {"offset_seconds": x} to move the marker, {"item_id": n} to re-point an '
+                "item start, or both"
+            )
+        return self
 
-class ChapterSplit(Request):
-    """A new chapter from a moment: with item_id (an item of the agenda) or title (a new item
-    at the end of the agenda, or of parent_id's items)."""
 
-    hints: ClassVar[dict[str, str]] = {
-        "kind": 'only "kind": "item_start" markers can be added after the session (a new chapter)',
-        "offset_seconds": f"offset_seconds {_SECONDS}",
-        "item_id": f"item_id {_ITEM}",
-        "parent_id": f"parent_id {_ITEM}",
-        "title": f"title must be a non-empty text of at most {MAX_TITLE} characters: the new "
-        "agenda item's title",
-    }
-    unknown_hint: ClassVar[str | None] = (
-        'send {"kind": "item_start", "offset_seconds": x, "item_id": n} or with "title" instead'
-    )
+_SPLIT_HINTS = {
+    "kind": 'only "kind": "item_start" markers can be added after the session (a new chapter)',
+    "offset_seconds": f"offset_seconds {_SECONDS}",
+    "item_id": f"item_id {_ITEM}",
+    "parent_id": f"parent_id {_ITEM}",
+    "title": f"title must be a non-empty text of at most {MAX_TITLE} characters: the new "
+    "agenda item's title",
+}
+_SPLIT_UNKNOWN = (
+    'send {"kind": "item_start", "offset_seconds": x, "item_id": n} or with "title" instead'
+)
+_EITHER = (
+    'send either "item_id" (an item of the agenda) or "title" (a new item added at the end of '
+    "the agenda) for the chapter that starts there"
+)
+
+
+class SplitAtItem(Request):
+    """A new chapter for an item of the agenda."""
+
+    hints: ClassVar[dict[str, str]] = _SPLIT_HINTS
+    unknown_hint: ClassVar[str | None] = _SPLIT_UNKNOWN
 
     kind: Literal["item_start"] = "item_start"
     offset_seconds: Seconds
-    item_id: Id | None = None
-    title: Title | None = None
+    item_id: Id
+    title: None = None
+    parent_id: None = None
+
+
+class SplitWithTitle(Request):
+    """A new chapter for a new item: at the end of the agenda, or of parent_id's items."""
+
+    hints: ClassVar[dict[str, str]] = _SPLIT_HINTS
+    unknown_hint: ClassVar[str | None] = _SPLIT_UNKNOWN
+
+    kind: Literal["item_start"] = "item_start"
+    offset_seconds: Seconds
+    item_id: None = None
+    title: Title
     parent_id: Id | None = None
+
+
+class ChapterSplit(RootModel[SplitAtItem | SplitWithTitle]):
+    """A new chapter from a moment of the recording: with item_id (an item of the agenda) or
+    title (a new item at the end of the agenda, or of parent_id's items)."""
+
+    root: SplitAtItem | SplitWithTitle
+
+    @classmethod
+    def explain(cls, errors: list[ErrorDetails], data: Any, context: Context) -> str:
+        if not isinstance(data, dict):
+            return NOT_AN_OBJECT
+        item, title = data.get("item_id"), data.get("title")
+        if (item is None) == (title is None):
+            return _EITHER
+        if title is None and data.get("parent_id") is not None:
+            return '"parent_id" places a new item: send it with "title"'
+        branch = "SplitAtItem" if title is None else "SplitWithTitle"
+        model = SplitAtItem if title is None else SplitWithTitle
+        inner: list[ErrorDetails] = [
+            {**e, "loc": e["loc"][1:]} for e in errors if e["loc"][:1] == (branch,)
+        ]
+        return model.explain(inner or errors, data, context)
 
 
 class ItemRename(Request):
@@ -526,8 +599,21 @@ class RedactionAdd(Request):
     end_seconds: Seconds
     reason: Annotated[str, StringConstraints(pattern=NONBLANK)]
 
+    @model_validator(mode="after")
+    def _in_order(self) -> RedactionAdd:
+        if self.start_seconds >= self.end_seconds:
+            raise fail(
+                f"start_seconds ({self.start_seconds:g}) must be before end_seconds "
+                f"({self.end_seconds:g})"
+            )
+        return self
+
 
 # --- transcripts ------------------------------------------------------------------------------
+
+
+# A line's start: not before the recording's.
+LineStart = Annotated[float, Field(ge=0)]
 
 
 class _LineBody(Request):
@@ -537,10 +623,19 @@ class _LineBody(Request):
     def explain(cls, errors: list[ErrorDetails], data: Any, context: Context) -> str:
         first = errors[0]
         field = field_of(first)
+        value = data.get(field) if isinstance(data, dict) else None
+        if first["type"] == "greater_than_equal":
+            return f"a line cannot start before the recording ({value:.3f} s)"
         if field in ("start_seconds", "end_seconds") and first["type"] != "missing":
-            value = data.get(field) if isinstance(data, dict) else None
             return f"{field} must be a number of seconds, not {value!r}"
         return super().explain(errors, data, context)
+
+    @model_validator(mode="after")
+    def _in_order(self) -> _LineBody:
+        start, end = getattr(self, "start_seconds", None), getattr(self, "end_seconds", None)
+        if start is not None and end is not None and end <= start:
+            raise fail(f"a line must end after it starts (start {start:.3f} s, end {end:.3f} s)")
+        return self
 
 
 class LineCorrect(_LineBody):
@@ -550,7 +645,7 @@ class LineCorrect(_LineBody):
     hints: ClassVar[dict[str, str]] = {"text": 'send {"text": "the corrected line"} (a string)'}
 
     text: str
-    start_seconds: Seconds | None = None
+    start_seconds: LineStart | None = None
     end_seconds: Seconds | None = None
 
 
@@ -567,8 +662,10 @@ class LineAdd(_LineBody):
         "end_seconds": f"start_seconds and end_seconds are needed: {_LINE_EXAMPLE}",
     }
 
-    text: str
-    start_seconds: Seconds
+    text: str = Field(
+        description="What was said: at least one printable character that is not a space"
+    )
+    start_seconds: LineStart
     end_seconds: Seconds
 
 
@@ -627,13 +724,6 @@ class AuditQuery(Request):
 
 
 # --- pre-flight -------------------------------------------------------------------------------
-
-
-def _whole(value: Any) -> Any:
-    # 10.0 is a whole number too (as JSON Schema's "integer" says).
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 class TestRecordingStart(Request):
