@@ -420,7 +420,7 @@ class CouncillorsQuery(Request):
 
     model_config = ConfigDict(extra="ignore")
 
-    all: str | None = Field(default=None, description="1: also those taken off the list")
+    all: str = Field(default="", description="1: also those taken off the list")
 
 
 VoteChoice = Literal["for", "against", "abstain", "absent"]

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
+from pydantic_core import CoreSchema
 
 from streaming.api.models import DYNAMIC_ENUM, Error
 from streaming.keys import SETTINGS
@@ -97,6 +98,13 @@ OUTSIDE: dict[tuple[str, str], Operation] = {
         },
     ),
 }
+
+
+class _Schemas(GenerateJsonSchema):
+    """pydantic's JSON Schema without a title on every field (the field's name says it)."""
+
+    def field_title_should_be_set(self, schema: CoreSchema) -> bool:  # type: ignore[override]
+        return False
 
 
 def routes_described(app: web.Application) -> Iterator[tuple[str, str, Operation]]:
@@ -221,7 +229,9 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
             if model is not None:
                 models[model.__name__] = model
     _, top = models_json_schema(
-        [(model, "validation") for model in models.values()], ref_template=REF
+        [(model, "validation") for model in models.values()],
+        ref_template=REF,
+        schema_generator=_Schemas,
     )
     enums = {"chambers": [chamber.id for chamber in app[SETTINGS].chambers]}
     schemas: dict[str, Any] = _settle(top.get("$defs", {}), enums)
