@@ -87,22 +87,14 @@ def validate(model: type[M], data: Any, context: Context | None = None) -> M:
         raise json_error(web.HTTPBadRequest, explain(model, exc, data, context or {})) from None
 
 
-async def read_json(request: web.Request) -> Any:
-    """The request body parsed as JSON; 400 if it is not JSON."""
-    try:
-        return await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _NOT_JSON
-
-
-_NOT_JSON = object()
-
-
 async def read_body(request: web.Request, model: type[M], context: Context | None = None) -> M:
-    """The JSON body as model; 400 for a body that is not a JSON object or that the model
-    refuses."""
-    data = await read_json(request)
-    if data is _NOT_JSON or not isinstance(data, dict):
+    """The JSON body as model; 400 for a body that is not a JSON object (or not JSON at all)
+    or that the model refuses."""
+    try:
+        data = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
         message = getattr(model, "not_an_object", NOT_AN_OBJECT)
         raise json_error(web.HTTPBadRequest, message)
     return validate(model, data, context)
