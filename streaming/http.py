@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from archive.db import Conflict, NotFound
 
@@ -32,13 +33,37 @@ def session_id_of(request: web.Request) -> int:
     return int(raw)
 
 
+API = "/api/"
+JSON = "application/json"
+
+
+def _router_error(request: web.Request, exc: web.HTTPException) -> str:
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return f"{request.method} is not allowed here; allowed: {allowed}"
+    if isinstance(exc, web.HTTPNotFound):
+        return f"nothing at {request.path}"
+    return exc.reason
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn the archive's refusals into JSON 404/409 answers, and crashes into a JSON 500."""
+    """Turn the archive's refusals into JSON 404/409 answers, a request that a pydantic model
+    refused (and no handler explained) into a JSON 400, and crashes into a JSON 500."""
     try:
         return await handler(request)  # type: ignore[no-any-return]
-    except web.HTTPException:
+    except web.HTTPException as exc:
+        if request.path.startswith(API) and exc.status >= 400 and exc.content_type != JSON:
+            # The router's own 404 and 405: in the API, every error is JSON too.
+            exc.text = json.dumps({"error": _router_error(request, exc)}, ensure_ascii=False)
+            exc.content_type = JSON
         raise
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise json_error(
+            web.HTTPBadRequest, f"{where}: {first['msg']}" if where else first["msg"]
+        ) from None
     except NotFound as exc:
         raise json_error(web.HTTPNotFound, str(exc)) from None
     except Conflict as exc:

@@ -7,8 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from archive.accounts import ROLES, AuditEntry, User
-from streaming.api.body import json_body
+from archive.accounts import AuditEntry, User
+from streaming.api.body import read_body, read_query
+from streaming.api.models import MAX_PASSWORD as MAX_PASSWORD  # the sign-in page's limit
+from streaming.api.models import AuditQuery, UserAdd, UserEdit
+from streaming.api.openapi import ADMIN, ANY_ROLE, STAFF, operation
 from streaming.auth.access import (
     LOGIN,
     PERMISSIONS,
@@ -23,11 +26,9 @@ log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
-MAX_PASSWORD = 1000
-MIN_PASSWORD = 8
-
 
 @routes.get("/api/v1/me")
+@operation("Who is signed in, what they may do, the CSRF token", ANY_ROLE, no_errors=("404",))
 async def me(request: web.Request) -> web.Response:
     """Who is signed in, their role, what they may do, and the CSRF token for changes."""
     user = await require(request, "console.view")
@@ -48,22 +49,8 @@ def user_json(user: User) -> dict[str, Any]:
     return {"name": user.name, "role": user.role, "disabled": user.disabled}
 
 
-def _password(value: Any) -> str:
-    if not isinstance(value, str) or not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
-        raise json_error(
-            web.HTTPBadRequest,
-            f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters",
-        )
-    return value
-
-
-def _role(value: Any) -> Any:
-    if value not in ROLES:
-        raise json_error(web.HTTPBadRequest, f"role must be one of: {', '.join(ROLES)}")
-    return value
-
-
 @routes.get("/api/v1/users")
+@operation("Every account", ADMIN)
 async def list_users(request: web.Request) -> web.Response:
     """Every account (admins)."""
     await require(request, "users.manage")
@@ -75,41 +62,30 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/users")
+@operation("Create an account", ADMIN, body=UserAdd, ok=201)
 async def add_user(request: web.Request) -> web.Response:
     """Create an account: {"name", "role", "password"} (admins)."""
     admin = await require(request, "users.manage")
     archive = request.app[ARCHIVE]
-    body = await json_body(request)
-    if set(body) - {"name", "role", "password"}:
-        raise json_error(web.HTTPBadRequest, 'send only "name", "role" and "password"')
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 64 or name != name.strip():
-        raise json_error(web.HTTPBadRequest, "name must be 1 to 64 characters, no outer spaces")
-    role = _role(body.get("role"))
-    password_hash = hash_password(_password(body.get("password")))
-    user = await archive.call(archive.index.add_user, name, role, password_hash)
+    body = await read_body(request, UserAdd)
+    name = body.name
+    password_hash = hash_password(body.password)
+    user = await archive.call(archive.index.add_user, name, body.role, password_hash)
     await audit(request, admin, "users.add", f"user {name}", after=user_json(user))
     return web.json_response(user_json(user), status=201)
 
 
 @routes.patch("/api/v1/users/{name}")
+@operation("Change a role or password, or disable; the user's logins end", ADMIN, body=UserEdit)
 async def edit_user(request: web.Request) -> web.Response:
     """Change an account's role or password, or disable it (admins); its logins end."""
     admin = await require(request, "users.manage")
     archive = request.app[ARCHIVE]
     name = request.match_info["name"]
-    body = await json_body(request)
-    if not body or set(body) - {"role", "password", "disabled"}:
-        raise json_error(web.HTTPBadRequest, 'send one or more of "role", "password", "disabled"')
-    changes: dict[str, Any] = {}
-    if "role" in body:
-        changes["role"] = _role(body["role"])
-    if "password" in body:
-        changes["password_hash"] = hash_password(_password(body["password"]))
-    if "disabled" in body:
-        if not isinstance(body["disabled"], bool):
-            raise json_error(web.HTTPBadRequest, '"disabled" must be true or false')
-        changes["disabled"] = body["disabled"]
+    body = await read_body(request, UserEdit)
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"password"})
+    if "password" in body.model_fields_set:
+        changes["password_hash"] = hash_password(body.password)
     if name == admin.name and (changes.get("disabled") or changes.get("role", "admin") != "admin"):
         raise json_error(
             web.HTTPConflict, "you cannot disable yourself or give up your own admin role"
@@ -118,7 +94,8 @@ async def edit_user(request: web.Request) -> web.Response:
     if before is None:
         raise json_error(web.HTTPNotFound, f"user {name!r} does not exist")
     after = await archive.call(archive.index.update_user, name, **changes)
-    shown_after = user_json(after) | ({"password": "changed"} if "password" in body else {})
+    changed = "password" in body.model_fields_set
+    shown_after = user_json(after) | ({"password": "changed"} if changed else {})
     await audit(
         request, admin, "users.edit", f"user {name}", before=user_json(before), after=shown_after
     )
@@ -141,14 +118,16 @@ def audit_json(entry: AuditEntry) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/audit")
+@operation(
+    "The audit log, newest first: who, when, what, before and after", STAFF, query=AuditQuery
+)
 async def audit_log(request: web.Request) -> web.Response:
     """The audit log, newest first (?session_id=N for one session's; staff and admins)."""
     await require(request, "audit.read")
     archive = request.app[ARCHIVE]
-    raw = request.query.get("session_id")
-    if raw is not None and (not raw.isdigit() or len(raw) > 12):
-        raise json_error(web.HTTPBadRequest, "session_id must be a session's number")
-    entries = await archive.call(archive.index.audit_log, None if raw is None else int(raw), 1000)
+    query = read_query(request, AuditQuery)
+    session_id = int(query.session_id) if "session_id" in query.model_fields_set else None
+    entries = await archive.call(archive.index.audit_log, session_id, 1000)
     return web.json_response(
         {"entries": [audit_json(e) for e in entries]},
         headers={"Cache-Control": "private, no-store"},

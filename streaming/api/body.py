@@ -1,44 +1,105 @@
-"""Reading JSON request bodies: a clear 400 for anything that is not a JSON object."""
+"""Reading requests into pydantic models: a clear 400 {"error": ...} naming the field and what
+to fix for anything the model refuses, and for a body that is not a JSON object."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
 
 from streaming.http import json_error
 
+M = TypeVar("M", bound=BaseModel)
+# What validation may look at besides the data: the configured chambers, a chamber's cameras.
+Context = dict[str, Any]
 
-def parse_time(body: dict[str, Any], key: str) -> datetime:
-    """An ISO 8601 time with a UTC offset from the request body; 400 otherwise."""
-    value = body.get(key)
-    if not isinstance(value, str):
-        raise json_error(
-            web.HTTPBadRequest,
-            f"{key} is required: an ISO 8601 time such as 2027-01-28T10:00:00+01:00",
-        )
+NOT_AN_OBJECT = "the body must be a JSON object"
+
+
+class Request(BaseModel):
+    """A request body or query string. Subclasses say, in words, what each field must be:
+    `hints` maps a field to the whole message when that field is wrong, `usage` is the one
+    message for any mistake (for bodies of one field), `explain` may override both."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    hints: ClassVar[dict[str, str]] = {}
+    usage: ClassVar[str | None] = None
+    # The message for a body that is not a JSON object (or not JSON at all).
+    not_an_object: ClassVar[str] = NOT_AN_OBJECT
+    # Said after "unknown field(s): a, b; " (default: the allowed fields).
+    unknown_hint: ClassVar[str | None] = None
+
+    @classmethod
+    def explain(cls, errors: list[ErrorDetails], data: Any, context: Context) -> str:
+        """One message for the first mistake in errors (pydantic's, in field order)."""
+        if cls.usage is not None:
+            return cls.usage
+        unknown = [str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden" and e["loc"]]
+        if unknown:
+            allowed = cls.unknown_hint or "allowed: " + ", ".join(sorted(cls.model_fields))
+            return f"unknown field(s): {', '.join(sorted(unknown))}; {allowed}"
+        first = errors[0]
+        if not first["loc"] and first["type"] in ("model_type", "model_attributes_type"):
+            return cls.not_an_object
+        return describe(first, cls.hints)
+
+
+def field_of(error: ErrorDetails) -> str:
+    """The dotted place of a mistake: "title", "councillors.2.name"."""
+    return ".".join(str(part) for part in error["loc"])
+
+
+def describe(error: ErrorDetails, hints: Mapping[str, str]) -> str:
+    """A mistake in words: the field's hint if there is one, our own validators' words (they
+    name the field already), else pydantic's with the field named."""
+    field = field_of(error)
+    top = str(error["loc"][0]) if error["loc"] else ""
+    if error["type"] == "obrady":
+        return error["msg"]
+    if top in hints:
+        return hints[top]
+    if not field:
+        return error["msg"]
+    if error["type"] == "missing":
+        return f"{field} is required"
+    return f"{field}: {error['msg']}"
+
+
+def explain(model: type[BaseModel], exc: ValidationError, data: Any, context: Context) -> str:
+    """A model's refusal in words: its own `explain` if it has one."""
+    errors = exc.errors(include_url=False)
+    own = getattr(model, "explain", None)
+    if own is not None:
+        return str(own(errors, data, context))
+    return describe(errors[0], {})
+
+
+def validate(model: type[M], data: Any, context: Context | None = None) -> M:
+    """data as model; 400 with the model's words otherwise."""
     try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise json_error(
-            web.HTTPBadRequest,
-            f"{key} {value!r} is not an ISO 8601 time such as 2027-01-28T10:00:00+01:00",
-        ) from None
-    if at.tzinfo is None:
-        raise json_error(
-            web.HTTPBadRequest, f"{key} {value!r} has no UTC offset: add one, e.g. +01:00 or Z"
-        )
-    return at
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise json_error(web.HTTPBadRequest, explain(model, exc, data, context or {})) from None
 
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object; 400 otherwise."""
+async def read_body(request: web.Request, model: type[M], context: Context | None = None) -> M:
+    """The JSON body as model; 400 for a body that is not a JSON object (or not JSON at all)
+    or that the model refuses."""
     try:
-        body = await request.json(loads=json.loads)
+        data = await request.json(loads=json.loads)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise json_error(web.HTTPBadRequest, "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise json_error(web.HTTPBadRequest, "the body must be a JSON object")
-    return body
+        data = None
+    if not isinstance(data, dict):
+        message = getattr(model, "not_an_object", NOT_AN_OBJECT)
+        raise json_error(web.HTTPBadRequest, message)
+    return validate(model, data, context)
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    """The query string as model (the first value of each name); 400 if the model refuses."""
+    return validate(model, {key: request.query[key] for key in request.query})

@@ -10,9 +10,17 @@ from typing import Any
 from aiohttp import web
 
 from archive import votes as csv_votes
-from archive.council import CHOICES, Choice, Councillor
+from archive.council import Choice, Councillor
 from archive.index import Conflict
-from streaming.api.body import json_body, parse_time
+from streaming.api.body import read_body, read_query
+from streaming.api.models import (
+    CouncillorEdit,
+    CouncillorsAdd,
+    CouncillorsQuery,
+    VoteRecord,
+    squash,
+)
+from streaming.api.openapi import BY_STATE, OPERATORS, operation
 from streaming.api.views import session_detail, vote_json
 from streaming.auth.access import audit, require
 from streaming.http import json_error, session_id_of
@@ -22,8 +30,6 @@ log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
-MAX_NAME = 120
-MAX_SUBJECT = 500
 # A vote's moment may be given a little in the future of the server's clock (clock skew).
 AT_SLACK = timedelta(seconds=5)
 
@@ -31,18 +37,6 @@ AT_SLACK = timedelta(seconds=5)
 def councillor_json(c: Councillor) -> dict[str, Any]:
     """A councillor as the API shows one."""
     return {"id": c.id, "name": c.name, "caucus": c.caucus, "active": c.active, "term": c.term}
-
-
-def _text(value: Any, key: str, limit: int, required: bool = True) -> str:
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value.strip()) or len(value) > limit:
-        raise json_error(
-            web.HTTPBadRequest,
-            f"{key} must be {'a non-empty' if required else 'a'} text of at most {limit} "
-            "characters",
-        )
-    return " ".join(value.split())
 
 
 def _id_of(request: web.Request, key: str, what: str) -> int:
@@ -53,41 +47,28 @@ def _id_of(request: web.Request, key: str, what: str) -> int:
 
 
 @routes.get("/api/v1/councillors")
+@operation(
+    "The councillors of the current term (?all=1 with those taken off the list)",
+    query=CouncillorsQuery,
+)
 async def list_councillors(request: web.Request) -> web.Response:
     """The councillors of the current term (?all=1 also lists those taken off)."""
     archive = request.app[ARCHIVE]
     term = request.app[SETTINGS].console.term
-    include_all = request.query.get("all") == "1"
+    include_all = read_query(request, CouncillorsQuery).all == "1"
     found = await archive.call(archive.index.councillors, term, include_all)
     return web.json_response({"term": term, "councillors": [councillor_json(c) for c in found]})
 
 
 @routes.post("/api/v1/councillors")
+@operation("Add councillors to the term", OPERATORS, body=CouncillorsAdd, ok=201)
 async def add_councillors(request: web.Request) -> web.Response:
     """Add councillors to the current term: {"name", "caucus"} or {"councillors": [...]}."""
     archive = request.app[ARCHIVE]
     user = await require(request, "councillors.edit")
-    body = await json_body(request)
+    body = await read_body(request, CouncillorsAdd)
     term = request.app[SETTINGS].console.term
-    entries = body.get("councillors", [body]) if "councillors" in body else [body]
-    if not isinstance(entries, list) or not entries or len(entries) > 200:
-        raise json_error(
-            web.HTTPBadRequest,
-            'send {"name": "Jan Kowalski", "caucus": "Klub Radnych X"} or '
-            '{"councillors": [ ... up to 200 of those ... ]}',
-        )
-    wanted: list[tuple[str, str]] = []
-    for n, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict) or set(entry) - {"name", "caucus"}:
-            raise json_error(
-                web.HTTPBadRequest, f'councillor {n}: send only "name" and "caucus" (optional)'
-            )
-        wanted.append(
-            (
-                _text(entry.get("name"), f"councillor {n}: name", MAX_NAME),
-                _text(entry.get("caucus"), f"councillor {n}: caucus", MAX_NAME, required=False),
-            )
-        )
+    wanted = [entry.cleaned() for entry in body.entries()]
     listed = await archive.call(archive.index.councillors, term, True)
     existing = {c.name.casefold() for c in listed}
     seen: set[str] = set()
@@ -115,23 +96,17 @@ async def add_councillors(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/councillors/{cid}")
+@operation("Correct a name or caucus, or take off the list", OPERATORS, body=CouncillorEdit)
 async def edit_councillor(request: web.Request) -> web.Response:
     """Correct a councillor's name or caucus, or take them off the list ({"active": false})."""
     archive = request.app[ARCHIVE]
     user = await require(request, "councillors.edit")
     cid = _id_of(request, "cid", "councillor")
-    body = await json_body(request)
-    if not body or set(body) - {"name", "caucus", "active"}:
-        raise json_error(web.HTTPBadRequest, 'send one or more of "name", "caucus", "active"')
-    changes: dict[str, Any] = {}
-    if "name" in body:
-        changes["name"] = _text(body["name"], "name", MAX_NAME)
-    if "caucus" in body:
-        changes["caucus"] = _text(body["caucus"], "caucus", MAX_NAME, required=False)
-    if "active" in body:
-        if not isinstance(body["active"], bool):
-            raise json_error(web.HTTPBadRequest, '"active" must be true or false')
-        changes["active"] = body["active"]
+    body = await read_body(request, CouncillorEdit)
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+    for key in ("name", "caucus"):
+        if key in changes:
+            changes[key] = squash(changes[key] or "")
     before = await archive.call(archive.index.get_councillor, cid)
     try:
         after = await archive.call(archive.index.update_councillor, cid, **changes)
@@ -161,6 +136,11 @@ async def _vote_role(request: web.Request, session_id: int) -> tuple[Any, Any]:
 
 
 @routes.post("/api/v1/sessions/{id}/votes/csv")
+@operation(
+    "Read a voting system's CSV export (text/csv body) for confirmation; stores nothing",
+    BY_STATE,
+    raw_body={"text/csv": {"type": "string"}},
+)
 async def read_vote_csv(request: web.Request) -> web.Response:
     """Read a voting system's export (CSV, a row per councillor) to confirm; stores nothing."""
     archive = request.app[ARCHIVE]
@@ -211,26 +191,14 @@ async def read_vote_csv(request: web.Request) -> web.Response:
     )
 
 
-def _choices(body: dict[str, Any], councillors: list[Councillor]) -> dict[int, Choice]:
+def _choices(body: VoteRecord, councillors: list[Councillor]) -> dict[int, Choice]:
     """Every listed councillor's choice, from {"choices": {"<id>": "for", ...}}."""
-    raw = body.get("choices")
-    if not isinstance(raw, dict) or not raw:
-        raise json_error(
-            web.HTTPBadRequest,
-            'send "choices": {"<councillor id>": "for" | "against" | "abstain" | "absent", ...} '
-            "with every councillor of the term",
-        )
     known = {c.id: c for c in councillors}
     choices: dict[int, Choice] = {}
-    for key, value in raw.items():
-        if not str(key).isdigit() or int(key) not in known:
+    for key, value in body.choices.items():
+        if int(key) not in known:
             raise json_error(
                 web.HTTPBadRequest, f"councillor {key!r} is not on the list of this term"
-            )
-        if value not in CHOICES:
-            raise json_error(
-                web.HTTPBadRequest,
-                f"councillor {known[int(key)].name}: {value!r} is not one of {', '.join(CHOICES)}",
             )
         choices[int(key)] = value
     missing = [c.name for c in councillors if c.id not in choices]
@@ -244,25 +212,21 @@ def _choices(body: dict[str, Any], councillors: list[Councillor]) -> dict[int, C
 
 
 @routes.post("/api/v1/sessions/{id}/votes")
+@operation(
+    "Record a nominal vote at the announced moment (live: operators; after: staff)",
+    BY_STATE,
+    body=VoteRecord,
+    ok=201,
+)
 async def record_vote(request: web.Request) -> web.Response:
     """Record a nominal vote under the current (or given) agenda item, at the announced moment."""
     archive = request.app[ARCHIVE]
     sid = session_id_of(request)
     user, session = await _vote_role(request, sid)
-    body = await json_body(request)
-    allowed = {"subject", "item_id", "at", "choices", "source"}
-    if set(body) - allowed:
-        raise json_error(
-            web.HTTPBadRequest,
-            f"unknown field(s): {', '.join(sorted(set(body) - allowed))}; "
-            f"allowed: {', '.join(sorted(allowed))}",
-        )
-    subject = _text(body.get("subject"), "subject", MAX_SUBJECT)
-    source = body.get("source", "console")
-    if source not in ("console", "csv"):
-        raise json_error(web.HTTPBadRequest, 'source must be "console" or "csv"')
+    body = await read_body(request, VoteRecord)
+    subject = squash(body.subject)
     now = request.app[CLOCK]()
-    at = parse_time(body, "at") if "at" in body else now
+    at = body.at if "at" in body.model_fields_set else now
     start = session.started_at
     if (
         start is None
@@ -277,10 +241,10 @@ async def record_vote(request: web.Request) -> web.Response:
             f"{(session.ended_at or now).isoformat()}",
         )
     detail = await session_detail(archive, sid)
-    item_id = body.get("item_id", detail["current_item_id"])
+    item_id = body.item_id if "item_id" in body.model_fields_set else detail["current_item_id"]
     if item_id is not None:
         items = {i["id"] for i in _walk(detail["agenda"])}
-        if not isinstance(item_id, int) or isinstance(item_id, bool) or item_id not in items:
+        if item_id not in items:
             raise json_error(
                 web.HTTPBadRequest, f"item_id {item_id!r} is not an agenda item of session {sid}"
             )
@@ -293,7 +257,7 @@ async def record_vote(request: web.Request) -> web.Response:
         item_id=item_id,
         subject=subject,
         at=at,
-        source=source,
+        source=body.source,
         choices=choices,
         created_by=user.name,
     )
@@ -305,6 +269,7 @@ async def record_vote(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/sessions/{id}/votes/{vote_id}")
+@operation("Take back a vote entered by mistake", BY_STATE)
 async def delete_vote(request: web.Request) -> web.Response:
     """Take back a vote entered by mistake (the audit log keeps what it was)."""
     archive = request.app[ARCHIVE]

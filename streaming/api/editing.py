@@ -8,7 +8,6 @@ media is never written. A redaction's slates are new files under data/redacted/.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -18,7 +17,9 @@ from archive.editing import CoveredSegment, InvalidEdit, Redaction
 from archive.index import AgendaRow, AsyncArchive, Marker
 from archive.publish import Chapter, chapters
 from archive.timeline import Timeline
-from streaming.api.body import json_body
+from streaming.api.body import read_body
+from streaming.api.models import ChapterSplit, ItemRename, MarkerMove, Publish, RedactionAdd
+from streaming.api.openapi import STAFF, operation
 from streaming.api.views import marker_json
 from streaming.auth.access import audit, require
 from streaming.http import json_error, session_id_of
@@ -37,44 +38,6 @@ def _path_id(request: web.Request, name: str, what: str) -> int:
     if not raw.isdigit() or len(raw) > 12:
         raise json_error(web.HTTPNotFound, f"{what} {raw!r} does not exist")
     return int(raw)
-
-
-def _only(body: dict[str, Any], allowed: set[str], example: str) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise json_error(
-            web.HTTPBadRequest,
-            f"unknown field(s): {', '.join(unknown)}; send {example}",
-        )
-
-
-def _seconds(body: dict[str, Any], key: str, *, required: bool = True) -> float | None:
-    value = body.get(key)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise json_error(
-            web.HTTPBadRequest, f"{key} must be a number of seconds from the recording's start"
-        )
-    return float(value)
-
-
-def _ident(body: dict[str, Any], key: str) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise json_error(web.HTTPBadRequest, f"{key} must be an agenda item's id (a number)")
-    return value
-
-
-def _text(body: dict[str, Any], key: str, what: str) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise json_error(web.HTTPBadRequest, f"{key} must be text: {what}")
-    return value
 
 
 async def _edit(archive: AsyncArchive, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -132,6 +95,7 @@ async def _marker_state(archive: AsyncArchive, sid: int, marker: Marker) -> dict
 
 
 @routes.patch("/api/v1/sessions/{id}/markers/{marker_id}")
+@operation("Move a marker, or point an item start at another item", STAFF, body=MarkerMove)
 async def move_marker(request: web.Request) -> web.Response:
     """Move a marker to a moment of the recording ({"offset_seconds": x}) and/or re-point an
     item start at another item ({"item_id": n})."""
@@ -139,16 +103,18 @@ async def move_marker(request: web.Request) -> web.Response:
     archive = request.app[ARCHIVE]
     sid = session_id_of(request)
     marker_id = _path_id(request, "marker_id", "marker")
-    body = await json_body(request)
-    _only(body, {"offset_seconds", "item_id"}, '{"offset_seconds": x} and/or {"item_id": n}')
-    offset = _seconds(body, "offset_seconds", required=False)
-    item_id = _ident(body, "item_id")
+    body = await read_body(request, MarkerMove)
     # The marker as it was shown, offset included, for the audit (read before the change).
     markers = await archive.call(archive.index.markers, sid)
     old = next((m for m in markers if m.id == marker_id), None)
     before_json = None if old is None else await _marker_state(archive, sid, old)
     before, after = await _edit(
-        archive, archive.index.move_marker, sid, marker_id, offset_seconds=offset, item_id=item_id
+        archive,
+        archive.index.move_marker,
+        sid,
+        marker_id,
+        offset_seconds=body.offset_seconds,
+        item_id=body.item_id,
     )
     answer = await _marker_answer(archive, sid, after)
     await audit(
@@ -164,6 +130,7 @@ async def move_marker(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/markers")
+@operation("Split: a new chapter from a moment of the recording", STAFF, body=ChapterSplit, ok=201)
 async def split_chapter(request: web.Request) -> web.Response:
     """A new chapter from a moment of the recording: {"kind": "item_start", "offset_seconds": x}
     with "item_id": n (an item of the agenda) or "title": "..." (a new item at the end of the
@@ -171,28 +138,15 @@ async def split_chapter(request: web.Request) -> web.Response:
     user = await require(request, "record.edit")
     archive = request.app[ARCHIVE]
     sid = session_id_of(request)
-    body = await json_body(request)
-    _only(
-        body,
-        {"kind", "offset_seconds", "item_id", "title", "parent_id"},
-        '{"kind": "item_start", "offset_seconds": x, "item_id": n} or with "title" instead',
-    )
-    if body.get("kind", "item_start") != "item_start":
-        raise json_error(
-            web.HTTPBadRequest,
-            'only "kind": "item_start" markers can be added after the session (a new chapter)',
-        )
-    offset = _seconds(body, "offset_seconds")
-    assert offset is not None
-    title = _text(body, "title", "the new agenda item's title")
+    body = (await read_body(request, ChapterSplit)).root
     marker, item = await _edit(
         archive,
         archive.index.split_chapter,
         sid,
-        offset,
-        item_id=_ident(body, "item_id"),
-        title=title,
-        parent_id=_ident(body, "parent_id"),
+        body.offset_seconds,
+        item_id=body.item_id,
+        title=body.title,
+        parent_id=body.parent_id,
         created_by=user.name,
     )
     answer = await _marker_answer(
@@ -211,6 +165,7 @@ async def split_chapter(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/sessions/{id}/markers/{marker_id}")
+@operation("Merge: remove an item start (its chapter joins the previous one)", STAFF)
 async def merge_chapter(request: web.Request) -> web.Response:
     """Delete an item start: its chapter joins the previous one."""
     user = await require(request, "record.edit")
@@ -238,17 +193,14 @@ async def merge_chapter(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/sessions/{id}/items/{item_id}")
+@operation("Rename an agenda item after the session", STAFF, body=ItemRename)
 async def rename_item(request: web.Request) -> web.Response:
     """Correct an agenda item's title after the session: {"title": "..."}."""
     user = await require(request, "record.edit")
     archive = request.app[ARCHIVE]
     sid = session_id_of(request)
     item_id = _path_id(request, "item_id", "agenda item")
-    body = await json_body(request)
-    _only(body, {"title"}, '{"title": "..."}')
-    title = _text(body, "title", "the item's corrected title")
-    if title is None:
-        raise json_error(web.HTTPBadRequest, 'send {"title": "..."}: the corrected title')
+    title = (await read_body(request, ItemRename)).title
     before, after = await _edit(archive, archive.index.rename_item, sid, item_id, title)
     await audit(
         request,
@@ -269,19 +221,13 @@ async def rename_item(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/publish")
+@operation("Publish or withdraw the recording", STAFF, body=Publish)
 async def publish(request: web.Request) -> web.Response:
     """Publish ({"published": true}) or withdraw ({"published": false}) the recording."""
     user = await require(request, "record.publish")
     archive = request.app[ARCHIVE]
     sid = session_id_of(request)
-    body = await json_body(request)
-    published = body.get("published")
-    if not isinstance(published, bool) or set(body) - {"published"}:
-        raise json_error(
-            web.HTTPBadRequest,
-            'send {"published": true} to publish the recording, {"published": false} to '
-            "withdraw it",
-        )
+    published = (await read_body(request, Publish)).published
     before, after = await _edit(archive, archive.index.set_published, sid, published)
     await audit(
         request,
@@ -330,6 +276,7 @@ async def _redactions(archive: AsyncArchive, sid: int) -> list[dict[str, Any]]:
 
 
 @routes.get("/api/v1/sessions/{id}/redactions")
+@operation("Ranges the public copy skips", STAFF)
 async def list_redactions(request: web.Request) -> web.Response:
     """The session's redactions, with what each hides in the public copy."""
     await require(request, "record.redact")
@@ -347,26 +294,19 @@ async def list_redactions(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/redactions")
+@operation(
+    "Redact a range from the public copy (the original is kept, sealed)",
+    STAFF,
+    body=RedactionAdd,
+    ok=201,
+)
 async def add_redaction(request: web.Request) -> web.Response:
     """Redact a range of the public copy: {"start_seconds", "end_seconds", "reason"}."""
     user = await require(request, "record.redact")
     archive = request.app[ARCHIVE]
     sid = session_id_of(request)
-    body = await json_body(request)
-    _only(
-        body,
-        {"start_seconds", "end_seconds", "reason"},
-        '{"start_seconds": a, "end_seconds": b, "reason": "..."}',
-    )
-    start = _seconds(body, "start_seconds")
-    end = _seconds(body, "end_seconds")
-    reason = _text(body, "reason", "why the range is redacted")
-    assert start is not None and end is not None
-    if reason is None or not reason.strip():
-        raise json_error(
-            web.HTTPBadRequest,
-            "reason is required: why this range is redacted (e.g. personal data)",
-        )
+    body = await read_body(request, RedactionAdd)
+    start, end, reason = body.start_seconds, body.end_seconds, body.reason
     session = await archive.call(archive.index.get_session, sid)
     covered = await _edit(archive, archive.index.plan_redaction, sid, start, end)
     # The slates exist before the redaction does: the public playlist may name them at once.
@@ -392,6 +332,7 @@ async def add_redaction(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/sessions/{id}/redactions/{rid}")
+@operation("Remove a redaction", STAFF)
 async def delete_redaction(request: web.Request) -> web.Response:
     """Lift a redaction: the public copy shows that range again."""
     user = await require(request, "record.redact")

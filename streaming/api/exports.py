@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from streaming.api.openapi import operation
 from streaming.hls.routes import private_if_withdrawn
 from streaming.http import session_id_of
 from streaming.keys import ARCHIVE, EXPORTS
@@ -16,6 +17,12 @@ PRIVATE = "private, no-store"
 
 
 @routes.get("/api/v1/sessions/{id}/exports")
+@operation(
+    "MP4 downloads of the public recording (/sessions/{id}/recording.mp4, "
+    "/sessions/{id}/items/{item_id}/clip.mp4, /sessions/{id}/clip.mp4?start=&end=) "
+    "and their progress",
+    errors=("401", "403", "410"),
+)
 async def list_exports(request: web.Request) -> web.Response:
     """The session's MP4 exports: finished ones and those being made, with their progress."""
     archive = request.app[ARCHIVE]

@@ -16,6 +16,7 @@ from aiohttp import web
 from archive.index import AsyncArchive, Session, utc_now
 from archive.timeline import Timeline
 from archive.transcripts import TranscriptLine
+from streaming.api.openapi import operation
 from streaming.api.views import agenda_tree, session_summary, vote_json
 from streaming.http import json_error
 from streaming.keys import ARCHIVE, CLOCK, NOW_CACHE, SETTINGS
@@ -103,6 +104,7 @@ async def chamber_now(
 
 
 @routes.get("/api/v1/chambers/{chamber}/now")
+@operation("What residents see: state, agenda, current item, votes")
 async def now(request: web.Request) -> web.Response:
     """The chamber's state: before start, live, break, closed part, ended, or idle."""
     settings = request.app[SETTINGS]

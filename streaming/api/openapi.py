@@ -1,444 +1,247 @@
-"""The OpenAPI 3.1 document of /api/v1, kept beside the handlers it describes."""
+"""The OpenAPI 3.1 document of /api/v1, generated from the running app's router and the
+pydantic models the handlers read, so the document and the validation cannot disagree.
+
+Each handler says what the document should say of it with @operation (its summary, who may
+call it, its body and query models, its answer); methods and paths come from the router. The
+two public JSON routes outside /api/v1 (their handlers are the pages', streaming/web) are
+described in OUTSIDE, keyed by (method, path).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_SESSION = {"$ref": "#/components/schemas/Session"}
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
+from pydantic_core import CoreSchema
 
+from streaming.api.models import DYNAMIC_ENUM, Error
+from streaming.keys import SETTINGS
 
-def _resp(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"description": description}
-    if schema is not None:
-        body["content"] = {"application/json": {"schema": schema}}
-    return body
+F = TypeVar("F", bound=Callable[..., Any])
+REF = "#/components/schemas/{model}"
+ATTRIBUTE = "__openapi__"
 
+# Who may call: shown after the summary; None is the public.
+ANY_ROLE = "any role"
+OPERATORS = "operator or admin"
+STAFF = "staff or admin"
+ADMIN = "admin"
+BY_STATE = "by state"
 
 _ERRORS = {
-    "400": _resp("The request is invalid; the error says what to fix.", _ERROR),
-    "401": _resp("No or wrong credentials.", _ERROR),
-    "403": _resp("The user's role may not do this.", _ERROR),
-    "404": _resp("No such session or item.", _ERROR),
-    "409": _resp("Not possible in the session's current state.", _ERROR),
+    "400": "The request is invalid; the error says what to fix.",
+    "401": "No or wrong credentials.",
+    "403": "The user's role may not do this.",
+    "404": "No such session, item or chamber.",
+    "409": "Not possible in the session's current state.",
+    "410": "The recording is withdrawn (to the public).",
+    "501": "Not offered.",
+    "503": "Not ready yet; try again (Retry-After).",
 }
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+# Path parameters by name (a route may override its own).
+_PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "chamber": {"type": "string", DYNAMIC_ENUM: "chambers"},
+    "camera": {"type": "string"},
+    "name": {"type": "string"},
+}
+_INTEGER = {"type": "integer", "minimum": 0}
 
 
-def _one_field(name: str, kind: str) -> dict[str, Any]:
-    """A JSON request body that is an object with one required field."""
-    schema = {"type": "object", "required": [name], "properties": {name: {"type": kind}}}
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+@dataclass(frozen=True)
+class Operation:
+    """What the document says of one route."""
+
+    summary: str
+    who: str | None = None
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    ok: int = 200
+    answer: type[BaseModel] | None = None
+    # Added to the errors the route's shape implies (e.g. "503"), and their opposite.
+    errors: tuple[str, ...] = ()
+    no_errors: tuple[str, ...] = ()
+    # A body that is not JSON: {media type: schema}; an answer that is not JSON: its media type.
+    raw_body: dict[str, Any] | None = None
+    media: str = "application/json"
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _op(
-    summary: str, ok: dict[str, Any], *, auth: bool, errors: tuple[str, ...], **extra: Any
-) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "responses": {**ok, **{c: _ERRORS[c] for c in errors}},
+def operation(summary: str, who: str | None = None, **details: Any) -> Callable[[F], F]:
+    """Describe a handler in the OpenAPI document: its summary, who may call it (None: the
+    public), its body= and query= models, ok= status and answer= model."""
+
+    def describe(handler: F) -> F:
+        setattr(handler, ATTRIBUTE, Operation(summary, who, **details))
+        return handler
+
+    return describe
+
+
+OUTSIDE: dict[tuple[str, str], Operation] = {
+    ("GET", "/sessions/{id}/votes.json"): Operation(
+        "A session's nominal votes with totals and per-councillor lists (public even when the "
+        "recording is withdrawn; also as votes.csv and a printable page)"
+    ),
+    ("GET", "/oembed"): Operation(
+        "oEmbed 1.0 (video) for a /sessions/{id} or /live/{chamber} page; format=xml answers 501",
+        errors=("400", "404", "501"),
+        params={
+            "url": {"in": "query", "required": True, "schema": {"type": "string"}},
+            "format": {"in": "query", "schema": {"type": "string"}},
+            "maxwidth": {"in": "query", "schema": {"type": "integer", "minimum": 1}},
+            "maxheight": {"in": "query", "schema": {"type": "integer", "minimum": 1}},
+        },
+    ),
+}
+
+
+class _Schemas(GenerateJsonSchema):
+    """pydantic's JSON Schema without a title on every field (the field's name says it)."""
+
+    def field_title_should_be_set(self, schema: CoreSchema) -> bool:  # type: ignore[override]
+        return False
+
+
+def routes_described(app: web.Application) -> Iterator[tuple[str, str, Operation]]:
+    """(method, path, operation) of each route of /api/v1 and of OUTSIDE in app's router."""
+    for route in app.router.routes():
+        if route.method == "HEAD" or route.resource is None:
+            continue
+        path = route.resource.canonical
+        described = getattr(route.handler, ATTRIBUTE, None) or OUTSIDE.get((route.method, path))
+        if described is None and path.startswith("/api/v1/"):
+            # Not described yet: its docstring at least, so no route goes unlisted.
+            doc = (route.handler.__doc__ or path).strip().splitlines()[0]
+            described = Operation(doc)
+        if described is not None:
+            yield route.method, path, described
+
+
+def _errors(method: str, path: str, op: Operation) -> list[str]:
+    found = set(op.errors)
+    if op.body or op.query or op.raw_body:
+        found.add("400")
+    if op.who:
+        found |= {"401", "403"}
+        if method != "GET":
+            found.add("409")
+    if "{" in path:
+        found.add("404")
+    return sorted(found - set(op.no_errors))
+
+
+def _resp(description: str, schema: dict[str, Any] | None, media: str) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description}
+    if schema is not None:
+        answer["content"] = {media: {"schema": schema}}
+    return answer
+
+
+def _ref(model: type[BaseModel]) -> dict[str, Any]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _parameters(path: str, op: Operation, schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for name in re.findall(r"{(\w+)", path):
+        override = op.params.get(name, {})
+        schema = override.get("schema") or _PATH_PARAMS.get(name, _INTEGER)
+        found.append({"name": name, "in": "path", "required": True, "schema": schema})
+    if op.query is not None:
+        query = schemas[op.query.__name__]
+        required = set(query.get("required", ()))
+        for name, schema in query["properties"].items():
+            described = {"name": name, "in": "query", "required": name in required}
+            if "description" in schema:
+                described["description"] = schema["description"]
+            described["schema"] = {k: v for k, v in schema.items() if k != "description"}
+            found.append(described)
+    for name, extra in op.params.items():
+        if extra.get("in") == "query":
+            found.append({"name": name, **extra})
+    return found
+
+
+def _operation(method: str, path: str, op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
+    summary = op.summary + (f" ({op.who})" if op.who else "")
+    if op.answer is not None:
+        ok_schema: dict[str, Any] | None = _ref(op.answer)
+    else:
+        ok_schema = {"type": "object"} if op.media.endswith("json") else None
+    responses: dict[str, Any] = {
+        str(op.ok): _resp("The answer" if method == "GET" else "Done", ok_schema, op.media)
     }
-    if auth:
-        op["security"] = [{"basic": []}, {"login": []}]
-    op.update(extra)
-    return op
+    for code in _errors(method, path, op):
+        responses[code] = _resp(_ERRORS[code], _ref(Error), "application/json")
+    described: dict[str, Any] = {"summary": summary, "responses": responses}
+    if op.who:
+        described["security"] = [{"basic": []}, {"login": []}]
+    parameters = _parameters(path, op, schemas)
+    if parameters:
+        described["parameters"] = parameters
+    if op.body is not None:
+        described["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.body)}},
+        }
+    elif op.raw_body is not None:
+        described["requestBody"] = {
+            "required": True,
+            "content": {media: {"schema": schema} for media, schema in op.raw_body.items()},
+        }
+    return described
 
 
-def _param(name: str, kind: str = "string") -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
+def _settle(node: Any, enums: dict[str, list[str]]) -> Any:
+    """The generated schemas made final: dynamic enums filled from the configuration, and the
+    null default of a field that may be left out (but not sent as null) left out."""
+    if isinstance(node, list):
+        return [_settle(item, enums) for item in node]
+    if not isinstance(node, dict):
+        return node
+    settled = {key: _settle(value, enums) for key, value in node.items()}
+    name = settled.pop(DYNAMIC_ENUM, None)
+    if name is not None:
+        settled["enum"] = enums[name]
+    if "default" in settled and settled["default"] is None and not _nullable(settled):
+        del settled["default"]
+    return settled
 
 
-def _body(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A JSON object request body."""
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = list(required)
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+def _nullable(schema: dict[str, Any]) -> bool:
+    kinds = schema.get("type")
+    if kinds == "null" or (isinstance(kinds, list) and "null" in kinds):
+        return True
+    return any(option.get("type") == "null" for option in schema.get("anyOf", ()))
 
 
-_OBJECT = {"type": "object"}
-_STR = {"type": "string"}
-_INT = {"type": "integer"}
-_NUM = {"type": "number"}
-_BOOL = {"type": "boolean"}
-_TIME = {"type": "string", "format": "date-time"}
-
-
-def _change(
-    summary: str,
-    who: str,
-    params: list[dict[str, Any]],
-    body: dict[str, Any] | None = None,
-    ok: str = "200",
-    errors: tuple[str, ...] = ("400", "401", "403", "404", "409"),
-) -> dict[str, Any]:
-    """A state-changing operation: Basic credentials, or the login cookie plus X-CSRF-Token."""
-    extra: dict[str, Any] = {"parameters": params}
-    if body is not None:
-        extra["requestBody"] = body
-    return _op(
-        f"{summary} ({who})", {ok: _resp("Done", _OBJECT)}, auth=True, errors=errors, **extra
-    )
-
-
-def _read(summary: str, params: list[dict[str, Any]], who: str | None = None) -> dict[str, Any]:
-    errors = ("401", "403", "404") if who else ("404",)
-    return _op(
-        summary + (f" ({who})" if who else ""),
-        {"200": _resp("The answer", _OBJECT)},
-        auth=who is not None,
-        errors=errors,
-        parameters=params,
-    )
-
-
-def _console_paths() -> dict[str, Any]:
-    """The console's calls: accounts, agenda edits, councillors, votes, pre-flight, editing."""
-    sid, chamber = _ID, _param("chamber")
-    ops, staff, admin = "operator or admin", "staff or admin", "admin"
-    vote_choice = {"enum": ["for", "against", "abstain", "absent"]}
-    return {
-        "/api/v1/me": {
-            "get": _read("Who is signed in, what they may do, the CSRF token", [], "any role")
-        },
-        "/api/v1/users": {
-            "get": _read("Every account", [], admin),
-            "post": _change(
-                "Create an account",
-                admin,
-                [],
-                _body(
-                    {
-                        "name": _STR,
-                        "role": {"enum": ["operator", "staff", "admin"]},
-                        "password": _STR,
-                    },
-                    ("name", "role", "password"),
-                ),
-                ok="201",
-            ),
-        },
-        "/api/v1/users/{name}": {
-            "patch": _change(
-                "Change a role or password, or disable; the user's logins end",
-                admin,
-                [_param("name")],
-                _body({"role": _STR, "password": _STR, "disabled": _BOOL}),
-            )
-        },
-        "/api/v1/audit": {
-            "get": _op(
-                "The audit log, newest first: who, when, what, before and after (staff or admin)",
-                {"200": _resp("Entries", _OBJECT)},
-                auth=True,
-                errors=("400", "401", "403"),
-                parameters=[{"name": "session_id", "in": "query", "schema": _INT}],
-            )
-        },
-        "/api/v1/agenda/preview": {
-            "post": _change(
-                "Parse a pasted agenda: the tree, or each line it cannot read; stores nothing",
-                "any role",
-                [],
-                _body({"agenda_text": _STR}, ("agenda_text",)),
-                errors=("400", "401"),
-            )
-        },
-        "/api/v1/sessions/{id}/agenda": {
-            "put": _change(
-                "Paste the agenda again (before any item is taken up)",
-                ops,
-                [sid],
-                _body({"agenda_text": _STR}, ("agenda_text",)),
-            ),
-            "post": _change(
-                "Change the agenda item by item (zmiana porządku obrad)",
-                ops,
-                [sid],
-                _body(
-                    {
-                        "op": {"enum": ["add", "remove", "restore", "move", "rename"]},
-                        "item_id": _INT,
-                        "title": _STR,
-                        "parent_id": _INT,
-                        "before_id": _INT,
-                        "index": _INT,
-                    },
-                    ("op",),
-                ),
-            ),
-        },
-        "/api/v1/councillors": {
-            "get": _op(
-                "The councillors of the current term (?all=1 with those taken off the list)",
-                {"200": _resp("Councillors", _OBJECT)},
-                auth=False,
-                errors=(),
-                parameters=[{"name": "all", "in": "query", "schema": {"enum": ["1"]}}],
-            ),
-            "post": _change(
-                "Add councillors to the term",
-                ops,
-                [],
-                _body({"name": _STR, "caucus": _STR, "councillors": {"type": "array"}}),
-                ok="201",
-            ),
-        },
-        "/api/v1/councillors/{cid}": {
-            "patch": _change(
-                "Correct a name or caucus, or take off the list",
-                ops,
-                [_param("cid", "integer")],
-                _body({"name": _STR, "caucus": _STR, "active": _BOOL}),
-            )
-        },
-        "/api/v1/sessions/{id}/votes": {
-            "post": _change(
-                "Record a nominal vote at the announced moment (live: operators; after: staff)",
-                "by state",
-                [sid],
-                _body(
-                    {
-                        "subject": _STR,
-                        "item_id": _INT,
-                        "at": _TIME,
-                        "source": {"enum": ["console", "csv"]},
-                        "choices": {"type": "object", "additionalProperties": vote_choice},
-                    },
-                    ("subject", "choices"),
-                ),
-                ok="201",
-            )
-        },
-        "/api/v1/sessions/{id}/votes/csv": {
-            "post": _change(
-                "Read a voting system's CSV export (text/csv body) for confirmation; stores "
-                "nothing",
-                "by state",
-                [sid],
-                {"required": True, "content": {"text/csv": {"schema": _STR}}},
-            )
-        },
-        "/api/v1/sessions/{id}/votes/{vote_id}": {
-            "delete": _change(
-                "Take back a vote entered by mistake",
-                "by state",
-                [sid, _param("vote_id", "integer")],
-            )
-        },
-        "/api/v1/chambers/{chamber}/now": {
-            "get": _read("What residents see: state, agenda, current item, votes", [chamber])
-        },
-        "/api/v1/chambers/{chamber}/preflight": {
-            "get": _read("Pre-flight: each camera's preview, audio level, disk", [chamber], ops)
-        },
-        "/api/v1/chambers/{chamber}/cameras/{camera}/preview.jpg": {
-            "get": _read(
-                "A camera's latest preview picture (JPEG)", [chamber, _param("camera")], ops
-            )
-        },
-        "/api/v1/chambers/{chamber}/test-recordings": {
-            "post": _change(
-                "Make a short test recording",
-                ops,
-                [chamber],
-                _body({"camera": _STR, "seconds": _INT}, ("camera",)),
-                ok="202",
-            )
-        },
-        "/api/v1/chambers/{chamber}/test-recordings/{id}": {
-            "get": _read("A test recording's state", [chamber, _param("id")], ops)
-        },
-        "/api/v1/chambers/{chamber}/test-recordings/{id}.mp4": {
-            "get": _read("A finished test recording (MP4)", [chamber, _param("id")], ops)
-        },
-        "/api/v1/sessions/{id}/markers": {
-            "post": _change(
-                "Split: a new chapter from a moment of the recording",
-                staff,
-                [sid],
-                _body(
-                    {
-                        "kind": {"enum": ["item_start"]},
-                        "offset_seconds": _NUM,
-                        "item_id": _INT,
-                        "title": _STR,
-                    }
-                ),
-                ok="201",
-            )
-        },
-        "/api/v1/sessions/{id}/markers/{marker_id}": {
-            "patch": _change(
-                "Move a marker, or point an item start at another item",
-                staff,
-                [sid, _param("marker_id", "integer")],
-                _body({"offset_seconds": _NUM, "item_id": _INT}),
-            ),
-            "delete": _change(
-                "Merge: remove an item start (its chapter joins the previous one)",
-                staff,
-                [sid, _param("marker_id", "integer")],
-            ),
-        },
-        "/api/v1/sessions/{id}/items/{item_id}": {
-            "patch": _change(
-                "Rename an agenda item after the session",
-                staff,
-                [sid, _param("item_id", "integer")],
-                _body({"title": _STR}, ("title",)),
-            )
-        },
-        "/api/v1/sessions/{id}/publish": {
-            "post": _change(
-                "Publish or withdraw the recording",
-                staff,
-                [sid],
-                _body({"published": _BOOL}, ("published",)),
-            )
-        },
-        "/api/v1/sessions/{id}/redactions": {
-            "get": _read("Ranges the public copy skips", [sid], staff),
-            "post": _change(
-                "Redact a range from the public copy (the original is kept, sealed)",
-                staff,
-                [sid],
-                _body(
-                    {"start_seconds": _NUM, "end_seconds": _NUM, "reason": _STR},
-                    ("start_seconds", "end_seconds", "reason"),
-                ),
-                ok="201",
-            ),
-        },
-        "/api/v1/sessions/{id}/redactions/{rid}": {
-            "delete": _change("Remove a redaction", staff, [sid, _param("rid", "integer")])
-        },
-        "/api/v1/sessions/{id}/transcript": {
-            "get": _read(
-                "The automatic transcript's lines (as corrected by staff) and recognition "
-                "progress; captions at /sessions/{id}/captions.vtt, text at "
-                "/sessions/{id}/transcript.txt; staff also see hidden lines and who corrected",
-                [sid],
-            )
-        },
-        "/api/v1/sessions/{id}/transcript/lines/{line_id}": {
-            "patch": _change(
-                "Correct a transcript line (an empty text: nothing was said); kept with who "
-                "made it, never overwritten by a re-run",
-                staff,
-                [sid, _param("line_id", "integer")],
-                _body(
-                    {"text": _STR, "start_seconds": _NUM, "end_seconds": _NUM},
-                    ("text",),
-                ),
-            )
-        },
-        "/api/v1/sessions/{id}/transcript/lines": {
-            "post": _change(
-                "Add a line recognition missed; kept with who added it, it replaces the "
-                "automatic lines it overlaps and is never overwritten by a re-run",
-                staff,
-                [sid],
-                _body(
-                    {"text": _STR, "start_seconds": _NUM, "end_seconds": _NUM},
-                    ("text", "start_seconds", "end_seconds"),
-                ),
-                ok="201",
-            )
-        },
-        "/api/v1/sessions/{id}/transcript/run": {
-            "post": _change(
-                "Recognise the whole recording again (corrected lines are kept)",
-                staff,
-                [sid],
-                ok="202",
-            )
-        },
-        "/api/v1/transcription": {
-            "get": _read(
-                "The speech recogniser's state (off, loading, ready, unavailable and why), the "
-                "live captioners of running sessions (delay, skipped seconds) and each "
-                "session's recognition progress with its estimated finish",
-                [],
-                "signed in",
-            )
-        },
-        "/api/v1/sessions/{id}/exports": {
-            "get": _read(
-                "MP4 downloads of the public recording (/sessions/{id}/recording.mp4, "
-                "/sessions/{id}/items/{item_id}/clip.mp4, /sessions/{id}/clip.mp4?start=&end=) "
-                "and their progress",
-                [sid],
-            )
-        },
-        "/api/v1/search": {
-            "get": _op(
-                "Search published sessions, agenda items, votes and councillors (Polish forms "
-                "and text without diacritics match); each result links to its moment",
-                {
-                    "200": _resp(
-                        "{query, results: [{session_id, session_title, date, kind, "
-                        "title, offset_seconds, url}]}",
-                        _OBJECT,
-                    )
-                },
-                auth=False,
-                errors=("400",),
-                parameters=[
-                    {
-                        "name": "q",
-                        "in": "query",
-                        "required": True,
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-                    },
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-                    },
-                    {
-                        "name": "offset",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 0, "default": 0},
-                    },
-                ],
-            )
-        },
-    }
-
-
-def _publication_paths() -> dict[str, Any]:
-    """The public JSON of streaming.publication: vote lists and oEmbed (outside /api/v1)."""
-    query = [
-        {"name": "url", "in": "query", "required": True, "schema": _STR},
-        {"name": "format", "in": "query", "schema": {"enum": ["json"]}},
-        {"name": "maxwidth", "in": "query", "schema": {**_INT, "minimum": 1}},
-        {"name": "maxheight", "in": "query", "schema": {**_INT, "minimum": 1}},
-    ]
-    return {
-        "/sessions/{id}/votes.json": {
-            "get": _read(
-                "A session's nominal votes with totals and per-councillor lists (public even "
-                "when the recording is withdrawn; also as votes.csv and a printable page)",
-                [_ID],
-            )
-        },
-        "/oembed": {
-            "get": _op(
-                "oEmbed 1.0 (video) for a /sessions/{id} or /live/{chamber} page; format=xml "
-                "answers 501",
-                {"200": _resp("The oEmbed answer", _OBJECT)},
-                auth=False,
-                errors=("400", "404"),
-                parameters=query,
-            )
-        },
-    }
-
-
-def openapi_document() -> dict[str, Any]:
+def openapi_document(app: web.Application) -> dict[str, Any]:
     """The API description served at /api/v1/openapi.json."""
-    control_errors = ("401", "403", "404", "409")
+    described = sorted(routes_described(app), key=lambda found: (found[1], found[0]))
+    models: dict[str, type[BaseModel]] = {"Error": Error}
+    for _, _, op in described:
+        for model in (op.body, op.query, op.answer):
+            if model is not None:
+                models[model.__name__] = model
+    _, top = models_json_schema(
+        [(model, "validation") for model in models.values()],
+        ref_template=REF,
+        schema_generator=_Schemas,
+    )
+    enums = {"chambers": [chamber.id for chamber in app[SETTINGS].chambers]}
+    schemas: dict[str, Any] = _settle(top.get("$defs", {}), enums)
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, op in described:
+        paths.setdefault(path, {})[method.lower()] = _operation(method, path, op, schemas)
+    paths = _settle(paths, enums)
+    for _, _, op in described:
+        if op.query is not None:
+            del schemas[op.query.__name__]  # shown as parameters
     return {
         "openapi": "3.1.0",
         "info": {
@@ -449,237 +252,13 @@ def openapi_document() -> dict[str, Any]:
             "need HTTP Basic credentials, or the console's login cookie with the X-CSRF-Token "
             "header. Each change says which roles may make it.",
         },
-        "paths": {
-            **_console_paths(),
-            **_publication_paths(),
-            "/api/v1/sessions": {
-                "get": _op(
-                    "List sessions, newest first",
-                    {
-                        "200": _resp(
-                            "Sessions",
-                            {
-                                "type": "object",
-                                "properties": {"sessions": {"type": "array", "items": _SESSION}},
-                            },
-                        )
-                    },
-                    auth=False,
-                    errors=(),
-                ),
-                "post": _op(
-                    "Schedule a session with its agenda pasted as text",
-                    {"201": _resp("The new session", _SESSION)},
-                    auth=True,
-                    errors=("400", "401", "403"),
-                    requestBody={
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": [
-                                        "title",
-                                        "scheduled_start",
-                                        "scheduled_end",
-                                        "agenda_text",
-                                    ],
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "title": {"type": "string", "maxLength": 300},
-                                        "scheduled_start": {
-                                            "type": "string",
-                                            "format": "date-time",
-                                        },
-                                        "scheduled_end": {"type": "string", "format": "date-time"},
-                                        "agenda_text": {"type": "string"},
-                                        "kind": {"enum": ["session", "committee"]},
-                                        "chamber": {"type": "string"},
-                                    },
-                                }
-                            }
-                        },
-                    },
-                ),
-            },
-            "/api/v1/sessions/{id}": {
-                "get": _op(
-                    "A session with its agenda, markers, votes and recording",
-                    {"200": _resp("The session", _SESSION)},
-                    auth=False,
-                    errors=("404",),
-                    parameters=[_ID],
-                ),
-                "patch": _change(
-                    "Change title, kind, chamber or window (a live session may be extended)",
-                    "operator or admin",
-                    [_ID],
-                    _body(
-                        {
-                            "title": _STR,
-                            "kind": {"enum": ["session", "committee"]},
-                            "chamber": _STR,
-                            "scheduled_start": _TIME,
-                            "scheduled_end": _TIME,
-                        }
-                    ),
-                ),
-            },
-            "/api/v1/sessions/{id}/start": {
-                "post": _op(
-                    "Start recording now",
-                    {"200": _resp("The session", _SESSION)},
-                    auth=True,
-                    errors=control_errors,
-                    parameters=[_ID],
-                ),
-            },
-            "/api/v1/sessions/{id}/stop": {
-                "post": _op(
-                    "Stop for good (never restarted by the scheduler)",
-                    {"200": _resp("The session", _SESSION)},
-                    auth=True,
-                    errors=control_errors,
-                    parameters=[_ID],
-                ),
-            },
-            "/api/v1/sessions/{id}/items/{item_id}/start": {
-                "post": _op(
-                    "Mark that an agenda item starts now",
-                    {"200": _resp("The session", _SESSION)},
-                    auth=True,
-                    errors=control_errors,
-                    parameters=[
-                        _ID,
-                        {
-                            "name": "item_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "integer"},
-                        },
-                    ],
-                ),
-            },
-            "/api/v1/sessions/{id}/break": {
-                "post": _op(
-                    "Start or end a break",
-                    {"200": _resp("The session", _SESSION)},
-                    auth=True,
-                    errors=("400", *control_errors),
-                    parameters=[_ID],
-                    requestBody=_one_field("on", "boolean"),
-                ),
-            },
-            "/api/v1/sessions/{id}/closed": {
-                "post": _op(
-                    "Close the session to the public (wyłączenie jawności) or reopen it: the "
-                    "public sees a slate; the cameras keep recording for the sealed archive",
-                    {"200": _resp("The session", _SESSION)},
-                    auth=True,
-                    errors=("400", "401", "403", "404", "409"),
-                    parameters=[_ID],
-                    requestBody=_one_field("on", "boolean"),
-                ),
-            },
-            "/api/v1/chambers": {
-                "get": _op(
-                    "Chambers, their cameras and program cameras",
-                    {"200": _resp("Chambers", {"type": "object"})},
-                    auth=False,
-                    errors=(),
-                ),
-            },
-            "/api/v1/chambers/{chamber}/program": {
-                "post": _op(
-                    "Switch the chamber's program camera (live stream and session recording)",
-                    {"200": _resp("The new program camera", {"type": "object"})},
-                    auth=True,
-                    errors=("400", "401", "403", "404"),
-                    parameters=[
-                        {
-                            "name": "chamber",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
-                    requestBody=_one_field("camera", "string"),
-                ),
-            },
-            "/api/v1/status": {
-                "get": _op(
-                    "Captures running now and their health",
-                    {"200": _resp("Captures", {"type": "object"})},
-                    auth=False,
-                    errors=(),
-                ),
-            },
-            "/api/v1/openapi.json": {
-                "get": _op(
-                    "This document",
-                    {"200": _resp("OpenAPI 3.1", {"type": "object"})},
-                    auth=False,
-                    errors=(),
-                ),
-            },
-        },
+        "paths": paths,
         "components": {
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic"},
                 # A signed-in browser: the login cookie, plus X-CSRF-Token on every change.
                 "login": {"type": "apiKey", "in": "cookie", "name": "obrady_login"},
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {"type": "string"}},
-                },
-                "AgendaItem": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "number": {"type": "string", "examples": ["4.1"]},
-                        "title": {"type": "string"},
-                        "items": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/AgendaItem"},
-                        },
-                    },
-                },
-                "Marker": {
-                    "type": "object",
-                    "properties": {
-                        "kind": {"enum": ["item_start", "break_start", "break_end"]},
-                        "at": {"type": "string", "format": "date-time"},
-                        "offset_seconds": {"type": ["number", "null"]},
-                        "item_id": {"type": ["integer", "null"]},
-                    },
-                },
-                "Session": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "chamber": {"type": "string"},
-                        "title": {"type": "string"},
-                        "kind": {"enum": ["session", "committee"]},
-                        "state": {"enum": ["scheduled", "live", "ended"]},
-                        "scheduled_start": {"type": "string", "format": "date-time"},
-                        "scheduled_end": {"type": "string", "format": "date-time"},
-                        "started_at": {"type": ["string", "null"], "format": "date-time"},
-                        "ended_at": {"type": ["string", "null"], "format": "date-time"},
-                        "stopped_by": {"type": ["string", "null"]},
-                        "agenda": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/AgendaItem"},
-                        },
-                        "markers": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/Marker"},
-                        },
-                        "recording": {"type": "object"},
-                    },
-                },
-            },
+            "schemas": schemas,
         },
     }

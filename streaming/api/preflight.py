@@ -13,7 +13,6 @@ GET  /api/v1/chambers/{chamber}/test-recordings/{id}.mp4        its file (H.264 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -21,15 +20,15 @@ from typing import Any
 from aiohttp import web
 
 from recorder.preflight import (
-    DEFAULT_TEST_SECONDS,
-    MAX_TEST_SECONDS,
-    MIN_TEST_SECONDS,
     Busy,
     CameraMonitor,
     ChamberPreflight,
     NotFound,
     TestRecording,
 )
+from streaming.api.body import read_body
+from streaming.api.models import TestRecordingStart
+from streaming.api.openapi import OPERATORS, operation
 from streaming.auth.access import audit, require
 from streaming.http import json_error
 from streaming.keys import DISK, PREFLIGHT
@@ -37,6 +36,7 @@ from streaming.keys import DISK, PREFLIGHT
 log = logging.getLogger(__name__)
 
 TEST_ID = "{id:[0-9a-z-]+}"
+TEST_ID_SCHEMA = {"schema": {"type": "string", "pattern": "^[0-9a-z-]+$"}}
 NO_STORE = {"Cache-Control": "no-store"}
 
 routes = web.RouteTableDef()
@@ -132,6 +132,7 @@ def camera_json(chamber_id: str, monitor: CameraMonitor) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/chambers/{chamber}/preflight")
+@operation("Pre-flight: each camera's preview, audio level, disk", OPERATORS)
 async def get_preflight(request: web.Request) -> web.Response:
     """The chamber's cameras (state, preview, audio meter, video), disk, test recordings."""
     await require(request, "preflight")
@@ -161,6 +162,9 @@ async def get_preflight(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/chambers/{chamber}/cameras/{camera}/preview.jpg")
+@operation(
+    "A camera's latest preview picture (JPEG)", OPERATORS, media="image/jpeg", errors=("503",)
+)
 async def get_preview(request: web.Request) -> web.Response:
     """The camera's newest preview picture (JPEG); 503 until the first one is made."""
     await require(request, "preflight")
@@ -184,44 +188,18 @@ async def get_preview(request: web.Request) -> web.Response:
 
 
 async def _test_request(request: web.Request, chamber: ChamberPreflight) -> tuple[str, int]:
-    try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        body = None
-    if not isinstance(body, dict):
-        raise json_error(
-            web.HTTPBadRequest,
-            'the body must be a JSON object such as {"camera": "main", "seconds": 10}',
-        )
-    unknown = set(body) - {"camera", "seconds"}
-    if unknown:
-        raise json_error(
-            web.HTTPBadRequest,
-            f"unknown field(s) {', '.join(sorted(unknown))}: give camera, seconds",
-        )
-    camera = body.get("camera")
-    if not isinstance(camera, str):
-        raise json_error(
-            web.HTTPBadRequest,
-            f"camera is required: one of {', '.join(chamber.monitors)}",
-        )
-    _monitor(chamber, camera)
-    seconds = body.get("seconds", DEFAULT_TEST_SECONDS)
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or seconds != int(seconds)
-        or not MIN_TEST_SECONDS <= seconds <= MAX_TEST_SECONDS
-    ):
-        raise json_error(
-            web.HTTPBadRequest,
-            f"seconds must be a whole number from {MIN_TEST_SECONDS} to {MAX_TEST_SECONDS} "
-            f"(default {DEFAULT_TEST_SECONDS}), got {seconds!r}",
-        )
-    return camera, int(seconds)
+    body = await read_body(request, TestRecordingStart, {"cameras": list(chamber.monitors)})
+    _monitor(chamber, body.camera)
+    return body.camera, body.seconds
 
 
 @routes.post("/api/v1/chambers/{chamber}/test-recordings")
+@operation(
+    "Make a short test recording",
+    OPERATORS,
+    body=TestRecordingStart,
+    ok=202,
+)
 async def post_test_recording(request: web.Request) -> web.Response:
     """Start a short test recording of one camera; 409 while another runs in the chamber."""
     user = await require(request, "preflight")
@@ -248,6 +226,13 @@ async def post_test_recording(request: web.Request) -> web.Response:
 
 
 @routes.get(f"/api/v1/chambers/{{chamber}}/test-recordings/{TEST_ID}.mp4")
+@operation(
+    "A finished test recording (MP4)",
+    OPERATORS,
+    media="video/mp4",
+    errors=("409",),
+    params={"id": TEST_ID_SCHEMA},
+)
 async def get_test_recording_file(request: web.Request) -> web.StreamResponse:
     """A finished test recording's MP4 (ranges supported, for the browser's <video>)."""
     await require(request, "preflight")
@@ -266,6 +251,7 @@ async def get_test_recording_file(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get(f"/api/v1/chambers/{{chamber}}/test-recordings/{TEST_ID}")
+@operation("A test recording's state", OPERATORS, params={"id": TEST_ID_SCHEMA})
 async def get_test_recording(request: web.Request) -> web.Response:
     """One test recording's state."""
     await require(request, "preflight")

@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from archive.search import SearchError, SearchHit
-from config.settings import SiteSettings
+from streaming.api.body import read_query
+from streaming.api.models import SearchQuery
+from streaming.api.openapi import operation
 from streaming.http import json_error
 from streaming.keys import ARCHIVE, SETTINGS
 
-# Only for streaming/web/search.py, until its page takes settings.site.zone; the API does.
-WARSAW = ZoneInfo("Europe/Warsaw")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
@@ -21,23 +21,9 @@ MAX_LIMIT = 100
 routes = web.RouteTableDef()
 
 
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """A whole-number query parameter within [low, high]; 400 saying the range otherwise."""
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    value = int(raw) if raw.isdigit() and len(raw) <= 9 else -1
-    if not low <= value <= high:
-        raise json_error(
-            web.HTTPBadRequest, f"{name} must be a whole number from {low} to {high}, not {raw!r}"
-        )
-    return value
-
-
-def hit_json(hit: SearchHit, zone: ZoneInfo | None = None) -> dict[str, Any]:
+def hit_json(hit: SearchHit, zone: ZoneInfo) -> dict[str, Any]:
     """One result, with the moment of the recording to jump to; its date is the session's in the
-    site's time zone (settings.site.zone; the setting's default when not given)."""
-    zone = zone or SiteSettings().zone
+    site's time zone (settings.site.zone)."""
     offset = hit.offset_seconds
     url = f"/sessions/{hit.session_id}"
     if offset is not None:
@@ -62,11 +48,17 @@ async def _search(request: web.Request, q: str, limit: int, offset: int) -> list
 
 
 @routes.get("/api/v1/search")
+@operation(
+    "Search published sessions, agenda items, votes and councillors (Polish forms and text "
+    "without diacritics match); each result links to its moment",
+    query=SearchQuery,
+)
 async def search_api(request: web.Request) -> web.Response:
     """Search published sessions, agenda items, votes and councillors: ?q=&limit=&offset=."""
-    q = request.query.get("q", "")
-    limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0, 10**9)
-    hits = await _search(request, q, limit, offset)
-    zone = request.app[SETTINGS].site.zone
-    return web.json_response({"query": q, "results": [hit_json(h, zone) for h in hits]})
+    query = read_query(request, SearchQuery)
+    limit = DEFAULT_LIMIT if query.limit is None else int(query.limit)
+    offset = 0 if query.offset is None else int(query.offset)
+    hits = await _search(request, query.q, limit, offset)
+    return web.json_response(
+        {"query": query.q, "results": [hit_json(h, request.app[SETTINGS].site.zone) for h in hits]}
+    )

@@ -11,8 +11,24 @@ from aiohttp import web
 
 from archive.agenda import AgendaError, AgendaItem, parse_agenda
 from archive.index import Conflict
-from streaming.api.body import json_body, parse_time
-from streaming.api.openapi import openapi_document
+from streaming.api.body import read_body
+from streaming.api.models import (
+    AgendaChange,
+    AgendaPreview,
+    AgendaReplace,
+    BreakSwitch,
+    ClosedSwitch,
+    MoveItem,
+    ProgramSwitch,
+    RemoveItem,
+    RenameItem,
+    Session,
+    SessionCreate,
+    SessionEdit,
+    Sessions,
+    Switch,
+)
+from streaming.api.openapi import ANY_ROLE, OPERATORS, openapi_document, operation
 from streaming.api.transcripts import status_json
 from streaming.api.views import _iso, session_detail, session_summary
 from streaming.auth.access import audit, require
@@ -33,21 +49,18 @@ from streaming.keys import (
 
 log = logging.getLogger(__name__)
 
-CREATE_FIELDS = {"title", "scheduled_start", "scheduled_end", "agenda_text", "kind", "chamber"}
-EDIT_FIELDS = {"title", "scheduled_start", "scheduled_end", "kind", "chamber"}
-MAX_TITLE = 300
-MAX_AGENDA_CHARS = 100_000
-
 routes = web.RouteTableDef()
 
 
 @routes.get("/api/v1/openapi.json")
+@operation("This document")
 async def get_openapi(request: web.Request) -> web.Response:
     """The OpenAPI document of this API."""
-    return web.json_response(openapi_document())
+    return web.json_response(openapi_document(request.app))
 
 
 @routes.get("/api/v1/sessions")
+@operation("List sessions, newest first", answer=Sessions)
 async def list_sessions(request: web.Request) -> web.Response:
     """All sessions, newest first."""
     archive = request.app[ARCHIVE]
@@ -55,46 +68,13 @@ async def list_sessions(request: web.Request) -> web.Response:
     return web.json_response({"sessions": [session_summary(s) for s in sessions]})
 
 
-def _title(value: Any, key: str = "title") -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TITLE:
-        raise json_error(
-            web.HTTPBadRequest,
-            f"{key} is required: a non-empty text of at most {MAX_TITLE} characters",
-        )
-    return " ".join(value.split())
+def chambers_of(request: web.Request) -> dict[str, Any]:
+    """The validation context of bodies that name a chamber: the configured ones."""
+    return {"chambers": [c.id for c in request.app[SETTINGS].chambers]}
 
 
-def _kind(value: Any) -> str:
-    if value not in ("session", "committee"):
-        raise json_error(web.HTTPBadRequest, "kind must be 'session' or 'committee'")
-    return str(value)
-
-
-def _chamber(request: web.Request, value: Any) -> str:
-    settings = request.app[SETTINGS]
-    if value not in {c.id for c in settings.chambers}:
-        known = ", ".join(c.id for c in settings.chambers)
-        raise json_error(web.HTTPBadRequest, f"chamber {value!r} is not configured; known: {known}")
-    return str(value)
-
-
-def _unknown_fields(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise json_error(
-            web.HTTPBadRequest,
-            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
-        )
-
-
-def parse_agenda_body(agenda_text: Any) -> tuple[AgendaItem, ...]:
+def parse_agenda_body(agenda_text: str) -> tuple[AgendaItem, ...]:
     """The pasted agenda parsed; 400 listing each line it could not understand."""
-    if not isinstance(agenda_text, str) or len(agenda_text) > MAX_AGENDA_CHARS:
-        raise json_error(
-            web.HTTPBadRequest,
-            "agenda_text is required: the agenda pasted from the session notice, one item a line "
-            "('1. Otwarcie sesji.')",
-        )
     try:
         return parse_agenda(agenda_text)
     except AgendaError as exc:
@@ -118,34 +98,29 @@ def _parsed_tree(items: Sequence[AgendaItem]) -> list[dict[str, Any]]:
 
 
 @routes.post("/api/v1/sessions")
+@operation(
+    "Schedule a session with its agenda pasted as text",
+    OPERATORS,
+    body=SessionCreate,
+    ok=201,
+    answer=Session,
+    no_errors=("409",),
+)
 async def create_session(request: web.Request) -> web.Response:
     """Schedule a session with its agenda pasted as text."""
     archive = request.app[ARCHIVE]
     settings = request.app[SETTINGS]
     user = await require(request, "session.create")
-    body = await json_body(request)
-    _unknown_fields(body, CREATE_FIELDS)
-    title = _title(body.get("title"))
-    start = parse_time(body, "scheduled_start")
-    end = parse_time(body, "scheduled_end")
-    if end <= start:
-        raise json_error(
-            web.HTTPBadRequest,
-            f"scheduled_end ({end.isoformat()}) must be after "
-            f"scheduled_start ({start.isoformat()})",
-        )
-    kind = _kind(body.get("kind", "session"))
-    chamber = _chamber(request, body.get("chamber", settings.chambers[0].id))
-    agenda_text = body.get("agenda_text")
-    agenda = parse_agenda_body(agenda_text)
+    body = await read_body(request, SessionCreate, chambers_of(request))
+    agenda = parse_agenda_body(body.agenda_text)
     created = await archive.call(
         archive.index.create_session,
-        chamber=chamber,
-        title=title,
-        kind=kind,
-        scheduled_start=start,
-        scheduled_end=end,
-        agenda_text=str(agenda_text),
+        chamber=body.chamber if "chamber" in body.model_fields_set else settings.chambers[0].id,
+        title=body.title,
+        kind=body.kind,
+        scheduled_start=body.scheduled_start,
+        scheduled_end=body.scheduled_end,
+        agenda_text=body.agenda_text,
         agenda=agenda,
         created_by=user.name,
     )
@@ -168,27 +143,19 @@ async def create_session(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/sessions/{id}")
+@operation(
+    "Change title, kind, chamber or window (a live session may be extended)",
+    OPERATORS,
+    body=SessionEdit,
+    answer=Session,
+)
 async def edit_session(request: web.Request) -> web.Response:
     """Change a session's title, kind, chamber or window (a live one may be extended)."""
     archive = request.app[ARCHIVE]
     user = await require(request, "session.edit")
     sid = session_id_of(request)
-    body = await json_body(request)
-    _unknown_fields(body, EDIT_FIELDS)
-    if not body:
-        raise json_error(
-            web.HTTPBadRequest, f"send one or more of: {', '.join(sorted(EDIT_FIELDS))}"
-        )
-    changes: dict[str, Any] = {}
-    if "title" in body:
-        changes["title"] = _title(body["title"])
-    if "kind" in body:
-        changes["kind"] = _kind(body["kind"])
-    if "chamber" in body:
-        changes["chamber"] = _chamber(request, body["chamber"])
-    for key in ("scheduled_start", "scheduled_end"):
-        if key in body:
-            changes[key] = parse_time(body, key)
+    body = await read_body(request, SessionEdit, chambers_of(request))
+    changes = body.model_dump(exclude_unset=True)
     before = await archive.call(archive.index.get_session, sid)
     try:
         after = await archive.call(archive.index.update_session, sid, **changes)
@@ -208,38 +175,42 @@ async def edit_session(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/agenda/preview")
+@operation(
+    "Parse a pasted agenda: the tree, or each line it cannot read; stores nothing",
+    ANY_ROLE,
+    body=AgendaPreview,
+    no_errors=("409",),
+)
 async def preview_agenda(request: web.Request) -> web.Response:
     """The tree a pasted agenda parses into, or each line it cannot understand; stores nothing."""
     await require(request, "console.view")
-    body = await json_body(request)
-    text = body.get("agenda_text")
-    if not isinstance(text, str) or len(text) > MAX_AGENDA_CHARS:
-        raise json_error(
-            web.HTTPBadRequest,
-            f'send {{"agenda_text": "..."}}: the pasted agenda, at most {MAX_AGENDA_CHARS} '
-            "characters",
-        )
+    body = await read_body(request, AgendaPreview)
     try:
-        items = parse_agenda(text)
+        items = parse_agenda(body.agenda_text)
     except AgendaError as exc:
         return web.json_response({"ok": False, "error": str(exc), "lines": _line_errors(exc)})
     return web.json_response({"ok": True, "items": _parsed_tree(items)})
 
 
 @routes.put("/api/v1/sessions/{id}/agenda")
+@operation(
+    "Paste the agenda again (before any item is taken up)",
+    OPERATORS,
+    body=AgendaReplace,
+    answer=Session,
+)
 async def replace_agenda(request: web.Request) -> web.Response:
     """Paste the agenda again, before any item has been taken up."""
     archive = request.app[ARCHIVE]
     user = await require(request, "agenda.edit")
     sid = session_id_of(request)
-    body = await json_body(request)
-    _unknown_fields(body, {"agenda_text"})
-    agenda = parse_agenda_body(body.get("agenda_text"))
+    body = await read_body(request, AgendaReplace)
+    agenda = parse_agenda_body(body.agenda_text)
     before = (await session_detail(archive, sid))["agenda"]
     session = await archive.call(archive.index.get_session, sid)
     if session.state == "ended":
         raise json_error(web.HTTPConflict, f"session {sid} has ended; its agenda is the record")
-    await archive.call(archive.index.replace_agenda, sid, body["agenda_text"], agenda)
+    await archive.call(archive.index.replace_agenda, sid, body.agenda_text, agenda)
     detail = await session_detail(archive, sid)
     await audit(
         request,
@@ -254,6 +225,12 @@ async def replace_agenda(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/agenda")
+@operation(
+    "Change the agenda item by item (zmiana porządku obrad)",
+    OPERATORS,
+    body=AgendaChange,
+    answer=Session,
+)
 async def change_agenda(request: web.Request) -> web.Response:
     """Change the agenda item by item (zmiana porządku obrad): add, remove, restore, move, rename.
 
@@ -265,8 +242,8 @@ async def change_agenda(request: web.Request) -> web.Response:
     archive = request.app[ARCHIVE]
     user = await require(request, "agenda.edit")
     sid = session_id_of(request)
-    body = await json_body(request)
-    op = body.get("op")
+    change = (await read_body(request, AgendaChange)).root
+    op = change.op
     index = archive.index
     session = await archive.call(index.get_session, sid)
     if session.state == "ended":
@@ -274,54 +251,25 @@ async def change_agenda(request: web.Request) -> web.Response:
             web.HTTPConflict,
             f"session {sid} has ended; staff correct its record from the after-session view",
         )
-
-    def item_id() -> int:
-        value = body.get("item_id")
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise json_error(web.HTTPBadRequest, f'"{op}" needs "item_id": the item\'s id')
-        return value
-
-    def optional_id(key: str) -> int | None:
-        value = body.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise json_error(web.HTTPBadRequest, f'"{key}" must be an item id or null')
-        return value
-
     before = (await session_detail(archive, sid))["agenda"]
+    target = f"agenda item {getattr(change, 'item_id', None)}"
     try:
-        if op == "add":
-            _unknown_fields(body, {"op", "title", "parent_id", "before_id"})
+        if isinstance(change, RemoveItem):
+            await archive.call(index.set_agenda_item_removed, sid, change.item_id, op == "remove")
+        elif isinstance(change, MoveItem):
+            await archive.call(index.move_agenda_item, sid, change.item_id, change.index)
+        elif isinstance(change, RenameItem):
+            await archive.call(index.rename_agenda_item, sid, change.item_id, change.title)
+        else:
             new_id = await archive.call(
                 index.add_agenda_item,
                 sid,
-                _title(body.get("title")),
-                parent_id=optional_id("parent_id"),
-                before_id=optional_id("before_id"),
+                change.title,
+                parent_id=change.parent_id,
+                before_id=change.before_id,
                 added=session.state == "live",
             )
             target = f"agenda item {new_id}"
-        elif op in ("remove", "restore"):
-            _unknown_fields(body, {"op", "item_id"})
-            await archive.call(index.set_agenda_item_removed, sid, item_id(), op == "remove")
-            target = f"agenda item {body['item_id']}"
-        elif op == "move":
-            _unknown_fields(body, {"op", "item_id", "index"})
-            place = body.get("index")
-            if not isinstance(place, int) or isinstance(place, bool):
-                raise json_error(
-                    web.HTTPBadRequest, '"move" needs "index": the new place among its siblings'
-                )
-            await archive.call(index.move_agenda_item, sid, item_id(), place)
-            target = f"agenda item {body['item_id']}"
-        elif op == "rename":
-            _unknown_fields(body, {"op", "item_id", "title"})
-            await archive.call(index.rename_agenda_item, sid, item_id(), _title(body.get("title")))
-            target = f"agenda item {body['item_id']}"
-        else:
-            raise json_error(
-                web.HTTPBadRequest,
-                '"op" must be one of: add, remove, restore, move, rename',
-            )
     except Conflict as exc:
         raise json_error(web.HTTPConflict, str(exc)) from None
     detail = await session_detail(archive, sid)
@@ -332,12 +280,14 @@ async def change_agenda(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/sessions/{id}")
+@operation("A session with its agenda, markers, votes and recording", answer=Session)
 async def get_session(request: web.Request) -> web.Response:
     """One session in full."""
     return web.json_response(await session_detail(request.app[ARCHIVE], session_id_of(request)))
 
 
 @routes.post("/api/v1/sessions/{id}/start")
+@operation("Start recording now", OPERATORS, answer=Session)
 async def start_session(request: web.Request) -> web.Response:
     """Start recording a session now."""
     archive = request.app[ARCHIVE]
@@ -358,6 +308,7 @@ async def start_session(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/stop")
+@operation("Stop for good (never restarted by the scheduler)", OPERATORS, answer=Session)
 async def stop_session(request: web.Request) -> web.Response:
     """Stop a session for good."""
     archive = request.app[ARCHIVE]
@@ -379,6 +330,7 @@ async def stop_session(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/items/{item_id}/start")
+@operation("Mark that an agenda item starts now", OPERATORS, answer=Session)
 async def start_item(request: web.Request) -> web.Response:
     """Mark that an agenda item starts now."""
     archive = request.app[ARCHIVE]
@@ -403,22 +355,18 @@ async def start_item(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/break")
+@operation("Start or end a break", OPERATORS, body=BreakSwitch, answer=Session)
 async def set_break(request: web.Request) -> web.Response:
     """Start ({"on": true}) or end ({"on": false}) a break."""
-    return await _switch(request, "break", "to start a break", "to end it")
+    return await _switch(request, "break", BreakSwitch)
 
 
-async def _switch(request: web.Request, what: str, on_text: str, off_text: str) -> web.Response:
+async def _switch(request: web.Request, what: str, model: type[Switch]) -> web.Response:
     """A break or a closed part switched on or off: {"on": true|false}."""
     archive = request.app[ARCHIVE]
     user = await require(request, "session.run")
     sid = session_id_of(request)
-    body = await json_body(request)
-    on = body.get("on")
-    if not isinstance(on, bool) or set(body) - {"on"}:
-        raise json_error(
-            web.HTTPBadRequest, f'send {{"on": true}} {on_text}, {{"on": false}} {off_text}'
-        )
+    on = (await read_body(request, model)).on
     control = request.app[CONTROL]
     setter = control.set_break if what == "break" else control.set_closed
     await setter(sid, on, by=user.name)
@@ -436,13 +384,15 @@ async def _switch(request: web.Request, what: str, on_text: str, off_text: str) 
 
 
 @routes.post("/api/v1/chambers/{chamber}/program")
+@operation(
+    "Switch the chamber's program camera (live stream and session recording)",
+    OPERATORS,
+    body=ProgramSwitch,
+)
 async def switch_program(request: web.Request) -> web.Response:
     """Switch the chamber's program camera: {"camera": "cam2"}."""
     user = await require(request, "session.run")
-    body = await json_body(request)
-    camera = body.get("camera")
-    if not isinstance(camera, str) or set(body) - {"camera"}:
-        raise json_error(web.HTTPBadRequest, 'send {"camera": "<camera id>"}')
+    camera = (await read_body(request, ProgramSwitch)).camera
     chamber = request.match_info["chamber"]
     control = request.app[CONTROL]
     before = (
@@ -466,6 +416,7 @@ async def switch_program(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/chambers")
+@operation("Chambers, their cameras and program cameras")
 async def list_chambers(request: web.Request) -> web.Response:
     """The configured chambers, their cameras and the program camera."""
     settings = request.app[SETTINGS]
@@ -487,12 +438,20 @@ async def list_chambers(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/closed")
+@operation(
+    "Close the session to the public (wyłączenie jawności) or reopen it: the public sees a "
+    "slate; the cameras keep recording for the sealed archive",
+    OPERATORS,
+    body=ClosedSwitch,
+    answer=Session,
+)
 async def set_closed(request: web.Request) -> web.Response:
     """Start ({"on": true}) or end ({"on": false}) a part closed to the public."""
-    return await _switch(request, "closed", "to close the session", "to reopen it")
+    return await _switch(request, "closed", ClosedSwitch)
 
 
 @routes.get("/api/v1/status")
+@operation("Captures running now and their health")
 async def status(request: web.Request) -> web.Response:
     """What each chamber is recording now and how its capture is doing."""
     recorder = request.app[RECORDER]

@@ -19,6 +19,9 @@ from typing import Any
 from aiohttp import web
 
 from archive.transcripts import InvalidTranscript, TranscriptLine, TranscriptProgress
+from streaming.api.body import read_body
+from streaming.api.models import LineAdd, LineCorrect
+from streaming.api.openapi import STAFF, operation
 from streaming.auth.access import audit, require
 from streaming.hls.routes import private_if_withdrawn
 from streaming.http import json_error, session_id_of
@@ -140,6 +143,12 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/v1/sessions/{id}/transcript")
+@operation(
+    "The automatic transcript's lines (as corrected by staff) and recognition progress; "
+    "captions at /sessions/{id}/captions.vtt, text at /sessions/{id}/transcript.txt; staff "
+    "also see hidden lines and who corrected",
+    errors=("401", "403", "410"),
+)
 async def transcript_json(request: web.Request) -> web.Response:
     """The session's transcript lines and recognition progress. The public get the published
     lines; staff (record.edit) also get hidden and emptied lines and who corrected what."""
@@ -181,16 +190,13 @@ async def transcript_json(request: web.Request) -> web.Response:
     )
 
 
-def _number(body: dict[str, Any], name: str) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise json_error(web.HTTPBadRequest, f"{name} must be a number of seconds, not {value!r}")
-    return float(value)
-
-
 @routes.patch("/api/v1/sessions/{id}/transcript/lines/{line_id}")
+@operation(
+    "Correct a transcript line (an empty text: nothing was said); kept with who made it, "
+    "never overwritten by a re-run",
+    STAFF,
+    body=LineCorrect,
+)
 async def correct_line(request: web.Request) -> web.Response:
     """Correct one line: {"text": "...", "start_seconds"?: s, "end_seconds"?: s}. An empty text
     says nothing was said there. Kept with who made it; never overwritten by a re-run."""
@@ -200,18 +206,18 @@ async def correct_line(request: web.Request) -> web.Response:
     raw = request.match_info["line_id"]
     if not raw.isdigit() or len(raw) > 12:
         raise json_error(web.HTTPNotFound, f"transcript line {raw[:20]!r} does not exist")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise json_error(web.HTTPBadRequest, 'send JSON: {"text": "the corrected line"}') from None
-    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-        raise json_error(web.HTTPBadRequest, 'send {"text": "the corrected line"} (a string)')
-    start, end = _number(body, "start_seconds"), _number(body, "end_seconds")
+    body = await read_body(request, LineCorrect)
     index = archive.index
     before = await archive.call(index.get_line, sid, int(raw))
     try:
         line = await archive.call(
-            index.correct_line, sid, int(raw), body["text"], user.name, start=start, end=end
+            index.correct_line,
+            sid,
+            int(raw),
+            body.text,
+            user.name,
+            start=body.start_seconds,
+            end=body.end_seconds,
         )
     except InvalidTranscript as exc:
         raise json_error(web.HTTPBadRequest, str(exc)) from None
@@ -228,24 +234,24 @@ async def correct_line(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/transcript/lines")
+@operation(
+    "Add a line recognition missed; kept with who added it, it replaces the automatic lines "
+    "it overlaps and is never overwritten by a re-run",
+    STAFF,
+    body=LineAdd,
+    ok=201,
+)
 async def add_line(request: web.Request) -> web.Response:
     """Add a line recognition missed: {"start_seconds": s, "end_seconds": s, "text": "..."}.
     Kept as corrected, with who added it; automatic lines it overlaps are replaced by it."""
     user = await require(request, "record.edit")
     archive = request.app[ARCHIVE]
     sid = session_id_of(request)
-    example = '{"start_seconds": 12.5, "end_seconds": 15.0, "text": "the line"}'
+    body = await read_body(request, LineAdd)
     try:
-        body = await request.json()
-    except ValueError:
-        raise json_error(web.HTTPBadRequest, f"send JSON: {example}") from None
-    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-        raise json_error(web.HTTPBadRequest, f"send {example} (text a string)")
-    start, end = _number(body, "start_seconds"), _number(body, "end_seconds")
-    if start is None or end is None:
-        raise json_error(web.HTTPBadRequest, f"start_seconds and end_seconds are needed: {example}")
-    try:
-        line = await archive.call(archive.index.add_line, sid, start, end, body["text"], user.name)
+        line = await archive.call(
+            archive.index.add_line, sid, body.start_seconds, body.end_seconds, body.text, user.name
+        )
     except InvalidTranscript as exc:
         raise json_error(web.HTTPBadRequest, str(exc)) from None
     await audit(
@@ -260,6 +266,7 @@ async def add_line(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/sessions/{id}/transcript/run")
+@operation("Recognise the whole recording again (corrected lines are kept)", STAFF, ok=202)
 async def run_again(request: web.Request) -> web.Response:
     """Queue the recording for recognition again (corrected lines are kept)."""
     user = await require(request, "record.edit")
@@ -285,6 +292,12 @@ async def run_again(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/transcription")
+@operation(
+    "The speech recogniser's state (off, loading, ready, unavailable and why), the live "
+    "captioners of running sessions (delay, skipped seconds) and each session's recognition "
+    "progress with its estimated finish",
+    "signed in",
+)
 async def transcription_status(request: web.Request) -> web.Response:
     """The recogniser's state and every session's progress (for operators and staff)."""
     await require(request, "console.view")

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from archive.editing import covered_segments
 from archive.index import AgendaRow, ArchiveIndex, AsyncArchive, Segment, Session
 from archive.publish import Chapter, chapters, slate_name
-from config.settings import Settings, SiteSettings
+from config.settings import Settings
 from recorder.ffmpeg import concat_list, export_argv
 from recorder.lifecycle import TaskSet
 from recorder.preflight import FfmpegProcess
@@ -177,10 +177,9 @@ def ffmetadata(title: str, found: Sequence[Chapter]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def download_name(session: Session, label: str, zone: ZoneInfo | None = None) -> str:
-    """A readable file name: date (in the site's time zone, settings.site.zone; the setting's
-    default when not given), title, and what part of the session it is."""
-    zone = zone or SiteSettings().zone
+def download_name(session: Session, label: str, zone: ZoneInfo) -> str:
+    """A readable file name: date (in the site's time zone, settings.site.zone), title, and
+    what part of the session it is."""
     when = (session.started_at or session.scheduled_start).astimezone(zone)
     words = f"{session.title} {label}".strip()
     return f"{when.date().isoformat()} {words}.mp4"

@@ -69,7 +69,9 @@ async def _serve(request: web.Request, plan: ExportPlan, private: bool) -> web.S
             result,
             headers={
                 "Content-Type": "video/mp4",
-                "Content-Disposition": content_disposition(download_name(plan.session, plan.label)),
+                "Content-Disposition": content_disposition(
+                    download_name(plan.session, plan.label, request.app[SETTINGS].site.zone)
+                ),
                 "Cache-Control": PRIVATE if private else DOWNLOAD_CACHE,
             },
         )
@@ -100,7 +102,7 @@ def _progress_page(request: web.Request, plan: ExportPlan, job: ExportJob) -> we
         status=202,
         cache="no-store",
         refresh_seconds=RETRY_AFTER_SECONDS,
-        name=download_name(plan.session, plan.label),
+        name=download_name(plan.session, plan.label, request.app[SETTINGS].site.zone),
         percent=round(job.progress * 100),
         queued=job.state == "queued",
         session_id=plan.session.id,

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from archive.search import MAX_QUERY_CHARS, SearchError
 from streaming.api.search import DEFAULT_LIMIT, hit_json
-from streaming.keys import ARCHIVE
+from streaming.keys import ARCHIVE, SETTINGS
 from streaming.web.templating import page, words
 
 routes = web.RouteTableDef()
@@ -31,7 +31,7 @@ async def search_page(request: web.Request) -> web.Response:
         else:
             hits = [
                 {
-                    "url": hit_json(h)["url"],
+                    "url": hit_json(h, request.app[SETTINGS].site.zone)["url"],
                     "title": h.title,
                     "kind": h.kind,
                     "session_title": h.session_title,

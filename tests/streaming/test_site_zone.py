@@ -14,7 +14,7 @@ from conftest import config_text, free_port
 
 from archive.records import Session
 from archive.search import SearchHit
-from config.settings import Settings, parse_settings
+from config.settings import Settings, SiteSettings, parse_settings
 from streaming.api.search import hit_json, routes
 from streaming.keys import ARCHIVE, SETTINGS
 from streaming.services.control import announce_slate
@@ -52,7 +52,7 @@ def test_download_names_and_the_announcement_use_the_site_zone(tmp_path: Path) -
     zone = new_york(tmp_path).site.zone
     assert str(zone) == "America/New_York"
     assert download_name(session(), "punkt 2", zone) == "2026-12-06 Sesja punkt 2.mp4"
-    assert download_name(session(), "") == "2026-12-07 Sesja.mp4"  # the default zone, Warsaw
+    assert download_name(session(), "", SiteSettings().zone) == "2026-12-07 Sesja.mp4"  # Warsaw
     assert announce_slate(session(), zone).text == "Transmisja rozpocznie się o godz. 22.30"
     assert hit_json(HIT, zone)["date"] == "2026-12-06"
 

@@ -1,0 +1,158 @@
+"""Schemathesis against the real service: every operation of the served OpenAPI document (but
+those that would record, below), with valid and invalid requests, through every check
+schemathesis has: no server errors; statuses, media types and answers as documented; what the
+document allows is accepted and what it refuses is refused; credentials are not ignored."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import schemathesis
+from conftest import ADMIN, SHORT_AGENDA, Service, start_service, stop_service
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import CHECKS
+from schemathesis.generation.case import Case
+
+from archive.agenda import AgendaError, parse_agenda
+from archive.transcripts import clean_line_text
+from config.settings import Settings
+from streaming.keys import SCHEDULER
+
+EXCLUDED = {
+    # Routes that would start real ffmpeg processes (the fuzz does not record): session start
+    # and stop (a capture of every camera), the pre-flight view and preview picture (a preview
+    # capture per camera) and test recordings (a short recording).
+    ("POST", "/api/v1/sessions/{id}/start"),
+    ("POST", "/api/v1/sessions/{id}/stop"),
+    ("GET", "/api/v1/chambers/{chamber}/preflight"),
+    ("GET", "/api/v1/chambers/{chamber}/cameras/{camera}/preview.jpg"),
+    ("POST", "/api/v1/chambers/{chamber}/test-recordings"),
+    # The pages' oEmbed (streaming/web, described in the document, not in /api/v1): any format
+    # but json is 501 by design, which schemathesis counts as a server error.
+    ("GET", "/oembed"),
+}
+# Examples per operation, valid and invalid ones together.
+EXAMPLES = 12
+
+
+async def sign_in(service: Service, creds: tuple[str, str]) -> dict[str, str]:
+    """The headers of a signed-in browser: the login cookie and its CSRF token. (Basic
+    credentials would cost an argon2 check on every request.)"""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(service.base + "/login") as resp:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', await resp.text())
+        assert token
+        form = {"name": creds[0], "password": creds[1], "csrf_token": token.group(1)}
+        async with http.post(service.base + "/login", data=form, allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
+            cookie = resp.cookies["obrady_login"].value
+        async with http.get(service.base + "/api/v1/me") as resp:
+            csrf = (await resp.json())["csrf_token"]
+    return {"Cookie": f"obrady_login={cookie}", "X-CSRF-Token": csrf}
+
+
+def keep_unexpressed_rules(case: Case) -> None:
+    """A valid request as the document describes it may still break a rule JSON Schema cannot
+    say (the models check them, and say so in their descriptions): an end after its start (a
+    session's window, a redaction, a transcript line), an agenda_text the agenda parser can
+    read, a new transcript line with something printable in it. Valid examples are made to
+    keep those rules; invalid ones are left alone."""
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    if isinstance(body.get("agenda_text"), str):
+        try:
+            parse_agenda(body["agenda_text"])
+        except AgendaError:
+            body["agenda_text"] = SHORT_AGENDA
+    if case.operation.path.endswith("/transcript/lines") and isinstance(body.get("text"), str):
+        if not clean_line_text(body["text"]):
+            body["text"] = "Dziękuję."
+    start, end = body.get("scheduled_start"), body.get("scheduled_end")
+    if isinstance(start, str) and isinstance(end, str):
+        begins, ends = datetime.fromisoformat(start), datetime.fromisoformat(end)
+        if ends <= begins:
+            try:
+                body["scheduled_end"] = (begins + timedelta(hours=1)).isoformat()
+            except OverflowError:  # at the end of year 9999
+                body["scheduled_start"] = (begins - timedelta(hours=1)).isoformat()
+                body["scheduled_end"] = begins.isoformat()
+    start, end = body.get("start_seconds"), body.get("end_seconds")
+    if isinstance(start, int | float) and isinstance(end, int | float) and end <= start:
+        after = math.nextafter(float(start), math.inf)
+        if math.isinf(after):
+            body["start_seconds"], body["end_seconds"] = 0.0, 1.0
+        else:
+            body["end_seconds"] = after
+
+
+def fuzz(doc: dict[str, Any], base: str, headers: dict[str, str]) -> tuple[list[str], int, int]:
+    """Run every operation's examples; the failures in words, the number of operations and
+    of requests."""
+    schema = schemathesis.openapi.from_dict(doc)
+    failures: list[str] = []
+    counted = {"operations": 0, "requests": 0}
+    checks = CHECKS.get_all()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if (operation.method.upper(), operation.path) in EXCLUDED:
+            continue
+        counted["operations"] += 1
+        strategy = st.one_of(
+            operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+            operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
+        )
+
+        @given(case=strategy)
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        def run(case: Case) -> None:
+            counted["requests"] += 1
+            if case.meta is not None and case.meta.generation.mode.is_positive:
+                keep_unexpressed_rules(case)
+            response = case.call(base_url=base, headers=headers)
+            try:
+                case.validate_response(response, checks=checks, headers=headers)
+            except (AssertionError, BaseExceptionGroup) as exc:  # each failure, then the next
+                failures.append(f"{case.operation.label}: {exc}")
+
+        run()
+    return failures, counted["operations"], counted["requests"]
+
+
+async def test_the_api_keeps_to_its_openapi_document(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # The service as tests/conftest.py starts it, but its scheduler never starts a capture:
+    # sessions the fuzz schedules around now would otherwise start recording.
+    service = await start_service(make_settings(), reconcile_every_seconds=3600)
+    try:
+        service.app[SCHEDULER].reconcile = _no_captures  # type: ignore[method-assign]
+        doc = await service.get_json("/api/v1/openapi.json")
+        headers = await sign_in(service, ADMIN)
+        began = time.monotonic()
+        failures, operations, examples = await asyncio.to_thread(fuzz, doc, service.base, headers)
+        took = time.monotonic() - began
+    finally:
+        await stop_service(service)
+    print(f"schemathesis: {operations} operations, {examples} examples in {took:.1f} s")
+    assert not failures, "\n\n".join(failures)
+
+
+async def _no_captures() -> None:
+    """The scheduler's reconcile, doing nothing."""
