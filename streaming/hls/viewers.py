@@ -24,7 +24,7 @@ def live_viewers(app: web.Application, chambers: list[str]) -> dict[str, int]:
     """Viewers per chamber: those of this process and of every gateway process, each player
     once (a player may reach several gateway processes)."""
     merged = {chamber: app[VIEWERS].active(chamber) for chamber in chambers}
-    for path in (app[SETTINGS].data_path / "live").glob("viewers-*.json"):
+    for path in app[SETTINGS].paths.live.glob("viewers-*.json"):
         try:
             data = json.loads(path.read_text("utf-8"))
             if time.time() - float(data["at"]) > STALE_SECONDS:

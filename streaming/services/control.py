@@ -364,14 +364,9 @@ class SessionControl:
         """The tasks and timers started here that have not ended (for tests and health)."""
         return [*self._tasks.pending(), *self._tasks.timers()]
 
-    @property
-    def media_root(self) -> Path:
-        """Where recordings are written."""
-        return self._settings.data_path / "media"
-
     def session_dir(self, session: Session) -> Path:
         """The folder holding a session's media (one sub-folder per camera)."""
-        return self.media_root / session.chamber / str(session.id)
+        return self._settings.paths.session_media(session.chamber, session.id)
 
     def _lock(self, chamber: str) -> asyncio.Lock:
         return self._locks.setdefault(chamber, asyncio.Lock())

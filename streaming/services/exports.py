@@ -266,7 +266,7 @@ class ExportManager:
         self._jobs: dict[Path, ExportJob] = {}
         self._tasks = TaskSet("exports")
         self._failed: set[Path] = set()
-        self.root = settings.data_path / "exports"
+        self.root = settings.paths.exports
 
     def folder(self, session_id: int) -> Path:
         """Where a session's exports are kept."""

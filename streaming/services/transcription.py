@@ -145,7 +145,7 @@ class TranscriptionManager:
             vad=config.vad,
             nice=config.nice,
             max_stretch_seconds=config.max_stretch_seconds,
-            work_dir=self._settings.data_path / "transcripts" / "work",
+            work_dir=self._settings.paths.transcription_work,
         )
         self._tasks.spawn(self._run(), name="transcription")
 
