@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import vlc  # type: ignore[import-untyped]
 
 from recorder.ffmpeg import CLOCK_CODE_CELLS, clock_code_layout, read_clock_code
@@ -180,3 +184,23 @@ async def clock_stamps(source: Path | str, width: int, height: int) -> list[int 
 def stamp_within(stamp: int, start_ms: int, end_ms: int) -> bool:
     """Whether a 32-bit millisecond stamp falls between two epoch times (start <= end)."""
     return (stamp - start_ms) % 2**32 <= end_ms - start_ms
+
+
+@contextlib.contextmanager
+def small_tmpfs(mount: Path, size_mb: int) -> Iterator[Path]:
+    """A tmpfs of size_mb mounted at mount (made here) for one test: filling it harms nothing
+    else and nothing else changes it; unmounted afterwards. Skips the test without root."""
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_for
-from helpers import ffprobe
+from helpers import ffprobe, small_tmpfs
 
 from config.settings import RecordingSettings, StorageSettings, SyntheticSource
 from recorder.ffmpeg import SEGMENT_LIST
@@ -70,22 +69,9 @@ async def recorder() -> AsyncIterator[tuple[Recorder, Events]]:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 32 MB tmpfs of our own: filling it harms nothing else and nothing else changes it."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
-    try:
+    """A 32 MB tmpfs of our own."""
+    with small_tmpfs(tmp_path / "disk", 32) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)
 
 
 def free_gb(path: Path) -> float:

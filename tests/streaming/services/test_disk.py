@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import config_text, free_port, start_service, stop_service, wait_for
-from helpers import decoded_duration
+from helpers import decoded_duration, small_tmpfs
 
 from archive.integrity import verify_files
 from config.settings import parse_settings
@@ -25,21 +24,8 @@ MB = 1_000_000
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MB tmpfs of our own, so filling it harms nothing else."""
-    mount = tmp_path / "data"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "data", 16) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)
 
 
 async def test_disk_floor_stops_capture_cleanly_and_resumes_after_space_is_freed(
