@@ -390,7 +390,13 @@ async def test_held_requests_are_answered_together_when_the_part_appears(
             client.send(raw)
             clients.append(client)
     try:
-        await asyncio.sleep(0.2)
+        fast = gateway.site.fast
+
+        async def all_held() -> bool:  # the three fast-path players' reloads and parts
+            groups = fast._held.get("sala", {}).values()
+            return sum(len(group.members) for group in groups) == 6
+
+        await wait_for(all_held, 5, "the fast path to hold its six requests")
         for client in clients:
             assert await client.quiet(0.02)  # held
         began = time.monotonic()
@@ -456,12 +462,19 @@ async def test_a_player_gone_while_held_leaves_nothing_behind(gateway: Gateway) 
     clients = [await Client.open(gateway.fast) for _ in range(3)]
     for client in clients:
         client.send(request("/live/sala/p/5.2.ts"))
-    await asyncio.sleep(0.2)
-    assert len(gateway.site.fast._held["sala"][("part", 5, 2)].members) == 3
+    fast = gateway.site.fast
+
+    async def held(count: int) -> bool:
+        groups = fast._held.get("sala", {})
+        if count == 0:
+            return groups == {} and fast.busy == set()
+        group = groups.get(("part", 5, 2))
+        return group is not None and len(group.members) == count
+
+    await wait_for(lambda: held(3), 5, "three players held for part 5.2")
     for client in clients:
         client.close()
-    await asyncio.sleep(0.2)
-    assert gateway.site.fast._held["sala"] == {} and gateway.site.fast.busy == set()
+    await wait_for(lambda: held(0), 5, "nothing held once the players are gone")
     gateway.publish(3)  # nobody to answer
     await asyncio.sleep(0.2)
 
