@@ -65,14 +65,21 @@ async def test_hls_js_plays_the_live_url_in_low_latency_mode(service: Service) -
         # back 0.6 s. The exact figure comes from bench/glass.py (about 1.1 s on 2 s segments).
         # A player that joined a short window early starts further back and catches up by
         # playing faster (maxLiveSyncPlaybackRate): wait for it, bounded.
+        observed: list[dict[str, Any]] = []
+
         async def close_to_the_room() -> dict[str, Any] | None:
             state: dict[str, Any] = await page.evaluate(PLAYBACK)
-            if state["playingDate"] is None:
-                return None
-            behind = (state["now"] - state["playingDate"]) / 1000
-            return state if 0 < behind < 3.0 else None
+            if state["playingDate"] is not None:
+                state["behind"] = (state["now"] - state["playingDate"]) / 1000
+            observed.append(state)
+            return state if 0 < state.get("behind", -1) < 3.0 else None
 
-        await wait_for(close_to_the_room, 30, "the player to sit under 3 s behind the room")
+        try:
+            await wait_for(close_to_the_room, 30, "the player to sit under 3 s behind the room")
+        except AssertionError as exc:
+            # What the player did meanwhile says why (behind, stalled, dropped frames).
+            seen = [(s.get("behind"), s["time"], s["latency"], s["ready"]) for s in observed[::20]]
+            raise AssertionError(f"{exc}; (behind, time, hls latency, ready): {seen}") from None
         await page.close()
 
 
