@@ -35,14 +35,22 @@ class Request(BaseModel):
     unknown_hint: ClassVar[str | None] = None
 
     @classmethod
+    def unknown_fields(cls, errors: list[ErrorDetails]) -> str | None:
+        """The fields sent that the model does not know, and what may be sent; None if none."""
+        unknown = [str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden" and e["loc"]]
+        if not unknown:
+            return None
+        allowed = cls.unknown_hint or "allowed: " + ", ".join(sorted(cls.model_fields))
+        return f"unknown field(s): {', '.join(sorted(unknown))}; {allowed}"
+
+    @classmethod
     def explain(cls, errors: list[ErrorDetails], data: Any, context: Context) -> str:
         """One message for the first mistake in errors (pydantic's, in field order)."""
         if cls.usage is not None:
             return cls.usage
-        unknown = [str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden" and e["loc"]]
+        unknown = cls.unknown_fields(errors)
         if unknown:
-            allowed = cls.unknown_hint or "allowed: " + ", ".join(sorted(cls.model_fields))
-            return f"unknown field(s): {', '.join(sorted(unknown))}; {allowed}"
+            return unknown
         first = errors[0]
         if not first["loc"] and first["type"] in ("model_type", "model_attributes_type"):
             return cls.not_an_object

@@ -115,13 +115,6 @@ def absent() -> Any:
     return Field(default=None)
 
 
-def not_empty(data: Any, message: str) -> Any:
-    """For a model validator: an empty body is refused, saying what one may send."""
-    if isinstance(data, dict) and not data:
-        raise fail(message)
-    return data
-
-
 def _chamber(value: str, info: ValidationInfo) -> str:
     known = (info.context or {}).get("chambers", ())
     if value not in known:
@@ -129,12 +122,19 @@ def _chamber(value: str, info: ValidationInfo) -> str:
     return value
 
 
-def _explain_unknown(cls: type[Request], errors: list[ErrorDetails]) -> str | None:
-    unknown = [str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden"]
-    if not unknown:
-        return None
-    allowed = cls.unknown_hint or "allowed: " + ", ".join(sorted(cls.model_fields))
-    return f"unknown field(s): {', '.join(sorted(unknown))}; {allowed}"
+class Edit(Request):
+    """A change of one or more fields: an empty body is refused, saying what may be sent
+    (`unknown_hint`, else the fields), and the schema says so (minProperties)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_empty(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data:
+            fields = ", ".join(sorted(cls.model_fields))
+            raise fail(cls.unknown_hint or f"send one or more of: {fields}")
+        return data
 
 
 # --- sessions ---------------------------------------------------------------------------------
@@ -182,11 +182,10 @@ class SessionCreate(Request):
         return self
 
 
-class SessionEdit(Request):
+class SessionEdit(Edit):
     """Changes to a session: one or more of its fields."""
 
     hints: ClassVar[dict[str, str]] = SessionCreate.hints
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
     title: Title = absent()
     scheduled_start: AwareTime = absent()
@@ -195,13 +194,6 @@ class SessionEdit(Request):
     chamber: Chamber = absent()
 
     _chamber = field_validator("chamber")(_chamber)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _not_empty(cls, data: Any) -> Any:
-        return not_empty(
-            data, "send one or more of: chamber, kind, scheduled_end, scheduled_start, title"
-        )
 
 
 class AgendaPreview(Request):
@@ -226,7 +218,7 @@ class AgendaReplace(Request):
 class _AgendaOp(Request):
     @classmethod
     def explain_op(cls, errors: list[ErrorDetails], op: str) -> str:
-        unknown = _explain_unknown(cls, errors)
+        unknown = cls.unknown_fields(errors)
         if unknown:
             return unknown
         first = errors[0]
@@ -394,10 +386,9 @@ class CouncillorsAdd(RootModel[NewCouncillors | NewCouncillor]):
         return NewCouncillor.explain_entry(inner or errors, 1)
 
 
-class CouncillorEdit(Request):
+class CouncillorEdit(Edit):
     """A councillor's name or caucus corrected, or taken off the list (active false)."""
 
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
     hints: ClassVar[dict[str, str]] = {
         "name": f"name must be a non-empty text of at most {MAX_NAME} characters",
         "caucus": f"caucus must be a text of at most {MAX_NAME} characters",
@@ -408,11 +399,6 @@ class CouncillorEdit(Request):
     name: _NAME = absent()
     caucus: _CAUCUS | None = absent()
     active: bool = absent()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _not_empty(cls, data: Any) -> Any:
-        return not_empty(data, 'send one or more of "name", "caucus", "active"')
 
 
 class CouncillorsQuery(Request):
@@ -693,21 +679,15 @@ class UserAdd(Request):
     password: _PASSWORD
 
 
-class UserEdit(Request):
+class UserEdit(Edit):
     """An account's new role or password, or disabled."""
 
-    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
     hints: ClassVar[dict[str, str]] = _ACCOUNT_HINTS
     unknown_hint: ClassVar[str | None] = 'send one or more of "role", "password", "disabled"'
 
     role: Role = absent()
     password: _PASSWORD = absent()
     disabled: bool = absent()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _not_empty(cls, data: Any) -> Any:
-        return not_empty(data, 'send one or more of "role", "password", "disabled"')
 
 
 class AuditQuery(Request):
