@@ -10,7 +10,6 @@ import functools
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 from aiohttp import web
 
@@ -37,10 +36,9 @@ from streaming.keys import (
 from streaming.services.gateway_process import _worker
 from streaming.web import pages, publication
 from streaming.web import search as search_page
-from streaming.web.templating import create_environment
+from streaming.web.templating import STATIC, create_environment
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).parent.parent / "web" / "static"
 
 
 def create_gateway_app(settings: Settings) -> web.Application:

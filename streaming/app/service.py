@@ -11,7 +11,6 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -66,12 +65,11 @@ from streaming.services.offair import OffAirWatch
 from streaming.services.transcription import TranscriptionManager
 from streaming.web import console, downloads, login, pages, publication
 from streaming.web import search as search_page
-from streaming.web.templating import create_environment
+from streaming.web.templating import STATIC, create_environment
 
 log = logging.getLogger(__name__)
 # How often the slate before each chamber's next session is brought up to date.
 ANNOUNCE_EVERY_SECONDS = 2.0
-STATIC = Path(__file__).parent.parent / "web" / "static"
 
 
 def _utc_now() -> datetime:

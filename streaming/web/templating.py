@@ -20,6 +20,8 @@ from streaming.keys import SETTINGS, TEMPLATES
 from streaming.web.i18n import LANG_COOKIE, LANGS, Lang, lang_of, switch_url
 
 LOCALES = Path(__file__).parent / "locales"
+# Scripts, styles and hls.js, served by both roots at /static.
+STATIC = Path(__file__).parent / "static"
 DOMAIN = "messages"
 
 
