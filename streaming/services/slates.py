@@ -56,7 +56,7 @@ class SlateFailed(Exception):
 
 
 async def _run(argv: list[str], what: str) -> bytes:
-    """Run ffmpeg/ffprobe to completion (bounded); stdout, or a 500 naming what failed."""
+    """Run ffmpeg/ffprobe to completion (bounded); stdout, or SlateFailed naming what failed."""
     try:
         return await run_ffmpeg(argv, timeout=FFMPEG_TIMEOUT_SECONDS, what=what)
     except FfmpegFailed as exc:
