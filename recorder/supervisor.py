@@ -23,6 +23,7 @@ from typing import Literal, Protocol, Self
 from config.settings import RecordingSettings, RtspSource
 from recorder.ffmpeg import (
     SEGMENT_LIST,
+    SEGMENT_NAME,
     SEGMENT_PATTERN,
     CaptureSource,
     ChamberAudio,
@@ -571,6 +572,16 @@ class CaptureSupervisor:
         except Exception:
             log.exception("session %s: could not report %s", self.job.session_id, path)
 
+    async def _started_before_finished(self, path: Path) -> None:
+        """Report a file's start before its end: when ffmpeg began and finished a segment
+        between two looks (a busy machine), the start is reported first, so listeners always
+        hear of a file in the order it was made."""
+        match = SEGMENT_NAME.match(path.name)
+        if match is None or int(match.group(1)) < self._run.next_file:
+            return
+        self._run.next_file = int(match.group(1))
+        await self._notice_new_file(path.parent)
+
     async def _collect(self, run_dir: Path) -> None:
         """Report segments listed in the run's segment list that were not reported yet."""
         offset = self._run.list_offset
@@ -596,6 +607,7 @@ class CaptureSupervisor:
                     )
                 continue
             path = run_dir / entry.file
+            await self._started_before_finished(path)
             try:
                 size = path.stat().st_size
             except FileNotFoundError:

@@ -24,6 +24,7 @@ from streaming.edge.viewers import ViewerCounter
 from streaming.services.control import SessionControl
 from streaming.services.exports import ExportManager
 from streaming.services.gateway_process import GatewayProcess
+from streaming.services.indexer import ArchiveIndexer
 from streaming.services.login_throttle import LoginThrottle
 from streaming.services.transcription import TranscriptionManager
 
@@ -38,6 +39,7 @@ CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 ARCHIVE = web.AppKey("archive", AsyncArchive)
 RECORDER = web.AppKey("recorder", Recorder)
 LIVE_EDGE: web.AppKey[EdgeSource] = web.AppKey("live_edge")
+INDEXER: web.AppKey[ArchiveIndexer] = web.AppKey("indexer")
 MEDIA_BYTES = web.AppKey("media_bytes", ByteCache)
 VIEWERS = web.AppKey("viewers", ViewerCounter)
 PLAYLISTS = web.AppKey("playlists", RenderedPlaylists)

@@ -204,3 +204,18 @@ def small_tmpfs(mount: Path, size_mb: int) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)
+
+
+def ts_file(path: Path, seconds: float = 2.0, fps: int = 25) -> None:
+    """A real MPEG-TS file as the recorder writes it: H.264 (keyframe first) and AAC."""
+    subprocess.run(
+        [
+            "ffmpeg", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate={fps}",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+            "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-g", str(fps * 4),
+            "-c:a", "aac", "-pes_payload_size", "0", "-f", "mpegts", str(path),
+        ],
+        check=True,
+        timeout=60,
+    )  # fmt: skip

@@ -16,7 +16,17 @@ from prometheus_client.registry import Collector
 from archive.records import Session
 from recorder.supervisor import CaptureStatus
 from streaming.hls.viewers import live_viewers
-from streaming.keys import ANALYZER, ARCHIVE, CLOCK, DISK, OFFAIR, PUSHERS, RECORDER, SETTINGS
+from streaming.keys import (
+    ANALYZER,
+    ARCHIVE,
+    CLOCK,
+    DISK,
+    INDEXER,
+    OFFAIR,
+    PUSHERS,
+    RECORDER,
+    SETTINGS,
+)
 from streaming.services.offair import PROBLEMS
 
 routes = web.RouteTableDef()
@@ -102,6 +112,35 @@ class _AppCollector(Collector):
             "Frames per second received from the source over the last seconds.",
             CAPTURE,
             [(_capture(c), c.fps) for c in captures if c.fps is not None],
+        )
+        index = app[INDEXER].status()
+        yield _family(
+            "obrady_index_backlog",
+            "gauge",
+            "Archive writes queued behind capture (runs, segments).",
+            (),
+            [((), index["backlog"])],
+        )
+        yield _family(
+            "obrady_index_behind_seconds",
+            "gauge",
+            "Age of the oldest archive write still queued.",
+            (),
+            [((), index["behind_seconds"])],
+        )
+        yield _family(
+            "obrady_index_retries_total",
+            "counter",
+            "Archive writes tried again because the database was busy or unwell.",
+            (),
+            [((), index["retries"])],
+        )
+        yield _family(
+            "obrady_index_dropped_total",
+            "counter",
+            "Archive writes given up (the media stay on disk).",
+            (),
+            [((), index["dropped"])],
         )
         pushes = app[PUSHERS]
         yield _family(

@@ -40,6 +40,7 @@ from streaming.keys import (
     CLOCK,
     CONTROL,
     DISK,
+    INDEXER,
     OFFAIR,
     PUSHERS,
     RECORDER,
@@ -506,6 +507,8 @@ async def status(request: web.Request) -> web.Response:
                 "hours_left": None if disk.hours_left is None else round(disk.hours_left, 2),
             },
             "capture_blocked": recorder.blocked,
+            # The archive's records follow capture on their own queue: how far behind they are.
+            "index": request.app[INDEXER].status(),
             # Players of each chamber's live stream now (each counted once).
             "viewers": live_viewers(request.app, [c.id for c in settings.chambers]),
             # What the public receives, watched as a viewer would (monitoring.offair).

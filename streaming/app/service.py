@@ -42,6 +42,7 @@ from streaming.keys import (
     DISK,
     EXPORTS,
     GATEWAY,
+    INDEXER,
     LIVE_EDGE,
     MEDIA_BYTES,
     NOW_CACHE,
@@ -60,6 +61,7 @@ from streaming.keys import (
 from streaming.services.control import ArchiveCaptureEvents, ProgramSelector, SessionControl
 from streaming.services.exports import ExportManager
 from streaming.services.gateway_process import GatewayProcess, gateway_command
+from streaming.services.indexer import ArchiveIndexer
 from streaming.services.login_throttle import LoginThrottle
 from streaming.services.offair import OffAirWatch
 from streaming.services.transcription import TranscriptionManager
@@ -134,6 +136,10 @@ def create_app(
         # What the recorder reports to (the analyser, the pushers, the live edge) runs before
         # it and stops after it: the last segments of a shutdown still reach them.
         async with contextlib.AsyncExitStack() as parts:
+            # The index's queue closes last of these: what a shutdown's last segments queue
+            # is still written.
+            indexer = await parts.enter_async_context(ArchiveIndexer(archive))
+            app[INDEXER] = indexer
             guardian = await parts.enter_async_context(Guardian())
             app[ANALYZER] = await parts.enter_async_context(analyzer)
             for pusher in app[PUSHERS]:
@@ -141,7 +147,7 @@ def create_app(
             app[LIVE_EDGE] = await parts.enter_async_context(edge)
             recorder = Recorder(
                 settings.recording,
-                ArchiveCaptureEvents(archive, edge, analyzer, program, pushers),
+                ArchiveCaptureEvents(indexer, edge, analyzer, program, pushers),
                 argv_builder=argv_builder,
                 clock=clock,
                 guardian=guardian,
@@ -149,7 +155,7 @@ def create_app(
             # Leaving stops every capture; sessions stay live in the archive: the next start
             # of obrady resumes them.
             app[RECORDER] = await parts.enter_async_context(recorder)
-            control = SessionControl(settings, archive, recorder, program, clock)
+            control = SessionControl(settings, archive, recorder, program, clock, indexer)
             app[CONTROL] = await parts.enter_async_context(control)
             # Entering checks once: a full disk is known before the first capture starts.
             guard = DiskGuard(settings.data_path, settings.storage, recorder)

@@ -42,6 +42,11 @@ PTS_HZ = 90_000
 TAIL_SECONDS = 0.02
 # Parts are listed for segments this many target durations from the end (RFC 8216bis 6.2.2).
 PART_WINDOW_TARGETS = 3
+# A live file whose camera began a newer one is over once it stops growing this long (seconds),
+# even if its end was never reported.
+STALE_HEAD_SECONDS = 1.0
+# How many finished files each chamber remembers (see LiveEdge.file_started).
+FINISHED_KEPT = 64
 # The gateway reads each edge file at least this often, changed or not (seconds).
 REREAD = 0.5
 
@@ -342,6 +347,7 @@ class _Candidate:
     started_at: datetime
     cutter: PartCutter
     used: bool = False
+    grew_at: float = 0.0  # when it last gained bytes while live (time.monotonic())
 
 
 class _EdgeView:
@@ -416,6 +422,9 @@ class LiveEdge(_EdgeView):
         self._version = 0
         self._candidates: dict[str, dict[str, _Candidate]] = {c: {} for c in chambers}
         self._head: dict[str, _Candidate | None] = dict.fromkeys(chambers)
+        # Files whose end was heard, newest last, with their durations: a late start of one of
+        # them must not make it live and wait for an end that has come already.
+        self._finished: dict[str, OrderedDict[Path, float]] = {c: OrderedDict() for c in chambers}
         (data_path / "live").mkdir(parents=True, exist_ok=True)
         for chamber in chambers:
             self._restore(chamber)
@@ -442,27 +451,45 @@ class LiveEdge(_EdgeView):
     # The recorder's side ---------------------------------------------------------------------
 
     def file_started(self, chamber: str, camera: str, path: Path, started_at: datetime) -> None:
-        """A camera began a new segment file."""
+        """A camera began a new segment file.
+
+        Reports may come late or out of order (a busy machine): a late start of a file older
+        than the camera's newest is ignored, and a file whose end was heard before its start
+        is no candidate any more (shown whole, at once, only if nothing else is live)."""
         if chamber not in self._candidates:
             return
         candidates = self._candidates[chamber]
-        candidates[camera] = _Candidate(camera, path, started_at, PartCutter(self._part_target))
+        newest = candidates.get(camera)
+        if newest is not None and newest.started_at > started_at:
+            return
+        candidate = _Candidate(camera, path, started_at, PartCutter(self._part_target))
+        candidates[camera] = candidate
         if self._head[chamber] is None:
             self._choose_head(chamber)
+        if path in self._finished[chamber] and candidates.get(camera) is candidate:
+            del candidates[camera]
 
     def file_finished(self, chamber: str, camera: str, path: Path, duration: float) -> None:
         """A segment file is complete (listed by ffmpeg): close it if it is live."""
         if chamber not in self._candidates:
             return
+        finished = self._finished[chamber]
+        finished[path] = duration
+        while len(finished) > FINISHED_KEPT:
+            finished.popitem(last=False)
         candidate = self._candidates[chamber].get(camera)
         if candidate is not None and candidate.path == path:
             del self._candidates[chamber][camera]
         head = self._head[chamber]
         if head is None or head.path != path:
             return
+        self._close_head(chamber, head, duration)
+
+    def _close_head(self, chamber: str, head: _Candidate, duration: float) -> None:
+        """The live file is complete: its last part, then the next live segment."""
         self._advance(chamber, head)
         try:
-            size = path.stat().st_size
+            size = head.path.stat().st_size
         except FileNotFoundError:
             size = head.cutter.offset
         last = head.cutter.finish(size, duration)
@@ -474,6 +501,17 @@ class LiveEdge(_EdgeView):
         self._head[chamber] = None
         self._choose_head(chamber)
         self._publish(chamber)
+
+    def _stale(self, chamber: str, head: _Candidate, now: float) -> bool:
+        """Whether the live file is over although its end was not heard: its camera began a
+        newer file, and it has not grown for STALE_HEAD_SECONDS."""
+        newer = self._candidates[chamber].get(head.camera)
+        return (
+            newer is not None
+            and newer is not head
+            and newer.started_at >= head.started_at
+            and now - head.grew_at > STALE_HEAD_SECONDS
+        )
 
     def run_ended(self, chamber: str, camera: str) -> None:
         """A camera's ffmpeg ended: its unfinished file will never be listed."""
@@ -541,11 +579,15 @@ class LiveEdge(_EdgeView):
             )
         )
         candidate.used = True
+        candidate.grew_at = time.monotonic()
         self._head[chamber] = candidate
         self._advance(chamber, candidate)
         self._publish(chamber)
         if self._went_live is not None:
             self._went_live(chamber, candidate.camera)
+        done = self._finished[chamber].get(candidate.path)
+        if done is not None and self._head[chamber] is candidate:
+            self._close_head(chamber, candidate, done)  # its end was heard before its start
 
     def _advance(self, chamber: str, head: _Candidate) -> bool:
         """Cut the parts the head file has gained; whether any were."""
@@ -595,9 +637,22 @@ class LiveEdge(_EdgeView):
     async def run(self) -> None:
         """Follow the live files until cancelled."""
         while True:
+            now = time.monotonic()
             for chamber, head in list(self._head.items()):
-                if head is not None and self._advance(chamber, head):
+                if head is None:
+                    continue
+                if self._advance(chamber, head):
+                    head.grew_at = now
                     self._publish(chamber)
+                elif self._stale(chamber, head, now):
+                    log.warning(
+                        "chamber %s: %s ended without a word from the recorder (camera %s "
+                        "began a newer file); the live edge moves on",
+                        chamber,
+                        head.path,
+                        head.camera,
+                    )
+                    self._close_head(chamber, head, sum(p.duration for p in head.cutter.parts))
             await asyncio.sleep(TAIL_SECONDS)
 
 

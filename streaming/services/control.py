@@ -16,7 +16,6 @@ from archive.index import (
     Conflict,
     MarkerKind,
     NotFound,
-    Segment,
     Session,
 )
 from archive.integrity import append_manifest, read_manifest, sha256_file
@@ -35,6 +34,7 @@ from recorder.supervisor import (
     Recorder,
 )
 from streaming.edge.llhls import LiveEdge
+from streaming.services.indexer import ArchiveIndexer
 
 log = logging.getLogger(__name__)
 
@@ -174,17 +174,19 @@ class ProgramSelector:
 
 
 class ArchiveCaptureEvents:
-    """Indexes what the recorder reports and feeds the live window."""
+    """What the recorder reports: the live edge, the pushers and the analyser hear of it at
+    once; the archive's records follow on the indexer's own queue, so a slow archive never
+    holds up capture or the live picture."""
 
     def __init__(
         self,
-        archive: AsyncArchive,
+        indexer: ArchiveIndexer,
         edge: LiveEdge,
         analyzer: SegmentAnalyzer,
         program: ProgramSelector,
         pushers: dict[str, list[ProgramPusher]] | None = None,
     ) -> None:
-        self._archive = archive
+        self._indexer = indexer
         self._edge = edge
         self._analyzer = analyzer
         self._program = program
@@ -193,14 +195,9 @@ class ArchiveCaptureEvents:
     async def run_started(
         self, job: CaptureJob, ordinal: int, run_dir: Path, started_at: datetime
     ) -> int:
-        """Record the run in the archive."""
-        return await self._archive.call(
-            self._archive.index.add_run,
-            job.session_id,
-            ordinal,
-            run_dir.name,
-            started_at,
-            job.camera_id,
+        """Queue the run's record; its token at once."""
+        return self._indexer.run_started(
+            job.session_id, ordinal, run_dir.name, started_at, job.camera_id
         )
 
     async def segment_started(self, job: CaptureJob, path: Path, started_at: datetime) -> None:
@@ -214,8 +211,8 @@ class ArchiveCaptureEvents:
         self._edge.run_ended(job.chamber_id, job.camera_id)
 
     async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
-        """Checksum and index the segment; a program segment is offered to live viewers."""
-        index = self._archive.index
+        """Close the live segment, hand a program segment to the pushers, and queue its
+        checksum and record."""
         # Program membership is decided as each segment finishes: a switch takes effect at the
         # next segment boundary of each camera, so at most one segment is missed or repeated.
         if job.camera_id == SLATE:
@@ -226,33 +223,16 @@ class ArchiveCaptureEvents:
         if program and job.camera_id != SLATE:
             began = segment.observed_at - timedelta(seconds=segment.entry.duration)
             program = self._program.is_public(job.chamber_id, began)
-
-        def store() -> Segment:
-            rel = f"{job.camera_id}/{segment.path.parent.name}/{segment.path.name}"
-            digest = sha256_file(segment.path)
-            append_manifest(job.media_dir.parent, rel, digest)
-            entry = segment.entry
-            return index.add_segment(
-                segment.run_token,
-                entry.seq,
-                entry.file,
-                entry.start,
-                entry.duration,
-                segment.observed_at,
-                segment.size_bytes,
-                digest,
-                program,
-            )
-
-        stored = await self._archive.call(store)
         self._edge.file_finished(
             job.chamber_id, job.camera_id, segment.path, segment.entry.duration
         )
         if program:
             for pusher in self._pushers.get(job.chamber_id, []):
-                pusher.submit(stored.run_id, segment.path)
+                pusher.submit(segment.run_token, segment.path)
         if job.camera_id != SLATE:  # a slate is a still picture and silence by design
             self._analyzer.submit(job.key, job.chamber_id, segment.path, segment.entry.duration)
+        rel = f"{job.camera_id}/{segment.path.parent.name}/{segment.path.name}"
+        self._indexer.segment_finished(job.session_id, job.media_dir.parent, rel, segment, program)
 
     async def run_ended(
         self,
@@ -262,10 +242,8 @@ class ArchiveCaptureEvents:
         exit_code: int | None,
         reason: str,
     ) -> None:
-        """Record how and why the run ended."""
-        await self._archive.call(
-            self._archive.index.end_run, run_token, ended_at, exit_code, reason
-        )
+        """Queue how and why the run ended."""
+        self._indexer.run_ended(job.session_id, run_token, ended_at, exit_code, reason)
 
 
 def recover_from_disk(
@@ -334,9 +312,11 @@ class SessionControl:
         recorder: Recorder,
         program: ProgramSelector,
         clock: Callable[[], datetime],
+        indexer: ArchiveIndexer | None = None,
     ) -> None:
         self._settings = settings
         self._archive = archive
+        self._indexer = indexer
         self._recorder = recorder
         self.program = program
         self._clock = clock
@@ -476,6 +456,9 @@ class SessionControl:
                 )
             await self._end_bridge(session.chamber)
             await self._recorder.stop(session_id)
+            if self._indexer is not None:
+                # The record closes after the last segments are in it.
+                await self._indexer.drain()
             self._slates.pop(session_id, None)
             self.program.slate_off(session.chamber)
             if await self.in_closed(session_id):

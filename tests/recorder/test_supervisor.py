@@ -281,3 +281,38 @@ async def test_a_stalled_source_is_restarted_by_the_progress_watchdog(tmp_path: 
         server.close()
         await asyncio.wait_for(server.wait_closed(), 10)
     assert events.runs == [] and events.segments == []
+
+
+async def test_a_files_start_is_reported_before_its_end_when_the_listener_is_slow(
+    tmp_path: Path,
+) -> None:
+    """A listener that holds the supervisor up across a segment boundary (a busy machine)
+    still hears of every file's start before its end, in the order ffmpeg made them."""
+
+    order: list[tuple[str, str]] = []
+
+    class Slow(Events):
+        async def segment_started(self, job: CaptureJob, path: Path, started_at: datetime) -> None:
+            order.append(("started", path.name))
+
+        async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
+            order.append(("finished", segment.path.name))
+            if len(self.segments) == 0:
+                await asyncio.sleep(2.5)  # longer than two segments
+            self.segments.append(segment)
+
+    events = Slow()
+    async with Recorder(SETTINGS, events) as recorder:
+        recorder.start(job(tmp_path))
+
+        async def four() -> bool:
+            return len(events.segments) >= 4
+
+        await wait_for(four, 30, "four segments reported")
+    finished = [name for kind, name in order if kind == "finished"]
+    started = [name for kind, name in order if kind == "started"]
+    for name in finished:
+        assert ("started", name) in order, f"{name} ended without a start: {order}"
+        assert order.index(("started", name)) < order.index(("finished", name)), order
+    assert started == sorted(started) and len(set(started)) == len(started), order
+    assert finished == sorted(finished), order

@@ -5,31 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 import time
 from pathlib import Path
 
 from conftest import Service, wait_for
+from helpers import ts_file
 
 from streaming.edge.llhls import EdgeSnapshot, LiveSegment, Part, PartCutter, render_playlist
 
 PART = re.compile(r'#EXT-X-PART:DURATION=([\d.]+),URI="([^"]+)"(,INDEPENDENT=YES)?')
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p/(\d+)\.(\d+)\.ts"')
-
-
-def ts_file(path: Path, seconds: float = 2.0, fps: int = 25) -> None:
-    """A real MPEG-TS file as the recorder writes it: H.264 (keyframe first) and AAC."""
-    subprocess.run(
-        [
-            "ffmpeg", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate={fps}",
-            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-            "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-g", str(fps * 4),
-            "-c:a", "aac", "-pes_payload_size", "0", "-f", "mpegts", str(path),
-        ],
-        check=True,
-        timeout=60,
-    )  # fmt: skip
 
 
 def test_parts_tile_the_file_at_frame_boundaries(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from streaming.services.control import (
     ProgramSelector,
     SessionControl,
 )
+from streaming.services.indexer import ArchiveIndexer
 
 AGENDA = "1. Otwarcie sesji.\n2. Budżet miasta.\n3. Zamknięcie obrad.\n"
 
@@ -85,9 +86,10 @@ async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
         await stack.enter_async_context(edge)
         # Not entered: its queue only fills (and then skips); analysis is not under test here.
         analyzer = SegmentAnalyzer(settings.monitoring)
-        events = ArchiveCaptureEvents(archive, edge, analyzer, program)
+        indexer = await stack.enter_async_context(ArchiveIndexer(archive))
+        events = ArchiveCaptureEvents(indexer, edge, analyzer, program)
         recorder = await stack.enter_async_context(Recorder(settings.recording, events))
-        control = SessionControl(settings, archive, recorder, program, _now)
+        control = SessionControl(settings, archive, recorder, program, _now, indexer)
         await stack.enter_async_context(control)
         yield Parts(settings, archive, recorder, control)
     # Leaving stopped every capture and every task and timer of the control.
