@@ -405,14 +405,17 @@ class CaptureSupervisor:
         if self._stopping.is_set():
             self._interrupt()
         try:
+            ended = asyncio.Event()
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._drain_stderr(proc))
                 group.create_task(self._read_progress(proc))
                 watchdog = group.create_task(self._watchdog(proc))
-                tailer = group.create_task(self._tail(run_dir))
+                # Told to end, not cancelled: a cancellation could land while it reports a
+                # segment, which would then never be reported.
+                group.create_task(self._tail(run_dir, ended))
                 await proc.wait()
                 watchdog.cancel()
-                tailer.cancel()
+                ended.set()
         finally:
             if proc.returncode is None:
                 await self._terminate(proc)
@@ -553,8 +556,8 @@ class CaptureSupervisor:
                 await self._terminate(proc)
                 return
 
-    async def _tail(self, run_dir: Path) -> None:
-        while True:
+    async def _tail(self, run_dir: Path, ended: asyncio.Event) -> None:
+        while not ended.is_set():
             await self._collect(run_dir)
             await self._notice_new_file(run_dir)
             await asyncio.sleep(POLL_SECONDS)

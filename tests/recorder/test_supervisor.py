@@ -316,3 +316,31 @@ async def test_a_files_start_is_reported_before_its_end_when_the_listener_is_slo
         assert order.index(("started", name)) < order.index(("finished", name)), order
     assert started == sorted(started) and len(set(started)) == len(started), order
     assert finished == sorted(finished), order
+
+
+async def test_a_stop_while_a_segment_is_being_reported_loses_no_segment(
+    tmp_path: Path,
+) -> None:
+    """ffmpeg ends while the listener is still taking a segment (a slow archive): every
+    segment ffmpeg listed is still reported, in every one of several stops."""
+
+    class Slow(Events):
+        async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
+            await asyncio.sleep(0.8)  # most of a segment's second
+            self.segments.append(segment)
+
+    for attempt in range(3):
+        events = Slow()
+        folder = tmp_path / str(attempt)
+        async with Recorder(SETTINGS, events) as recorder:
+            recorder.start(job(folder))
+
+            async def two() -> bool:
+                return len(events.segments) >= 2
+
+            await wait_for(two, 30, "two segments reported")
+            # Stop at a different point of the reporting each time.
+            await asyncio.sleep(0.1 * attempt)
+            await asyncio.wait_for(recorder.stop(1), 30)
+        run_dir = folder / "media" / "1" / "run-0001"
+        assert [s.entry.file for s in events.segments] == listed(run_dir), attempt
