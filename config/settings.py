@@ -150,6 +150,13 @@ class PreflightSettings(_Model):
     keep_test_recordings: Annotated[int, Field(ge=1, le=100)] = 10
 
 
+class ExportSettings(_Model):
+    """MP4 downloads, remuxed in the background below capture and the live edge."""
+
+    # At most this many exports' ffmpeg at once; the rest wait in line.
+    max_running: Annotated[int, Field(ge=1, le=16)] = 2
+
+
 class TranscriptionSettings(_Model):
     """Captions and transcripts: the Whisper model (a CTranslate2 folder, never downloaded) and
     how much of the machine recognition may take."""
@@ -165,8 +172,9 @@ class TranscriptionSettings(_Model):
     temperatures: Annotated[
         list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=1, max_length=10)
     ] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    # Added to the recognition thread's nice value, so capture and live serving come first.
-    nice: Annotated[int, Field(ge=0, le=19)] = 10
+    # Added to the recognition thread's nice value (and its decoding ffmpeg's): on a busy machine
+    # captions lag first, before downloads (recorder/priority.py, CAPTIONS).
+    nice: Annotated[int, Field(ge=0, le=19)] = 19
     vad: bool = True
     max_stretch_seconds: Annotated[float, Field(ge=30, le=3600)] = 600.0
     # Live captions: while a session runs, its newest sound is recognised in windows of about
@@ -397,6 +405,7 @@ class Settings(_Model):
     monitoring: MonitoringSettings = MonitoringSettings()
     console: ConsoleSettings = ConsoleSettings()
     preflight: PreflightSettings = PreflightSettings()
+    exports: ExportSettings = ExportSettings()
     transcription: TranscriptionSettings = TranscriptionSettings()
     chambers: Annotated[list[ChamberSettings], Field(min_length=1)]
     demo: DemoSettings | None = None

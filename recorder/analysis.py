@@ -19,6 +19,7 @@ from typing import Self
 
 from config.settings import MonitoringSettings
 from recorder.lifecycle import TaskSet
+from recorder.priority import ANALYSIS, spawn
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,11 @@ class _CameraProbe:
 
     async def _spawn(self) -> None:
         await self.close()
-        self._proc = await asyncio.create_subprocess_exec(
-            *analysis_argv(),
+        # Below capture and the live edge (recorder/priority.py): when it cannot keep up, the
+        # queue skips segments.
+        self._proc = await spawn(
+            ANALYSIS,
+            analysis_argv(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

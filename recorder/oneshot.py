@@ -3,8 +3,10 @@
 Each run is bounded: it starts in its own session, both pipes are drained while it runs, it is
 killed with SIGKILL (and reaped) when it outlives its timeout or the caller is cancelled, and a
 failure raises FfmpegFailed carrying the end of what ffmpeg wrote to stderr (the caller decides
-whether to log it). The long-lived ffmpeg processes (capture, push, analysis, pre-flight
-monitors, exports with their progress) are supervised elsewhere.
+whether to log it). It runs at the caller's level of recorder/priority.py (by default the
+service's own: a probe before capture must not wait). The long-lived ffmpeg processes
+(capture, push, analysis, pre-flight monitors, exports with their progress) are supervised
+elsewhere.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import os
 import signal
 from collections.abc import Sequence
 
+from recorder.priority import CAPTURE, Priority, spawn
+
 log = logging.getLogger(__name__)
 
 # How much of stderr an error keeps (ffmpeg's reason for failing is at the end).
 STDERR_TAIL_CHARS = 2000
 # After SIGKILL the pipes close at once; this bounds the wait for a stray holder of them.
 REAP_SECONDS = 5.0
+
 
 class FfmpegFailed(Exception):
     """A one-shot ffmpeg/ffprobe exited with an error; `what` it was doing, its exit code and
@@ -57,15 +62,22 @@ class FfmpegTimedOut(FfmpegFailed, TimeoutError):
 
 
 async def run_ffmpeg(
-    argv: Sequence[str], *, timeout: float, what: str, stdin: bytes | None = None
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    what: str,
+    stdin: bytes | None = None,
+    priority: Priority = CAPTURE,
 ) -> bytes:
     """Run ffmpeg or ffprobe to completion and return its stdout.
 
     `what` names the job in errors ("probe the segment"); `stdin` is written to it (else it
-    reads nothing). Raises FfmpegFailed on a non-zero exit, FfmpegTimedOut (also a
-    TimeoutError) after killing it at `timeout`, OSError if it cannot be started."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
+    reads nothing); `priority` is its level in the order of sacrifice. Raises FfmpegFailed on
+    a non-zero exit, FfmpegTimedOut (also a TimeoutError) after killing it at `timeout`,
+    OSError if it cannot be started."""
+    proc = await spawn(
+        priority,
+        argv,
         stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -91,10 +103,15 @@ async def run_ffmpeg(
 
 
 def run_ffmpeg_blocking(
-    argv: Sequence[str], *, timeout: float, what: str, stdin: bytes | None = None
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    what: str,
+    stdin: bytes | None = None,
+    priority: Priority = CAPTURE,
 ) -> bytes:
     """run_ffmpeg for code in a worker thread (one without a running event loop)."""
-    return asyncio.run(run_ffmpeg(argv, timeout=timeout, what=what, stdin=stdin))
+    return asyncio.run(run_ffmpeg(argv, timeout=timeout, what=what, stdin=stdin, priority=priority))
 
 
 async def _kill(proc: asyncio.subprocess.Process, io: asyncio.Future[tuple[bytes, bytes]]) -> bytes:

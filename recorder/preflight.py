@@ -61,6 +61,7 @@ from recorder.ffmpeg import (
 )
 from recorder.lifecycle import TaskSet
 from recorder.oneshot import FfmpegFailed, FfmpegTimedOut, run_ffmpeg
+from recorder.priority import PREFLIGHT, Priority, spawn
 from recorder.probe import probe_codecs
 from recorder.supervisor import interrupt_when_parent_dies
 
@@ -272,16 +273,20 @@ def newest_segment(media_dir: Path) -> Path | None:
 
 
 class FfmpegProcess:
-    """One ffmpeg: own session, stdout lines to a callback, stderr kept as a tail (both always
-    drained), stopped with exactly one SIGINT and SIGKILL after a timeout."""
+    """One ffmpeg: own session, at its level of the order of sacrifice (recorder/priority.py),
+    stdout lines to a callback, stderr kept as a tail (both always drained), stopped with
+    exactly one SIGINT and SIGKILL after a timeout."""
 
     def __init__(
         self,
         argv: list[str],
         on_stdout: Callable[[str], None] | None = None,
         on_stderr: Callable[[str], None] | None = None,
+        *,
+        priority: Priority = PREFLIGHT,
     ) -> None:
         self.argv = argv
+        self.priority = priority
         self._on_stdout = on_stdout
         self._on_stderr = on_stderr
         self._proc: asyncio.subprocess.Process | None = None
@@ -302,8 +307,9 @@ class FfmpegProcess:
 
     async def start(self) -> None:
         """Spawn ffmpeg (OSError if it cannot be)."""
-        self._proc = await asyncio.create_subprocess_exec(
-            *self.argv,
+        self._proc = await spawn(
+            self.priority,
+            self.argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -585,7 +591,9 @@ class CameraMonitor:
             fresh.unlink()
         argv = segment_preview_argv(segment, fresh, self._settings.preview_width)
         try:
-            await run_ffmpeg(argv, timeout=PICTURE_TIMEOUT_SECONDS, what="make a picture")
+            await run_ffmpeg(
+                argv, timeout=PICTURE_TIMEOUT_SECONDS, what="make a picture", priority=PREFLIGHT
+            )
         except OSError as exc:
             self._failed(f"cannot make a picture of {segment.name}: {exc!r}")
             return
@@ -809,7 +817,10 @@ class ChamberPreflight:
             log.info("test recording %s: ffmpeg argv: %s", test.id, argv)
             try:
                 await run_ffmpeg(
-                    argv, timeout=test.seconds + TEST_GRACE_SECONDS, what="record the test"
+                    argv,
+                    timeout=test.seconds + TEST_GRACE_SECONDS,
+                    what="record the test",
+                    priority=PREFLIGHT,
                 )
             except FfmpegTimedOut:
                 test.error = f"took over {test.seconds + TEST_GRACE_SECONDS:.0f} s; stopped"

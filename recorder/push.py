@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from config.settings import PushDestination
 from recorder.lifecycle import TaskSet
+from recorder.priority import PUSH, spawn
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,11 @@ class ProgramPusher:
                 self.status.state = "connecting"
 
     async def _start(self) -> None:
-        self._proc = await asyncio.create_subprocess_exec(
-            *push_argv(self._url),
+        # Live output, but after capture and the live edge (recorder/priority.py): a push that
+        # cannot keep up skips segments.
+        self._proc = await spawn(
+            PUSH,
+            push_argv(self._url),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

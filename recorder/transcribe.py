@@ -7,8 +7,10 @@ the recogniser spells them as the record does. Line times are seconds of the rec
 
 The model is a folder given in the configuration; nothing is ever downloaded. A missing or
 broken folder raises ModelUnavailable at load, naming the path and what to do. The blocking
-work runs on one worker thread of its own at a lowered CPU priority (capture comes first); the
-async methods never block the event loop.
+work runs on one worker thread of its own at the lowest priority of recorder/priority.py
+(CAPTIONS: they lag first); the model is loaded on that thread, so the threads CTranslate2
+starts and the ffmpeg that decodes the sound inherit it. The async methods never block the
+event loop.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import tempfile
 import threading
@@ -33,6 +34,7 @@ import numpy as np
 
 from recorder.ffmpeg import concat_list
 from recorder.oneshot import FfmpegFailed, FfmpegTimedOut, run_ffmpeg_blocking
+from recorder.priority import CAPTIONS, Priority, lower_this_thread
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -487,17 +489,6 @@ def check_model_folder(folder: Path) -> None:
         raise ModelUnavailable(f"{folder}: model folder lacks {', '.join(missing)}; {what}")
 
 
-def _lower_priority(nice: int) -> None:
-    # On Linux the nice value is per thread, and threads and processes started from this one
-    # (CTranslate2's workers, ffmpeg) inherit it.
-    if nice <= 0:
-        return
-    tid = threading.get_native_id()
-    with contextlib.suppress(OSError, AttributeError):
-        current = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
-
-
 @dataclass
 class _Clock:
     """Elapsed time and the estimate of the finish, from the rate so far."""
@@ -538,7 +529,7 @@ class Transcriber:
         beam_size: int = 5,
         temperatures: Sequence[float] = WHISPER_TEMPERATURES,
         vad: bool = True,
-        nice: int = 10,
+        nice: int = CAPTIONS.nice,
         max_stretch_seconds: float = 600.0,
         work_dir: Path | None = None,
         seed: int = 0,
@@ -560,6 +551,11 @@ class Transcriber:
         self._ctranslate2: Any = None
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def priority(self) -> Priority:
+        """The level of the ffmpeg runs it starts: CAPTIONS, at its own nice value."""
+        return replace(CAPTIONS, nice=self.nice)
 
     @property
     def loaded(self) -> bool:
@@ -801,6 +797,7 @@ class Transcriber:
                     extract_argv(listing, raw),
                     timeout=decode_timeout(recording.seconds),
                     what="decode the recording's sound",
+                    priority=self.priority,
                 )
             except FfmpegTimedOut as exc:
                 raise AudioUnavailable(
@@ -834,7 +831,7 @@ class Transcriber:
             self._pool = ThreadPoolExecutor(
                 max_workers=1,
                 thread_name_prefix="transcribe",
-                initializer=_lower_priority,
+                initializer=lower_this_thread,
                 initargs=(self.nice,),
             )
         return self._pool

@@ -31,13 +31,12 @@ from config.settings import Settings
 from recorder.ffmpeg import concat_list, export_argv
 from recorder.lifecycle import TaskSet
 from recorder.preflight import FfmpegProcess
+from recorder.priority import EXPORTS
 from streaming.services.slates import make_slates
 
 log = logging.getLogger(__name__)
 
 
-# At most this many ffmpeg exports at once (the machine also records); the rest wait.
-MAX_RUNNING = 2
 # How often ended sessions without a current whole-recording export are looked for.
 AUTO_EVERY_SECONDS = 10.0
 # One SIGINT, then SIGKILL after this long (a second SIGINT would corrupt the trailer).
@@ -248,19 +247,23 @@ def _finished(folder: Path) -> list[tuple[str, int]]:
 
 
 class ExportManager:
-    """Makes MP4 exports in the background, at most MAX_RUNNING ffmpeg at a time, and on its
-    own the whole-recording export of every ended, published session that lacks one."""
+    """Makes MP4 exports in the background, at most `exports.max_running` ffmpeg at a time and
+    below capture and the live edge (recorder/priority.py, EXPORTS: on a busy machine a
+    download waits), and on its own the whole-recording export of every ended, published
+    session that lacks one."""
 
     def __init__(
         self,
         settings: Settings,
         archive: AsyncArchive,
         *,
-        max_running: int = MAX_RUNNING,
+        max_running: int | None = None,
         auto_every_seconds: float = AUTO_EVERY_SECONDS,
     ) -> None:
         self._settings = settings
         self._archive = archive
+        if max_running is None:
+            max_running = settings.exports.max_running
         self._slots = asyncio.Semaphore(max_running)
         self._every = auto_every_seconds
         self._jobs: dict[Path, ExportJob] = {}
@@ -352,7 +355,7 @@ class ExportManager:
         plan = job.plan
         if plan.slates:
             # Slates are made when a redaction is added; this only fills in a missing one.
-            await make_slates(self._settings, plan.session, list(plan.slates))
+            await make_slates(self._settings, plan.session, list(plan.slates), priority=EXPORTS)
         folder = job.target.parent
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         # Dot-names are never served and are swept at start-up: a crash leaves nothing visible.
@@ -367,7 +370,9 @@ class ExportManager:
             )
             await asyncio.to_thread(metadata.write_text, ffmetadata(title, plan.chapters), "utf-8")
             process = FfmpegProcess(
-                export_argv(listing, partial, metadata=metadata), on_stdout=job.on_progress
+                export_argv(listing, partial, metadata=metadata),
+                on_stdout=job.on_progress,
+                priority=EXPORTS,
             )
             await process.start()
             try:

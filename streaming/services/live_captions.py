@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from archive.index import ArchiveIndex, AsyncArchive
 from config.settings import Settings
+from recorder.priority import CAPTIONS
 from recorder.transcribe import (
     AgendaSpan,
     Recording,
@@ -216,7 +217,9 @@ class LiveCaptioner:
         status = self.status
         archive = self._archive
         if ahead.slates:
-            await make_slates(self._settings, ahead.view.session, list(ahead.slates))
+            await make_slates(
+                self._settings, ahead.view.session, list(ahead.slates), priority=CAPTIONS
+            )
         started = time.monotonic()
         start = status.captioned_seconds
         found = await self._transcriber.transcribe_window_async(

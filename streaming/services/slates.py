@@ -17,6 +17,7 @@ from archive.publish import slate_name
 from config.settings import Settings
 from recorder.ffmpeg import RedactionSlate, redaction_slate_argv, segment_probe_argv
 from recorder.oneshot import FfmpegFailed, run_ffmpeg
+from recorder.priority import SLATES, Priority
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +56,26 @@ class SlateFailed(Exception):
     """ffmpeg or ffprobe could not make a slate; the message says what and why."""
 
 
-async def _run(argv: list[str], what: str) -> bytes:
+async def _run(argv: list[str], what: str, priority: Priority) -> bytes:
     """Run ffmpeg/ffprobe to completion (bounded); stdout, or SlateFailed naming what failed."""
     try:
-        return await run_ffmpeg(argv, timeout=FFMPEG_TIMEOUT_SECONDS, what=what)
+        return await run_ffmpeg(argv, timeout=FFMPEG_TIMEOUT_SECONDS, what=what, priority=priority)
     except FfmpegFailed as exc:
         tail = exc.stderr_tail[-500:]
         log.error("%s failed (%s): %s; argv %s", what, exc.why, tail, argv)
         raise SlateFailed(f"could not {what} ({exc.why}): {tail}; nothing was redacted") from None
 
 
-async def make_slates(settings: Settings, session: Session, segments: list[Segment]) -> int:
+async def make_slates(
+    settings: Settings, session: Session, segments: list[Segment], *, priority: Priority = SLATES
+) -> int:
     """Make the slates that replace these segments, where missing; returns how many were made.
-    The recorded segments are only read (by ffprobe)."""
+    The recorded segments are only read (by ffprobe).
+
+    They are made one after another at `priority` (recorder/priority.py): an editor's
+    redaction at SLATES; an export, or captions, that fill in a missing one at their own
+    level. None of them is on the live path: the break and closed-part slates that the live
+    stream shows are recorded like a camera (recorder/supervisor.py), at capture's level."""
     media = settings.paths.session_media(session.chamber, session.id)
     root = settings.paths.redactions(session.id)
     probes: dict[tuple[str, str], dict[str, Any]] = {}
@@ -78,14 +86,15 @@ async def make_slates(settings: Settings, session: Session, segments: list[Segme
             continue
         key = (segment.camera, segment.run_dir)
         if key not in probes:
-            out = await _run(segment_probe_argv(media / segment.rel_path), "probe the segment")
+            probe = segment_probe_argv(media / segment.rel_path)
+            out = await _run(probe, "probe the segment", priority)
             probes[key] = json.loads(out or b"{}")
         await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
         # Written beside its final name and renamed: a slate the playlist names is whole.
         partial = target.with_name(f".{target.stem}-{uuid.uuid4().hex[:12]}.part")
         try:
             argv = redaction_slate_argv(slate_for(probes[key], segment.duration), partial)
-            await _run(argv, "make the redaction slate")
+            await _run(argv, "make the redaction slate", priority)
             await asyncio.to_thread(os.replace, partial, target)
         finally:
             await asyncio.to_thread(_discard, partial)

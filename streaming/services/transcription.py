@@ -14,6 +14,7 @@ from typing import Any, Literal, Self
 from archive.index import ArchiveIndex, AsyncArchive
 from config.settings import Settings
 from recorder.lifecycle import TaskSet
+from recorder.priority import CAPTIONS
 from recorder.transcribe import (
     AgendaSpan,
     ModelUnavailable,
@@ -313,7 +314,7 @@ class TranscriptionManager:
         try:
             if job.slates:
                 session = await archive.call(index.get_session, session_id)
-                await make_slates(self._settings, session, list(job.slates))
+                await make_slates(self._settings, session, list(job.slates), priority=CAPTIONS)
             if job.only is not None:
                 log.info(
                     "transcription of session %d: live captions heard %.0f of %.0f s, "

@@ -40,6 +40,7 @@ def test_example_documents_every_key_and_loads() -> None:
         settings.live,
         settings.storage,
         settings.monitoring,
+        settings.exports,
         settings.transcription,
     )
     for section in sections:
