@@ -335,7 +335,7 @@ async def test_a_stop_while_a_segment_is_being_reported_loses_no_segment(
         async with Recorder(SETTINGS, events) as recorder:
             recorder.start(job(folder))
 
-            async def two() -> bool:
+            async def two(events: Slow = events) -> bool:
                 return len(events.segments) >= 2
 
             await wait_for(two, 30, "two segments reported")
