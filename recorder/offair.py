@@ -316,6 +316,14 @@ class OffAirMonitor:
             self._next_restart_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, self.max_backoff_seconds)
 
+    def retry_soon(self) -> None:
+        """Forget the back-off: a player that is dead or waiting to be restarted is restarted at
+        the next check. For when the stream is known to have (re)appeared (the watch calls it
+        when the public live playlist begins to move), so the monitor does not sleep through up
+        to `max_backoff_seconds` of a healthy start."""
+        self._backoff = FIRST_BACKOFF_SECONDS
+        self._next_restart_at = 0.0
+
     async def stop(self) -> None:
         """Stop playing and wait until libvlc is released (at once if not running)."""
         self._stop.set()
@@ -531,6 +539,18 @@ class OffAirMonitor:
             "luma": None if self._luma is None else round(self._luma, 4),
             "audio_peak_db": None if peak is None else round(peak_db(peak), 1),
             "restarts": self._restarts,
+            # How long the picture has not changed, and the sound has stayed below the silence
+            # level, while pictures came (None while none come).
+            "picture_unchanged_seconds": (
+                None
+                if self._flow_since is None or self._changed_at is None
+                else round(now - self._changed_at, 1)
+            ),
+            "sound_quiet_seconds": (
+                None
+                if self._flow_since is None
+                else round(now - max(self._flow_since, self._loud_at or self._flow_since), 1)
+            ),
         }
 
 
