@@ -57,6 +57,8 @@ START_SECONDS: Final = 10.0
 # buffers several segments first); the rest is margin for a busy machine. Until then a player
 # that does not play yet is "starting", not an alarm.
 VLC_START_SECONDS: Final = 20.0
+# libvlc plays complete segments this many behind the public live edge (HOLD-BACK).
+PLAYER_LAG_SEGMENTS: Final = 3
 SLATE_PROBLEMS: Final = frozenset({"frozen", "silent"})
 PROBLEMS: Final = ("not_playing", "black", "frozen", "silent")
 # Every cause of an alarm, most telling first (a stalled or unreachable playlist explains a
@@ -92,6 +94,19 @@ def segments_still_seconds(segment_seconds: float) -> float:
     segment every `segment_seconds`, so 1.5 segments, within the same bounds. Segments longer
     than 4 s cannot be watched this way within 10 s; obrady's own playlist always has parts."""
     return min(6.0, max(3.0, 1.5 * segment_seconds))
+
+
+def player_frozen_seconds(frozen_after_seconds: float, segment_seconds: float) -> float:
+    """How long the player's picture may stand still before it counts as frozen.
+
+    libvlc does not play LL-HLS parts: it plays complete segments, the playlist's HOLD-BACK
+    (three segments) behind the live edge, so it sees a freeze about 3 × `segment_seconds`
+    after the public edge carries it (measured here: 6 s with 2 s segments). For the alarm to
+    come within 10 s of the freeze, the player's threshold is what remains of 9 s after that
+    lag (3 s with 2 s segments), at most `monitoring.frozen_after_seconds` and at least 2 s.
+    The cost: a picture that stands still that long for real (a still wide shot) reads as
+    frozen sooner than a source does."""
+    return max(2.0, min(frozen_after_seconds, 9.0 - PLAYER_LAG_SEGMENTS * segment_seconds))
 
 
 @dataclass(frozen=True)
@@ -178,7 +193,7 @@ class EdgeWatch:
     seconds are passed in, so the judgement can be tested with any clock)."""
 
     def __init__(
-        self, still_after: float, segments_still_after: float, slate_tail: float = 6.0
+        self, still_after: float, segments_still_after: float, slate_tail: float = 8.0
     ) -> None:
         self.still_after_parts = still_after
         self.still_after_segments = segments_still_after
@@ -416,13 +431,16 @@ class OffAirWatch:
         monitoring = settings.monitoring
         still_after = edge_still_seconds(settings.live.part_target_seconds)
         segments_still_after = segments_still_seconds(settings.recording.segment_seconds)
-        # A player plays the slate's last complete segment after the playlist moved on.
-        slate_tail = 2 * settings.recording.segment_seconds + 2
+        # The player plays the slate for its lag (PLAYER_LAG_SEGMENTS) after the playlist's
+        # newest complete segment stopped being the slate's, and a little more.
+        slate_tail = (PLAYER_LAG_SEGMENTS + 1) * settings.recording.segment_seconds
         self._chambers = {
             chamber.id: _Chamber(
                 OffAirMonitor(
                     watched_url(settings, chamber.id),
-                    frozen_after_seconds=monitoring.frozen_after_seconds,
+                    frozen_after_seconds=player_frozen_seconds(
+                        monitoring.frozen_after_seconds, settings.recording.segment_seconds
+                    ),
                     silent_below_db=monitoring.silent_below_db,
                     silent_after_seconds=monitoring.silent_after_seconds,
                     user_agent=USER_AGENT,

@@ -11,12 +11,23 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SYNTHETIC_SOURCE, Service, free_port, start_service, stop_service, wait_for
+from cameras.camera import RtspCamera
+from conftest import (
+    SYNTHETIC_SOURCE,
+    Service,
+    config_text,
+    free_port,
+    rtsp_source,
+    start_service,
+    stop_service,
+    wait_for,
+)
 
-from config.settings import Settings
+from config.settings import Settings, parse_settings
 from streaming.keys import RECORDER
 
 DETECT_SECONDS = 10.0
@@ -168,7 +179,6 @@ async def test_a_break_switches_to_the_slate_without_an_alarm(watched: Service) 
         await asyncio.sleep(6)
     assert timeline.alarms() == []
     assert timeline.first(lambda r: r["slate"]) is not None
-    print("edge still at most", max(r["edge"]["still_seconds"] or 0 for _, r in timeline.seen))
 
 
 async def _slate_moving(service: Service) -> bool:
@@ -179,3 +189,51 @@ async def _slate_moving(service: Service) -> bool:
 async def _room_moving(service: Service) -> bool:
     r = await report(service)
     return bool(not r["slate"] and r["edge"]["moving"])
+
+
+async def test_a_frozen_public_picture_is_an_alarm_within_ten_seconds(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """The operator switches the program to a camera whose picture stands still (with sound):
+    the public edge moves on, the player sees the picture frozen. The public gets that camera
+    from the next segment on, so the alarm must come within 10 s of that, one segment after
+    the switch at most."""
+    frozen = RtspCamera(free_port(), pattern="frozen")
+    await frozen.start()
+    base = make_settings(SYNTHETIC_SOURCE, segment_seconds=2, stall_timeout_seconds=60)
+    text = config_text(
+        tmp_path / "frozen-data", free_port(), SYNTHETIC_SOURCE, segment_seconds=2
+    ).replace(
+        f"[chambers.source]\n{SYNTHETIC_SOURCE}",
+        'program = "room"\n'
+        f'[[chambers.cameras]]\nid = "room"\n[chambers.cameras.source]\n{SYNTHETIC_SOURCE}\n'
+        f'[[chambers.cameras]]\nid = "still"\n[chambers.cameras.source]\n'
+        f"{rtsp_source(frozen.url)}",
+    )
+    settings = parse_settings(text)
+    live = settings.live.model_copy(update={"gateway_port": free_port()})
+    monitoring = settings.monitoring.model_copy(update={"offair": True})
+    assert monitoring.frozen_after_seconds == base.monitoring.frozen_after_seconds == 6
+    service = await start_service(
+        settings.model_copy(update={"live": live, "monitoring": monitoring})
+    )
+    try:
+        await service.begin()
+        await the_player_plays(service)
+        await service.post_json("/api/v1/chambers/sala/program", {"camera": "still"})
+        switched_at = time.monotonic()
+
+        async def alarmed() -> dict[str, Any] | None:
+            r = await report(service)
+            return r if "frozen" in r["alarm_problems"] else None
+
+        alarm = await wait_for(alarmed, 20, "the frozen alarm")
+        took = time.monotonic() - switched_at
+        print(f"frozen alarm {took:.1f} s after the switch")
+        assert took < DETECT_SECONDS + 2, f"frozen after {took:.1f} s"
+        assert alarm["alarm_problems"] == ["frozen"]
+        [cause] = alarm["alarms"]
+        assert cause["message"].startswith("the public picture has not changed for")
+    finally:
+        await stop_service(service)
+        await frozen.stop()

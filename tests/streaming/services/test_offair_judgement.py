@@ -15,6 +15,7 @@ from streaming.services.offair import (
     assess,
     edge_still_seconds,
     parse_edge,
+    player_frozen_seconds,
     segments_still_seconds,
 )
 
@@ -63,6 +64,14 @@ def test_the_standstill_allowed_keeps_detection_under_ten_seconds() -> None:
     assert segments_still_seconds(30.0) == 6.0
     # A fetch a second (and one that hangs gives up after 2 s): alarm within 10 s.
     assert edge_still_seconds(1.0) + 1 + 2 < 10
+
+
+def test_the_player_judges_a_freeze_soon_enough_for_its_lag() -> None:
+    # libvlc plays three 2 s segments behind the edge: 3 s of still picture, alarm by ~9 s.
+    assert player_frozen_seconds(6.0, 2.0) == 3.0
+    assert player_frozen_seconds(6.0, 1.0) == 6.0
+    assert player_frozen_seconds(6.0, 6.0) == 2.0
+    assert player_frozen_seconds(2.5, 1.0) == 2.5
 
 
 def at(msn: int, parts: int) -> EdgePosition:
