@@ -11,15 +11,17 @@ Two kinds of evidence, both taken from the URL the public uses (`watched_url`):
 While something should be on air (a live session, or the slate before one), these are alarms,
 each with its cause (a stable word, fit for a metric label, and a sentence):
 
-- "playlist_unreachable": the playlist could not be fetched for `still_after` seconds;
+- "playlist_unreachable": the playlist could not be fetched (the error is given), and its edge
+  has not been seen to move for `still_after` seconds;
 - "edge_still": the playlist has not gained a part for `still_after` seconds (see
   `edge_still_seconds`: 3 s with 0.2 s parts; detected within about 5 s), or, at a session's
   start, no part appeared within START_SECONDS;
 - "not_playing": the player gets no pictures although the playlist has moved for
   VLC_START_SECONDS (libvlc needs several seconds to start playing; until then it is
   "starting");
-- "black", "frozen", "silent": what the player shows and plays. A slate is a still picture with
-  silence by design, so "frozen" and "silent" are not alarms while one is on air.
+- "black", "frozen", "silent": what the player shows and plays ("frozen" sooner than for a
+  source, see `player_frozen_seconds`). A slate is a still picture with silence by design, so
+  "frozen" and "silent" are not alarms while one is on air, or may still be in the player.
 
 Alarms are logged when they begin; recoveries when they end, with the cause and how long it
 lasted (the last one is kept). Both are in GET /api/v1/status, /metrics and the console.
@@ -28,6 +30,7 @@ lasted (the last one is kept). Both are in GET /api/v1/status, /metrics and the 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import logging
 import time
 import urllib.error
@@ -53,7 +56,7 @@ MAX_PLAYLIST_BYTES: Final = 1 << 20
 # At a session's start the public playlist must show a part within this many seconds.
 START_SECONDS: Final = 10.0
 # libvlc plays a new live stream this long after the playlist first has parts, measured here
-# with the demo's settings (2 s segments, 0.2 s parts): 8 to 10 s after the first part (it
+# with the demo's settings (2 s segments, 0.2 s parts): 9 to 10 s after the first part (it
 # buffers several segments first); the rest is margin for a busy machine. Until then a player
 # that does not play yet is "starting", not an alarm.
 VLC_START_SECONDS: Final = 20.0
@@ -167,7 +170,7 @@ def parse_edge(text: str) -> EdgePosition | None:
 def fetch_playlist(url: str, timeout: float = FETCH_TIMEOUT_SECONDS) -> str:
     """GET the playlist (blocking: run it in a thread) as the monitor's user agent, straight to
     the address (no proxy from the environment), at most MAX_PLAYLIST_BYTES. Raises OSError
-    (urllib's errors, HTTP errors included) or ValueError."""
+    (urllib's errors, HTTP errors included), http.client.HTTPException or ValueError."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     with opener.open(request, timeout=timeout) as response:
@@ -363,6 +366,10 @@ def assess(
         elif flowing_for is not None and flowing_for < VLC_START_SECONDS:
             problems.discard("not_playing")
             player_starting = True
+        elif flowing_for is None:
+            # The edge is overdue and a fetch is still under way: the playlist's verdict
+            # (still or unreachable) comes within FETCH_TIMEOUT_SECONDS and names the cause.
+            problems.discard("not_playing")
     if "not_playing" in problems:
         age = player.get("last_frame_age_seconds")
         causes["not_playing"] = (
@@ -486,7 +493,7 @@ class OffAirWatch:
             try:
                 text = await asyncio.to_thread(fetch_playlist, url)
                 position = parse_edge(text)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, http.client.HTTPException) as exc:
                 state.edge.failed(describe_error(exc), time.monotonic())
             else:
                 flowing = state.edge.flowing(time.monotonic())

@@ -207,3 +207,18 @@ def test_a_slate_is_excused_while_a_player_may_still_play_it() -> None:
     edge.saw(EdgePosition(0, 6, 0, False, True, False, "cam"), 6.0)
     verdict = assess(now=6.0, expected_since=-60, slate=False, edge=edge, player=silent)
     assert list(verdict.causes) == ["silent"]
+
+
+def test_while_a_fetch_hangs_the_playlist_names_the_cause() -> None:
+    edge = moving_edge(0.0, 30.0)
+    # The next fetches hang (no answer yet): at 33.5 s the edge is overdue, but the last
+    # finished fetch (30 s) saw it move: no verdict yet, not even the player's stall.
+    verdict = assess(now=33.5, expected_since=0, slate=False, edge=edge, player=NOT_PLAYING)
+    assert verdict.causes == {}
+    edge.failed("no answer within 2 s", 33.6)
+    verdict = assess(now=33.7, expected_since=0, slate=False, edge=edge, player=NOT_PLAYING)
+    assert list(verdict.causes) == ["playlist_unreachable"]
+    assert verdict.causes["playlist_unreachable"].endswith("no answer within 2 s")
+    # Nothing finishes any more (the fetching itself stuck): still an alarm.
+    verdict = assess(now=40.0, expected_since=0, slate=False, edge=edge, player=PLAYING)
+    assert verdict.causes["playlist_unreachable"].startswith("no fetch of the public live")
