@@ -140,6 +140,14 @@ async def test_a_still_public_edge_is_an_alarm_within_ten_seconds_and_recovers(
         assert 'obrady_offair_alarm{cause="edge_still",chamber="sala"} 1.0' in metrics
         assert 'obrady_offair_alarms_total{cause="edge_still",chamber="sala"} 1.0' in metrics
 
+        # It stays raised as long as the edge stands still (the player replaying the
+        # playlist's tail after a restart changes nothing).
+        async with Timeline(watched) as timeline:
+            await asyncio.sleep(10)
+        assert all("edge_still" in r["alarm_problems"] for _, r in timeline.seen), [
+            (round(t, 1), r["alarm_problems"], r["player"]) for t, r in timeline.seen
+        ]
+
         os.kill(camera.pid, signal.SIGCONT)
         stopped = None
         resumed_at = time.monotonic()
