@@ -247,6 +247,7 @@ class OffAirMonitor:
         self._stats: Any = vlc.MediaStats()
         self._outage = False
         self._ended = False
+        self._fresh_start = False
         self._reset_observations()
         self._state: State = "starting"
         self._problems: list[Problem] = []
@@ -320,9 +321,13 @@ class OffAirMonitor:
         """Forget the back-off: a player that is dead or waiting to be restarted is restarted at
         the next check. For when the stream is known to have (re)appeared (the watch calls it
         when the public live playlist begins to move), so the monitor does not sleep through up
-        to `max_backoff_seconds` of a healthy start."""
+        to `max_backoff_seconds` of a healthy start. The stream is known to be live and moving,
+        so the next pictures are a start, not a recovery to be proven: the first fresh ones
+        count (no `recover_after_seconds`, and an earlier end no longer lengthens it)."""
         self._backoff = FIRST_BACKOFF_SECONDS
         self._next_restart_at = 0.0
+        self._ended = False
+        self._fresh_start = True
 
     async def stop(self) -> None:
         """Stop playing and wait until libvlc is released (at once if not running)."""
@@ -470,7 +475,7 @@ class OffAirMonitor:
         if not fresh:
             # Pictures are late but not yet stalled: keep the last verdict until they come.
             return
-        self._outage = self._ended = False
+        self._outage = self._ended = self._fresh_start = False
         problems: list[Problem] = []
         if self._dark_since is not None and now - self._dark_since >= self.black_after_seconds:
             problems.append("black")
@@ -488,6 +493,8 @@ class OffAirMonitor:
         back: a restarted player replays the tail of a stalled live playlist for a few
         seconds, and the whole of one that was ended (#EXT-X-ENDLIST), so after an end the
         new playback must also outlast the length the player saw when it began."""
+        if self._fresh_start:
+            return self._fresh_since is not None
         needed = self.recover_after_seconds
         if self._ended:
             needed = max(needed, self._flow_length + ENDED_MARGIN_SECONDS)

@@ -55,10 +55,12 @@ FETCH_TIMEOUT_SECONDS: Final = 2.0
 MAX_PLAYLIST_BYTES: Final = 1 << 20
 # At a session's start the public playlist must show a part within this many seconds.
 START_SECONDS: Final = 10.0
-# libvlc plays a new live stream this long after the playlist first has parts, measured here
-# with the demo's settings (2 s segments, 0.2 s parts): 9 to 10 s after the first part (it
-# buffers several segments first); the rest is margin for a busy machine. Until then a player
-# that does not play yet is "starting", not an alarm.
+# libvlc may take this long to play after the playlist first has parts. Measured here with the
+# demo's settings (2 s segments, 0.2 s parts): its first picture about 5.5 s after the first
+# part (it waits for complete segments), "playing" then at once (OffAirMonitor.retry_soon;
+# 9 to 10 s before, when its outage recovery added 4 s). The rest is margin for a busy
+# machine (a run beside Chromium took longer). Until then a player that does not play yet
+# is "starting", not an alarm.
 VLC_START_SECONDS: Final = 20.0
 # libvlc plays complete segments this many behind the public live edge (HOLD-BACK).
 PLAYER_LAG_SEGMENTS: Final = 3
@@ -522,7 +524,12 @@ class OffAirWatch:
             if not expected:
                 state.expected_since = None
             elif state.expected_since is None:
-                state.expected_since = now
+                # From the session's start when it began just now (this loop looks once a
+                # second), not from a start long ago (obrady restarted during a session).
+                age = 0.0
+                if live is not None and live.started_at is not None:
+                    age = (self._clock() - live.started_at).total_seconds()
+                state.expected_since = now - min(max(age, 0.0), 2 * CHECK_SECONDS)
             player = state.monitor.status()
             verdict = assess(
                 now=now,
