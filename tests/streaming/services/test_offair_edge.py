@@ -245,3 +245,33 @@ async def test_a_frozen_public_picture_is_an_alarm_within_ten_seconds(
     finally:
         await stop_service(service)
         await frozen.stop()
+
+
+async def test_the_slate_before_a_session_then_the_room_raise_no_alarm(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The slate that announces a session is due on air (the watch looks at it), and the
+    session's start switches the same URL to the room: neither is an alarm."""
+    settings = make_settings(SYNTHETIC_SOURCE, segment_seconds=2)
+    live = settings.live.model_copy(update={"gateway_port": free_port(), "announce_minutes": 120})
+    monitoring = settings.monitoring.model_copy(update={"offair": True})
+    service = await start_service(
+        settings.model_copy(update={"live": live, "monitoring": monitoring})
+    )
+    try:
+        async with Timeline(service) as timeline:
+            created = await service.begin(start=False)
+
+            async def announcing() -> bool:
+                r = await report(service)
+                return bool(r.get("expected") and r["slate"] and r["edge"]["moving"])
+
+            await wait_for(announcing, 30, "the announcing slate on air")
+            await asyncio.sleep(8)
+            await service.post_json(f"/api/v1/sessions/{created['id']}/start")
+            await wait_for(lambda: _room_moving(service), 30, "the room on the same URL")
+            await asyncio.sleep(8)
+        assert timeline.alarms() == []
+        assert timeline.seen[-1][1]["expected"] is True
+    finally:
+        await stop_service(service)
