@@ -214,6 +214,28 @@ class _AppCollector(Collector):
                 ],
             )
             yield _family(
+                "obrady_offair_recoveries",
+                "counter",
+                "Off-air alarms that ended since obrady started, by cause.",
+                ("chamber", "cause"),
+                [
+                    ((r["chamber"], cause), float(r.get("recoveries_total", {}).get(cause, 0)))
+                    for r in reports
+                    for cause in CAUSES
+                ],
+            )
+            yield _family(
+                "obrady_offair_last_recovery_duration_seconds",
+                "gauge",
+                "How long the chamber's last off-air alarm lasted, labelled with its cause.",
+                ("chamber", "cause"),
+                [
+                    ((r["chamber"], back["cause"]), back["duration_seconds"])
+                    for r in reports
+                    if (back := r.get("last_recovery"))
+                ],
+            )
+            yield _family(
                 "obrady_offair_edge_still_seconds",
                 "gauge",
                 "Seconds since the public live playlist last gained a part.",

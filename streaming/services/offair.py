@@ -420,6 +420,7 @@ class _Chamber:
         self.alarms: dict[str, Alarm] = {}
         self.last_recovery: dict[str, Any] | None = None
         self.alarms_total: Counter[str] = Counter()
+        self.recoveries_total: Counter[str] = Counter()
         self.report: dict[str, Any] | None = None
 
 
@@ -555,6 +556,7 @@ class OffAirWatch:
                 "alarms": [alarm.report() for alarm in state.alarms.values()],
                 "last_recovery": state.last_recovery,
                 "alarms_total": {cause: state.alarms_total[cause] for cause in CAUSES},
+                "recoveries_total": {cause: state.recoveries_total[cause] for cause in CAUSES},
                 "edge": state.edge.report(now),
             }
 
@@ -574,6 +576,7 @@ class OffAirWatch:
         for cause in [c for c in state.alarms if c not in causes]:
             alarm = state.alarms.pop(cause)
             lasted = now - alarm.began_at
+            state.recoveries_total[cause] += 1
             state.last_recovery = {
                 "cause": cause,
                 "message": alarm.message,

@@ -169,6 +169,11 @@ async def test_a_still_public_edge_is_an_alarm_within_ten_seconds_and_recovers(
         )
         metrics = await watched.get_text("/metrics")
         assert 'obrady_offair_alarm{cause="edge_still",chamber="sala"} 0.0' in metrics
+        assert 'obrady_offair_recoveries_total{cause="edge_still",chamber="sala"} 1.0' in metrics
+        assert (
+            'obrady_offair_last_recovery_duration_seconds{cause="edge_still",chamber="sala"} '
+            f"{recovery['duration_seconds']}" in metrics
+        )
     finally:
         if stopped is not None:
             os.kill(stopped, signal.SIGCONT)
