@@ -247,6 +247,7 @@ class OffAirMonitor:
         self._stats: Any = vlc.MediaStats()
         self._outage = False
         self._ended = False
+        self._fresh_start = False
         self._reset_observations()
         self._state: State = "starting"
         self._problems: list[Problem] = []
@@ -315,6 +316,18 @@ class OffAirMonitor:
             self._restarts += 1
             self._next_restart_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, self.max_backoff_seconds)
+
+    def retry_soon(self) -> None:
+        """Forget the back-off: a player that is dead or waiting to be restarted is restarted at
+        the next check. For when the stream is known to have (re)appeared (the watch calls it
+        when the public live playlist begins to move), so the monitor does not sleep through up
+        to `max_backoff_seconds` of a healthy start. The stream is known to be live and moving,
+        so the next pictures are a start, not a recovery to be proven: the first fresh ones
+        count (no `recover_after_seconds`, and an earlier end no longer lengthens it)."""
+        self._backoff = FIRST_BACKOFF_SECONDS
+        self._next_restart_at = 0.0
+        self._ended = False
+        self._fresh_start = True
 
     async def stop(self) -> None:
         """Stop playing and wait until libvlc is released (at once if not running)."""
@@ -462,7 +475,7 @@ class OffAirMonitor:
         if not fresh:
             # Pictures are late but not yet stalled: keep the last verdict until they come.
             return
-        self._outage = self._ended = False
+        self._outage = self._ended = self._fresh_start = False
         problems: list[Problem] = []
         if self._dark_since is not None and now - self._dark_since >= self.black_after_seconds:
             problems.append("black")
@@ -480,6 +493,8 @@ class OffAirMonitor:
         back: a restarted player replays the tail of a stalled live playlist for a few
         seconds, and the whole of one that was ended (#EXT-X-ENDLIST), so after an end the
         new playback must also outlast the length the player saw when it began."""
+        if self._fresh_start:
+            return self._fresh_since is not None
         needed = self.recover_after_seconds
         if self._ended:
             needed = max(needed, self._flow_length + ENDED_MARGIN_SECONDS)
@@ -531,6 +546,18 @@ class OffAirMonitor:
             "luma": None if self._luma is None else round(self._luma, 4),
             "audio_peak_db": None if peak is None else round(peak_db(peak), 1),
             "restarts": self._restarts,
+            # How long the picture has not changed, and the sound has stayed below the silence
+            # level, while pictures came (None while none come).
+            "picture_unchanged_seconds": (
+                None
+                if self._flow_since is None or self._changed_at is None
+                else round(now - self._changed_at, 1)
+            ),
+            "sound_quiet_seconds": (
+                None
+                if self._flow_since is None
+                else round(now - max(self._flow_since, self._loud_at or self._flow_since), 1)
+            ),
         }
 
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics at /metrics: captures, disk and sessions.
+"""Prometheus metrics at /metrics: captures, disk, sessions and the off-air watch.
 
 Every scrape builds a fresh registry with one collector that reads the app's state as it is
 collected; prometheus_client writes (and escapes) the text exposition format.
@@ -27,7 +27,7 @@ from streaming.keys import (
     RECORDER,
     SETTINGS,
 )
-from streaming.services.offair import PROBLEMS
+from streaming.services.offair import CAUSES, PROBLEMS
 
 routes = web.RouteTableDef()
 
@@ -232,15 +232,63 @@ class _AppCollector(Collector):
             yield _family(
                 "obrady_offair_alarm",
                 "gauge",
-                "1 while the public live stream, watched as a viewer would, "
-                "is not as it should be.",
+                "1 while the public live stream, watched as a viewer would, is off air for "
+                "this cause (see GET /api/v1/status offair for the sentence and since when).",
+                ("chamber", "cause"),
+                [
+                    ((r["chamber"], cause), 1.0 if cause in r.get("alarm_problems", ()) else 0.0)
+                    for r in reports
+                    for cause in CAUSES
+                ],
+            )
+            yield _family(
+                "obrady_offair_alarms",
+                "counter",
+                "Off-air alarms raised since obrady started, by cause.",
+                ("chamber", "cause"),
+                [
+                    ((r["chamber"], cause), float(r.get("alarms_total", {}).get(cause, 0)))
+                    for r in reports
+                    for cause in CAUSES
+                ],
+            )
+            yield _family(
+                "obrady_offair_recoveries",
+                "counter",
+                "Off-air alarms that ended since obrady started, by cause.",
+                ("chamber", "cause"),
+                [
+                    ((r["chamber"], cause), float(r.get("recoveries_total", {}).get(cause, 0)))
+                    for r in reports
+                    for cause in CAUSES
+                ],
+            )
+            yield _family(
+                "obrady_offair_last_recovery_duration_seconds",
+                "gauge",
+                "How long the chamber's last off-air alarm lasted, labelled with its cause.",
+                ("chamber", "cause"),
+                [
+                    ((r["chamber"], back["cause"]), back["duration_seconds"])
+                    for r in reports
+                    if (back := r.get("last_recovery"))
+                ],
+            )
+            yield _family(
+                "obrady_offair_edge_still_seconds",
+                "gauge",
+                "Seconds since the public live playlist last gained a part.",
                 ("chamber",),
-                [((r["chamber"],), 1.0 if r.get("alarm") else 0.0) for r in reports],
+                [
+                    ((r["chamber"],), r["edge"]["still_seconds"])
+                    for r in reports
+                    if r.get("edge", {}).get("still_seconds") is not None
+                ],
             )
             yield _family(
                 "obrady_offair_problem",
                 "gauge",
-                "1 while the off-air monitor sees the problem (whether or not it is an alarm).",
+                "1 while the off-air player sees the problem (whether or not it is an alarm).",
                 ("chamber", "problem"),
                 [
                     ((r["chamber"], p), 1.0 if p in r["problems"] else 0.0)

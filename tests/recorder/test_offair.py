@@ -307,3 +307,26 @@ async def test_an_outage_is_not_playing_and_the_monitor_recovers_on_its_own(
         await stream.start()
         up = await state_is(monitor, "playing", [])
         assert up["restarts"] > down["restarts"] + 2
+
+
+async def test_retry_soon_plays_a_stream_known_to_be_back_at_its_first_pictures(
+    stream: LiveStream,
+) -> None:
+    """The watch calls retry_soon() when the public playlist begins to move: the player is
+    restarted at once instead of after its back-off, and its first fresh pictures count as
+    playing, without the recovery's wait (recover_after_seconds, long here to show it)."""
+    options = {"recover_after_seconds": 15}
+    async with monitoring(stream.url, **options) as monitor:
+        await state_is(monitor, "not_playing", ["not_playing"])  # a 404 for now
+        await stream.start()
+        monitor.retry_soon()
+        seen: list[tuple[float, dict[str, Any]]] = []
+        began = asyncio.get_running_loop().time()
+
+        async def playing() -> bool:
+            seen.append((asyncio.get_running_loop().time() - began, monitor.status()))
+            return seen[-1][1]["state"] == "playing"
+
+        await wait_for(playing, DETECT_TIMEOUT, "playing at the first pictures")
+        first_picture = next(t for t, s in seen if s["last_frame_age_seconds"] is not None)
+        assert seen[-1][0] - first_picture < 3, seen

@@ -427,11 +427,12 @@
     var agendaBox = el("div", { id: "run-agenda" });
     var voteBox = el("div", { id: "run-votes" });
     var preflightBox = el("div", { id: "preflight" });
+    var offairBox = el("section", { id: "offair", "aria-labelledby": "offair-title" });
     var shortcutBox = el("details", { id: "shortcuts" }, [
       el("summary", { text: t("shortcuts") }),
       el("ul", {}, ["sc_next", "sc_prev", "sc_break", "sc_closed", "sc_vote", "sc_cam"].map(function (k) { return el("li", { text: t(k) }); }))
     ]);
-    [head, controls, preflightBox, agendaBox, voteBox, shortcutBox].forEach(function (n) { main.appendChild(n); });
+    [head, controls, offairBox, preflightBox, agendaBox, voteBox, shortcutBox].forEach(function (n) { main.appendChild(n); });
 
     var shownKey = "";
     function act(method, path, body) {
@@ -687,6 +688,43 @@
       }).catch(quiet);
     }
 
+    /* What the public receives (GET /api/v1/status "offair"): alarms with their cause and
+     * since when, "starting", or on air; and the last recovery. Rebuilt only when it changes,
+     * so a screen reader hears an alarm once (role="alert"). */
+    var offairShape = "";
+    function offairCause(cause) { return t("offair_cause_" + cause); }
+    function renderOffair() {
+      if (!detail || detail.state === "ended") { offairBox.textContent = ""; offairShape = ""; return; }
+      api("GET", "/api/v1/status").then(function (status) {
+        var r = (status.offair || []).find(function (o) { return o.chamber === detail.chamber; });
+        var shape = JSON.stringify(r ? [r.alarms, r.state, r.expected, r.last_recovery] : null);
+        if (shape === offairShape) return;
+        offairShape = shape;
+        offairBox.textContent = "";
+        if (!r) return;
+        offairBox.appendChild(el("h3", { id: "offair-title", text: t("offair") }));
+        var alarms = r.alarms || [];
+        if (alarms.length) {
+          offairBox.appendChild(el("div", { id: "offair-alarm", class: "error", role: "alert" }, [
+            el("strong", { text: t("offair_alarm") }),
+            el("ul", {}, alarms.map(function (a) {
+              // The cause in this language; the service's own sentence (English) on hover.
+              return el("li", { "data-cause": a.cause, title: a.message, text: offairCause(a.cause) + " (" + fmt("offair_since", { at: when(a.since) }) + ")" });
+            }))
+          ]));
+        } else {
+          var word = !r.expected ? "offair_idle" : (r.state === "starting" ? "offair_starting" : "offair_ok");
+          offairBox.appendChild(el("p", { id: "offair-state", class: word === "offair_ok" ? "ok" : "", text: t(word) }));
+        }
+        var back = r.last_recovery;
+        if (back) {
+          offairBox.appendChild(el("p", { id: "offair-recovery", title: back.message, text: fmt("offair_recovered", {
+            cause: offairCause(back.cause), seconds: Math.round(back.duration_seconds), at: when(back.ended)
+          }) }));
+        }
+      }).catch(function () { offairBox.textContent = ""; offairShape = ""; });
+    }
+
     keyHandler = function (key) {
       if (!detail || detail.state !== "live" || !may["session.run"]) return false;
       var k = key.toLowerCase();
@@ -705,6 +743,8 @@
     };
     every(1000, refresh);
     timers.push(setInterval(renderPreflight, 1000));  // the meters: about live
+    timers.push(setInterval(renderOffair, 2000));
+    setTimeout(renderOffair, 300);
     setTimeout(renderPreflight, 300);
   }
 

@@ -65,20 +65,24 @@ async def test_the_public_stream_is_watched_and_an_outage_raised(
         assert stopped_pid is not None
         os.kill(stopped_pid, signal.SIGSTOP)
         alarm = await wait_for(lambda: offair(lambda r: r["alarm"]), 30, "the off-air alarm")
-        assert alarm["alarm_problems"] == ["not_playing"]
+        # The playlist cannot be fetched: that is the cause (the player's stall follows from it).
+        assert alarm["alarm_problems"] == ["playlist_unreachable"]
+        [cause] = alarm["alarms"]
+        assert cause["message"].startswith("the public live playlist could not be fetched")
         status = await service.get_json("/api/v1/status")
         assert [c["state"] for c in status["captures"]] == ["recording"]
         metrics = await service.get_text("/metrics")
-        assert 'obrady_offair_alarm{chamber="sala"} 1' in metrics
-        assert 'obrady_offair_problem{chamber="sala",problem="not_playing"} 1' in metrics
+        assert 'obrady_offair_alarm{cause="playlist_unreachable",chamber="sala"} 1.0' in metrics
+        assert 'obrady_offair_alarm{cause="edge_still",chamber="sala"} 0.0' in metrics
 
         os.kill(stopped_pid, signal.SIGCONT)
         stopped_pid = None
-        await wait_for(
+        back = await wait_for(
             lambda: offair(lambda r: not r["alarm"] and r["state"] == "playing"),
             60,
             "the alarm to clear",
         )
+        assert back["last_recovery"]["cause"] == "playlist_unreachable"
     finally:
         if stopped_pid is not None:
             os.kill(stopped_pid, signal.SIGCONT)
