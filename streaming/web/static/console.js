@@ -518,7 +518,7 @@
           var body = { op: "add", title: title.value };
           if (where.value) body.before_id = parseInt(where.value, 10);
           act("POST", "/api/v1/sessions/" + sid + "/agenda", body);
-        } }, [el("h4", { text: t("agenda_change") }), el("label", { for: "new-item-title", text: t("add_item") + " " }), title, " ", where, " ", el("button", { type: "submit", text: t("add") })]));
+        } }, [el("h4", { text: t("agenda_change") }), el("label", { for: "new-item-title", text: t("add_item") + " " }), title, " ", el("label", { for: "new-item-before", text: t("item_place") + " " }), where, " ", el("button", { type: "submit", text: t("add") })]));
       }
     }
 
