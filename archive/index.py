@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -599,6 +600,7 @@ class ArchiveIndex(AccountStore, CouncilStore, EditingStore, SearchStore, Transc
         return build_timeline(pieces, ongoing=session.state == "live")
 
 
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -610,6 +612,8 @@ READERS = 2
 SEARCHES = 2
 SEARCH_QUEUE = 32
 SEARCH_WAIT_SECONDS = 5.0
+# How long a search waits for dirty sessions to be rebuilt before it answers without them.
+REINDEX_WAIT_SECONDS = 2.0
 
 
 class AsyncArchive:
@@ -647,6 +651,7 @@ class AsyncArchive:
         self._search_queue = SEARCH_QUEUE if search_queue is None else search_queue
         self._search_wait = SEARCH_WAIT_SECONDS if search_wait is None else search_wait
         self._search_waiting = 0
+        self._reindexing: asyncio.Task[None] | None = None
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run fn (a bound ArchiveIndex method) on the archive thread."""
@@ -700,9 +705,27 @@ class AsyncArchive:
         await search_module.DICTIONARIES.ready()
         async with self._search_slot():
             if await self.read(ArchiveIndex.search_pending):
-                while await self.call(self.index.reindex_search_batch):
-                    pass
+                await self._reindexed()
             return await self.read(ArchiveIndex.find, query, limit, offset, include_withdrawn)
+
+    async def _reindexed(self) -> None:
+        """Rebuild the dirty sessions on the writer thread, one batch per call (the recorder's
+        writes wait at most one batch), one rebuild at a time for every search; a search waits
+        for it at most REINDEX_WAIT_SECONDS (the writer may be held up, e.g. by another
+        process's transaction), then answers from the index as it is."""
+        if self._reindexing is None or self._reindexing.done():
+            self._reindexing = asyncio.get_running_loop().create_task(
+                self._reindex(), name="archive-reindex"
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._reindexing), REINDEX_WAIT_SECONDS)
+
+    async def _reindex(self) -> None:
+        try:
+            while await self.call(self.index.reindex_search_batch):
+                pass
+        except sqlite3.Error:
+            log.exception("could not rebuild the search index (the next search tries again)")
 
     @contextlib.asynccontextmanager
     async def _search_slot(self) -> AsyncIterator[None]:
@@ -736,6 +759,8 @@ class AsyncArchive:
 
     async def close(self) -> None:
         """Finish pending calls and reads, and close every connection."""
+        if self._reindexing is not None:
+            await asyncio.wait([self._reindexing])
         if self._readers is not None:
             await asyncio.to_thread(self._readers.shutdown, wait=True)
             with self._reader_lock:
