@@ -724,7 +724,7 @@ class AsyncArchive:
         try:
             while await self.call(self.index.reindex_search_batch):
                 pass
-        except sqlite3.Error:
+        except Exception:  # noqa: BLE001 (nobody else sees this task's failure)
             log.exception("could not rebuild the search index (the next search tries again)")
 
     @contextlib.asynccontextmanager

@@ -95,9 +95,11 @@ class DictionaryState:
 
 
 def _load_data() -> None:
-    """Load simplemma's Polish dictionary (its memory-frugal form: the same lemmas as the
-    in-memory dict, ~100 MB less per process, and no multi-second dict build holding the GIL)
-    and the Stempel stemmer."""
+    """Load simplemma's Polish dictionary and the Stempel stemmer. The dictionary in simplemma's
+    memory-frugal form (`low_memory=True`): the same lemmas as its in-memory dict (compared on
+    70,000 words), loaded in about half the time, a peak of ~110 MB instead of ~430 MB per
+    process, and no multi-million-entry dict resizes that hold the GIL for 100 ms and more;
+    a word not yet cached costs ~45 µs instead of ~4 µs."""
     simplemma.lemmatize("budżetu", lang="pl", low_memory=True)
     _load_stemmer()
 
@@ -117,11 +119,6 @@ class Dictionaries:
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self.seconds: float | None = None
         self.error: str | None = None
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the load has finished (successfully or not: see `error`)."""
-        return self._done.is_set()
 
     def state(self) -> DictionaryState:
         """What /api/v1/status and /metrics show."""
