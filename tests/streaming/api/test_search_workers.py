@@ -17,14 +17,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import pytest
-from conftest import OPERATOR, Service, basic, start_service, stop_service
+from aiohttp import web
+from conftest import OPERATOR, Service, basic, free_port, start_service, stop_service
 
 from archive import index as index_module
 from archive import search as search_module
+from archive.agenda import parse_agenda
 from archive.index import ArchiveIndex
 from archive.search import Dictionaries, SearchHit
 from config.settings import Settings
+from streaming.app.gateway import create_gateway_app
 
 AGENDA = "1. Otwarcie sesji.\n2. Uchwała w sprawie zmiany budżetu miasta na 2027 rok.\n"
 QUERY = "/api/v1/search?q=" + quote("budżetu miasta")
@@ -225,3 +229,46 @@ async def test_a_saturated_search_answers_503_with_retry_after_and_nothing_is_lo
         assert renamed["results"][0]["title"] == "Sesja budżetowa w sprawie podatków"
     finally:
         await stop_service(service)
+
+
+async def test_a_gateway_process_searches_on_its_reader_threads(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings()
+    await asyncio.to_thread(settings.data_path.joinpath("live").mkdir, parents=True)
+    index = ArchiveIndex(settings.paths.database)
+    at = datetime.now(UTC) + timedelta(days=1)
+    sid = index.create_session(
+        chamber="sala",
+        title="Sesja budżetowa",
+        kind="session",
+        scheduled_start=at,
+        scheduled_end=at + timedelta(hours=1),
+        agenda_text=AGENDA,
+        agenda=parse_agenda(AGENDA),
+        created_by=None,
+    ).id
+    index.close()
+    threads: list[str] = []
+    real_find = ArchiveIndex.find
+
+    def find(self: ArchiveIndex, *args: Any, **kwargs: Any) -> list[SearchHit]:
+        threads.append(threading.current_thread().name)
+        return real_find(self, *args, **kwargs)
+
+    monkeypatch.setattr(ArchiveIndex, "find", find)
+    port = free_port()
+    runner = web.AppRunner(create_gateway_app(settings), handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}{QUERY}") as resp,
+        ):
+            assert resp.status == 200, await resp.text()
+            found = await resp.json()
+        assert [r["session_id"] for r in found["results"]][:1] == [sid]
+        assert threads and all(name.startswith("archive-read") for name in threads), threads
+    finally:
+        await runner.cleanup()
