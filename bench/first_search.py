@@ -53,11 +53,19 @@ FIRST_QUERY = "budżet"
 # The child: the service, with a ticker on its loop
 
 
-async def _serve(config: Path) -> None:
+async def _serve(config: Path, warm_up: bool) -> None:
     from aiohttp import web
 
     from config.settings import load_settings
+    from streaming.app import service
     from streaming.app.service import create_app
+
+    if not warm_up and hasattr(service, "load_in_background"):
+
+        async def nothing() -> None:
+            pass
+
+        service.load_in_background = nothing  # type: ignore[assignment]
 
     loop = asyncio.get_running_loop()
     worst = [0.0]
@@ -100,11 +108,12 @@ async def _serve(config: Path) -> None:
 class Child:
     """The service in a child process, and its answers about its loop."""
 
-    def __init__(self, repo: Path, config: Path, log: Path) -> None:
+    def __init__(self, repo: Path, config: Path, log: Path, warm_up: bool = True) -> None:
         env = {**os.environ, "PYTHONPATH": str(repo)}
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve", str(config)],
+            [sys.executable, str(Path(__file__).resolve()), "--serve", str(config)]
+            + ([] if warm_up else ["--no-warm-up"]),
             cwd=repo,
             env=env,
             stdin=subprocess.PIPE,
@@ -206,8 +215,8 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-def _warm_up_phase(base: str, child: Child) -> dict[str, Any]:
-    """The first search at once, the live routes polled meanwhile."""
+def _warm_up_phase(base: str, child: Child, delay: float) -> dict[str, Any]:
+    """The first search after `delay` seconds, the live routes polled meanwhile."""
     live: list[float] = []
     done = threading.Event()
 
@@ -222,6 +231,7 @@ def _warm_up_phase(base: str, child: Child) -> dict[str, Any]:
     poller = threading.Thread(target=poll)
     poller.start()
     try:
+        time.sleep(delay)
         status, first = _get(base + "/api/v1/search?q=" + urllib.parse.quote(FIRST_QUERY))
     finally:
         done.set()
@@ -294,10 +304,18 @@ def main() -> int:
     parser.add_argument(
         "--empty", action="store_true", help="the demo's archive only, no synthetic archive"
     )
+    parser.add_argument(
+        "--delay", type=float, default=0.0, help="seconds from listening to the first search"
+    )
+    parser.add_argument(
+        "--no-warm-up",
+        action="store_true",
+        help="the capture process loads no dictionaries at start-up (the first search does)",
+    )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        asyncio.run(_serve(args.serve))
+        asyncio.run(_serve(args.serve, not args.no_warm_up))
         return 0
     repo = args.repo.resolve()
     sys.path.insert(0, str(repo))
@@ -312,11 +330,11 @@ def main() -> int:
         print(f"archive: {docs} documents, indexed beforehand in {indexing:.1f} s ({repo})")
         base = f"http://{settings.server.host}:{settings.server.port}"
         began = time.perf_counter()
-        child = Child(repo, config, work / "service.log")
+        child = Child(repo, config, work / "service.log", not args.no_warm_up)
         if child.event(120).get("event") != "listening":
             raise BenchError("the service did not start")
         up = time.perf_counter() - began
-        warm = _warm_up_phase(base, child)
+        warm = _warm_up_phase(base, child, args.delay)
         search = warm["search"]
 
         def loaded() -> bool:
@@ -333,9 +351,10 @@ def main() -> int:
         lat = [x * 1000 for x in load["latencies"]]
         print(f"service listening {up:.2f} s after it was started (Python imports included)")
         print(
-            f"first search, sent as soon as it listened: {warm['first']:.2f} s; live routes "
-            f"meanwhile: {len(warm['live'])} answers, max {max(warm['live'], default=0) * 1000:.0f}"
-            f" ms; event loop's longest stall until it answered: {warm['stall_ms']:.0f} ms"
+            f"first search, sent {args.delay:g} s after it listened: {warm['first']:.2f} s; "
+            f"live routes meanwhile: {len(warm['live'])} answers, max "
+            f"{max(warm['live'], default=0) * 1000:.0f} ms; event loop's longest stall until "
+            f"it answered: {warm['stall_ms']:.0f} ms"
         )
         print(
             f"  {len(warm['gaps'])} stalls over 50 ms then (s since listening, ms): {warm['gaps']}"
