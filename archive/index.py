@@ -605,6 +605,15 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def _find_if_current(
+    index: ArchiveIndex, query: str, limit: int, offset: int, include_withdrawn: bool
+) -> list[SearchHit] | None:
+    """The hits, in one read; None if some session waits to be reindexed first."""
+    if index.search_pending():
+        return None
+    return index.find(query, limit, offset, include_withdrawn)
+
+
 # Reader threads (each with its own read-only connection): public reads and searches.
 READERS = 2
 # Searches that run at once; the others wait for a slot, at most SEARCH_WAIT_SECONDS and no
@@ -704,9 +713,11 @@ class AsyncArchive:
         check_query(query)
         await search_module.DICTIONARIES.ready()
         async with self._search_slot():
-            if await self.read(ArchiveIndex.search_pending):
+            hits = await self.read(_find_if_current, query, limit, offset, include_withdrawn)
+            if hits is None:
                 await self._reindexed()
-            return await self.read(ArchiveIndex.find, query, limit, offset, include_withdrawn)
+                hits = await self.read(ArchiveIndex.find, query, limit, offset, include_withdrawn)
+            return hits
 
     async def _reindexed(self) -> None:
         """Rebuild the dirty sessions on the writer thread, one batch per call (the recorder's

@@ -345,8 +345,10 @@ def main() -> int:
         # The same loop with nothing loading and nothing searched: what the machine and the
         # demo (its recording, the gateways) cost the loop anyway.
         child.stall_ms()
+        cpu0 = child.cpu_seconds()
         time.sleep(args.idle)
         idle, idle_gaps = child.stall_ms(), child.gaps
+        idle_cpu = (child.cpu_seconds() - cpu0) / args.idle
         load = _load_phase(base, child, args.rate, args.seconds)
         lat = [x * 1000 for x in load["latencies"]]
         print(f"service listening {up:.2f} s after it was started (Python imports included)")
@@ -361,7 +363,7 @@ def main() -> int:
         )
         print(
             f"event loop's longest stall in {args.idle:g} s idle after that: {idle:.0f} ms "
-            f"({len(idle_gaps)} over 50 ms)"
+            f"({len(idle_gaps)} over 50 ms); service CPU {idle_cpu * 100:.0f}% of one core"
         )
         if search:
             print(
