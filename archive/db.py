@@ -28,6 +28,14 @@ class Conflict(ArchiveError):
         self.live_session_id = live_session_id
 
 
+class Busy(ArchiveError):
+    """Too much of one kind of work is queued already; `retry_after` seconds is a fair wait."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
@@ -68,6 +76,16 @@ def connect(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
     migrate(conn)
+    return conn
+
+
+def connect_reader(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to the archive at path, which `connect` has opened (WAL: it
+    reads while the writer writes). Usable from any thread, but meant for one at a time."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA query_only = ON")
     return conn
 
 
@@ -145,6 +163,20 @@ class Transaction:
         self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
+class Snapshot:
+    """One read transaction: every query inside sees the database as it was at the first."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN DEFERRED")
+        return self._conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
 class Store:
     """What the archive's stores share: one connection and a way to open a transaction."""
 
@@ -152,3 +184,14 @@ class Store:
 
     def _tx(self) -> Transaction:
         return Transaction(self._conn)
+
+    def snapshot(self) -> Snapshot:
+        """A read transaction, for several reads that must agree with each other."""
+        return Snapshot(self._conn)
+
+    def database_file(self) -> Path | None:
+        """The database's file; None for an in-memory one."""
+        for row in self._conn.execute("PRAGMA database_list"):
+            if row[1] == "main":
+                return Path(row[2]) if row[2] else None
+        return None

@@ -7,21 +7,36 @@ thread so the event loop never blocks on SQLite.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ParamSpec, Self, TypeVar
+from typing import Concatenate, ParamSpec, Self, TypeVar
 
+from archive import search as search_module
 from archive.accounts import AccountStore
 from archive.agenda import AgendaItem, flatten
 from archive.council import CouncilStore
-from archive.db import Conflict, NotFound, Store, connect, from_text, to_text, utc_now
+from archive.db import (
+    Busy,
+    Conflict,
+    NotFound,
+    Store,
+    connect,
+    connect_reader,
+    from_text,
+    to_text,
+    utc_now,
+)
 from archive.editing import EditingStore
 from archive.records import AgendaRow, Marker, MarkerKind, Run, Segment, Session
-from archive.search import SearchStore
+from archive.search import SearchHit, SearchStore, check_query, lower_priority
 from archive.timeline import CONTIGUOUS_SECONDS, Piece, Timeline, build_timeline
 from archive.transcripts import TranscriptStore
 
@@ -76,6 +91,14 @@ class ArchiveIndex(AccountStore, CouncilStore, EditingStore, SearchStore, Transc
 
     def __init__(self, path: str | Path) -> None:
         self._conn = connect(path)
+
+    @classmethod
+    def reading(cls, path: str | Path) -> Self:
+        """An index on a read-only connection to the archive at path (opened and migrated by
+        another ArchiveIndex): its writes fail with sqlite3.OperationalError."""
+        index = cls.__new__(cls)
+        index._conn = connect_reader(path)
+        return index
 
     def close(self) -> None:
         """Close the connection."""
@@ -577,25 +600,184 @@ class ArchiveIndex(AccountStore, CouncilStore, EditingStore, SearchStore, Transc
         return build_timeline(pieces, ongoing=session.state == "live")
 
 
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class AsyncArchive:
-    """Runs ArchiveIndex calls on a single worker thread, one at a time, off the event loop;
-    leaving `async with archive:` finishes pending calls and closes the database."""
+def _find_if_current(
+    index: ArchiveIndex, query: str, limit: int, offset: int, include_withdrawn: bool
+) -> list[SearchHit] | None:
+    """The hits, in one read; None if some session waits to be reindexed first."""
+    if index.search_pending():
+        return None
+    return index.find(query, limit, offset, include_withdrawn)
 
-    def __init__(self, index: ArchiveIndex) -> None:
+
+# Reader threads (each with its own read-only connection): public reads and searches.
+READERS = 2
+# Searches that run at once; the others wait for a slot, at most SEARCH_WAIT_SECONDS and no
+# more than SEARCH_QUEUE of them, and are refused (Busy: 503 with Retry-After) beyond that.
+SEARCHES = 2
+SEARCH_QUEUE = 32
+SEARCH_WAIT_SECONDS = 5.0
+# How long a search waits for dirty sessions to be rebuilt before it answers without them.
+REINDEX_WAIT_SECONDS = 2.0
+
+
+class AsyncArchive:
+    """Runs ArchiveIndex calls off the event loop: every write (`call`) on a single writer
+    thread, one at a time; reads that may run beside them (`read`, `search`) on a bounded pool
+    of reader threads, each with its own read-only connection (WAL: readers never wait for the
+    writer, nor it for them), at a lower CPU priority than capture and the live edge. An
+    in-memory database has no readers: `read` runs on the writer thread. Leaving
+    `async with archive:` finishes pending calls and closes every connection."""
+
+    def __init__(
+        self,
+        index: ArchiveIndex,
+        *,
+        readers: int | None = None,
+        searches: int | None = None,
+        search_queue: int | None = None,
+        search_wait: float | None = None,
+    ) -> None:
         self.index = index
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive")
+        self._path = index.database_file()
+        count = READERS if readers is None else readers
+        self._readers = (
+            ThreadPoolExecutor(max_workers=count, thread_name_prefix="archive-read")
+            if self._path is not None and count > 0
+            else None
+        )
+        self._local = threading.local()
+        self._reader_indexes: list[ArchiveIndex] = []
+        self._reader_lock = threading.Lock()
+        self._search_capacity = SEARCHES if searches is None else searches
+        self._search_running = 0
+        self._search_slots = asyncio.Semaphore(self._search_capacity)
+        self._search_queue = SEARCH_QUEUE if search_queue is None else search_queue
+        self._search_wait = SEARCH_WAIT_SECONDS if search_wait is None else search_wait
+        self._search_waiting = 0
+        self._reindexing: asyncio.Task[None] | None = None
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run fn (a bound ArchiveIndex method) on the archive thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
+    async def read(
+        self, fn: Callable[Concatenate[ArchiveIndex, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """fn(index, *args) on a reader thread, index being that thread's read-only
+        ArchiveIndex, inside one read transaction (its reads agree with each other): e.g.
+        `archive.read(ArchiveIndex.get_session, sid)`. It must not write."""
+        if self._readers is None:
+            return await self.call(fn, self.index, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        work = functools.partial(self._on_reader, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._readers, work)
+
+    def _on_reader(
+        self, fn: Callable[Concatenate[ArchiveIndex, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        index = self._reader()
+        with index.snapshot():
+            return fn(index, *args, **kwargs)
+
+    def _reader(self) -> ArchiveIndex:
+        """This reader thread's index, opened on its first read."""
+        index: ArchiveIndex | None = getattr(self._local, "index", None)
+        if index is None:
+            assert self._path is not None
+            lower_priority(5)
+            index = type(self.index).reading(self._path)
+            with self._reader_lock:
+                self._reader_indexes.append(index)
+            self._local.index = index
+        return index
+
+    @property
+    def search_load(self) -> tuple[int, int]:
+        """Searches (running, waiting for a slot)."""
+        return self._search_running, self._search_waiting
+
+    async def search(
+        self, query: str, limit: int = 20, offset: int = 0, include_withdrawn: bool = False
+    ) -> list[SearchHit]:
+        """`ArchiveIndex.search` off the writer thread: it waits (holding no thread) until the
+        dictionaries are loaded, rebuilds dirty sessions batch by batch on the writer thread and
+        queries on a reader. SearchError for a query that cannot be searched; Busy when all
+        search slots stay taken for the wait, or too many searches wait already."""
+        check_query(query)
+        await search_module.DICTIONARIES.ready()
+        async with self._search_slot():
+            hits = await self.read(_find_if_current, query, limit, offset, include_withdrawn)
+            if hits is None:
+                await self._reindexed()
+                hits = await self.read(ArchiveIndex.find, query, limit, offset, include_withdrawn)
+            return hits
+
+    async def _reindexed(self) -> None:
+        """Rebuild the dirty sessions on the writer thread, one batch per call (the recorder's
+        writes wait at most one batch), one rebuild at a time for every search; a search waits
+        for it at most REINDEX_WAIT_SECONDS (the writer may be held up, e.g. by another
+        process's transaction), then answers from the index as it is."""
+        if self._reindexing is None or self._reindexing.done():
+            self._reindexing = asyncio.get_running_loop().create_task(
+                self._reindex(), name="archive-reindex"
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._reindexing), REINDEX_WAIT_SECONDS)
+
+    async def _reindex(self) -> None:
+        try:
+            while await self.call(self.index.reindex_search_batch):
+                pass
+        except Exception:  # noqa: BLE001 (nobody else sees this task's failure)
+            log.exception("could not rebuild the search index (the next search tries again)")
+
+    @contextlib.asynccontextmanager
+    async def _search_slot(self) -> AsyncIterator[None]:
+        retry = max(1, round(self._search_wait))
+        if self._search_slots.locked():
+            if self._search_waiting >= self._search_queue:
+                raise Busy(
+                    f"search is busy: {self._search_waiting} searches are waiting already; "
+                    f"try again in {retry} s",
+                    retry,
+                )
+            self._search_waiting += 1
+            try:
+                await asyncio.wait_for(self._search_slots.acquire(), self._search_wait)
+            except TimeoutError:
+                raise Busy(
+                    f"search is busy: no search slot came free within {self._search_wait:g} s; "
+                    f"try again in {retry} s",
+                    retry,
+                ) from None
+            finally:
+                self._search_waiting -= 1
+        else:
+            await self._search_slots.acquire()
+        self._search_running += 1
+        try:
+            yield
+        finally:
+            self._search_running -= 1
+            self._search_slots.release()
+
     async def close(self) -> None:
-        """Finish pending calls and close the database."""
+        """Finish pending calls and reads, and close every connection."""
+        if self._reindexing is not None:
+            await asyncio.wait([self._reindexing])
+        if self._readers is not None:
+            await asyncio.to_thread(self._readers.shutdown, wait=True)
+            with self._reader_lock:
+                for reader in self._reader_indexes:
+                    reader.close()
+                self._reader_indexes.clear()
         await self.call(self.index.close)
         self._pool.shutdown(wait=True)
 

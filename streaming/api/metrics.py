@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from archive.records import Session
 from recorder.supervisor import CaptureStatus
+from streaming.api.search import search_status
 from streaming.hls.viewers import live_viewers
 from streaming.keys import (
     ANALYZER,
@@ -296,6 +297,36 @@ class _AppCollector(Collector):
                     for p in PROBLEMS
                 ],
             )
+        search = search_status(app[ARCHIVE])
+        yield _family(
+            "obrady_search_dictionaries_loaded",
+            "gauge",
+            "1 once the search's dictionaries (lemmatiser, stemmer) are loaded.",
+            (),
+            [((), 1.0 if search["dictionaries_loaded"] else 0.0)],
+        )
+        if search["dictionaries_load_seconds"] is not None:
+            yield _family(
+                "obrady_search_dictionaries_load_seconds",
+                "gauge",
+                "How long loading the search's dictionaries took.",
+                (),
+                [((), search["dictionaries_load_seconds"])],
+            )
+        yield _family(
+            "obrady_search_running",
+            "gauge",
+            "Searches running now.",
+            (),
+            [((), search["running"])],
+        )
+        yield _family(
+            "obrady_search_waiting",
+            "gauge",
+            "Searches waiting for a free search slot.",
+            (),
+            [((), search["waiting"])],
+        )
         states = {"scheduled": 0, "live": 0}
         for session in self._sessions:
             states[session.state] = states.get(session.state, 0) + 1

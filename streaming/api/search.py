@@ -7,6 +7,9 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from archive import search as search_module
+from archive.db import Busy
+from archive.index import AsyncArchive
 from archive.search import SearchError, SearchHit
 from streaming.api.body import read_query
 from streaming.api.models import SearchQuery
@@ -39,12 +42,30 @@ def hit_json(hit: SearchHit, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
+def search_status(archive: AsyncArchive) -> dict[str, Any]:
+    """The search's side of /api/v1/status: whether the dictionaries are loaded (they load in
+    the background at start-up; a search before then waits for them), how long the load took,
+    and the searches running and waiting now."""
+    state = search_module.DICTIONARIES.state()
+    running, waiting = archive.search_load
+    return {
+        "dictionaries_loaded": state.loaded,
+        "dictionaries_load_seconds": state.seconds,
+        "dictionaries_error": state.error,
+        "running": running,
+        "waiting": waiting,
+    }
+
+
 async def _search(request: web.Request, q: str, limit: int, offset: int) -> list[SearchHit]:
-    archive = request.app[ARCHIVE]
     try:
-        return await archive.call(archive.index.search, q, limit, offset)
+        return await request.app[ARCHIVE].search(q, limit, offset)
     except SearchError as exc:
         raise json_error(web.HTTPBadRequest, str(exc)) from None
+    except Busy as exc:
+        raise json_error(
+            web.HTTPServiceUnavailable, str(exc), {"Retry-After": str(exc.retry_after)}
+        ) from None
 
 
 @routes.get("/api/v1/search")
@@ -52,6 +73,7 @@ async def _search(request: web.Request, q: str, limit: int, offset: int) -> list
     "Search published sessions, agenda items, votes and councillors (Polish forms and text "
     "without diacritics match); each result links to its moment",
     query=SearchQuery,
+    errors=("503",),  # every search slot busy for too long: Retry-After says when to come back
 )
 async def search_api(request: web.Request) -> web.Response:
     """Search published sessions, agenda items, votes and councillors: ?q=&limit=&offset=."""

@@ -29,6 +29,7 @@ from streaming.api.models import (
     Switch,
 )
 from streaming.api.openapi import ANY_ROLE, OPERATORS, openapi_document, operation
+from streaming.api.search import search_status
 from streaming.api.transcripts import status_json
 from streaming.api.views import _iso, session_detail, session_summary
 from streaming.auth.access import audit, require
@@ -511,6 +512,8 @@ async def status(request: web.Request) -> web.Response:
             "index": request.app[INDEXER].status(),
             # Players of each chamber's live stream now (each counted once).
             "viewers": live_viewers(request.app, [c.id for c in settings.chambers]),
+            # Search: its dictionaries (loaded in the background at start-up) and its load now.
+            "search": search_status(request.app[ARCHIVE]),
             # What the public receives, watched as a viewer would (monitoring.offair).
             "offair": request.app[OFFAIR].reports() if OFFAIR in request.app else [],
             "pushes": [

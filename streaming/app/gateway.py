@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from archive.index import ArchiveIndex, AsyncArchive
+from archive.search import load_in_background
 from config.settings import Settings
 from recorder.lifecycle import Background
 from streaming.api import now, transcripts
@@ -64,6 +65,8 @@ def create_gateway_app(settings: Settings) -> web.Application:
         index = await asyncio.to_thread(ArchiveIndex, settings.paths.database)
         async with contextlib.AsyncExitStack() as parts:
             app[ARCHIVE] = await parts.enter_async_context(AsyncArchive(index))
+            # The search's dictionaries, in a thread of their own (archive/search.py).
+            await parts.enter_async_context(Background("search-dictionaries", load_in_background))
             reader = EdgeReader(settings.data_path, [chamber.id for chamber in settings.chambers])
             app[LIVE_EDGE] = await parts.enter_async_context(reader)
             counts = Background("viewer-counts", functools.partial(_report_viewers, app))

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from archive.index import ArchiveIndex, AsyncArchive
+from archive.search import load_in_background
 from config.settings import Settings
 from recorder.analysis import SegmentAnalyzer
 from recorder.ffmpeg import capture_argv
@@ -97,7 +98,10 @@ def create_app(
     async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
         path = settings.paths.database
         index = await asyncio.to_thread(ArchiveIndex, path)
-        async with AsyncArchive(index) as archive:
+        # The search's dictionaries load in a thread of their own while the service already
+        # serves; a search that comes first waits for them (archive/search.py).
+        dictionaries = Background("search-dictionaries", load_in_background)
+        async with AsyncArchive(index) as archive, dictionaries:
             app[ARCHIVE] = archive
             log.info("archive: %s", path)
             yield

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from aiohttp import web
 
-from archive.index import Segment, Session
+from archive.index import ArchiveIndex, Segment, Session
 from archive.publish import chapters, chapters_vtt, media_playlist
 from config.settings import SLUG, Settings
 from streaming.auth.access import identify, require
@@ -272,8 +272,8 @@ async def live_segment(request: web.Request) -> web.Response:
 
 
 async def _session(request: web.Request) -> Session:
-    archive = request.app[ARCHIVE]
-    return await archive.call(archive.index.get_session, session_id_of(request))
+    # Reads go to the archive's reader threads: never behind the recorder's writes.
+    return await request.app[ARCHIVE].read(ArchiveIndex.get_session, session_id_of(request))
 
 
 async def private_if_withdrawn(request: web.Request, session: Session) -> bool:
@@ -299,12 +299,11 @@ async def session_playlist(request: web.Request) -> web.Response:
     archive = request.app[ARCHIVE]
     session = await _session(request)
     private = await private_if_withdrawn(request, session)
-    index = archive.index
 
-    def read() -> tuple[list[Segment], frozenset[int]]:
+    def read(index: ArchiveIndex) -> tuple[list[Segment], frozenset[int]]:
         return index.segments(session.id), index.redacted_segment_ids(session.id)
 
-    segments, redacted = await archive.call(read)
+    segments, redacted = await archive.read(read)
     if not segments:
         raise json_error(web.HTTPNotFound, f"session {session.id} has no recording yet")
     return _recording(request, session, segments, "../", private=private, redacted=redacted)
@@ -353,16 +352,15 @@ async def session_chapters(request: web.Request) -> web.Response:
     archive = request.app[ARCHIVE]
     session = await _session(request)
     private = await private_if_withdrawn(request, session)
-    index = archive.index
 
-    def read() -> str:
+    def read(index: ArchiveIndex) -> str:
         return chapters_vtt(
             chapters(
                 index.agenda(session.id), index.markers(session.id), index.timeline(session.id)
             )
         )
 
-    body = await archive.call(read)
+    body = await archive.read(read)
     return web.Response(
         text=body,
         content_type="text/vtt",
@@ -397,14 +395,13 @@ async def session_media(request: web.Request) -> web.FileResponse:
         raise json_error(web.HTTPNotFound, "no such media file")
     session = await _session(request)
     archive = request.app[ARCHIVE]
-    index = archive.index
 
-    def public_file() -> bool:
+    def public_file(index: ArchiveIndex) -> bool:
         return index.is_program_file(session.id, camera, run, name) and not index.is_redacted_file(
             session.id, camera, run, name
         )
 
-    public = await archive.call(public_file)
+    public = await archive.read(public_file)
     if public:
         public = not await private_if_withdrawn(request, session)
     else:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from archive.council import AgendaEntry, Vote
-from archive.index import Marker, NotFound, Session
+from archive.index import ArchiveIndex, Marker, NotFound, Session
 from archive.publish import Chapter, chapters
 from archive.timeline import Timeline
 from streaming.hls.routes import private_if_withdrawn
@@ -276,14 +276,13 @@ async def session_page(request: web.Request) -> web.Response:
     embed code and continuity; ?t= starts the player at that second."""
     archive = request.app[ARCHIVE]
     settings = request.app[SETTINGS]
-    index = archive.index
     said = words(request)
     raw_id = request.match_info["id"]
     if not raw_id.isdigit() or len(raw_id) > 12:
         return _error(request, 404, said.text("pages.no_session", id=raw_id[:40]), ARCHIVE_LINK)
     sid = int(raw_id)
 
-    def read() -> SessionRecord:
+    def read(index: ArchiveIndex) -> SessionRecord:
         session = index.get_session(sid)
         timeline = index.timeline(sid)
         markers = index.markers(sid)
@@ -298,7 +297,7 @@ async def session_page(request: web.Request) -> web.Response:
         )
 
     try:
-        record = await archive.call(read)
+        record = await archive.read(read)  # a reader thread: never behind the writes
     except NotFound:
         return _error(request, 404, said.text("pages.no_session", id=sid), ARCHIVE_LINK)
     session = record.session

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from archive.db import Busy
 from archive.search import MAX_QUERY_CHARS, SearchError
 from streaming.api.search import DEFAULT_LIMIT, hit_json
 from streaming.keys import ARCHIVE, SETTINGS
@@ -21,13 +22,17 @@ async def search_page(request: web.Request) -> web.Response:
     problem = ""
     hits: list[dict[str, Any]] | None = None
     status = 200
+    retry_after: int | None = None
     if q.strip():
         try:
-            archive = request.app[ARCHIVE]
-            found = await archive.call(archive.index.search, q, DEFAULT_LIMIT, 0)
+            found = await request.app[ARCHIVE].search(q, DEFAULT_LIMIT, 0)
         except SearchError as exc:
             problem = str(exc)
             status = 400
+        except Busy as exc:
+            retry_after = exc.retry_after
+            problem = words(request).text("search.busy", seconds=retry_after)
+            status = 503
         else:
             hits = [
                 {
@@ -39,7 +44,7 @@ async def search_page(request: web.Request) -> web.Response:
                 }
                 for h in found
             ]
-    return page(
+    response = page(
         request,
         "search.html",
         title=words(request).text("search.title"),
@@ -51,3 +56,6 @@ async def search_page(request: web.Request) -> web.Response:
         problem=problem,
         hits=hits,
     )
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
