@@ -55,13 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import BenchError, http, until  # noqa: E402
 from scale import CHAMBER, PLAYLIST, USER, CpuMeter, Obrady  # noqa: E402
 
-from recorder.ffmpeg import (  # noqa: E402
-    CLOCK_CODE_CELLS,
-    SEGMENT_LIST,
-    clock_code_layout,
-    parse_segment_line,
-    read_clock_code,
-)
+from recorder.ffmpeg import SEGMENT_LIST, clock_stamps, parse_segment_line  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / ".cache" / "whisper-base"
@@ -209,18 +203,7 @@ def frame_stamps(path: Path, width: int, height: int) -> list[int | None]:
          "-pix_fmt", "gray", "pipe:1"],
         capture_output=True, check=True, timeout=300,
     ).stdout  # fmt: skip
-    layout = clock_code_layout(width)
-    row = layout.y + layout.square // 2
-    frame = width * height
-    stamps: list[int | None] = []
-    for start in range(0, len(raw) - frame + 1, frame):
-        line = raw[start + row * width : start + (row + 1) * width]
-        cells = [
-            1 if line[layout.x + c * layout.square + layout.square // 2] >= 128 else 0
-            for c in range(CLOCK_CODE_CELLS)
-        ]
-        stamps.append(read_clock_code(cells))
-    return stamps
+    return clock_stamps(raw, width, height)
 
 
 def lost_time(obrady: Obrady, session_id: int, args: argparse.Namespace) -> dict[str, Any]:

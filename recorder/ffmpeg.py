@@ -152,6 +152,24 @@ def read_clock_code(cells: list[int]) -> int | None:
     return value
 
 
+def clock_stamps(raw: bytes, width: int, height: int) -> list[int | None]:
+    """The stamp (epoch ms mod 2**32) of each frame of raw 8-bit grey pictures of a source with
+    `clock_code = true`, in order; None for a frame without one (a slate). For tests and
+    benchmarks that check a recording against the wall clock."""
+    layout = clock_code_layout(width)
+    row = layout.y + layout.square // 2
+    frame = width * height
+    stamps: list[int | None] = []
+    for start in range(0, len(raw) - frame + 1, frame):
+        line = raw[start + row * width : start + (row + 1) * width]
+        cells = [
+            1 if line[layout.x + c * layout.square + layout.square // 2] >= 128 else 0
+            for c in range(CLOCK_CODE_CELLS)
+        ]
+        stamps.append(read_clock_code(cells))
+    return stamps
+
+
 def _clock_code_luma(square: int) -> str:
     """geq luma expression drawing clock_code_cells(T in ms) across a strip of squares."""
     # ld(0): the frame's time (T, seconds) in ms mod 2**32; ld(1): the cell under X.

@@ -244,3 +244,19 @@ async def service(make_settings: Callable[..., Settings]) -> AsyncIterator[Servi
         yield svc
     finally:
         await stop_service(svc)
+
+
+@pytest.fixture
+async def watched(make_settings: Callable[..., Settings]) -> AsyncIterator[Service]:
+    """A service whose off-air watch is on, its viewers on their own port. The capture's stall
+    timeout is long, so a camera stopped by a test is not restarted behind its back."""
+    settings = make_settings(SYNTHETIC_SOURCE, segment_seconds=2, stall_timeout_seconds=60)
+    live = settings.live.model_copy(update={"gateway_port": free_port()})
+    monitoring = settings.monitoring.model_copy(update={"offair": True})
+    service = await start_service(
+        settings.model_copy(update={"live": live, "monitoring": monitoring})
+    )
+    try:
+        yield service
+    finally:
+        await stop_service(service)

@@ -8,14 +8,14 @@ import contextlib
 import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import vlc  # type: ignore[import-untyped]
 
-from recorder.ffmpeg import CLOCK_CODE_CELLS, clock_code_layout, read_clock_code
+from recorder.ffmpeg import clock_stamps as frame_stamps
 
 
 def _auth_args(auth: tuple[str, str] | None) -> list[str]:
@@ -167,18 +167,7 @@ async def clock_stamps(source: Path | str, width: int, height: int) -> list[int 
     )  # fmt: skip
     raw, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, err.decode(errors="replace")
-    layout = clock_code_layout(width)
-    row = layout.y + layout.square // 2
-    frame = width * height
-    stamps: list[int | None] = []
-    for start in range(0, len(raw) - frame + 1, frame):
-        line = raw[start + row * width : start + (row + 1) * width]
-        cells = [
-            1 if line[layout.x + c * layout.square + layout.square // 2] >= 128 else 0
-            for c in range(CLOCK_CODE_CELLS)
-        ]
-        stamps.append(read_clock_code(cells))
-    return stamps
+    return frame_stamps(raw, width, height)
 
 
 def stamp_within(stamp: int, start_ms: int, end_ms: int) -> bool:
@@ -219,3 +208,34 @@ def ts_file(path: Path, seconds: float = 2.0, fps: int = 25) -> None:
         check=True,
         timeout=60,
     )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def loop_stalls() -> AsyncIterator[list[float]]:
+    """The running event loop's longest stall while inside (a 10 ms ticker): [max gap in
+    seconds]. A service started in the test runs on this loop, so this is the service's."""
+    worst = [0.0]
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            worst[0] = max(worst[0], now - last - 0.01)
+            last = now
+
+    task = asyncio.get_running_loop().create_task(tick())
+    try:
+        yield worst
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+
+
+def newest_part(playlist: str) -> str | None:
+    """The URI of the last part a live playlist lists."""
+    found = None
+    for line in playlist.splitlines():
+        if line.startswith("#EXT-X-PART:"):
+            found = line.split('URI="', 1)[1].split('"', 1)[0]
+    return found

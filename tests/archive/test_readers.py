@@ -8,13 +8,12 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import loop_stalls
 
 from archive import search as search_module
 from archive.agenda import parse_agenda
@@ -39,27 +38,6 @@ def _session(index: ArchiveIndex, title: str = "Sesja budżetowa") -> int:
     ).id
 
 
-@asynccontextmanager
-async def ticker() -> AsyncIterator[list[float]]:
-    """The event loop's longest stall while inside (a 10 ms ticker): [max gap in seconds]."""
-    worst = [0.0]
-
-    async def tick() -> None:
-        last = time.perf_counter()
-        while True:
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            worst[0] = max(worst[0], now - last - 0.01)
-            last = now
-
-    task = asyncio.get_running_loop().create_task(tick())
-    try:
-        yield worst
-    finally:
-        task.cancel()
-        await asyncio.wait([task])
-
-
 async def _timed(work: Any) -> tuple[Any, float]:
     started = time.perf_counter()
     result = await work
@@ -78,7 +56,7 @@ async def test_reads_and_searches_answer_while_another_connection_holds_the_writ
         try:
             other.execute("BEGIN IMMEDIATE")
             other.execute("UPDATE sessions SET title = 'niezatwierdzony' WHERE id = ?", (sid,))
-            async with ticker() as stall:
+            async with loop_stalls() as stall:
                 # The writer thread is now stuck behind the other connection's lock.
                 write = asyncio.ensure_future(
                     archive.call(
@@ -210,7 +188,7 @@ async def test_dictionaries_load_in_a_thread_and_waiters_hold_no_thread(
     assert dictionaries.state().loaded is False
     background = asyncio.ensure_future(search_module.load_in_background())
     waiters = [asyncio.ensure_future(dictionaries.ready()) for _ in range(20)]
-    async with ticker() as stall:
+    async with loop_stalls() as stall:
         await asyncio.sleep(0.2)
         assert not any(w.done() for w in waiters)
         gate.set()

@@ -11,8 +11,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from conftest import OPERATOR, Service, basic, free_port, start_service, stop_service
+from helpers import loop_stalls
 
 from archive import index as index_module
 from archive import search as search_module
@@ -32,28 +32,6 @@ from streaming.app.gateway import create_gateway_app
 
 AGENDA = "1. Otwarcie sesji.\n2. Uchwała w sprawie zmiany budżetu miasta na 2027 rok.\n"
 QUERY = "/api/v1/search?q=" + quote("budżetu miasta")
-
-
-@asynccontextmanager
-async def ticker() -> AsyncIterator[list[float]]:
-    """The event loop's longest stall while inside (a 10 ms ticker): [max gap in seconds]. The
-    service runs on the test's own loop, so this is the service's loop."""
-    worst = [0.0]
-
-    async def tick() -> None:
-        last = time.perf_counter()
-        while True:
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            worst[0] = max(worst[0], now - last - 0.01)
-            last = now
-
-    task = asyncio.get_running_loop().create_task(tick())
-    try:
-        yield worst
-    finally:
-        task.cancel()
-        await asyncio.wait([task])
 
 
 async def _get(service: Service, path: str) -> tuple[int, str, dict[str, str], float]:
@@ -91,7 +69,7 @@ async def test_reads_and_searches_answer_while_the_write_lock_is_held_for_10_s(
         try:
             other.execute("BEGIN IMMEDIATE")
             other.execute("UPDATE sessions SET title = 'x' WHERE id = ?", (sid,))
-            async with ticker() as stall:
+            async with loop_stalls() as stall:
                 # A write through the API queues on the archive's writer thread and waits.
                 write = asyncio.ensure_future(_schedule(service, "Sesja nadzwyczajna"))
                 slowest: dict[str, float] = {}
@@ -148,7 +126,7 @@ async def test_live_answers_during_a_slow_dictionary_load_and_the_first_search_w
         search_started = time.perf_counter()
         first = asyncio.ensure_future(_get(service, QUERY))
         live: list[float] = []
-        async with ticker() as stall:
+        async with loop_stalls() as stall:
             while not first.done():
                 for path in ("/api/v1/status", "/live/index.m3u8", "/live/sala/index.m3u8"):
                     status, body, _, took = await _get(service, path)

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from conftest import Service, record_two_items, stop_service, wait_for
+from helpers import newest_part
 from speech import start_speaking_service
 
 from recorder.ffmpeg import SEGMENT_LIST
@@ -34,15 +35,6 @@ def cpu_ticks(pid: int) -> int:
     with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
-
-
-def newest_part(playlist: str) -> str | None:
-    """The URI of the last part the live playlist lists."""
-    found = None
-    for line in playlist.splitlines():
-        if line.startswith("#EXT-X-PART:"):
-            found = line.split('URI="', 1)[1].split('"', 1)[0]
-    return found
 
 
 def finished_by_ffmpeg(media: Path) -> set[str]:

@@ -4,7 +4,6 @@ delays the index, never the live edge, and loses nothing."""
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
 import threading
 import time
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import Service, wait_for
-from helpers import ts_file
+from helpers import newest_part, ts_file
 
 from archive.agenda import parse_agenda
 from archive.index import ArchiveIndex, AsyncArchive
@@ -135,9 +134,6 @@ async def test_a_broken_write_is_reported_and_the_next_ones_go_on(
     assert [s.file for s in segments] == ["seg-000001.ts", "seg-000002.ts"]
 
 
-PART = re.compile(r'#EXT-X-PART:DURATION=[\d.]+,URI="([^"]+)"')
-
-
 async def test_a_database_locked_for_10_s_does_not_hold_up_the_live_edge(
     service: Service,
 ) -> None:
@@ -149,9 +145,7 @@ async def test_a_database_locked_for_10_s_does_not_hold_up_the_live_edge(
     url = "/live/sala/index.m3u8"
 
     async def last_part() -> str | None:
-        text = await service.get_text(url, status=None)
-        found = PART.findall(text)
-        return found[-1] if found else None
+        return newest_part(await service.get_text(url, status=None))
 
     await wait_for(last_part, 20, "parts on the live playlist")
     part_seconds = service.settings.live.part_target_seconds

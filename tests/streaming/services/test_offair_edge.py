@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +31,6 @@ from config.settings import Settings, parse_settings
 from streaming.keys import RECORDER
 
 DETECT_SECONDS = 10.0
-
-
-@pytest.fixture
-async def watched(make_settings: Callable[..., Settings]) -> AsyncIterator[Service]:
-    """A service whose off-air watch is on, its viewers on their own port. The capture's stall
-    timeout is long, so a camera stopped by a test is not restarted behind its back."""
-    settings = make_settings(SYNTHETIC_SOURCE, segment_seconds=2, stall_timeout_seconds=60)
-    live = settings.live.model_copy(update={"gateway_port": free_port()})
-    monitoring = settings.monitoring.model_copy(update={"offair": True})
-    service = await start_service(
-        settings.model_copy(update={"live": live, "monitoring": monitoring})
-    )
-    try:
-        yield service
-    finally:
-        await stop_service(service)
 
 
 async def report(service: Service) -> dict[str, Any]:

@@ -5,36 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
 
-import pytest
 from browser import chromium, run_axe, sign_in
 from conftest import (
     OPERATOR,
-    SYNTHETIC_SOURCE,
     Service,
-    free_port,
-    start_service,
-    stop_service,
 )
 from playwright.async_api import expect
 
-from config.settings import Settings
 from streaming.keys import RECORDER
-
-
-@pytest.fixture
-async def watched(make_settings: Callable[..., Settings]) -> AsyncIterator[Service]:
-    settings = make_settings(SYNTHETIC_SOURCE, segment_seconds=2, stall_timeout_seconds=60)
-    live = settings.live.model_copy(update={"gateway_port": free_port()})
-    monitoring = settings.monitoring.model_copy(update={"offair": True})
-    service = await start_service(
-        settings.model_copy(update={"live": live, "monitoring": monitoring})
-    )
-    try:
-        yield service
-    finally:
-        await stop_service(service)
 
 
 async def test_the_console_shows_an_offair_alarm_and_its_recovery(watched: Service) -> None:
