@@ -26,9 +26,10 @@ Each part runs alone, in an `obrady serve` of its own (a process, started from t
   Recognition runs on a worker thread of `obrady serve` at nice +10 (recorder/transcribe.py);
   CTranslate2's threads and the ffmpeg decoding each window's sound inherit that nice value.
   Counted: every thread of `obrady serve` whose nice value is at least 10, plus the CPU of the
-  children `obrady serve` reaped meanwhile (the decoding ffmpeg runs; nothing else is reaped in
-  a live session). Memory: `obrady serve` with the model loaded, against `obrady serve` idle in
-  `copy` (the difference is the model and its threads). The live captions' lag at the end.
+  children `obrady serve` reaped meanwhile (the decoding ffmpeg runs; normally nothing else is
+  reaped in a live session). Memory: `obrady serve` with the model loaded, idle and live,
+  against `obrady serve` live in `copy` (the difference is the model and recognition's work).
+  The live captions' windows, real-time factor and lag at the end (/api/v1/status).
 - `push`: nginx with the RTMP module (as tests/servers.py `NginxRtmp`, recording to FLV) as the
   destination, the H.264 camera copied, one `[[chambers.push]]`: the push ffmpeg.
 - `search`: a synthetic 20-year archive (bench/search.py's `build`, 1,400 meetings, indexed)
@@ -48,7 +49,7 @@ pages divided among the processes sharing them) and USS (private pages), mean an
 window, in MiB. The machine's load average and its whole CPU use over each window are printed:
 on a shared machine other work moves the figures.
 
-Usage (from the repository root; about 9 minutes with the defaults):
+Usage (from the repository root; about 10 minutes with the defaults):
     .venv/bin/python bench/capacity.py [--parts copy,reencode,viewers,captions,push,search,offair]
         [--seconds 30] [--idle-seconds 15] [--export-minutes 2] [--viewers 100]
         [--captions-seconds 90] [--qps 20] [--json out.json] [--keep]
@@ -426,7 +427,7 @@ def wait_file(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: flo
             raise BenchError(f"{proc.args!r} exited with {proc.returncode}: {tail(path)}")
         return path.exists() and text in path.read_text(errors="replace")
 
-    until(found, timeout, f"{text!r} from {Path(str(proc.args[0])).name}", 0.1)
+    until(found, timeout, f"{text!r} in {path.name}", 0.1)
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -1039,8 +1040,16 @@ def measure_search(work: Path, args: argparse.Namespace, out: Results) -> None:
         return (time.perf_counter() - t0) * 1000, status, hits
 
     try:
-        until(lambda: alive() or http("GET", f"http://127.0.0.1:{port}/live/{CHAMBER}/index.m3u8")
-              [0] in (200, 404), 60, "an answer from the gateway")  # fmt: skip
+
+        def answering() -> bool:
+            alive()
+            # 404: the gateway answers, nothing is live.
+            return http("GET", f"http://127.0.0.1:{port}/live/{CHAMBER}/index.m3u8")[0] in (
+                200,
+                404,
+            )
+
+        until(answering, 60, "an answer from the gateway")
         pause(1)
         before = memory(proc.pid)
         if before is not None:
