@@ -109,6 +109,9 @@ bench: setup .cache/apt-test.stamp $(MODEL)/model.bin
 	$(BIN)/python bench/wer.py --temperatures 0,0.5
 	$(BIN)/python bench/wer.py --live-window 15
 	$(BIN)/python bench/transcript_delay.py --minutes 5
+	$(BIN)/python bench/first_search.py
+	$(BIN)/python bench/capacity.py
+	$(BIN)/python bench/live_under_load.py
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
