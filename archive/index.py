@@ -729,7 +729,8 @@ class AsyncArchive:
                 self._reindex(), name="archive-reindex"
             )
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._reindexing), REINDEX_WAIT_SECONDS)
+            async with asyncio.timeout(REINDEX_WAIT_SECONDS):
+                await asyncio.shield(self._reindexing)
 
     async def _reindex(self) -> None:
         try:
@@ -750,7 +751,8 @@ class AsyncArchive:
                 )
             self._search_waiting += 1
             try:
-                await asyncio.wait_for(self._search_slots.acquire(), self._search_wait)
+                async with asyncio.timeout(self._search_wait):
+                    await self._search_slots.acquire()
             except TimeoutError:
                 raise Busy(
                     f"search is busy: no search slot came free within {self._search_wait:g} s; "

@@ -121,7 +121,8 @@ class _CameraProbe:
             await self._spawn()
         assert self._proc is not None and self._proc.stdin is not None
         self._proc.stdin.write(data)
-        await asyncio.wait_for(self._proc.stdin.drain(), WRITE_TIMEOUT_SECONDS)
+        async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+            await self._proc.stdin.drain()
         self.health.segments_fed += 1
         self.last_fed = time.monotonic()
 
@@ -221,7 +222,8 @@ class SegmentAnalyzer:
         try:
             while True:
                 try:
-                    key, chamber_id, path = await asyncio.wait_for(self._queue.get(), 5.0)
+                    async with asyncio.timeout(5.0):
+                        key, chamber_id, path = await self._queue.get()
                 except TimeoutError:
                     await self._close_idle()
                     continue

@@ -295,7 +295,8 @@ class OffAirMonitor:
                 except Exception:
                     log.exception("off-air check of %s failed", self.url)
                 try:
-                    await asyncio.wait_for(self._stop.wait(), self.check_every_seconds)
+                    async with asyncio.timeout(self.check_every_seconds):
+                        await self._stop.wait()
                 except TimeoutError:
                     pass
         finally:

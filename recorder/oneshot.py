@@ -90,7 +90,8 @@ async def run_ffmpeg(
     # after a kill it still returns what was written before.
     io = asyncio.ensure_future(proc.communicate(stdin))
     try:
-        out, err = await asyncio.wait_for(asyncio.shield(io), timeout)
+        async with asyncio.timeout(timeout):
+            out, err = await asyncio.shield(io)
     except TimeoutError:
         err = await _kill(proc, io)
         raise FfmpegTimedOut(what, timeout, proc.returncode, _tail(err)) from None
@@ -121,7 +122,8 @@ async def _kill(proc: asyncio.subprocess.Process, io: asyncio.Future[tuple[bytes
             os.killpg(proc.pid, signal.SIGKILL)
     err = b""
     try:
-        _, err = await asyncio.wait_for(asyncio.shield(io), REAP_SECONDS)
+        async with asyncio.timeout(REAP_SECONDS):
+            _, err = await asyncio.shield(io)
     except TimeoutError:
         io.cancel()
     except Exception:  # the output is lost; the process is still reaped below

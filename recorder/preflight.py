@@ -361,7 +361,8 @@ class FfmpegProcess:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGINT)
         try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(proc.wait())
         except TimeoutError:
             log.warning("ffmpeg %s ignored SIGINT for %.0f s; killing it", proc.pid, timeout)
             with contextlib.suppress(ProcessLookupError):

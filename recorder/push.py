@@ -108,7 +108,8 @@ class ProgramPusher:
         try:
             while True:
                 try:
-                    run_id, path = await asyncio.wait_for(self._queue.get(), IDLE_SECONDS)
+                    async with asyncio.timeout(IDLE_SECONDS):
+                        run_id, path = await self._queue.get()
                 except TimeoutError:
                     await self._finish()  # the session ended: end the stream cleanly
                     self.status.state = "idle"
@@ -129,7 +130,8 @@ class ProgramPusher:
                 await self._start()
             assert self._proc is not None and self._proc.stdin is not None
             self._proc.stdin.write(data)
-            await asyncio.wait_for(self._proc.stdin.drain(), WRITE_TIMEOUT_SECONDS)
+            async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+                await self._proc.stdin.drain()
         except (OSError, TimeoutError, ConnectionError) as exc:
             await self._failed(f"{type(exc).__name__}: {exc}")
             return
@@ -214,7 +216,8 @@ class ProgramPusher:
         if proc is not None and proc.returncode is None and proc.stdin is not None:
             proc.stdin.close()  # end of input: ffmpeg finishes the stream and exits
             try:
-                await asyncio.wait_for(proc.wait(), 10)
+                async with asyncio.timeout(10):
+                    await proc.wait()
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()

@@ -250,7 +250,8 @@ class Guardian:
         assert proc.stdin is not None
         proc.stdin.close()
         try:
-            await asyncio.wait_for(proc.wait(), 10)
+            async with asyncio.timeout(10):
+                await proc.wait()
         except TimeoutError:
             proc.kill()
             await proc.wait()
@@ -354,7 +355,8 @@ class CaptureSupervisor:
                 backoff,
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+                async with asyncio.timeout(backoff):
+                    await self._stopping.wait()
             backoff = min(backoff * 2, self._settings.restart_backoff_max_seconds)
         self.status.state = "stopped"
 
@@ -503,7 +505,8 @@ class CaptureSupervisor:
     async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
         self._interrupt()
         try:
-            await asyncio.wait_for(proc.wait(), timeout=self._settings.stop_timeout_seconds)
+            async with asyncio.timeout(self._settings.stop_timeout_seconds):
+                await proc.wait()
         except TimeoutError:
             log.error("session %s: ffmpeg ignored SIGINT; killing it", self.job.session_id)
             with contextlib.suppress(ProcessLookupError):

@@ -86,7 +86,8 @@ class GatewayProcess:
             self.restarts += 1
             log.error("gateway process exited (code %s); restarting in %.2f s", code, backoff)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), backoff)
+                async with asyncio.timeout(backoff):
+                    await self._stopping.wait()
             backoff = min(backoff * 2, self._max_backoff)
 
     async def stop(self) -> None:
@@ -98,7 +99,8 @@ class GatewayProcess:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), 10)
+            async with asyncio.timeout(10):
+                await proc.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

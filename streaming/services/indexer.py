@@ -76,7 +76,8 @@ class ArchiveIndexer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         try:
-            await asyncio.wait_for(self.drain(), CLOSE_WAIT)
+            async with asyncio.timeout(CLOSE_WAIT):
+                await self.drain()
         except TimeoutError:
             log.error(
                 "the archive index is %d writes behind at shutdown; the media are on disk and "

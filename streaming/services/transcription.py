@@ -201,7 +201,8 @@ class TranscriptionManager:
                 log.exception("transcription: could not look for recordings")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._every)
+                async with asyncio.timeout(self._every):
+                    await self._wake.wait()
 
     async def _follow_live(self) -> None:
         """Start a captioner for every session that went live (if live captions are on), and
