@@ -68,7 +68,6 @@ class ArchiveIndexer:
         self.dropped = 0
         self.last_error: str | None = None
         self.last_error_at: float | None = None
-        self._busy_since: float | None = None
 
     async def __aenter__(self) -> Self:
         self._tasks.spawn(self._work(), name="archive-indexer")
