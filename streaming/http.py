@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from archive.db import Conflict, NotFound
+from archive.db import Busy, Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,12 @@ def session_id_of(request: web.Request) -> int:
 
 API = "/api/"
 JSON = "application/json"
+
+
+def _busy(message: str, retry_after: int) -> web.HTTPException:
+    return json_error(
+        web.HTTPServiceUnavailable, message, headers={"Retry-After": str(retry_after)}
+    )
 
 
 def _router_error(request: web.Request, exc: web.HTTPException) -> str:
@@ -72,6 +79,14 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             payload["live_session_id"] = exc.live_session_id
         raise web.HTTPConflict(
             text=json.dumps(payload, ensure_ascii=False), content_type="application/json"
+        ) from None
+    except Busy as exc:
+        raise _busy(str(exc), exc.retry_after) from None
+    except sqlite3.OperationalError as exc:
+        # A database locked by another program (a backup, an sqlite3 shell) past the wait.
+        log.warning("archive unavailable on %s %s: %s", request.method, request.path, exc)
+        raise _busy(
+            f"the archive is busy ({exc}); nothing was lost: try again in a few seconds", 5
         ) from None
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from archive.agenda import AgendaError, AgendaItem, parse_agenda
-from archive.index import Conflict
+from archive.index import ArchiveIndex, Conflict
 from streaming.api.body import read_body
 from streaming.api.models import (
     AgendaChange,
@@ -32,7 +32,7 @@ from streaming.api.openapi import ANY_ROLE, OPERATORS, openapi_document, operati
 from streaming.api.search import search_status
 from streaming.api.transcripts import status_json
 from streaming.api.views import _iso, session_detail, session_summary
-from streaming.auth.access import audit, require
+from streaming.auth.access import audit, audit_later, require
 from streaming.hls.viewers import live_viewers
 from streaming.http import json_error, session_id_of
 from streaming.keys import (
@@ -295,9 +295,10 @@ async def start_session(request: web.Request) -> web.Response:
     archive = request.app[ARCHIVE]
     user = await require(request, "session.run")
     sid = session_id_of(request)
-    before = await archive.call(archive.index.get_session, sid)
+    before = await archive.read(ArchiveIndex.get_session, sid)
     after = await request.app[CONTROL].start(sid, by=user.name, manual=True)
-    await audit(
+    # Capture runs now: a busy database delays the audit entry, it does not fail the answer.
+    audit_later(
         request,
         user,
         "session.start",
@@ -306,7 +307,10 @@ async def start_session(request: web.Request) -> web.Response:
         before={"state": before.state},
         after={"state": after.state},
     )
-    return web.json_response(await session_detail(archive, sid))
+    detail = await session_detail(archive, sid)
+    if detail["state"] != after.state:  # its record is still queued
+        detail.update(session_summary(after))
+    return web.json_response(detail)
 
 
 @routes.post("/api/v1/sessions/{id}/stop")

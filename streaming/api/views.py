@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from archive.council import AgendaEntry, Vote
-from archive.index import AsyncArchive, Marker, Run, Session
+from archive.index import ArchiveIndex, AsyncArchive, Marker, Run, Session
 from archive.timeline import Timeline
 
 
@@ -106,9 +106,10 @@ def session_summary(session: Session) -> dict[str, Any]:
 
 async def session_detail(archive: AsyncArchive, session_id: int) -> dict[str, Any]:
     """A session with its agenda, markers (with offsets) and recording."""
-    index = archive.index
 
-    def read() -> tuple[Session, list[AgendaEntry], list[Marker], list[Run], Timeline, list[Vote]]:
+    def read(
+        index: ArchiveIndex,
+    ) -> tuple[Session, list[AgendaEntry], list[Marker], list[Run], Timeline, list[Vote]]:
         return (
             index.get_session(session_id),
             index.agenda_entries(session_id),
@@ -118,7 +119,7 @@ async def session_detail(archive: AsyncArchive, session_id: int) -> dict[str, An
             index.votes(session_id),
         )
 
-    session, agenda, markers, runs, timeline, votes = await archive.call(read)
+    session, agenda, markers, runs, timeline, votes = await archive.read(read)
     breaks = [m.kind for m in markers if m.kind in ("break_start", "break_end")]
     closed = [m.kind for m in markers if m.kind in ("closed_start", "closed_end")]
     current_item = next((m.item_id for m in reversed(markers) if m.kind == "item_start"), None)

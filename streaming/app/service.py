@@ -169,10 +169,13 @@ def create_app(
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         control = app[CONTROL]
 
-        # The scheduler's own starts and stops go into the audit log like anyone's.
-        async def audited(action: str, session_id: int, before: Any, after: Any) -> None:
+        # The scheduler's own starts and stops go into the audit log like anyone's, queued
+        # with the recorder's writes: a busy database delays the entry, not the start.
+        def audited(action: str, session_id: int, before: Any, after: Any) -> None:
             archive = app[ARCHIVE]
-            await archive.call(
+            app[INDEXER].write(
+                f"audit of {action} on session {session_id}",
+                session_id,
                 archive.index.add_audit,
                 "scheduler",
                 action,
@@ -180,19 +183,20 @@ def create_app(
                 session_id=session_id,
                 before=before,
                 after=after,
+                at=clock(),
             )
 
         async def start(session_id: int) -> None:
-            before = await app[ARCHIVE].call(app[ARCHIVE].index.get_session, session_id)
+            before = await app[ARCHIVE].read(ArchiveIndex.get_session, session_id)
             after = await control.start(session_id, by="scheduler", manual=False)
             if before.state != after.state:
-                await audited(
+                audited(
                     "session.start", session_id, {"state": before.state}, {"state": after.state}
                 )
 
         async def stop(session_id: int, reason: StopReason) -> None:
             await control.scheduled_stop(session_id, reason)
-            await audited(
+            audited(
                 "session.stop", session_id, {"state": "live"}, {"state": "ended", "reason": reason}
             )
 

@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from archive.accounts import Login, Role, User
-from archive.index import AsyncArchive, utc_now
+from archive.index import ArchiveIndex, AsyncArchive, utc_now
 from streaming.auth.passwords import _dummy_hash, same_token, token_hash, verify_password
 from streaming.http import json_error
-from streaming.keys import ARCHIVE
+from streaming.keys import ARCHIVE, INDEXER
 
 LOGIN_COOKIE = "obrady_login"
 CSRF_HEADER = "X-CSRF-Token"
@@ -60,7 +60,7 @@ PERMISSIONS: dict[str, tuple[Role, ...]] = {
 
 async def check_password(archive: AsyncArchive, name: str, password: str) -> User | None:
     """The enabled user with this name and password, or None (timing alike for unknown names)."""
-    user = await archive.call(archive.index.get_user, name)
+    user = await archive.read(ArchiveIndex.get_user, name)
     stored = user.password_hash if user else _dummy_hash()
     ok = await asyncio.to_thread(verify_password, stored, password)
     if user is None or not ok or user.disabled:
@@ -139,7 +139,7 @@ async def identify(request: web.Request, archive: AsyncArchive) -> User | None:
     token = request.cookies.get(LOGIN_COOKIE)
     if not token:
         return None
-    login = await archive.call(archive.index.login, token_hash(token), utc_now())
+    login = await archive.read(ArchiveIndex.login, token_hash(token), utc_now())
     if login is None:
         return None
     if unsafe and not same_token(await _csrf_given(request), login.csrf_token):
@@ -192,4 +192,35 @@ async def audit(
         before=before,
         after=after,
         address=request.remote,
+    )
+
+
+def audit_later(
+    request: web.Request,
+    user: User,
+    action: str,
+    target: str,
+    *,
+    session_id: int | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """`audit`, for a change already made that a busy database must not turn into an error:
+    the entry, stamped now, is queued with the recorder's writes and made when it can be."""
+    indexer = request.app.get(INDEXER)
+    if indexer is None:
+        raise RuntimeError("audit_later needs the recorder's archive indexer")
+    archive = request.app[ARCHIVE]
+    indexer.write(
+        f"audit of {action} on {target}",
+        session_id or 0,
+        archive.index.add_audit,
+        user.name,
+        action,
+        target,
+        session_id=session_id,
+        before=before,
+        after=after,
+        address=request.remote,
+        at=utc_now(),
     )

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from zoneinfo import ZoneInfo
 
 from archive.index import (
     ArchiveIndex,
     AsyncArchive,
+    Busy,
     Conflict,
     MarkerKind,
     NotFound,
@@ -49,6 +51,12 @@ CLOSED_SLATE = SlateSource("Obrady niejawne", "Ta część posiedzenia nie jest 
 CLOSED_MARGIN = timedelta(seconds=0.5)
 # A slate bridging to the room's return stays at most this many segments (plus 1 s).
 BRIDGE_SEGMENTS = 3
+# A start waits this long for the archive to store it before answering (seconds); capture has
+# started before the wait.
+START_RECORD_WAIT = 3.0
+
+T = TypeVar("T")
+
 NOT_RECORDED = "closed part: not recorded (recording.record_closed_parts = false)"
 
 
@@ -247,14 +255,20 @@ class ArchiveCaptureEvents:
 
 
 def recover_from_disk(
-    index: ArchiveIndex, session_id: int, session_dir: Path, program_camera: str
+    index: ArchiveIndex,
+    session_id: int,
+    session_dir: Path,
+    program_camera: str,
+    runs: list[Path] | None = None,
 ) -> int:
     """Bring the index in line with the media on disk (the truth); returns segments added.
+    runs: the run folders to look at (by default every one on disk now).
 
     Runs on the archive thread: it reads files.
     """
     added = 0
-    runs = sorted(session_dir.glob("*/run-*")) if session_dir.is_dir() else []
+    if runs is None:
+        runs = sorted(session_dir.glob("*/run-*")) if session_dir.is_dir() else []
     in_manifest = read_manifest(session_dir)
     for run_dir in runs:
         camera = run_dir.parent.name
@@ -298,6 +312,8 @@ def recover_from_disk(
             )
             added += 1
     index.close_open_runs(session_id, "obrady stopped unexpectedly")
+    if added:
+        log.warning("session %s: indexed %d segment(s) found on disk", session_id, added)
     return added
 
 
@@ -327,6 +343,8 @@ class SessionControl:
         # bridges to the room's return
         self._bridges: dict[str, tuple[int, asyncio.Task[None]]] = {}
         self._tasks = TaskSet("session control")
+        # session -> its start's record, queued and not yet made
+        self._starting: dict[int, asyncio.Future[Session]] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -352,17 +370,32 @@ class SessionControl:
         return self._locks.setdefault(chamber, asyncio.Lock())
 
     async def _get(self, session_id: int) -> Session:
-        return await self._archive.call(self._archive.index.get_session, session_id)
+        # A reader: a busy writer (a locked database) does not hold up starts and stops.
+        return await self._archive.read(ArchiveIndex.get_session, session_id)
+
+    def _write(self, what: str, session_id: int, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """An archive write that keeps its place among the recorder's (on the indexer's queue,
+        tried again while the database is busy), or made at once without an indexer."""
+        if self._indexer is None:
+            return asyncio.ensure_future(self._archive.call(fn, *args))
+        return self._indexer.write(what, session_id, fn, *args)
 
     async def start(self, session_id: int, *, by: str, manual: bool) -> Session:
         """Make a session live and make sure it is being recorded.
 
         A manual start of a session already live is refused; the scheduler's start of one is a
         resume (after a restart of obrady) and simply makes sure capture runs.
+
+        Capture starts first, on what the archive says now (read beside any write); the
+        session's "live" record is queued with the recorder's own and waited for at most
+        START_RECORD_WAIT seconds. A locked or slow database delays that record, never capture:
+        the answer is then the session as it will be stored.
         """
         session = await self._get(session_id)
         async with self._lock(session.chamber):
-            if manual and session.state == "live" and self._recorder.is_recording(session_id):
+            session = await self._get(session_id)
+            recording = self._recorder.is_recording(session_id)
+            if manual and session.state == "live" and recording:
                 raise Conflict(f"session {session_id} is already live")
             try:
                 chamber = self._settings.chamber(session.chamber)
@@ -371,28 +404,78 @@ class SessionControl:
                     f"session {session_id} belongs to chamber {session.chamber!r}, which is not "
                     "in the configuration: add the chamber back to record it"
                 ) from None
-            resuming = session.state == "live"
-            session = await self._archive.call(
-                self._archive.index.begin_live, session_id, self._clock()
-            )
-            if resuming and not self._recorder.is_recording(session_id):
+            if session.state == "ended":
+                raise Conflict(
+                    f"session {session_id} has ended ({session.stopped_by or 'stopped'}); "
+                    "a stopped session is never restarted: schedule a new one"
+                )
+            other = await self._archive.read(ArchiveIndex.live_session, session.chamber)
+            if other is not None and other.id != session_id:
+                raise Conflict(
+                    f"chamber {session.chamber!r} is recording session {other.id} "
+                    f"({other.title!r}); stop it first",
+                    live_session_id=other.id,
+                )
+            at = self._clock()
+            if session.state == "live" and not recording:
                 # obrady stopped while this session was live: index what ffmpeg finished after
-                # the last segment we saw, and close the runs that were cut off.
-                recovered = await self._archive.call(
+                # the last segment we saw, and close the runs that were cut off. Only the runs
+                # on disk now: the new ones are the recorder's to report.
+                session_dir = self.session_dir(session)
+                self._write(
+                    f"recovery of session {session_id}",
+                    session_id,
                     recover_from_disk,
                     self._archive.index,
                     session_id,
-                    self.session_dir(session),
+                    session_dir,
                     self.program.camera(chamber.id),
+                    sorted(session_dir.glob("*/run-*")) if session_dir.is_dir() else [],
                 )
-                if recovered:
-                    log.warning(
-                        "session %s: indexed %d segment(s) found on disk", session_id, recovered
+            began = self._starting.get(session_id)
+            if began is None or began.done():
+                began = asyncio.ensure_future(
+                    self._write(
+                        f"start of session {session_id}",
+                        session_id,
+                        self._archive.index.begin_live,
+                        session_id,
+                        at,
                     )
+                )
+                self._starting[session_id] = began
+                began.add_done_callback(lambda f: self._started_or_not(session_id, f))
+            if session.state != "live":  # as it will be stored
+                session = dataclasses.replace(session, state="live", started_at=at)
+            closed = await self.in_closed(session_id)
             await self._update_slate(session)  # resumed in a break or a closed part
-            if self._settings.recording.record_closed_parts or not await self.in_closed(session_id):
+            if self._settings.recording.record_closed_parts or not closed:
                 self._start_cameras(session, by)
-            return session
+            try:
+                async with asyncio.timeout(START_RECORD_WAIT):
+                    return await asyncio.shield(began)
+            except TimeoutError:
+                log.warning(
+                    "session %s: capture runs; its start waits for the archive (%s)",
+                    session_id,
+                    "database busy" if self._indexer is None else self._indexer.status(),
+                )
+                return session
+            except (Conflict, NotFound):
+                if not recording:
+                    await self._recorder.stop(session_id)
+                raise
+
+    def _started_or_not(self, session_id: int, began: asyncio.Future[Session]) -> None:
+        """When the start's record is made or refused: a refused one (another session went
+        live meanwhile) must not leave capture running for a session that is not live."""
+        if self._starting.get(session_id) is began:
+            del self._starting[session_id]
+        if began.cancelled() or began.exception() is None:
+            return
+        log.error("session %s: its start was not recorded: %s", session_id, began.exception())
+        if isinstance(began.exception(), (Conflict, NotFound)):
+            self._tasks.spawn(self._recorder.stop(session_id), name=f"unstart-{session_id}")
 
     def _start_cameras(self, session: Session, by: str) -> None:
         """Make sure every camera of the session's chamber is being recorded."""
@@ -515,7 +598,7 @@ class SessionControl:
                     self._start_cameras(session, by)
 
     async def _state_of(self, session_id: int, what: str) -> bool:
-        markers = await self._archive.call(self._archive.index.markers, session_id)
+        markers = await self._archive.read(ArchiveIndex.markers, session_id)
         kinds = [m.kind for m in markers if m.kind in (f"{what}_start", f"{what}_end")]
         return bool(kinds) and kinds[-1] == f"{what}_start"
 
@@ -636,11 +719,24 @@ class SessionControl:
 
     async def in_break(self, session_id: int) -> bool:
         """Whether the last break marker opened a break."""
-        markers = await self._archive.call(self._archive.index.markers, session_id)
+        markers = await self._archive.read(ArchiveIndex.markers, session_id)
         breaks = [m.kind for m in markers if m.kind in ("break_start", "break_end")]
         return bool(breaks) and breaks[-1] == "break_start"
 
     async def _live(self, session_id: int) -> Session:
+        began = self._starting.get(session_id)
+        if began is not None:
+            try:
+                async with asyncio.timeout(START_RECORD_WAIT):
+                    await asyncio.shield(began)
+            except TimeoutError:
+                raise Busy(
+                    f"session {session_id} is being recorded, but the archive has not yet "
+                    "stored its start (the database is busy): try again in a few seconds",
+                    retry_after=5,
+                ) from None
+            except (Conflict, NotFound):
+                pass  # told below, from the archive
         session = await self._get(session_id)
         if session.state != "live":
             raise Conflict(

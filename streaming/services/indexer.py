@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from archive.index import AsyncArchive
 from archive.integrity import append_manifest, sha256_file
@@ -41,6 +41,12 @@ RETRY_CAP = 5.0
 # Leaving the block waits this long for the queue to empty (seconds).
 CLOSE_WAIT = 60.0
 
+T = TypeVar("T")
+
+
+class NotIndexed(RuntimeError):
+    """A queued write that will never be made: the indexer closed before it ran."""
+
 
 @dataclass
 class _Job:
@@ -48,6 +54,8 @@ class _Job:
     session_id: int
     work: Callable[[], Awaitable[None]]
     queued_at: float
+    # Resolved when the write is made (or dropped), for whoever must learn its result.
+    done: asyncio.Future[Any] | None = None
 
 
 class ArchiveIndexer:
@@ -84,6 +92,9 @@ class ArchiveIndexer:
                 len(self._jobs),
             )
         await self._tasks.close()
+        for job in self._jobs:
+            if job.done is not None and not job.done.done():
+                job.done.set_exception(NotIndexed(f"{job.what}: obrady shut down before it"))
 
     # What the recorder reports -----------------------------------------------------------
 
@@ -151,6 +162,26 @@ class ArchiveIndexer:
 
         self._put(_Job(f"end of run token {token}", session_id, work, self._clock()))
 
+    # Any other write that must keep its place among them -----------------------------------
+
+    def write(
+        self, what: str, session_id: int, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> asyncio.Future[T]:
+        """Queue fn(*args, **kwargs) (an archive write, run on the archive thread) behind
+        everything queued so far; returns at once. The future holds fn's result, or the error
+        that dropped it (a busy database is tried again, like every write here)."""
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        # Nobody has to wait for it: a dropped write is already logged and counted.
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+        async def work() -> None:
+            result = await self._archive.call(fn, *args, **kwargs)
+            if not done.done():
+                done.set_result(result)
+
+        self._put(_Job(what, session_id, work, self._clock(), done))
+        return done
+
     # Waiting for it ------------------------------------------------------------------------
 
     async def drain(self) -> None:
@@ -178,6 +209,8 @@ class ArchiveIndexer:
     def _put(self, job: _Job) -> None:
         if self._tasks.closed:
             log.error("archive indexer closed: %s not indexed (it is on disk)", job.what)
+            if job.done is not None:
+                job.done.set_exception(NotIndexed(f"{job.what}: obrady is shutting down"))
             return
         self._jobs.append(job)
         self._idle.clear()
@@ -210,6 +243,8 @@ class ArchiveIndexer:
             except Exception as exc:
                 self.dropped += 1
                 self._failed(job, exc, retrying=False)
+                if job.done is not None and not job.done.done():
+                    job.done.set_exception(exc)
                 return
             self.indexed += 1
             return

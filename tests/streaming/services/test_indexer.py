@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Service, wait_for
+from conftest import OPERATOR, Service, basic, wait_for
 from helpers import newest_part, ts_file
 
 from archive.agenda import parse_agenda
@@ -134,6 +134,40 @@ async def test_a_broken_write_is_reported_and_the_next_ones_go_on(
     assert [s.file for s in segments] == ["seg-000001.ts", "seg-000002.ts"]
 
 
+async def test_any_write_keeps_its_place_and_tells_its_result(
+    archive: tuple[AsyncArchive, int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, sid, _ = archive
+    monkeypatch.setattr(indexer_module, "RETRY_FIRST", 0.05)
+    order: list[str] = []
+    busy = {"left": 2}
+
+    def note(what: str) -> str:
+        if what == "busy" and busy["left"]:
+            busy["left"] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        if what == "bad":
+            raise ValueError("not a valid change")
+        order.append(what)
+        return what.upper()
+
+    async with ArchiveIndexer(store) as indexer:
+        first = indexer.write("first", sid, note, "busy")
+        second = indexer.write("second", sid, note, "bad")
+        third = indexer.write("third", sid, note, "third")
+        assert await asyncio.wait_for(first, 10) == "BUSY"
+        with pytest.raises(ValueError, match="not a valid change"):
+            await asyncio.wait_for(second, 10)
+        assert await asyncio.wait_for(third, 10) == "THIRD"
+    assert order == ["busy", "third"]
+    assert indexer.status()["retries"] == 2 and indexer.status()["dropped"] == 1
+    # Once closed, a write is refused at once, with the reason.
+    late = indexer.write("late", sid, note, "late")
+    with pytest.raises(indexer_module.NotIndexed, match="shutting down"):
+        await late
+    assert order == ["busy", "third"]
+
+
 async def test_a_database_locked_for_10_s_does_not_hold_up_the_live_edge(
     service: Service,
 ) -> None:
@@ -203,3 +237,86 @@ async def test_a_database_locked_for_10_s_does_not_hold_up_the_live_edge(
     indexed = [f"{s.run_dir}/{s.file}" for s in await archive.call(archive.index.all_segments, sid)]
     assert len(on_disk) >= 10, on_disk  # ten seconds of 1 s segments at least
     assert sorted(indexed) == sorted(on_disk)
+
+
+async def test_a_session_started_while_the_database_is_locked_records_at_once(
+    service: Service,
+) -> None:
+    """The operator starts a session while another program holds the database's write lock:
+    capture and the live edge start without it, the answer comes at once and says live, an
+    item marker is refused with a clear 503 (nothing half-stored), and once the lock goes the
+    archive holds the start (at the moment it was asked), the audit entry and every segment."""
+    created = await service.begin(start=False)
+    sid = created["id"]
+    database = service.settings.paths.database
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(database, timeout=5)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            held.set()
+            release.wait(60)
+            conn.rollback()
+        finally:
+            conn.close()
+
+    locker = asyncio.create_task(asyncio.to_thread(hold_lock))
+    try:
+        await asyncio.wait_for(asyncio.to_thread(held.wait, 10), 15)
+        asked = datetime.now(UTC)
+        started = await service.post_json(f"/api/v1/sessions/{sid}/start")
+        assert not release.is_set()
+        assert started["state"] == "live", started
+        started_at = datetime.fromisoformat(started["started_at"])
+        assert asked <= started_at <= datetime.now(UTC)
+
+        # Capture runs: the public live playlist gains parts while the lock is still held.
+        async def parts() -> str | None:
+            return newest_part(await service.get_text("/live/sala/index.m3u8", status=None))
+
+        first = await wait_for(parts, 30, "parts on the live playlist while the archive is locked")
+        await wait_for(
+            lambda: _changed(parts, first), 10, "the live playlist gaining a part while locked"
+        )
+        assert service.app[INDEXER].status()["backlog"] >= 2  # the start and the audit wait
+
+        item = created["agenda"][0]["id"]
+        async with service.http.post(
+            f"{service.base}/api/v1/sessions/{sid}/items/{item}/start",
+            headers=basic(OPERATOR),
+        ) as resp:
+            refused = await resp.json()
+            assert resp.status == 503, (resp.status, refused)
+            assert resp.headers["Retry-After"].isdigit()
+        assert "try again" in refused["error"], refused
+        assert not release.is_set()
+    finally:
+        release.set()
+        await locker
+
+    indexer = service.app[INDEXER]
+    await asyncio.wait_for(indexer.drain(), 30)
+    archive = service.app[ARCHIVE]
+    stored = await archive.call(archive.index.get_session, sid)
+    assert stored.state == "live" and stored.started_at == started_at
+    audit = await archive.call(archive.index.audit_log, sid, 100)
+    assert [e.action for e in audit if e.action == "session.start"] == ["session.start"]
+    assert (await archive.call(archive.index.markers, sid)) == []  # the refused item left none
+
+    await service.post_json(f"/api/v1/sessions/{sid}/stop")
+    assert indexer.status()["dropped"] == 0
+    session_dir = service.settings.paths.session_media("sala", sid)
+    on_disk = [
+        f"{listing.parent.name}/{entry.file}"
+        for listing in sorted(session_dir.glob("*/run-*/" + SEGMENT_LIST))
+        for entry in map(parse_segment_line, listing.read_text().splitlines())
+        if entry is not None
+    ]
+    indexed = [f"{s.run_dir}/{s.file}" for s in await archive.call(archive.index.all_segments, sid)]
+    assert on_disk and sorted(indexed) == sorted(on_disk)
+
+
+async def _changed(read: Any, before: str) -> bool:
+    return await read() != before
