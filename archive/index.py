@@ -540,13 +540,23 @@ class ArchiveIndex(AccountStore, CouncilStore, EditingStore, SearchStore, Transc
                 (chamber, camera, to_text(at), session_id, by),
             )
 
-    def program_camera(self, chamber: str) -> str | None:
-        """The chamber's program camera as last switched, if ever."""
-        row = self._conn.execute(
-            "SELECT camera FROM program_switches WHERE chamber = ? ORDER BY at DESC, id DESC"
-            " LIMIT 1",
-            (chamber,),
-        ).fetchone()
+    def program_camera(self, chamber: str, session_id: int | None) -> str | None:
+        """The chamber's program camera as last switched during that session; with None, as
+        switched between sessions since the last one ended (the choice for the next one).
+        None when there was no such switch: the configured program camera applies."""
+        if session_id is not None:
+            row = self._conn.execute(
+                "SELECT camera FROM program_switches WHERE chamber = ? AND session_id = ?"
+                " ORDER BY at DESC, id DESC LIMIT 1",
+                (chamber, session_id),
+            ).fetchone()
+        else:
+            row = self._conn.execute(
+                "SELECT camera FROM program_switches WHERE chamber = ? AND session_id IS NULL"
+                " AND at > COALESCE((SELECT MAX(ended_at) FROM sessions WHERE chamber = ?), '')"
+                " ORDER BY at DESC, id DESC LIMIT 1",
+                (chamber, chamber),
+            ).fetchone()
         return None if row is None else str(row[0])
 
     def runs(self, session_id: int) -> list[Run]:

@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 from aiohttp import web
 
 from archive.editing import CoveredSegment, InvalidEdit, Redaction
-from archive.index import AgendaRow, AsyncArchive, Marker
+from archive.index import AgendaRow, ArchiveIndex, AsyncArchive, Marker
 from archive.publish import Chapter, chapters
 from archive.timeline import Timeline
 from streaming.api.body import read_body
@@ -64,13 +64,11 @@ def _item_json(row: AgendaRow) -> dict[str, Any]:
 
 
 async def _record(archive: AsyncArchive, sid: int) -> tuple[Timeline, list[Chapter]]:
-    index = archive.index
-
-    def read() -> tuple[Timeline, list[Chapter]]:
+    def read(index: ArchiveIndex) -> tuple[Timeline, list[Chapter]]:
         timeline = index.timeline(sid)
         return timeline, chapters(index.agenda(sid), index.markers(sid), timeline)
 
-    return await archive.call(read)
+    return await archive.read(read)
 
 
 async def _marker_answer(
@@ -266,13 +264,11 @@ def _redaction_json(redaction: Redaction, cover: list[CoveredSegment]) -> dict[s
 
 
 async def _redactions(archive: AsyncArchive, sid: int) -> list[dict[str, Any]]:
-    index = archive.index
-
-    def read() -> list[dict[str, Any]]:
+    def read(index: ArchiveIndex) -> list[dict[str, Any]]:
         cover = index.redaction_cover(sid)
         return [_redaction_json(r, cover.get(r.id, [])) for r in index.redactions(sid)]
 
-    return await archive.call(read)
+    return await archive.read(read)
 
 
 @routes.get("/api/v1/sessions/{id}/redactions")

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from archive.index import AsyncArchive, Session, utc_now
+from archive.index import ArchiveIndex, AsyncArchive, Session, utc_now
 from archive.timeline import Timeline
 from archive.transcripts import TranscriptLine
 from streaming.api.openapi import operation
@@ -47,9 +47,8 @@ async def chamber_now(
     archive: AsyncArchive, chamber: str, announce_minutes: int, now_at: Any
 ) -> dict[str, Any]:
     """The state of a chamber as residents should see it."""
-    index = archive.index
 
-    def read() -> dict[str, Any]:
+    def read(index: ArchiveIndex) -> dict[str, Any]:
         session: Session | None = index.live_session(chamber)
         if session is None:
             sessions = [s for s in index.list_sessions(50) if s.chamber == chamber]
@@ -100,7 +99,7 @@ async def chamber_now(
             "captions": captions,
         }
 
-    return await archive.call(read)
+    return await archive.read(read)
 
 
 @routes.get("/api/v1/chambers/{chamber}/now")

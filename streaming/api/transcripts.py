@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from archive.index import ArchiveIndex
 from archive.transcripts import InvalidTranscript, TranscriptLine, TranscriptProgress
 from streaming.api.body import read_body
 from streaming.api.models import LineAdd, LineCorrect
@@ -91,14 +92,13 @@ async def captions(request: web.Request) -> web.Response:
     is a transcript."""
     archive = request.app[ARCHIVE]
     sid, private = await _published(request)
-    index = archive.index
 
-    def read() -> str | None:
+    def read(index: ArchiveIndex) -> str | None:
         if not index.transcript(sid):
             return None
         return index.transcript_vtt(sid, hidden=index.hidden_ranges(sid))
 
-    body = await archive.call(read)
+    body = await archive.read(read)
     if body is None:
         raise json_error(web.HTTPNotFound, f"session {sid} has no captions yet")
     return web.Response(
@@ -114,16 +114,15 @@ async def transcript_text(request: web.Request) -> web.Response:
     """The transcript as plain text with times and the agenda's chapters, for download."""
     archive = request.app[ARCHIVE]
     sid, private = await _published(request)
-    index = archive.index
 
-    def read() -> str | None:
+    def read(index: ArchiveIndex) -> str | None:
         if not index.transcript(sid):
             return None
         view = read_view(index, sid)
         chapters = [(c.start, c.label) for c in view.chapters]
         return index.transcript_text(sid, chapters=chapters, hidden=index.hidden_ranges(sid))
 
-    body = await archive.call(read)
+    body = await archive.read(read)
     if body is None:
         raise json_error(web.HTTPNotFound, f"session {sid} has no transcript yet")
     return web.Response(
@@ -158,9 +157,10 @@ async def transcript_json(request: web.Request) -> web.Response:
     with contextlib.suppress(web.HTTPException):
         await require(request, "record.edit")
         staff = True
-    index = archive.index
 
-    def read() -> tuple[list[TranscriptLine], list[tuple[float, float]], Any, Any]:
+    def read(
+        index: ArchiveIndex,
+    ) -> tuple[list[TranscriptLine], list[tuple[float, float]], Any, Any]:
         return (
             index.transcript(sid, include_empty=staff),
             index.hidden_ranges(sid),
@@ -168,7 +168,7 @@ async def transcript_json(request: web.Request) -> web.Response:
             index.heard_ranges(sid) if staff else [],
         )
 
-    lines, hidden, progress, heard = await archive.call(read)
+    lines, hidden, progress, heard = await archive.read(read)
     if not staff:
         lines = [
             line

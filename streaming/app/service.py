@@ -129,9 +129,14 @@ def create_app(
 
         program.listen(program_changed)
         for chamber in settings.chambers:
-            last = await archive.call(archive.index.program_camera, chamber.id)
+            # A live session keeps the operator's choice across a restart; between sessions,
+            # a choice made for the next one stands. Anything older is forgotten.
+            live = await archive.call(archive.index.live_session, chamber.id)
+            last = await archive.call(
+                archive.index.program_camera, chamber.id, None if live is None else live.id
+            )
             if last in {camera.id for camera in chamber.camera_list}:
-                program.restore(chamber.id, last)
+                program.restore(chamber.id, last, for_next_session=live is None)
         pushers = {
             chamber.id: [ProgramPusher(chamber.id, destination) for destination in chamber.push]
             for chamber in settings.chambers

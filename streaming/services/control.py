@@ -71,7 +71,9 @@ class ProgramSelector:
     """Which camera of each chamber is the program: what goes live and into the recording."""
 
     def __init__(self, settings: Settings) -> None:
-        self._current = {c.id: c.default_program for c in settings.chambers}
+        self._default = {c.id: c.default_program for c in settings.chambers}
+        self._current = dict(self._default)
+        self._for_next: set[str] = set()  # chambers whose operator chose for the next session
         self._slate: dict[str, bool] = {}  # chamber -> slate ready (True) or coming (False)
         self._closed: set[str] = set()
         self._public_from: dict[str, datetime] = {}
@@ -125,10 +127,21 @@ class ProgramSelector:
         if chamber in self._slate:
             self._slate_live.add(chamber)
 
-    def restore(self, chamber: str, camera: str | None) -> None:
-        """Take the last switch from the archive, if the camera is still configured."""
+    def restore(self, chamber: str, camera: str | None, *, for_next_session: bool) -> None:
+        """Take the last switch from the archive, if the camera is still configured;
+        for_next_session: it was made between sessions, for the next one."""
         if camera is not None and chamber in self._current:
             self._current[chamber] = camera
+            if for_next_session:
+                self._for_next.add(chamber)
+        self._changed(chamber)
+
+    def new_session(self, chamber: str) -> None:
+        """A session begins: on the configured program camera, unless the operator chose
+        another since the last session (a switch lasts for its session only)."""
+        if chamber not in self._for_next:
+            self._current[chamber] = self._default[chamber]
+        self._for_next.discard(chamber)
         self._changed(chamber)
 
     def camera(self, chamber: str) -> str:
@@ -160,9 +173,14 @@ class ProgramSelector:
         """The camera the operator chose (the program again after a break)."""
         return self._current[chamber]
 
-    def switch(self, chamber: str, camera: str) -> None:
-        """Make camera the chamber's program (after the break, if one is on)."""
+    def switch(self, chamber: str, camera: str, *, between_sessions: bool = False) -> None:
+        """Make camera the chamber's program (after the break, if one is on); between
+        sessions, the choice is for the next one."""
         self._current[chamber] = camera
+        if between_sessions:
+            self._for_next.add(chamber)
+        else:
+            self._for_next.discard(chamber)
 
     def slate_on(self, chamber: str) -> None:
         """A break began: the slate takes over as soon as its first segment exists."""
@@ -447,6 +465,7 @@ class SessionControl:
                 began.add_done_callback(lambda f: self._started_or_not(session_id, f))
             if session.state != "live":  # as it will be stored
                 session = dataclasses.replace(session, state="live", started_at=at)
+                self.program.new_session(chamber.id)
             closed = await self.in_closed(session_id)
             await self._update_slate(session)  # resumed in a break or a closed part
             if self._settings.recording.record_closed_parts or not closed:
@@ -506,8 +525,8 @@ class SessionControl:
         ids = [camera.id for camera in chamber.camera_list]
         if camera_id not in ids:
             raise NotFound(f"camera {camera_id!r} is not in chamber {chamber_id!r}; cameras: {ids}")
-        live = await self._archive.call(self._archive.index.live_session, chamber_id)
-        self.program.switch(chamber_id, camera_id)
+        live = await self._archive.read(ArchiveIndex.live_session, chamber_id)
+        self.program.switch(chamber_id, camera_id, between_sessions=live is None)
         await self._archive.call(
             self._archive.index.add_switch,
             chamber_id,

@@ -401,7 +401,7 @@ class ExportManager:
         for session in sessions:
             if session.state != "ended" or not session.published:
                 continue
-            view = await archive.call(read_view, archive.index, session.id)
+            view = await archive.read(read_view, session.id)
             if not view.segments:
                 continue
             plan = whole_plan(self._settings, view)

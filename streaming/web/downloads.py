@@ -51,7 +51,7 @@ async def _view(request: web.Request) -> tuple[RecordingView, bool]:
         )
     if session.state == "scheduled":
         raise json_error(web.HTTPNotFound, f"session {sid} has not been recorded yet")
-    view = await archive.call(read_view, archive.index, sid)
+    view = await archive.read(read_view, sid)
     if not view.segments:
         raise json_error(web.HTTPNotFound, f"session {sid} has no recording")
     return view, private

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from archive.council import AgendaEntry, Vote
-from archive.index import NotFound, Session
+from archive.index import ArchiveIndex, NotFound, Session
 from archive.timeline import Timeline
 from streaming.api.views import session_summary, vote_json
 from streaming.auth.access import is_https
@@ -105,15 +105,14 @@ class VoteRecord:
 
 async def _vote_record(request: web.Request) -> VoteRecord:
     archive = request.app[ARCHIVE]
-    index = archive.index
     sid = session_id_of(request)
 
-    def read() -> VoteRecord:
+    def read(index: ArchiveIndex) -> VoteRecord:
         session = index.get_session(sid)
         items = {entry.id: entry for entry in index.agenda_entries(sid)}
         return VoteRecord(session, items, index.votes(sid), index.timeline(sid))
 
-    return await archive.call(read)
+    return await archive.read(read)
 
 
 def _item(record: VoteRecord, vote: Vote) -> AgendaEntry | None:

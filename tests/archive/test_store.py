@@ -184,8 +184,14 @@ def test_cameras_share_a_session_and_only_the_program_goes_live(index: ArchiveIn
     timeline = index.timeline(sid)
     assert timeline.duration == 8.0 and timeline.gaps() == []
     index.add_switch("sala", "cam2", T0, sid, "op")
-    assert index.program_camera("sala") == "cam2"
-    assert index.program_camera("komisja") is None
+    assert index.program_camera("sala", sid) == "cam2"
+    assert index.program_camera("sala", None) is None  # nothing chosen between sessions
+    assert index.program_camera("komisja", sid) is None
+    # A choice made between sessions is for the next one, until a session ends after it.
+    index.add_switch("sala", "cam1", T0 + timedelta(seconds=20), None, "op")
+    assert index.program_camera("sala", None) == "cam1"
+    index.end(sid, T0 + timedelta(seconds=30), "op")
+    assert index.program_camera("sala", None) is None
 
 
 def test_a_version_2_archive_is_migrated_without_losing_anything(tmp_path: Path) -> None:

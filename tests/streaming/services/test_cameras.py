@@ -176,3 +176,88 @@ url = "{camera.url}"
     finally:
         await stop_service(service)
         await camera.stop()
+
+
+def two_synthetic_cameras(data: Path, port: int) -> str:
+    cameras = "".join(
+        f"""
+[[chambers.cameras]]
+id = "{camera}"
+name = "{camera}"
+[chambers.cameras.source]
+kind = "synthetic"
+width = 160
+height = 90
+fps = 10
+label = "{camera}"
+"""
+        for camera in ("glowna", "mownica")
+    )
+    return f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+data_dir = "{data}"
+[recording]
+segment_seconds = 1
+preroll_seconds = 0
+[live]
+announce_minutes = 0
+[monitoring]
+offair = false
+[[chambers]]
+id = "sala"
+name = "Sala obrad"
+program = "glowna"
+{cameras}"""
+
+
+async def test_a_switch_lasts_for_its_session_only(tmp_path: Path) -> None:
+    """The configured program camera starts every session; the operator's switch stays with
+    its session (across a restart of obrady), and a choice made between sessions is for the
+    next one."""
+    settings = parse_settings(two_synthetic_cameras(tmp_path / "data", free_port()))
+
+    async def program(service: Any) -> str:
+        chambers = await service.get_json("/api/v1/chambers")
+        return str(chambers["chambers"][0]["program"])
+
+    async def live_from(service: Any, camera: str) -> bool:
+        text = await service.get_text("/live/sala/index.m3u8", status=None)
+        uris = [line for line in text.splitlines() if line.endswith(".ts")]
+        return bool(uris) and uris[-1].endswith(f"-{camera}.ts")
+
+    service = await start_service(settings)
+    try:
+        first = (await service.begin(title="Pierwsza"))["id"]
+        assert await program(service) == "glowna"
+        await service.post_json("/api/v1/chambers/sala/program", {"camera": "mownica"})
+        await service.post_json(f"/api/v1/sessions/{first}/stop")
+        assert await program(service) == "mownica"  # until the next session begins
+
+        second = (await service.begin(title="Druga"))["id"]
+        assert await program(service) == "glowna"
+        await wait_for(lambda: live_from(service, "glowna"), 20, "the next session on glowna")
+        await service.post_json("/api/v1/chambers/sala/program", {"camera": "mownica"})
+    finally:
+        await stop_service(service)
+
+    # obrady restarts while the second session is live: the operator's choice stands.
+    service = await start_service(settings)
+    try:
+        assert await program(service) == "mownica"
+        await wait_for(lambda: live_from(service, "mownica"), 20, "the resumed session on mownica")
+        await service.post_json(f"/api/v1/sessions/{second}/stop")
+        # Chosen between sessions: for the next one, across a restart too.
+        chosen = await service.post_json("/api/v1/chambers/sala/program", {"camera": "mownica"})
+        assert chosen["session_id"] is None
+    finally:
+        await stop_service(service)
+    service = await start_service(settings)
+    try:
+        assert await program(service) == "mownica"
+        await service.begin(title="Trzecia")
+        assert await program(service) == "mownica"
+        await wait_for(lambda: live_from(service, "mownica"), 20, "the third session on mownica")
+    finally:
+        await stop_service(service)
