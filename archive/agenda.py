@@ -231,7 +231,9 @@ def _match_single(
     elif match := _BULLET_RE.fullmatch(line):
         # A list pasted from a page that shows both a bullet and the number ("• 1.Otwarcie"):
         # the number is the marker, the bullet only decoration.
-        inner = _match_marker(match.group(1), number, shown, indent + match.start(1), roman, doubled)
+        inner = _match_marker(
+            match.group(1), number, shown, indent + match.start(1), roman, doubled
+        )
         if inner is not None and inner.kind in (*_TOP, _DOTTED):
             inner.indent = indent
             return inner
