@@ -125,8 +125,13 @@ class _Marked:
     marker: str  # the marker as shown in messages: "5", "b)", "4.1", "-"
     title_column: int  # where the title starts on the marker line
     parts: list[str] = field(default_factory=list)
+    marker_text: str = ""  # the marker as pasted: "1.", "(a)", "1 )"
     title: str = ""
     opens: bool = False  # the title announces a list ("... w sprawie:")
+    # The number a pasted HTML list showed in front of the line's own ("1." in "1. 1. Otwarcie"),
+    # and the position it claims; dropped in favour of the line's own number.
+    listed: str = ""
+    listed_value: int = 0
 
 
 def _clean(raw: str) -> tuple[str, int]:
@@ -165,13 +170,48 @@ def _match_roman(line: str) -> re.Match[str] | None:
 
 
 def _match_marker(
-    line: str, number: int, shown: str, indent: int, roman: bool = False
+    line: str, number: int, shown: str, indent: int, roman: bool = False, doubled: bool = False
 ) -> _Marked | None:
     """Recognise an item marker at the start of a cleaned line.
 
     Roman numerals count as markers only when roman is set: elsewhere "II." is far more
     often a stray heading than the agenda's own numbering.
+
+    A line that carries two markers, the number a pasted HTML list rendered and then the
+    author's own ("1. 1. Otwarcie", "a) a) budżetu", "1) 1. Otwarcie"), keeps only its own
+    when the two claim the same position, or, when the paste is doubled throughout (see
+    _doubled_paste), whatever the two claim: the author's number is the one the notice shows,
+    and the list's may have been restarted or repeated by the page.
     """
+    marked = _match_single(line, number, shown, indent, roman, doubled)
+    if marked is None:
+        return None
+    own = _second_marker(marked, roman)
+    if own is not None and (own.value == marked.value or doubled):
+        own.listed, own.listed_value = marked.marker_text, marked.value
+        return own
+    return marked
+
+
+def _second_marker(marked: _Marked, roman: bool) -> _Marked | None:
+    """The author's own marker right after the one a pasted HTML list rendered, or None.
+
+    Only the first marker is taken for a rendered one, and only once: in "7. 7. 3. Festiwal"
+    the "3." after the repeated "7." stays in the title.
+    """
+    if marked.kind in (_BULLET, _DOTTED) or marked.listed:
+        return None
+    own = _match_single(marked.parts[0], marked.line, marked.text, marked.title_column, roman)
+    if own is None or own.kind == _BULLET:
+        return None
+    own.indent = marked.indent
+    return own
+
+
+def _match_single(
+    line: str, number: int, shown: str, indent: int, roman: bool = False, doubled: bool = False
+) -> _Marked | None:
+    """Recognise one item marker at the start of a cleaned line (see _match_marker)."""
     path: tuple[int, ...] = ()
     if match := _DOTTED_RE.fullmatch(line):
         path = tuple(int(part) for part in match.group(1).split("."))
@@ -191,9 +231,11 @@ def _match_marker(
     elif match := _BULLET_RE.fullmatch(line):
         # A list pasted from a page that shows both a bullet and the number ("• 1.Otwarcie"):
         # the number is the marker, the bullet only decoration.
-        inner = _match_marker(match.group(1), number, shown, indent, roman)
+        inner = _match_marker(
+            match.group(1), number, shown, indent + match.start(1), roman, doubled
+        )
         if inner is not None and inner.kind in (*_TOP, _DOTTED):
-            inner.title_column += match.start(1)
+            inner.indent = indent
             return inner
         kind, value, marker = _BULLET, 0, line[0]
     else:
@@ -209,6 +251,7 @@ def _match_marker(
         marker=marker,
         title_column=indent + match.start(title),
         parts=[match.group(title)],
+        marker_text=line[: match.start(title)].strip(),
     )
 
 
@@ -721,6 +764,29 @@ def _numbered_in_roman(lines: Sequence[str]) -> bool:
     return False
 
 
+def _doubled_paste(lines: Sequence[str], roman: bool) -> bool:
+    """Whether a pasted HTML list doubled the numbers throughout ("1. 1. Otwarcie sesji").
+
+    It is when more than half of the numbered lines carry two markers and at least one pair
+    agrees. Only then does a pair that disagrees ("1. 5. Interpelacje", after a page restarted
+    its list) count as doubled; elsewhere "7. 3. Festiwal" is an item titled "3. Festiwal".
+    """
+    numbered = pairs = agreeing = 0
+    for raw in lines:
+        line, indent = _clean(raw)
+        first = _match_single(line, 0, "", indent, roman) if line else None
+        if first is None or first.kind == _BULLET:
+            continue
+        numbered += 1
+        if first.listed:  # a bullet, then both numbers
+            pairs += 1
+            agreeing += first.listed_value == first.value
+        elif (own := _second_marker(first, roman)) is not None:
+            pairs += 1
+            agreeing += own.value == first.value
+    return agreeing > 0 and 2 * pairs > numbered
+
+
 def parse_agenda(text: str) -> tuple[AgendaItem, ...]:
     """Parse pasted agenda text into top-level items; raise AgendaError listing every bad line."""
     problems: dict[int, tuple[str, list[str]]] = {}
@@ -730,6 +796,7 @@ def parse_agenda(text: str) -> tuple[AgendaItem, ...]:
 
     lines = text.splitlines()
     roman = _numbered_in_roman(lines)
+    doubled = _doubled_paste(lines, roman)
     items: list[_Marked] = []
     previous = ""
     after_blank = False
@@ -741,7 +808,7 @@ def parse_agenda(text: str) -> tuple[AgendaItem, ...]:
             after_blank = True
             continue
         shown = raw.translate(_INVISIBLE).strip()
-        item = _match_marker(line, number, shown, indent, roman)
+        item = _match_marker(line, number, shown, indent, roman, doubled)
         lone_bullet = item is not None and item.kind == _BULLET and item.parts == [""]
         if not lone_bullet and not any(c.isalnum() for c in line):
             # Separators such as "-----" or "* * *"; a bullet alone may precede its title.
@@ -802,6 +869,12 @@ def parse_agenda(text: str) -> tuple[AgendaItem, ...]:
     else:
         numbering = _number_items(items)
         for item, problem in numbering.problems:
+            if item.listed and item.listed_value != item.value:
+                problem += (
+                    f'; the line has two numbers, "{item.listed}" from the pasted list and its '
+                    f'own "{item.marker_text}", and its own is used: correct it, or remove '
+                    "one of the two"
+                )
             report(item.line, item.text, problem)
         placed = numbering.placed
 

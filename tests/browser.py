@@ -7,10 +7,11 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, CDPSession, Page, Route, async_playwright, expect
 
 # bench/glass.py holds the one list of how Chromium runs here (headless as root, no network).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -77,3 +78,36 @@ async def run_axe(page: Page) -> list[str]:
         f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
         for v in result["violations"]
     ]
+
+
+async def shown(page: Page, selector: str) -> list[str]:
+    """What each element matching selector shows, as Chromium's accessibility tree has it:
+    the marker its list draws in front of it ("1. "), if any, then its text."""
+    cdp = await page.context.new_cdp_session(page)
+    try:
+        await cdp.send("Accessibility.enable")
+        document = await cdp.send("DOM.getDocument", {"depth": 0})
+        found = await cdp.send(
+            "DOM.querySelectorAll", {"nodeId": document["root"]["nodeId"], "selector": selector}
+        )
+        texts = []
+        for node_id in found["nodeIds"]:
+            tree = await cdp.send(
+                "Accessibility.getPartialAXTree", {"nodeId": node_id, "fetchRelatives": False}
+            )
+            texts.append("".join([await _text(cdp, node) for node in tree["nodes"][:1]]))
+        return texts
+    finally:
+        await cdp.detach()
+
+
+async def _text(cdp: CDPSession, node: dict[str, Any]) -> str:
+    """The text of an accessibility node's list marker and text runs, in order, stopping at a
+    nested list or a button (they are not the item's label)."""
+    role = node.get("role", {}).get("value")
+    if role in ("StaticText", "ListMarker"):
+        return str(node.get("name", {}).get("value", ""))
+    if role in ("list", "button"):
+        return ""
+    children = await cdp.send("Accessibility.getChildAXNodes", {"id": node["nodeId"]})
+    return "".join([await _text(cdp, child) for child in children["nodes"]])

@@ -690,3 +690,180 @@ def test_other_text_after_a_heading_without_a_colon_is_reported() -> None:
 def test_duplicated_first_line_is_not_taken_for_lost_numbering() -> None:
     text = "1. Otwarcie sesji.\n1. Przyjęcie porządku obrad.\n2. Protokół.\n3. Zamknięcie."
     assert refusal(text) == [(2, "1. Przyjęcie porządku obrad.")]
+
+
+# --- 12. numbers doubled by a pasted HTML list (after bip.piotrkow.pl, 2024) -------------------
+# The notice's own numbers sit inside an HTML <ol>, so a copy of the page shows the list's number
+# and then the author's: "1. 1. Otwarcie sesji".
+
+PIOTRKOW = """\
+Zawiadamiam, że LXXXII sesja Rady Miasta Piotrkowa Trybunalskiego odbędzie się
+w dniu 24 stycznia 2024 r. o godz. 9:00 w sali posiedzeń Urzędu Miasta, Pasaż Rudowskiego 10.
+
+Proponowany porządek obrad:
+1. Otwarcie sesji.
+2. Stwierdzenie quorum.
+3. Przyjęcie porządku obrad.
+4. Przyjęcie protokołu z LXXXI sesji Rady Miasta Piotrkowa Trybunalskiego.
+5. Informacja Prezydenta Miasta o pracach w okresie międzysesyjnym.
+6. Rozpatrzenie projektów uchwał w sprawie:
+a) zmiany Wieloletniej Prognozy Finansowej Miasta Piotrkowa Trybunalskiego;
+b) zmiany budżetu miasta na 2024 rok;
+c) nadania nazwy rondu położonemu u zbiegu ulic Słowackiego
+   i Wojska Polskiego;
+d) przyjęcia Gminnego Programu Profilaktyki i Rozwiązywania Problemów Alkoholowych.
+7. Sprawozdanie z działalności Miejskiego Ośrodka Pomocy Rodzinie za 2023 rok.
+8. Rozpatrzenie skarg:
+a) na działalność Dyrektora Zarządu Dróg i Utrzymania Miasta;
+b) na działalność Prezydenta Miasta.
+9. Informacja o stanie bezpieczeństwa na terenie miasta.
+10. Interpelacje i zapytania radnych.
+11. Wolne wnioski i informacje.
+12. Zamknięcie sesji.
+"""
+
+PIOTRKOW_TREE = (
+    item("1", "Otwarcie sesji"),
+    item("2", "Stwierdzenie quorum"),
+    item("3", "Przyjęcie porządku obrad"),
+    item("4", "Przyjęcie protokołu z LXXXI sesji Rady Miasta Piotrkowa Trybunalskiego"),
+    item("5", "Informacja Prezydenta Miasta o pracach w okresie międzysesyjnym"),
+    item(
+        "6",
+        "Rozpatrzenie projektów uchwał w sprawie",
+        item("6.1", "zmiany Wieloletniej Prognozy Finansowej Miasta Piotrkowa Trybunalskiego"),
+        item("6.2", "zmiany budżetu miasta na 2024 rok"),
+        item("6.3", "nadania nazwy rondu położonemu u zbiegu ulic Słowackiego i Wojska Polskiego"),
+        item(
+            "6.4",
+            "przyjęcia Gminnego Programu Profilaktyki i Rozwiązywania Problemów Alkoholowych",
+        ),
+    ),
+    item("7", "Sprawozdanie z działalności Miejskiego Ośrodka Pomocy Rodzinie za 2023 rok"),
+    item(
+        "8",
+        "Rozpatrzenie skarg",
+        item("8.1", "na działalność Dyrektora Zarządu Dróg i Utrzymania Miasta"),
+        item("8.2", "na działalność Prezydenta Miasta"),
+    ),
+    item("9", "Informacja o stanie bezpieczeństwa na terenie miasta"),
+    item("10", "Interpelacje i zapytania radnych"),
+    item("11", "Wolne wnioski i informacje"),
+    item("12", "Zamknięcie sesji"),
+)
+
+
+def doubled(text: str, top: str, sub: str, indent: str = "") -> str:
+    """The notice as copied from a page whose HTML lists render each number again.
+
+    top and sub format the list's number in front of a top-level item or sub-item: {n} is its
+    position, {a} its letter. Sub-items and their wrapped lines get indent in front.
+    """
+    lines = []
+    for line in text.splitlines():
+        head = line.split(" ", 1)[0]
+        if head[:-1].isdigit() and head.endswith("."):
+            lines.append(top.format(n=head[:-1]) + line)
+        elif len(head) == 2 and head[0].isalpha() and head.endswith(")"):
+            n = ord(head[0]) - ord("a") + 1
+            lines.append(indent + sub.format(n=n, a=head[0]) + line)
+        elif line.startswith("   "):
+            lines.append(indent + line)
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_the_clean_piotrkow_notice_gives_the_tree() -> None:
+    assert parse_agenda(PIOTRKOW) == PIOTRKOW_TREE
+
+
+@pytest.mark.parametrize(
+    ("top", "sub", "indent", "shown"),
+    [
+        pytest.param("{n}. ", "{a}) ", "", "1. 1. Otwarcie sesji", id="same-markers"),
+        pytest.param("{n}.\t", "{a}.\t", "\t", "1.\t1. Otwarcie sesji", id="tabs-indented"),
+        pytest.param("{n}) ", "({a}) ", "  ", "1) 1. Otwarcie sesji", id="paren-before-dot"),
+        pytest.param("{n}. ", "{n}. ", "    ", "    2. b) zmiany", id="decimal-sub-list"),
+    ],
+)
+def test_numbers_doubled_by_a_pasted_html_list_give_the_clean_tree(
+    top: str, sub: str, indent: str, shown: str
+) -> None:
+    text = doubled(PIOTRKOW, top, sub, indent)
+    assert shown in text
+    assert parse_agenda(text) == PIOTRKOW_TREE
+
+
+def test_titles_that_begin_with_a_number_keep_it() -> None:
+    text = (
+        "1. Otwarcie sesji.\n"
+        "2. 2 projekty uchwał w sprawie zmian budżetu.\n"
+        "3. 1 maja — obchody Święta Pracy.\n"
+        "4. 4-letni plan inwestycji.\n"
+        "5. 3. Festiwal Kultury Trybunalskiej — sprawozdanie.\n"
+        "6. 1) propozycje mieszkańców.\n"
+        "7. Zamknięcie sesji.\n"
+    )
+    assert parse_agenda(text) == (
+        item("1", "Otwarcie sesji"),
+        item("2", "2 projekty uchwał w sprawie zmian budżetu"),
+        item("3", "1 maja — obchody Święta Pracy"),
+        item("4", "4-letni plan inwestycji"),
+        item("5", "3. Festiwal Kultury Trybunalskiej — sprawozdanie"),
+        item("6", "1) propozycje mieszkańców"),
+        item("7", "Zamknięcie sesji"),
+    )
+
+
+def test_titles_that_begin_with_a_number_keep_it_when_numbers_are_doubled() -> None:
+    text = (
+        "1. 1. Otwarcie sesji.\n"
+        "2. 2. 2 projekty uchwał w sprawie zmian budżetu.\n"
+        "3. 3. 1 maja — obchody Święta Pracy.\n"
+        "4. 4. 4-letni plan inwestycji.\n"
+        "5. 5. 3. Festiwal Kultury Trybunalskiej — sprawozdanie.\n"
+        "6. 6. Zamknięcie sesji.\n"
+    )
+    assert parse_agenda(text) == (
+        item("1", "Otwarcie sesji"),
+        item("2", "2 projekty uchwał w sprawie zmian budżetu"),
+        item("3", "1 maja — obchody Święta Pracy"),
+        item("4", "4-letni plan inwestycji"),
+        item("5", "3. Festiwal Kultury Trybunalskiej — sprawozdanie"),
+        item("6", "Zamknięcie sesji"),
+    )
+
+
+def test_a_list_restarted_by_the_page_keeps_the_items_own_numbers() -> None:
+    # The page split the notice into two lists (a heading between them); the second restarts.
+    text = doubled(PIOTRKOW, "{n}. ", "{a}) ").replace("10. 10. ", "1. 10. ")
+    text = text.replace("11. 11. ", "2. 11. ").replace("12. 12. ", "3. 12. ")
+    assert parse_agenda(text) == PIOTRKOW_TREE
+
+
+def test_every_item_in_its_own_html_list_with_its_own_number_after() -> None:
+    # Each item in its own <ol>: the list shows "1." everywhere, the author's number follows.
+    text = "".join(
+        f"1. {line}\n" if line[:1].isdigit() else f"a) {line}\n" if line[1:2] == ")" else line
+        for line in PIOTRKOW.splitlines()
+        if line[:1].isdigit() or line[1:2] == ")"
+    )
+    assert text.startswith("1. 1. Otwarcie sesji.\n1. 2. Stwierdzenie quorum.\n")
+    assert [(i.number, i.title) for i in parse_agenda(text)] == [
+        (i.number, i.title) for i in PIOTRKOW_TREE
+    ]
+
+
+def test_doubled_numbers_that_disagree_are_reported_with_both() -> None:
+    # The notice skips a number the page's list does not: the notice's own numbers are used.
+    text = doubled(PIOTRKOW, "{n}. ", "{a}) ").replace("9. 9. ", "9. 10. ")
+    text = text.replace("10. 10. ", "10. 11. ").replace("11. 11. ", "11. 12. ")
+    text = text.replace("12. 12. ", "12. 13. ")
+    found = problems(text)
+    assert list(found) == [20]
+    assert found[20] == (
+        "expected item 9 after item 8.2, found 10; the line has two numbers, "
+        '"9." from the pasted list and its own "10.", and its own is used: correct it, '
+        "or remove one of the two"
+    )

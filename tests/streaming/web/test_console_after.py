@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from browser import chromium, sign_in
+from browser import chromium, shown, sign_in
 from conftest import STAFF, Service, basic, wait_for
 from playwright.async_api import expect
 
@@ -52,6 +52,9 @@ async def test_staff_correct_the_record_in_the_console(service: Service) -> None
         await expect(page.locator("#markers li").nth(0)).to_contain_text(
             "1. Otwarcie sesji i stwierdzenie quorum"
         )
+        # The list draws no number of its own in front of the item's ("1. 1. Otwarcie").
+        labels = await shown(page, "#markers li")
+        assert labels[0].startswith("1. Otwarcie sesji i stwierdzenie quorum – "), labels
         # Merge the second chapter into the first.
         await (
             page.locator("#markers li")
