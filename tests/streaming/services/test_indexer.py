@@ -4,6 +4,7 @@ delays the index, never the live edge, and loses nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -49,6 +50,32 @@ async def archive(tmp_path: Path) -> AsyncIterator[tuple[AsyncArchive, int, Path
         ts_file(run / f"seg-{n:06d}.ts", seconds=0.5)
     async with AsyncArchive(index) as archive:
         yield archive, session.id, session_dir
+
+
+@contextlib.asynccontextmanager
+async def write_lock(database: Path, most: float) -> AsyncIterator[threading.Event]:
+    """Another program holds the database's write lock (a backup, a stuck writer) until the
+    block ends, or `most` seconds; yields an event set once it has let go."""
+    held, release, released = threading.Event(), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(database, timeout=5)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            held.set()
+            release.wait(most)
+            conn.rollback()
+        finally:
+            released.set()
+            conn.close()
+
+    locker = asyncio.create_task(asyncio.to_thread(hold))
+    try:
+        assert await asyncio.to_thread(held.wait, 10), "the database's write lock was not taken"
+        yield released
+    finally:
+        release.set()
+        await locker
 
 
 def rel(n: int) -> str:
@@ -183,23 +210,7 @@ async def test_a_database_locked_for_10_s_does_not_hold_up_the_live_edge(
 
     await wait_for(last_part, 20, "parts on the live playlist")
     part_seconds = service.settings.live.part_target_seconds
-    database = service.settings.paths.database
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold_lock() -> None:
-        conn = sqlite3.connect(database, timeout=5)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            held.set()
-            release.wait(30)
-            conn.rollback()
-        finally:
-            conn.close()
-
-    locker = asyncio.create_task(asyncio.to_thread(hold_lock))
-    try:
-        await asyncio.wait_for(asyncio.to_thread(held.wait, 10), 15)
+    async with write_lock(service.settings.paths.database, 30):
         locked_at = time.monotonic()
         changes: list[float] = [locked_at]
         seen = await last_part()
@@ -213,9 +224,6 @@ async def test_a_database_locked_for_10_s_does_not_hold_up_the_live_edge(
             most_behind = max(most_behind, status["index"]["backlog"])
             await asyncio.sleep(0.05)
         changes.append(time.monotonic())
-    finally:
-        release.set()
-        await locker
     longest = max(b - a for a, b in zip(changes, changes[1:], strict=False))
     assert longest <= part_seconds + 1.0, f"the live edge stood still for {longest:.2f} s"
     # The lock was real: the index fell behind while it was held.
@@ -248,26 +256,10 @@ async def test_a_session_started_while_the_database_is_locked_records_at_once(
     archive holds the start (at the moment it was asked), the audit entry and every segment."""
     created = await service.begin(start=False)
     sid = created["id"]
-    database = service.settings.paths.database
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold_lock() -> None:
-        conn = sqlite3.connect(database, timeout=5)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            held.set()
-            release.wait(60)
-            conn.rollback()
-        finally:
-            conn.close()
-
-    locker = asyncio.create_task(asyncio.to_thread(hold_lock))
-    try:
-        await asyncio.wait_for(asyncio.to_thread(held.wait, 10), 15)
+    async with write_lock(service.settings.paths.database, 60) as released:
         asked = datetime.now(UTC)
         started = await service.post_json(f"/api/v1/sessions/{sid}/start")
-        assert not release.is_set()
+        assert not released.is_set()
         assert started["state"] == "live", started
         started_at = datetime.fromisoformat(started["started_at"])
         assert asked <= started_at <= datetime.now(UTC)
@@ -291,10 +283,7 @@ async def test_a_session_started_while_the_database_is_locked_records_at_once(
             assert resp.status == 503, (resp.status, refused)
             assert resp.headers["Retry-After"].isdigit()
         assert "try again" in refused["error"], refused
-        assert not release.is_set()
-    finally:
-        release.set()
-        await locker
+        assert not released.is_set()
 
     indexer = service.app[INDEXER]
     await asyncio.wait_for(indexer.drain(), 30)
