@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -238,4 +239,15 @@ def newest_part(playlist: str) -> str | None:
     for line in playlist.splitlines():
         if line.startswith("#EXT-X-PART:"):
             found = line.split('URI="', 1)[1].split('"', 1)[0]
+    return found
+
+
+def thread_ticks() -> dict[int, tuple[int, int]]:
+    """CPU ticks (user + system) and nice value of each thread of this process, by thread id."""
+    found = {}
+    for entry in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/self/task/{entry}/stat", encoding="ascii") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            found[int(entry)] = (int(fields[11]) + int(fields[12]), int(fields[16]))
     return found

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import config_text, free_port, wait_for
+from helpers import thread_ticks
 
 from archive.records import Segment, Session
 from config.settings import (
@@ -262,17 +263,6 @@ def model_dir() -> Path:
     return assemble_model(ROOT / ".cache" / "whisper-base")
 
 
-def _thread_times() -> dict[int, tuple[int, int]]:
-    """CPU ticks and nice value of each thread of this process."""
-    found = {}
-    for entry in os.listdir("/proc/self/task"):
-        with contextlib.suppress(OSError):
-            with open(f"/proc/self/task/{entry}/stat", encoding="ascii") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            found[int(entry)] = (int(fields[11]) + int(fields[12]), int(fields[16]))
-    return found
-
-
 @pytest.fixture
 def speech(tmp_path: Path) -> Recording:
     """A minute of Polish speech (espeak-ng) as 1 s segments."""
@@ -308,10 +298,10 @@ async def test_captions_run_at_the_lowest_level_down_to_ctranslate2_threads(
         # Then recognition: the threads that work for it (CTranslate2's, started by the worker
         # thread) are at the captions' level; the event loop's thread is not lowered.
         await wait_for(lambda: asyncio.sleep(0, not children("pcm_s16le")), 60, "decoding done")
-        start = _thread_times()
+        start = thread_ticks()
 
         def worked() -> tuple[int, dict[int, int]]:
-            now = _thread_times()
+            now = thread_ticks()
             ticks = {
                 tid: spent - start.get(tid, (0, 0))[0]
                 for tid, (spent, _) in now.items()

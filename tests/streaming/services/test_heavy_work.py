@@ -6,7 +6,6 @@ time and every segment ffmpeg finished is in the archive."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 import time
@@ -14,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from conftest import Service, record_two_items, stop_service, wait_for
-from helpers import newest_part
+from helpers import newest_part, thread_ticks
 from speech import start_speaking_service
 
 from recorder.ffmpeg import SEGMENT_LIST
@@ -172,17 +171,6 @@ async def test_live_parts_keep_coming_and_no_segment_is_lost_under_heavy_work(
     await stop_and_check_nothing_lost(service, live)
 
 
-def _thread_ticks() -> dict[int, tuple[int, int]]:
-    """CPU ticks and nice value of each thread of this process (the service runs in it)."""
-    found = {}
-    for entry in os.listdir("/proc/self/task"):
-        with contextlib.suppress(OSError):
-            with open(f"/proc/self/task/{entry}/stat", encoding="ascii") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            found[int(entry)] = (int(fields[11]) + int(fields[12]), int(fields[16]))
-    return found
-
-
 async def test_live_captions_and_an_export_leave_the_live_edge_alone(tmp_path: Path) -> None:
     service = await start_speaking_service(tmp_path)
     try:
@@ -199,10 +187,10 @@ async def test_live_captions_and_an_export_leave_the_live_edge_alone(tmp_path: P
 
         # Live captions at work (their first window heard), and the export still running.
         await wait_for(captioning, 40, "live captions of the running session")
-        before = _thread_ticks()
+        before = thread_ticks()
         windows = captions.live[live].status.windows
         parts, longest = await watch_live(service, WATCH_SECONDS)
-        after = _thread_ticks()
+        after = thread_ticks()
         windows = captions.live[live].status.windows - windows
         assert job.state == "working", "the export ended before the watch did: make it longer"
         # Recognition worked during the watch, on threads at the captions' level.
