@@ -26,6 +26,7 @@ from recorder.preflight import (
     NotFound,
     TestRecording,
 )
+from recorder.redact import SECRETS
 from streaming.api.body import read_body
 from streaming.api.models import TestRecordingStart
 from streaming.api.openapi import OPERATORS, operation
@@ -158,7 +159,7 @@ async def get_preflight(request: web.Request) -> web.Response:
         "preview_every_seconds": settings.preview_every_seconds,
         "meter_every_seconds": settings.meter_every_seconds,
     }
-    return web.json_response(body, headers=NO_STORE)
+    return web.json_response(SECRETS.scrub_json(body), headers=NO_STORE)
 
 
 @routes.get("/api/v1/chambers/{chamber}/cameras/{camera}/preview.jpg")
@@ -257,4 +258,6 @@ async def get_test_recording(request: web.Request) -> web.Response:
     await require(request, "preflight")
     chamber = _chamber(request)
     test = _test(chamber, request.match_info["id"])
-    return web.json_response(test_json(chamber.chamber.id, test), headers=NO_STORE)
+    return web.json_response(
+        SECRETS.scrub_json(test_json(chamber.chamber.id, test)), headers=NO_STORE
+    )

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from archive.agenda import AgendaError, AgendaItem, parse_agenda
 from archive.index import ArchiveIndex, Conflict
+from recorder.redact import SECRETS
 from streaming.api.body import read_body
 from streaming.api.models import (
     AgendaChange,
@@ -499,7 +500,8 @@ async def status(request: web.Request) -> web.Response:
             }
         )
     disk = request.app[DISK].snapshot()
-    return web.json_response(
+    # ffmpeg's messages name the camera's URL: never with its password or a stream key.
+    body = SECRETS.scrub_json(
         {
             "captures": captures,
             # The speech recogniser for captions: off, loading, ready or unavailable (and why).
@@ -536,3 +538,4 @@ async def status(request: web.Request) -> web.Response:
             ],
         }
     )
+    return web.json_response(body)

@@ -12,6 +12,7 @@ from aiohttp import web
 from archive.db import ArchiveError
 from archive.index import ArchiveIndex, Conflict
 from config.settings import ConfigError, Settings, load_settings
+from recorder import redact
 
 log = logging.getLogger("obrady")
 
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact.install()  # no camera password or stream key in the log
     # APScheduler logs every job run at INFO; obrady logs what matters itself.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:

@@ -17,6 +17,7 @@ from archive.index import ArchiveIndex, AsyncArchive
 from archive.search import load_in_background
 from config.settings import Settings
 from recorder.lifecycle import Background
+from recorder.redact import register_settings
 from streaming.api import now, transcripts
 from streaming.api import search as search_api
 from streaming.edge.llhls import ByteCache, EdgeReader, RenderedPlaylists
@@ -48,6 +49,7 @@ def create_gateway_app(settings: Settings) -> web.Application:
     # middlewares nor on_response_prepare: it writes X-Obrady-Worker itself, and renders
     # refusals as error_middleware lets them through. A new middleware or hook must be matched
     # there (tests/streaming/hls/test_fast.py compares both paths byte for byte).
+    register_settings(settings.chambers)  # never printed, logged or answered
     app = web.Application(middlewares=[error_middleware])
 
     async def name_worker(_request: web.Request, response: web.StreamResponse) -> None:

@@ -24,6 +24,7 @@ from recorder.health import DiskGuard
 from recorder.lifecycle import Background
 from recorder.preflight import Preflight, RecordedCamera
 from recorder.push import ProgramPusher
+from recorder.redact import register_settings
 from recorder.scheduler import RecordingScheduler, StopReason
 from recorder.supervisor import ArgvBuilder, Guardian, Recorder
 from streaming.api import accounts as accounts_api
@@ -87,6 +88,7 @@ def create_app(
     reconcile_every_seconds: float = 30.0,
 ) -> web.Application:
     """The whole service as one aiohttp application."""
+    register_settings(settings.chambers)  # never printed, logged or answered
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[TEMPLATES] = create_environment()
