@@ -207,8 +207,8 @@ class TranscriptionSettings(_Model):
         return Path(self.model_dir).expanduser().resolve()
 
 
-# libx264's presets, fastest first: each step down costs more CPU for a smaller file at the
-# same quality.
+# libx264's presets, fastest first: each step costs more CPU for a smaller file at the same
+# crf (bench/transcode.py measures three of them).
 X264Preset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
 ]

@@ -234,6 +234,13 @@ def test_transcoding_defaults_and_a_camera_overrides_single_keys() -> None:
     assert glowna.transcoding.max_height == 720
     assert mownica.transcoding == TranscodingSettings(preset="faster", crf=24)
 
+    # A simulated chamber is encoded by its own rules; [transcoding] does not reach it.
+    synthetic = MINIMAL.replace(
+        'kind = "rtsp"\nurl = "rtsp://127.0.0.1:8554/cam"', 'kind = "synthetic"'
+    )
+    settings = parse_settings('[transcoding]\npreset = "faster"\n' + synthetic)
+    assert settings.chambers[0].camera_list[0].source.kind == "synthetic"
+
 
 @pytest.mark.parametrize(
     ("section", "expected"),
