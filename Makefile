@@ -99,6 +99,7 @@ bench: setup .cache/apt-test.stamp $(MODEL)/model.bin
 	$(BIN)/python bench/capture.py
 	$(BIN)/python bench/faults.py --times 3
 	$(BIN)/python bench/copy_overhead.py
+	$(BIN)/python bench/transcode.py
 	$(BIN)/python bench/glass.py --mode ll --seconds 60
 	$(BIN)/python bench/glass.py --mode plain --seconds 60
 	$(BIN)/python bench/scale.py --levels 100,250,500,1000,1250 --targets gateway,nginx,varnish

@@ -207,6 +207,85 @@ class TranscriptionSettings(_Model):
         return Path(self.model_dir).expanduser().resolve()
 
 
+# libx264's presets, fastest first: each step costs more CPU for a smaller file at the same
+# crf (bench/transcode.py measures three of them).
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+]
+
+
+class TranscodingSettings(_Model):
+    """How a camera that browsers cannot play (H.265) is re-encoded to H.264, and at what bitrate
+    any converted audio is made: quality, a bitrate cap, the CPU it may take (the preset) and
+    the largest picture and frame rate kept. Keyframes follow recording.segment_seconds."""
+
+    # x264's speed/size trade; faster presets keep real time on a smaller CPU (bench/transcode.py).
+    preset: X264Preset = "veryfast"
+    # Constant quality (x264 CRF: lower is better and bigger; 23 is x264's own default)...
+    crf: Annotated[float, Field(ge=0, le=51)] = 23
+    # ...never above this bitrate (kilobits per second), measured over buffer_seconds.
+    max_kbps: Annotated[int, Field(ge=100, le=50_000)] = 3000
+    buffer_seconds: Annotated[float, Field(ge=0.1, le=10)] = 1.0
+    # A taller picture is scaled down to this height (aspect kept); a smaller one is kept.
+    max_height: Annotated[int, Field(ge=144, le=2160)] = 1080
+    # Constant output frame rate: a faster camera's extra frames are dropped, a slower one's
+    # repeated, so the encoder has the same work every second.
+    fps: Annotated[int, Field(ge=1, le=60)] = 25
+    # Audio converted to AAC (G.711 cameras, the chamber's own sound).
+    audio_kbps: Annotated[int, Field(ge=32, le=320)] = 128
+
+    @field_validator("max_kbps", "audio_kbps", mode="before")
+    @classmethod
+    def _whole_kbps(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError(
+                f"give kilobits per second as a whole number without units, e.g. 2500 for "
+                f"2.5 Mbit/s (got {value!r})"
+            )
+        return value
+
+
+def _with_default_transcoding(raw: dict[str, object]) -> dict[str, object]:
+    """The raw settings with each RTSP camera's [transcoding] filled in key by key from the
+    top-level [transcoding] (a camera's own keys win); unchanged if that section is invalid,
+    so its error is reported once, under its own name."""
+    default = raw.get("transcoding", {})
+    if not isinstance(default, dict) or not default:
+        return raw
+    try:
+        TranscodingSettings.model_validate(default)
+    except ValidationError:
+        return raw
+
+    def fill(source: object) -> object:
+        if not isinstance(source, dict) or source.get("kind") != "rtsp":
+            return source
+        own = source.get("transcoding", {})
+        if not isinstance(own, dict):
+            return source
+        return {**source, "transcoding": {**default, **own}}
+
+    chambers = raw.get("chambers")
+    if not isinstance(chambers, list):
+        return raw
+    filled = []
+    for chamber in chambers:
+        if isinstance(chamber, dict):
+            chamber = dict(chamber)
+            if "source" in chamber:
+                chamber["source"] = fill(chamber["source"])
+            cameras = chamber.get("cameras")
+            if isinstance(cameras, list):
+                chamber["cameras"] = [
+                    {**c, "source": fill(c["source"])}
+                    if isinstance(c, dict) and "source" in c
+                    else c
+                    for c in cameras
+                ]
+        filled.append(chamber)
+    return {**raw, "chambers": filled}
+
+
 class SyntheticSource(_Model):
     """A simulated chamber: a test picture with a burned-in clock and a tone, made by ffmpeg."""
 
@@ -247,6 +326,9 @@ class RtspSource(_Model):
     video: Literal["auto", "copy", "h264"] = "auto"
     audio: Literal["auto", "copy", "aac", "none"] = "auto"
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # How this camera is re-encoded when it is (video = "h264", or "auto" finding H.265): the
+    # top-level [transcoding], with any key given here taking its place.
+    transcoding: TranscodingSettings = TranscodingSettings()
 
     @field_validator("url")
     @classmethod
@@ -407,8 +489,14 @@ class Settings(_Model):
     preflight: PreflightSettings = PreflightSettings()
     exports: ExportSettings = ExportSettings()
     transcription: TranscriptionSettings = TranscriptionSettings()
+    transcoding: TranscodingSettings = TranscodingSettings()
     chambers: Annotated[list[ChamberSettings], Field(min_length=1)]
     demo: DemoSettings | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _camera_transcoding(cls, raw: object) -> object:
+        return _with_default_transcoding(raw) if isinstance(raw, dict) else raw
 
     @model_validator(mode="after")
     def _unique_chambers(self) -> Settings:

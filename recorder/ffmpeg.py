@@ -11,7 +11,13 @@ from typing import Any
 
 import ffmpeg  # type: ignore[import-untyped]
 
-from config.settings import AlsaAudio, RtspAudio, RtspSource, SyntheticSource
+from config.settings import (
+    AlsaAudio,
+    RtspAudio,
+    RtspSource,
+    SyntheticSource,
+    TranscodingSettings,
+)
 
 SEGMENT_PATTERN = "seg-%06d.ts"
 SEGMENT_LIST = "segments.csv"
@@ -287,6 +293,31 @@ def synthetic_argv(
 COPY_TIMESTAMP_FIX = "setts=pts=if(eq(PTS\\,NOPTS)\\,DTS\\,PTS)"
 
 
+def transcode_options(settings: TranscodingSettings, segment_seconds: float) -> dict[str, Any]:
+    """ffmpeg output options that re-encode video to browser-playable H.264 as `settings` say,
+    with a keyframe at every segment boundary (a live part may start anywhere: parts only
+    need keyframes to be marked independent)."""
+    gop_seconds = max(1.0, segment_seconds)
+    buffer_kbits = max(1, round(settings.max_kbps * settings.buffer_seconds))
+    return {
+        "c:v": "libx264",
+        "preset": settings.preset,
+        # No lookahead and no B-frames: a frame leaves the encoder as soon as it is made.
+        "tune": "zerolatency",
+        "pix_fmt": "yuv420p",
+        "crf": f"{settings.crf:g}",
+        # Capped CRF: constant quality, but never above max_kbps over the buffer's length.
+        "maxrate": f"{settings.max_kbps}k",
+        "bufsize": f"{buffer_kbits}k",
+        # Quoted so the comma stays inside min(); -2 keeps the width even (4:2:0 needs it).
+        "vf": f"scale=-2:'min(ih,{settings.max_height})'",
+        # Constant frame rate: the encoder's work per second does not depend on the camera.
+        "r": settings.fps,
+        "fps_mode": "cfr",
+        "force_key_frames": f"expr:gte(t,n_forced*{gop_seconds:g})",
+    }
+
+
 def rtsp_input(source: RtspSource) -> Any:
     """The ffmpeg input of an RTSP camera (all its streams)."""
     return ffmpeg.input(
@@ -314,28 +345,20 @@ def rtsp_argv(
     streams = [stream["v:0"]]
     codec: dict[str, object] = {}
     global_args: list[str] = []
+    audio_kbps = source.transcoding.audio_kbps
     if source.video in ("copy", "auto"):  # "auto" unresolved: the common H.264 camera
         codec["c:v"] = "copy"
         codec["bsf:v"] = COPY_TIMESTAMP_FIX
         global_args.append("-copyts")
     else:
-        gop_seconds = max(1.0, segment_seconds)
-        codec.update(
-            {
-                "c:v": "libx264",
-                "preset": "veryfast",
-                "tune": "zerolatency",
-                "pix_fmt": "yuv420p",
-                "force_key_frames": f"expr:gte(t,n_forced*{gop_seconds:g})",
-            }
-        )
+        codec.update(transcode_options(source.transcoding, segment_seconds))
     if audio_source is not None:
         # With -copyts every input keeps its own clock: the camera's starts near 0, an ALSA
         # device's at the wall clock (1.7e9 s), which kept all its audio out of the segments.
         # The chamber audio is re-encoded anyway, so start it at 0 like the camera.
         chamber = chamber_audio_input(audio_source)["a:0"].filter("asetpts", "PTS-STARTPTS")
         streams.append(chamber)
-        codec.update({"c:a": "aac", "b:a": "128k", "ar": 48000})
+        codec.update({"c:a": "aac", "b:a": f"{audio_kbps}k", "ar": 48000})
     elif source.audio == "copy":
         # AAC from the camera goes into HLS as it is (the supervisor chose this after probing).
         streams.append(stream["a:0?"])
@@ -345,7 +368,7 @@ def rtsp_argv(
         # Optional map: a camera without an audio track is recorded as video only.
         streams.append(stream["a:0?"])
         # G.711 is 8 kHz: resample to a rate every AAC decoder and HLS player accepts.
-        codec.update({"c:a": "aac", "b:a": "128k", "ar": 48000})
+        codec.update({"c:a": "aac", "b:a": f"{audio_kbps}k", "ar": 48000})
     out = _segment_output(streams, run_dir, segment_seconds, codec)
     return ffmpeg.compile(  # type: ignore[no-any-return]
         out.global_args(*GLOBAL_ARGS, *global_args, "-n"), cmd="ffmpeg"

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import ConfigError, load_settings, parse_settings
+from config.settings import (
+    ConfigError,
+    RtspSource,
+    TranscodingSettings,
+    load_settings,
+    parse_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = """
@@ -42,6 +48,7 @@ def test_example_documents_every_key_and_loads() -> None:
         settings.monitoring,
         settings.exports,
         settings.transcription,
+        settings.transcoding,
     )
     for section in sections:
         for key in type(section).model_fields:
@@ -190,3 +197,83 @@ def test_site_time_zone_defaults_to_warsaw_and_refuses_unknown_zones() -> None:
     assert chosen.site.zone.key == "America/New_York"
     with pytest.raises(ConfigError, match="site.time_zone.*unknown time zone 'Mars/Olympus'"):
         parse_settings('[site]\ntime_zone = "Mars/Olympus"\n' + MINIMAL)
+
+
+TWO_CAMERAS = """
+[[chambers]]
+id = "sala"
+name = "Sala"
+[[chambers.cameras]]
+id = "glowna"
+[chambers.cameras.source]
+kind = "rtsp"
+url = "rtsp://10.0.0.20/h265"
+[chambers.cameras.source.transcoding]
+max_height = 720
+crf = 26
+[[chambers.cameras]]
+id = "mownica"
+[chambers.cameras.source]
+kind = "rtsp"
+url = "rtsp://10.0.0.21/h265"
+"""
+
+
+def test_transcoding_defaults_and_a_camera_overrides_single_keys() -> None:
+    settings = parse_settings(MINIMAL)
+    source = settings.chambers[0].source
+    assert isinstance(source, RtspSource)
+    assert source.transcoding == settings.transcoding == TranscodingSettings()
+    assert (source.transcoding.preset, source.transcoding.max_kbps) == ("veryfast", 3000)
+
+    settings = parse_settings('[transcoding]\npreset = "faster"\ncrf = 24\n' + TWO_CAMERAS)
+    glowna, mownica = (camera.source for camera in settings.chambers[0].camera_list)
+    assert isinstance(glowna, RtspSource) and isinstance(mownica, RtspSource)
+    # The camera's own keys win; the rest come from [transcoding], not from the built-in defaults.
+    assert (glowna.transcoding.preset, glowna.transcoding.crf) == ("faster", 26)
+    assert glowna.transcoding.max_height == 720
+    assert mownica.transcoding == TranscodingSettings(preset="faster", crf=24)
+
+    # A simulated chamber is encoded by its own rules; [transcoding] does not reach it.
+    synthetic = MINIMAL.replace(
+        'kind = "rtsp"\nurl = "rtsp://127.0.0.1:8554/cam"', 'kind = "synthetic"'
+    )
+    settings = parse_settings('[transcoding]\npreset = "faster"\n' + synthetic)
+    assert settings.chambers[0].camera_list[0].source.kind == "synthetic"
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        (
+            'preset = "fastest"',
+            "transcoding.preset: Input should be 'ultrafast', 'superfast', 'veryfast'",
+        ),
+        (
+            'max_kbps = "2.5M"',
+            "transcoding.max_kbps: give kilobits per second as a whole number without units, "
+            "e.g. 2500 for 2.5 Mbit/s (got '2.5M')",
+        ),
+        ('audio_kbps = "128k"', "transcoding.audio_kbps: give kilobits per second"),
+        ("max_kbps = 2500.5", "transcoding.max_kbps"),
+        ("max_kbps = 50", "transcoding.max_kbps: Input should be greater than or equal to 100"),
+        ("crf = 52", "transcoding.crf: Input should be less than or equal to 51"),
+        ("fps = 0", "transcoding.fps"),
+        ("max_height = 100", "transcoding.max_height"),
+        ("bitrate = 2500", "transcoding.bitrate: unknown key"),
+    ],
+)
+def test_bad_transcoding_is_refused_once_naming_the_key(section: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(f"[transcoding]\n{section}\n" + TWO_CAMERAS, "bad.toml")
+    message = str(err.value)
+    assert expected in message
+    # Reported under [transcoding] only, not again under every camera that inherits it.
+    assert "chambers.0" not in message, message
+
+
+def test_a_camera_s_bad_transcoding_key_is_refused_under_the_camera() -> None:
+    text = TWO_CAMERAS.replace("crf = 26", 'preset = "placebo"')
+    with pytest.raises(ConfigError) as err:
+        parse_settings(text, "bad.toml")
+    assert "chambers.0.cameras.0.source.transcoding.preset: Input should be" in str(err.value)

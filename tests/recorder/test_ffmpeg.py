@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.settings import RtspSource, SyntheticSource
+from config.settings import RtspAudio, RtspSource, SyntheticSource, TranscodingSettings
 from recorder.ffmpeg import capture_argv, parse_segment_line
 
 RUN = Path("/data/media/sala/7/run-0002")
@@ -70,6 +70,11 @@ def test_rtsp_reencode_and_no_audio() -> None:
     argv = capture_argv(source, RUN, 1.5)
     assert argv[argv.index("-c:v") + 1] == "libx264"
     assert argv[argv.index("-force_key_frames") + 1] == "expr:gte(t,n_forced*1.5)"
+    # The defaults of [transcoding]: capped constant quality, at most 1080 lines, 25 fps.
+    assert _options(argv, "-preset", "-crf", "-maxrate", "-bufsize", "-r", "-fps_mode") == [
+        "veryfast", "23", "3000k", "3000k", "25", "cfr"
+    ]  # fmt: skip
+    assert argv[argv.index("-vf") + 1] == "scale=-2:'min(ih,1080)'"
     assert "-c:a" not in argv and "0:a:0?" not in argv
     # The copy-mode timestamp repair is not needed when ffmpeg decodes the camera's video.
     assert "-copyts" not in argv and "-bsf:v" not in argv
@@ -103,3 +108,36 @@ def test_camera_aac_is_copied_when_the_supervisor_found_aac() -> None:
     assert "0:a:0?" in argv
     unresolved = capture_argv(RtspSource(kind="rtsp", url="rtsp://cam/1"), RUN, 2)
     assert unresolved[unresolved.index("-c:a") + 1] == "aac"  # "auto" before probing: convert
+
+
+def _options(argv: list[str], *names: str) -> list[str]:
+    return [argv[argv.index(name) + 1] for name in names]
+
+
+def test_reencode_follows_the_camera_s_transcoding_settings() -> None:
+    settings = TranscodingSettings(
+        preset="faster", crf=21.5, max_kbps=2500, buffer_seconds=2, max_height=720, fps=30,
+        audio_kbps=96,
+    )  # fmt: skip
+    source = RtspSource(kind="rtsp", url="rtsp://cam/h265", video="h264", transcoding=settings)
+    argv = capture_argv(source, RUN, 2)
+    assert _options(argv, "-c:v", "-preset", "-tune", "-crf", "-maxrate", "-bufsize") == [
+        "libx264", "faster", "zerolatency", "21.5", "2500k", "5000k"
+    ]  # fmt: skip
+    assert _options(argv, "-r", "-fps_mode", "-vf", "-force_key_frames") == [
+        "30", "cfr", "scale=-2:'min(ih,720)'", "expr:gte(t,n_forced*2)"
+    ]  # fmt: skip
+    assert _options(argv, "-c:a", "-b:a", "-ar") == ["aac", "96k", "48000"]
+    chamber = RtspAudio(kind="rtsp", url="rtsp://mics/1")
+    with_mics = capture_argv(source, RUN, 2, chamber)
+    assert _options(with_mics, "-c:a", "-b:a") == ["aac", "96k"]
+
+
+def test_copied_video_ignores_the_transcoding_settings() -> None:
+    settings = TranscodingSettings(preset="faster", max_height=720, audio_kbps=64)
+    source = RtspSource(kind="rtsp", url="rtsp://cam/h264", video="copy", transcoding=settings)
+    argv = capture_argv(source, RUN, 2)
+    assert argv[argv.index("-c:v") + 1] == "copy"
+    assert not {"-preset", "-crf", "-maxrate", "-vf", "-r", "-fps_mode"} & set(argv)
+    # G.711 is still converted, at the configured audio bitrate.
+    assert _options(argv, "-c:a", "-b:a") == ["aac", "64k"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from cameras.camera import RtspCamera
 from conftest import free_port, wait_for
 from helpers import decoded_duration, ffprobe
 
-from config.settings import RtspSource
+from config.settings import RtspSource, TranscodingSettings
 from recorder.ffmpeg import SEGMENT_LIST, SegmentEntry, capture_argv, parse_segment_line
 
 WIDTH, HEIGHT, FPS = 320, 180, 10
@@ -171,3 +172,55 @@ async def test_rtsp_camera_recorded_as_h264_aac_segments(
     decoded = await decoded_duration(concat, timeout=30)
     assert listed >= 3
     assert abs(listed - decoded) < 1.0, (listed, decoded, [e.duration for e in entries])
+
+
+async def video_packets(path: Path) -> list[tuple[float, int]]:
+    """(pts seconds, bytes) of every video packet in a file, in presentation order."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+        "packet=pts_time,size", "-of", "json", str(path),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, path
+    return sorted((float(p["pts_time"]), int(p["size"])) for p in json.loads(out)["packets"])
+
+
+async def test_h265_camera_reencoded_within_the_configured_bitrate_cap(tmp_path: Path) -> None:
+    # crf 1 alone would spend megabits a second on the test picture's snow (that is what the cap
+    # must stop); the cap lets at most max_kbps * seconds + the buffer through.
+    settings = TranscodingSettings(crf=1, max_kbps=300, buffer_seconds=1, max_height=240, fps=20)
+    run_dir = tmp_path / "run-0001"
+    run_dir.mkdir()
+    camera = RtspCamera(free_port(), video="h265", audio="none", width=640, height=360, fps=25)
+    source = RtspSource(kind="rtsp", url=camera.url, video="h264", transcoding=settings)
+    argv = capture_argv(source, run_dir, 1)
+
+    async with camera, recording(argv, tmp_path) as ffmpeg:
+
+        async def five_segments() -> list[SegmentEntry] | None:
+            if ffmpeg.exited:
+                raise AssertionError("ffmpeg ended by itself:\n" + "\n".join(ffmpeg.stderr))
+            entries = listed_segments(run_dir)
+            return entries if len(entries) >= 5 else None
+
+        await wait_for(five_segments, 40, "five segments in segments.csv", interval=0.2)
+    assert ffmpeg.returncode in (0, 255), ffmpeg.stderr
+
+    entries = listed_segments(run_dir)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join((run_dir / e.file).read_bytes() for e in entries))
+    info = await ffprobe(str(joined))
+    (video,) = [s for s in info["streams"] if s["codec_type"] == "video"]
+    assert (video["codec_name"], video["width"], video["height"]) == ("h264", 426, 240)
+    assert video["r_frame_rate"] == "20/1"
+
+    packets = await video_packets(joined)
+    seconds = packets[-1][0] - packets[0][0] + 1 / settings.fps
+    assert seconds >= 4, seconds
+    kbits = sum(size for _, size in packets) * 8 / 1000
+    # The VBV bound, with 10% for x264's estimate of the buffer (it is not exact).
+    bound = settings.max_kbps * (seconds + settings.buffer_seconds)
+    assert kbits <= 1.1 * bound, (kbits, bound, seconds)
+    # Well above the camera's quality setting alone would have gone: the cap did the work.
+    assert kbits >= 0.5 * settings.max_kbps * seconds, (kbits, seconds)
