@@ -22,6 +22,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import aiohttp
 from conftest import (
+    STAFF,
     SYNTHETIC_SOURCE,
     free_port,
     record_two_items,
@@ -45,6 +46,7 @@ HLS_URI = re.compile(r'URI="([^"]+)"')
 # A download the control port is still making answers 202 with Retry-After (a page that
 # reloads itself); a resident's browser comes back until it is there.
 DOWNLOAD_MADE_WITHIN = 120.0
+WITHDRAWN = r"is withdrawn|<title>Nagranie wycofane"
 
 
 def kind_of(path: str, content_type: str) -> str:
@@ -59,6 +61,7 @@ def kind_of(path: str, content_type: str) -> str:
         (r"\.mp4$", "download"),
         (r"\.vtt$", "webvtt"),
         (r"^/feeds/", "feed"),
+        (r"^/sessions/\d+/votes", "votes"),
         (r"^/embed/", "embed"),
         (r"^/oembed$", "oembed"),
         (r"^/api/", "api"),
@@ -171,6 +174,11 @@ def links_in(kind: str, content_type: str, text: str) -> list[tuple[str, str]]:
     return []
 
 
+# An error that is the intended answer: its status, a pattern of its address, a pattern of
+# what it says.
+Intended = tuple[int, str, str]
+
+
 @dataclass
 class Visit:
     """One address the crawl fetched, and what it got."""
@@ -180,7 +188,7 @@ class Visit:
     kind: str
     content_type: str
     referrer: str
-    note: str = ""
+    note: str = ""  # what the crawl made of it, or the start of an error's body
 
 
 @dataclass
@@ -239,6 +247,8 @@ class Crawl:
             if r.status == 202 and kind == "download" and "Retry-After" in r.headers:
                 visit.note = "being made"
                 self.downloads.append(path)
+            if r.status >= 400:
+                visit.note = body[:4000].decode("utf-8", errors="replace")
             if not any(t in content_type for t in TEXT_TYPES) or r.status >= 400:
                 return visit, None
             return visit, body.decode("utf-8", errors="replace")
@@ -254,15 +264,29 @@ class Crawl:
                 visit = Visit(path, r.status, "download", r.headers.get("Content-Type", ""), "")
                 if r.status == 200 and body[4:8] != b"ftyp":
                     visit.note = "not an MP4"
-                return visit
+            if visit.status == 200 and not visit.note:
+                # A resident's browser resumes a broken download with a Range request.
+                headers = {"Range": "bytes=100-199"}
+                async with self.http.get(self.base + path, headers=headers) as r:
+                    part = await r.read()
+                    if (r.status, part) != (206, body[100:200]):
+                        visit.note = f"Range answered {r.status}, {len(part)} bytes"
+            return visit
 
-    def failures(self, backends: tuple[str, ...]) -> list[str]:
+    def failures(self, backends: tuple[str, ...], intended: tuple[Intended, ...]) -> list[str]:
         """What a resident would have met that is not intended."""
         bad = []
         for v in self.visits.values():
             fine = v.status == 200 or v.note == "being made" or v.status in (301, 302, 303)
+            fine = fine or any(
+                v.status == status and re.search(path, v.url) and re.search(said, v.note)
+                for status, path, said in intended
+            )
             if not fine:
-                bad.append(f"{v.status} {v.url} ({v.kind}, linked from {v.referrer or '-'})")
+                bad.append(
+                    f"{v.status} {v.url} ({v.kind}, linked from {v.referrer or '-'}): "
+                    + v.note[:200]
+                )
         for address, page in sorted(self.elsewhere):
             # Nothing on the public site names the machine behind the proxy.
             if urlsplit(address).netloc in backends or urlsplit(address).hostname in (
@@ -316,23 +340,47 @@ async def test_public_site_crawls_clean_behind_nginx_and_varnish(
                 )
             return crawls
 
-        # During a live session, two agenda items taken up.
+        # A withdrawn recording (410 to the public), a session still to come (no recording
+        # yet: its player has nothing to play), then a live session, two agenda items taken up
+        # and a vote held.
+        withdrawn = await service.begin(title="Sesja wycofana")
+        await service.post_json(f"/api/v1/sessions/{withdrawn['id']}/stop")
+        await service.post_json(
+            f"/api/v1/sessions/{withdrawn['id']}/publish", {"published": False}, auth=STAFF
+        )
+        coming = await service.begin(start=False, title="Sesja zwołana")
+        intended: tuple[Intended, ...] = (
+            (410, rf"^(/embed)?/sessions/{withdrawn['id']}(\?|$)", WITHDRAWN),
+            (410, rf"^/sessions/{withdrawn['id']}/", WITHDRAWN),
+            (404, rf"^/sessions/{coming['id']}/index\.m3u8$", "has no recording yet"),
+        )
+        council = [{"name": "Anna Nowak", "caucus": "KO"}, {"name": "Jan Lis", "caucus": ""}]
+        added = await service.post_json("/api/v1/councillors", {"councillors": council}, status=201)
         session = await record_two_items(service, stop=False)
+        choices = {str(c["id"]): "for" for c in added["councillors"]}
+        await service.post_json(
+            f"/api/v1/sessions/{session['id']}/votes",
+            {"subject": "Uchwała budżetowa", "choices": choices},
+            status=201,
+        )
         during = await crawl_all("live")
         for crawl in during.values():
-            bad = crawl.failures(backends)
+            bad = crawl.failures(backends, intended)
             assert not bad, f"{crawl.name}:\n" + "\n".join(bad)
             kinds = crawl.kinds()
             for kind in ("page", "live playlist", "live part", "recorded playlist",
-                         "recorded segment", "webvtt", "feed", "embed", "oembed"):  # fmt: skip
+                         "recorded segment", "webvtt", "feed", "embed", "oembed",
+                         "votes"):  # fmt: skip
                 assert kinds[kind] > 0, (crawl.name, kind, kinds)
+            # The withdrawn recording was met, and said so.
+            assert crawl.visits[f"/sessions/{withdrawn['id']}"].status == 410, crawl.name
 
         # After it: the whole recording and each item's clip for download.
         await service.post_json(f"/api/v1/sessions/{session['id']}/stop")
         after = await crawl_all("ended")
         deadline = time.monotonic() + DOWNLOAD_MADE_WITHIN
         for crawl in after.values():
-            bad = crawl.failures(backends)
+            bad = crawl.failures(backends, intended)
             assert not bad, f"{crawl.name}:\n" + "\n".join(bad)
             kinds = crawl.kinds()
             for kind in ("page", "recorded playlist", "recorded segment", "webvtt", "feed",
