@@ -374,6 +374,10 @@ async def test_public_site_crawls_clean_behind_nginx_and_varnish(
                 assert kinds[kind] > 0, (crawl.name, kind, kinds)
             # The withdrawn recording was met, and said so.
             assert crawl.visits[f"/sessions/{withdrawn['id']}"].status == 410, crawl.name
+            # The live player's script reports the viewer (a POST, never cached).
+            beacon = {"id": f"crawl-{crawl.name.split(',')[0]}"}
+            async with http.post(crawl.base + "/live/sala/viewers", json=beacon) as resp:
+                assert resp.status == 204, (crawl.name, resp.status)
 
         # After it: the whole recording and each item's clip for download.
         await service.post_json(f"/api/v1/sessions/{session['id']}/stop")
