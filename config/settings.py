@@ -118,7 +118,9 @@ class LiveSettings(_Model):
     gateway_processes: Annotated[int, Field(ge=1, le=16)] = 1
     break_slate: bool = True
     # The address residents use (e.g. "https://transmisja.example.pl", through the cache): the
-    # off-air monitor watches the live stream there. Default: this machine's own gateway.
+    # off-air monitor watches the live stream there (default: this machine's own gateway), and
+    # feeds, embed codes and oEmbed take absolute addresses from it, never from the Host header
+    # (unset: relative addresses, no oEmbed).
     public_url: Annotated[str | None, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] = None
     # From this many minutes before a session's scheduled start the live URL shows "Transmisja
     # rozpocznie się o godz. 10.00" (0: nothing before the start).

@@ -230,8 +230,16 @@ async def stop_service(service: Service) -> None:
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Build test settings in this test's own folder and port."""
 
-    def make(source: str = SYNTHETIC_SOURCE, **recording: float) -> Settings:
-        return parse_settings(config_text(tmp_path / "data", free_port(), source, **recording))
+    def make(
+        source: str = SYNTHETIC_SOURCE, *, public: bool = False, **recording: float
+    ) -> Settings:
+        settings = parse_settings(config_text(tmp_path / "data", free_port(), source, **recording))
+        if not public:
+            return settings
+        # live.public_url is the service's own address, as residents would reach it.
+        own = f"http://{settings.server.host}:{settings.server.port}"
+        live = settings.live.model_copy(update={"public_url": own})
+        return settings.model_copy(update={"live": live})
 
     return make
 

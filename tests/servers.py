@@ -1,13 +1,16 @@
-"""Real servers the tests start: nginx with its RTMP module, standing in for YouTube."""
+"""Real servers the tests start: nginx with its RTMP module, standing in for YouTube, and the
+shipped nginx and Varnish configurations in front of obrady."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from pathlib import Path
 
 MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def terminate(proc: asyncio.subprocess.Process, timeout: float = 10) -> None:
@@ -98,3 +101,90 @@ rtmp {{
     def recordings(self) -> list[Path]:
         """FLV files nginx has written, oldest first."""
         return sorted(self.records.glob("*.flv"), key=lambda p: p.stat().st_mtime)
+
+
+def nginx_config(workdir: Path, port: int, control: int, viewers: int) -> Path:
+    """The shipped site (config/nginx.conf) with a test's ports and folders, inside a minimal
+    nginx.conf. Its access log names the upstream of each request ("-" for none)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    site = (ROOT / "config" / "nginx.conf").read_text()
+    for old, new in (
+        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("server 127.0.0.1:8080;", f"server 127.0.0.1:{control};"),
+        ("server 127.0.0.1:8081;", f"server 127.0.0.1:{viewers};"),
+        ("/var/cache/nginx/obrady", str(workdir / "cache")),
+    ):
+        assert old in site, f"config/nginx.conf no longer contains {old!r}"
+        site = site.replace(old, new)
+    (workdir / "obrady-site.conf").write_text(site)
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        f"""user root;
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log;
+events {{ worker_connections 512; }}
+http {{
+    log_format upstream "$upstream_addr $request_uri";
+    access_log {workdir}/access.log upstream;
+    client_body_temp_path {workdir}/tmp/body;
+    proxy_temp_path {workdir}/tmp/proxy;
+    fastcgi_temp_path {workdir}/tmp/fastcgi;
+    uwsgi_temp_path {workdir}/tmp/uwsgi;
+    scgi_temp_path {workdir}/tmp/scgi;
+    include {workdir}/obrady-site.conf;
+}}
+"""
+    )
+    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+    return conf
+
+
+async def start_nginx(
+    workdir: Path, port: int, control: int, viewers: int
+) -> asyncio.subprocess.Process:
+    """nginx in the foreground with the shipped site on 127.0.0.1:port (stop it with
+    terminate); its own messages go to workdir/error.log."""
+    conf = nginx_config(workdir, port, control, viewers)
+    return await asyncio.create_subprocess_exec(
+        "nginx", "-p", str(workdir), "-c", str(conf), "-g", "daemon off;",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def varnish_vcl(workdir: Path, control: int, viewers: int) -> Path:
+    """The shipped VCL (config/varnish.vcl) with a test's backend ports."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    vcl = (ROOT / "config" / "varnish.vcl").read_text()
+    for old, new in (('.port = "8080";', f'.port = "{control}";'),
+                     ('.port = "8081";', f'.port = "{viewers}";')):  # fmt: skip
+        assert vcl.count(old) == 1, f"config/varnish.vcl no longer contains {old!r} once"
+        vcl = vcl.replace(old, new)
+    path = workdir / "obrady.vcl"
+    path.write_text(vcl)
+    return path
+
+
+def varnishd_command(port: int, vcl: Path, workdir: Path) -> list[str]:
+    """varnishd in the foreground on 127.0.0.1:port with its own working folder (-n). As root,
+    `-j none`: the default jail runs the child as the varnish user, which cannot enter a test's
+    private (0700) temporary folder."""
+    jail = ["-j", "none"] if os.geteuid() == 0 else []
+    return ["varnishd", "-F", *jail, "-a", f"127.0.0.1:{port}", "-f", str(vcl),
+            "-n", str(workdir), "-s", "malloc,64m"]  # fmt: skip
+
+
+async def start_varnish(
+    workdir: Path, port: int, control: int, viewers: int
+) -> asyncio.subprocess.Process:
+    """varnishd with the shipped VCL on 127.0.0.1:port, its working folder workdir/varnish
+    (for varnishstat -n) and its output in workdir/varnishd.log; stop it with terminate."""
+    vcl = varnish_vcl(workdir, control, viewers)
+    with (workdir / "varnishd.log").open("ab") as log:
+        return await asyncio.create_subprocess_exec(
+            *varnishd_command(port, vcl, workdir / "varnish"),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )

@@ -88,7 +88,8 @@ OUTSIDE: dict[tuple[str, str], Operation] = {
         "recording is withdrawn; also as votes.csv and a printable page)"
     ),
     ("GET", "/oembed"): Operation(
-        "oEmbed 1.0 (video) for a /sessions/{id} or /live/{chamber} page; format=xml answers 501",
+        "oEmbed 1.0 (video) for a /sessions/{id} or /live/{chamber} page; format=xml answers 501, "
+        "and without live.public_url every url answers 404",
         errors=("400", "404", "501"),
         params={
             "url": {"in": "query", "required": True, "schema": {"type": "string"}},

@@ -18,7 +18,6 @@ from archive.council import AgendaEntry, Vote
 from archive.index import ArchiveIndex, NotFound, Session
 from archive.timeline import Timeline
 from streaming.api.views import session_summary, vote_json
-from streaming.auth.access import is_https
 from streaming.hls.routes import private_if_withdrawn
 from streaming.http import json_error, session_id_of
 from streaming.keys import ARCHIVE, CLOCK, SETTINGS
@@ -69,16 +68,20 @@ def _now(request: web.Request) -> datetime:
 
 
 def public_base(request: web.Request) -> str:
-    """The address residents reach us at: live.public_url, else what this request came to."""
+    """The address residents reach us at (live.public_url), or "" when none is configured:
+    addresses then stay relative to the site's root. Never the request's Host header, which
+    anyone can set, and which a shared cache would hand on to everyone after them."""
     configured = request.app[SETTINGS].live.public_url
-    if configured:
-        return configured.rstrip("/")
-    return f"{'https' if is_https(request) else 'http'}://{request.host}"
+    return configured.rstrip("/") if configured else ""
 
 
-def oembed_href(request: web.Request, session: Session) -> str:
-    """The session page's oEmbed discovery address."""
-    target = f"{public_base(request)}/sessions/{session.id}"
+def oembed_href(request: web.Request, session: Session) -> str | None:
+    """The session page's oEmbed discovery address; None without live.public_url (oEmbed
+    answers with absolute addresses only)."""
+    base = public_base(request)
+    if not base:
+        return None
+    target = f"{base}/sessions/{session.id}"
     return f"/oembed?url={quote(target, safe='')}&format=json"
 
 
@@ -487,12 +490,10 @@ def _our_path(request: web.Request, url: str) -> tuple[str, str] | None:
         return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
-    bases = {public_base(request), f"http://{request.host}", f"https://{request.host}"}
-    for base in bases:
-        own = urlsplit(base)
-        prefix = own.path.rstrip("/")
-        if parts.netloc.lower() == own.netloc.lower() and parts.path.startswith(prefix + "/"):
-            return parts.path[len(prefix) :], parts.query
+    own = urlsplit(public_base(request))
+    prefix = own.path.rstrip("/")
+    if parts.netloc.lower() == own.netloc.lower() and parts.path.startswith(prefix + "/"):
+        return parts.path[len(prefix) :], parts.query
     return None
 
 
@@ -507,6 +508,11 @@ async def oembed(request: web.Request) -> web.Response:
     maxheight = _dimension(request, "maxheight")
     if fmt != "json":
         raise json_error(web.HTTPNotImplemented, f"format {fmt!r} is not offered; use json")
+    if not public_base(request):
+        raise json_error(
+            web.HTTPNotFound,
+            "oEmbed is off: live.public_url, the address residents use, is not configured",
+        )
     ours = _our_path(request, url)
     if ours is None:
         raise json_error(web.HTTPNotFound, f"{url!r} is not a session or live page of this site")

@@ -12,47 +12,11 @@ from pathlib import Path
 
 import aiohttp
 from conftest import SYNTHETIC_SOURCE, free_port, start_service, stop_service, wait_for
-from servers import terminate
+from servers import start_nginx, terminate
 
 from config.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p/(\d+)\.(\d+)\.ts"')
-
-
-def nginx_config(workdir: Path, port: int, control: int, viewers: int) -> Path:
-    """The shipped site with this test's ports and folders, inside a minimal nginx.conf."""
-    site = (ROOT / "config" / "nginx.conf").read_text()
-    for old, new in (
-        ("listen 80;", f"listen 127.0.0.1:{port};"),
-        ("server 127.0.0.1:8080;", f"server 127.0.0.1:{control};"),
-        ("server 127.0.0.1:8081;", f"server 127.0.0.1:{viewers};"),
-        ("/var/cache/nginx/obrady", str(workdir / "cache")),
-    ):
-        assert old in site, f"config/nginx.conf no longer contains {old!r}"
-        site = site.replace(old, new)
-    (workdir / "obrady-site.conf").write_text(site)
-    conf = workdir / "nginx.conf"
-    conf.write_text(
-        f"""user root;
-worker_processes 1;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log;
-events {{ worker_connections 512; }}
-http {{
-    log_format upstream "$upstream_addr $request_uri";
-    access_log {workdir}/access.log upstream;
-    client_body_temp_path {workdir}/tmp/body;
-    proxy_temp_path {workdir}/tmp/proxy;
-    fastcgi_temp_path {workdir}/tmp/fastcgi;
-    uwsgi_temp_path {workdir}/tmp/uwsgi;
-    scgi_temp_path {workdir}/tmp/scgi;
-    include {workdir}/obrady-site.conf;
-}}
-"""
-    )
-    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
-    return conf
 
 
 async def test_shipped_nginx_config_caches_and_collapses(
@@ -64,18 +28,7 @@ async def test_shipped_nginx_config_caches_and_collapses(
     settings = settings.model_copy(update={"live": live})
     service = await start_service(settings)
     port = free_port()
-    conf = nginx_config(tmp_path, port, settings.server.port, viewers)
-    nginx = await asyncio.create_subprocess_exec(
-        "nginx",
-        "-p",
-        str(tmp_path),
-        "-c",
-        str(conf),
-        "-g",
-        "daemon off;",
-        stdin=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    nginx = await start_nginx(tmp_path, port, settings.server.port, viewers)
     base = f"http://127.0.0.1:{port}"
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
     try:

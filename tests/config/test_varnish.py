@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -15,33 +14,11 @@ from pathlib import Path
 
 import aiohttp
 from conftest import SYNTHETIC_SOURCE, free_port, start_service, stop_service, wait_for
-from servers import terminate
+from servers import start_varnish, terminate
 
 from config.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p/(\d+)\.(\d+)\.ts"')
-
-
-def varnish_vcl(workdir: Path, control: int, viewers: int) -> Path:
-    """The shipped VCL with this test's backend ports."""
-    vcl = (ROOT / "config" / "varnish.vcl").read_text()
-    for old, new in (('.port = "8080";', f'.port = "{control}";'),
-                     ('.port = "8081";', f'.port = "{viewers}";')):  # fmt: skip
-        assert vcl.count(old) == 1, f"config/varnish.vcl no longer contains {old!r} once"
-        vcl = vcl.replace(old, new)
-    path = workdir / "obrady.vcl"
-    path.write_text(vcl)
-    return path
-
-
-def varnishd_command(port: int, vcl: Path, workdir: Path) -> list[str]:
-    """varnishd in the foreground on 127.0.0.1:port with its own working folder (-n). As root,
-    `-j none`: the default jail runs the child as the varnish user, which cannot enter a test's
-    private (0700) temporary folder."""
-    jail = ["-j", "none"] if os.geteuid() == 0 else []
-    return ["varnishd", "-F", *jail, "-a", f"127.0.0.1:{port}", "-f", str(vcl),
-            "-n", str(workdir), "-s", "malloc,64m"]  # fmt: skip
 
 
 async def backend_requests(workdir: Path) -> int:
@@ -71,14 +48,7 @@ async def test_shipped_varnish_config_caches_and_coalesces(
     service = await start_service(settings)
     port = free_port()
     work = tmp_path / "varnish"
-    vcl = varnish_vcl(tmp_path, settings.server.port, viewers)
-    with (tmp_path / "varnishd.log").open("ab") as log:
-        varnish = await asyncio.create_subprocess_exec(
-            *varnishd_command(port, vcl, work),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+    varnish = await start_varnish(tmp_path, port, settings.server.port, viewers)
     base = f"http://127.0.0.1:{port}"
     gateway = f"http://127.0.0.1:{viewers}"
     http = aiohttp.ClientSession(

@@ -84,8 +84,20 @@
   // Chapters, votes and timeline entries move the player without reloading the page; the
   // address follows, so it can be copied as a link to that moment.
   var moment = document.getElementById("moment");
+  // Without live.public_url the page's addresses start at the site's root: this browser's own
+  // address completes them (the server never guesses it from the Host header).
+  function absolute(address) {
+    return new URL(address, location.href).href;
+  }
   function momentUrl(seconds) {
-    return moment.dataset.base + "?t=" + Math.floor(seconds);
+    return absolute(moment.dataset.base) + "?t=" + Math.floor(seconds);
+  }
+  if (moment) moment.value = absolute(moment.value);
+  var embedCode = document.getElementById("embed-code");
+  if (embedCode) {
+    embedCode.value = embedCode.value.replace(/ src="(\/[^"]*)"/, function (_, src) {
+      return ' src="' + absolute(src) + '"';
+    });
   }
   document.querySelectorAll("[data-t]").forEach(function (link) {
     link.addEventListener("click", function (ev) {

@@ -7,13 +7,14 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from conftest import STAFF, Service, basic, wait_for
+import pytest
+from conftest import STAFF, Service, basic, start_service, stop_service, wait_for
 
 from config.settings import Settings
 from streaming.app.gateway import create_gateway_app
@@ -40,6 +41,17 @@ CHOICES = {
 POLISH = {"for": "za", "against": "przeciw", "abstain": "wstrzymał się", "absent": "nie głosował"}
 SUBJECT = "Uchwała nr LIX/700/26 w sprawie zmiany budżetu; autopoprawka, wersja 2"
 ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+@pytest.fixture
+async def service(make_settings: Callable[..., Settings]) -> AsyncIterator[Service]:
+    """A running obrady whose live.public_url is its own address: feeds, embeds and oEmbed
+    give absolute addresses only from there."""
+    svc = await start_service(make_settings(public=True))
+    try:
+        yield svc
+    finally:
+        await stop_service(svc)
 
 
 async def fetch(
@@ -264,6 +276,44 @@ async def test_embeds_and_oembed(service: Service) -> None:
     staff = await fetch(service, f"/embed/sessions/{sid}", auth=STAFF)
     assert staff[0] == 200 and staff[1]["Cache-Control"] == "private, no-store"
     assert (await fetch(service, f"/oembed?url={quote(page_url)}"))[0] == 404
+
+
+async def test_without_a_public_url_no_address_comes_from_the_host_header(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Anyone can send any Host header, and a shared cache hands the answer on to everyone:
+    without live.public_url, addresses stay relative to the site, and oEmbed (absolute
+    addresses only) is off."""
+    service = await start_service(make_settings())
+    forged = {"Host": "evil.example", "X-Forwarded-Proto": "https"}
+    try:
+        session = await service.begin(title="Sesja bez adresu")
+        sid = session["id"]
+        await service.post_json(f"/api/v1/sessions/{sid}/stop")
+        bodies = {}
+        for path in ("/feeds/recordings.atom", "/feeds/recordings.rss", "/feeds/sessions.ics",
+                     f"/sessions/{sid}", f"/embed/sessions/{sid}"):  # fmt: skip
+            async with service.http.get(service.base + path, headers=forged) as resp:
+                assert resp.status == 200, path
+                bodies[path] = await resp.text()
+                assert "evil.example" not in bodies[path], path
+        atom = ET.fromstring(bodies["/feeds/recordings.atom"].encode())
+        links = {link.get("rel"): link.get("href") for link in atom.iter(f"{ATOM}link")}
+        assert links["alternate"] == f"/sessions/{sid}"
+        assert links["enclosure"] == f"/sessions/{sid}/index.m3u8"
+        rss = ET.fromstring(bodies["/feeds/recordings.rss"].encode())
+        assert rss.findtext("channel/item/link") == f"/sessions/{sid}"
+        assert f"URL:/sessions/{sid}\r\n" in bodies["/feeds/sessions.ics"]
+        page = bodies[f"/sessions/{sid}"]
+        assert "application/json+oembed" not in page
+        # The page's script completes these from the browser's own address.
+        assert f'data-base="/sessions/{sid}"' in page
+        assert f"&lt;iframe src=&#34;/embed/sessions/{sid}&#34;" in page
+        target = quote(f"http://evil.example/sessions/{sid}", safe="")
+        async with service.http.get(f"{service.base}/oembed?url={target}", headers=forged) as r:
+            assert r.status == 404 and "live.public_url" in (await r.json())["error"]
+    finally:
+        await stop_service(service)
 
 
 async def test_bad_input_gets_a_clear_4xx(service: Service) -> None:

@@ -7,12 +7,15 @@ from __future__ import annotations
 import ast
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import Service, segments_of, wait_for
+import pytest
+from conftest import Service, segments_of, start_service, stop_service, wait_for
 
+from config.settings import Settings
 from streaming.web.i18n import LANGS
 from streaming.web.templating import create_environment, read_catalogue
 
@@ -115,6 +118,17 @@ def test_every_message_a_template_names_is_in_the_catalogue() -> None:
 
 NASTY = 'Sesja <script>alert("x")</script> & <b onmouseover="x()">budżet</b>'
 ESCAPED = "&lt;script&gt;alert("
+
+
+@pytest.fixture
+async def service(make_settings: Callable[..., Settings]) -> AsyncIterator[Service]:
+    """A running obrady whose live.public_url is its own address: feeds, embeds and oEmbed
+    give absolute addresses only from there."""
+    svc = await start_service(make_settings(public=True))
+    try:
+        yield svc
+    finally:
+        await stop_service(svc)
 
 
 async def _ended_session(service: Service, title: str) -> dict[str, Any]:
