@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal, Protocol, Self
 
 from config.settings import RecordingSettings, RtspSource
+from recorder.continuity import FileGrowth
 from recorder.ffmpeg import (
     SEGMENT_LIST,
     SEGMENT_NAME,
@@ -84,6 +85,8 @@ class FinishedSegment:
     path: Path
     size_bytes: int
     observed_at: datetime
+    # How the file grew, poll by poll: when its bytes arrived (recorder/continuity.py).
+    growth: FileGrowth | None = None
 
 
 class CaptureEvents(Protocol):
@@ -171,6 +174,8 @@ class _RunState:
     token: int | None = None
     list_offset: int = 0
     next_file: int = 0  # the number of the next segment file ffmpeg will begin
+    # file number -> (poll times, sizes) of the files being written
+    growth: dict[int, tuple[list[float], list[int]]] = field(default_factory=dict)
 
 
 def interrupt_when_parent_dies() -> None:
@@ -563,7 +568,26 @@ class CaptureSupervisor:
         while not ended.is_set():
             await self._collect(run_dir)
             await self._notice_new_file(run_dir)
+            self._note_growth(run_dir)
             await asyncio.sleep(POLL_SECONDS)
+
+    def _note_growth(self, run_dir: Path) -> None:
+        """Note the newest file's size at this poll: when its bytes arrived tells a source that
+        stalled and then sent what it missed in a burst (the timestamps alone do not)."""
+        number = self._run.next_file - 1
+        if number < 0:
+            return
+        try:
+            size = (run_dir / (SEGMENT_PATTERN % number)).stat().st_size
+        except FileNotFoundError:
+            return
+        times, sizes = self._run.growth.setdefault(number, ([], []))
+        now = self._clock().timestamp()
+        if sizes and size == sizes[-1] and len(sizes) >= 2 and sizes[-2] == size:
+            times[-1] = now  # unchanged: only the latest poll that saw nothing new matters
+            return
+        times.append(now)
+        sizes.append(max(size, sizes[-1]) if sizes else size)
 
     async def _notice_new_file(self, run_dir: Path) -> None:
         """Report a segment file as soon as ffmpeg creates it (for the live edge)."""
@@ -618,6 +642,12 @@ class CaptureSupervisor:
                 size = path.stat().st_size
             except FileNotFoundError:
                 size = 0
+            # Its last bytes came at the latest now.
+            times, sizes = self._run.growth.pop(entry.seq, ([], []))
+            if not sizes or size > sizes[-1]:
+                times.append(observed_at.timestamp())
+                sizes.append(size)
+            growth = FileGrowth(tuple(times), tuple(sizes))
             self.status.segments += 1
             self.status.last_segment_at = observed_at
             self.status.failing_since = None
@@ -630,9 +660,8 @@ class CaptureSupervisor:
                     self._run.token = await self._events.run_started(
                         self.job, self._run.ordinal, run_dir, self._run.started_at
                     )
-                await self._events.segment_finished(
-                    self.job, FinishedSegment(self._run.token, entry, path, size, observed_at)
-                )
+                finished = FinishedSegment(self._run.token, entry, path, size, observed_at, growth)
+                await self._events.segment_finished(self.job, finished)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -1,0 +1,202 @@
+"""Checks a finished segment's media against the wall clock: every stretch of video or audio
+that is missing from it (or from between it and the segment before, in one run) longer than a
+threshold is found, with its best known cause.
+
+Measured here (ffmpeg 5.1, the GStreamer test camera, copy mode): a camera that stalls with its
+connection open (SIGSTOP) and then resumes sends what it missed in a burst, with timestamps that
+go on as if nothing happened. The segment list and the packets' timestamps then show no hole at
+all; only the moments the bytes reached the file do. So the supervisor notes, at every poll, how
+large the newest segment file is (`FileGrowth`), and a packet's arrival is the first poll that
+saw the file pass its byte position. A hole is either a jump in a stream's timestamps (a camera
+that drops what it could not send) or an arrival gap: no bytes of a stream for longer than the
+media they then carried. A poll that came late (a busy event loop) is no evidence: a gap counts
+only from the last poll that saw nothing new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recorder.priority import ANALYSIS, spawn
+
+NO_MEDIA = "the source sent no media"
+PROBE_TIMEOUT_SECONDS = 30.0
+
+
+class ContinuityError(RuntimeError):
+    """A segment's packets could not be read."""
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One packet of a segment: its stream's kind, presentation time, duration and byte offset."""
+
+    kind: str  # "video" or "audio"
+    pts: float
+    duration: float
+    pos: int
+
+
+@dataclass(frozen=True)
+class Hole:
+    """A stretch of one stream's media that is missing: from media time `media_at` (in the run's
+    timeline) for `seconds`, arrival noticed at wall-clock epoch `seen_at` (None if unknown)."""
+
+    kind: str  # "video", "audio" or "drift"
+    media_at: float
+    seconds: float
+    cause: str
+
+
+@dataclass(frozen=True)
+class Extent:
+    """Where a stream's media begins and ends in a segment (run media time)."""
+
+    start: float
+    end: float
+
+
+@dataclass
+class StreamTail:
+    """The last packet of a stream seen in a run: its end in media time, when it arrived and the
+    last poll before the next segment appeared."""
+
+    end: float
+    arrived: float | None
+
+
+@dataclass
+class RunState:
+    """What the check of one segment leaves for the next segment of the same run."""
+
+    tails: dict[str, StreamTail] = field(default_factory=dict)
+    last_poll: float | None = None
+
+
+@dataclass(frozen=True)
+class SegmentCheck:
+    """The result of checking one segment."""
+
+    holes: tuple[Hole, ...]
+    video: Extent | None
+    audio: Extent | None
+
+
+def packets_argv(path: Path) -> list[str]:
+    """ffprobe argv listing a segment's streams and packets (kind, pts, duration, position)."""
+    return [
+        "ffprobe", "-v", "error",
+        "-show_entries", "stream=index,codec_type:packet=stream_index,pts_time,duration_time,pos",
+        "-of", "compact=p=0:nk=0", str(path),
+    ]  # fmt: skip
+
+
+def parse_packets(text: str) -> list[Packet]:
+    """Packets from ffprobe's compact output of packets_argv, in file order."""
+    kinds: dict[int, str] = {}
+    packets: list[Packet] = []
+    pending: list[dict[str, str]] = []
+    for line in text.splitlines():
+        fields = dict(part.split("=", 1) for part in line.split("|") if "=" in part)
+        if "codec_type" in fields and "index" in fields:
+            kinds[int(fields["index"])] = fields["codec_type"]
+        elif "stream_index" in fields:
+            pending.append(fields)
+    for fields in pending:
+        kind = kinds.get(int(fields["stream_index"]))
+        if kind not in ("video", "audio"):
+            continue
+        try:
+            pts = float(fields.get("pts_time", ""))
+            pos = int(fields.get("pos", ""))
+        except ValueError:
+            continue  # no timestamp or position: nothing to place
+        try:
+            duration = float(fields.get("duration_time", ""))
+        except ValueError:
+            duration = 0.0
+        packets.append(Packet(kind, pts, duration, pos))
+    return packets
+
+
+async def read_packets(path: Path) -> list[Packet]:
+    """A segment's packets, read by ffprobe at the analysis priority (below capture)."""
+    proc = await spawn(
+        ANALYSIS,
+        packets_argv(path),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+            out, err = await proc.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.shield(proc.wait())
+        raise
+    if proc.returncode != 0:
+        raise ContinuityError(f"ffprobe {path}: {err.decode('utf-8', 'replace').strip()[-300:]}")
+    return parse_packets(out.decode("utf-8", "replace"))
+
+
+@dataclass(frozen=True)
+class FileGrowth:
+    """The polls of one growing segment file: wall-clock epoch seconds and the file's size then."""
+
+    times: tuple[float, ...]
+    sizes: tuple[int, ...]
+
+    def arrival(self, pos: int) -> tuple[float, float | None] | None:
+        """(the first poll that saw byte `pos`, the poll before it), or None if no poll did."""
+        index = bisect.bisect_right(self.sizes, pos)
+        if index >= len(self.sizes):
+            return None
+        return self.times[index], (self.times[index - 1] if index > 0 else None)
+
+
+def check_segment(
+    packets: Sequence[Packet],
+    growth: FileGrowth | None,
+    state: RunState,
+    threshold: float,
+) -> SegmentCheck:
+    """Holes in a segment's video and audio longer than threshold seconds, counting from the end
+    of the run's previous segment (state, which is updated for the next one)."""
+    holes: list[Hole] = []
+    extents: dict[str, Extent] = {}
+    previous_poll = state.last_poll
+    for kind in ("video", "audio"):
+        stream = [p for p in packets if p.kind == kind]
+        if not stream:
+            continue
+        extents[kind] = Extent(stream[0].pts, max(p.pts + p.duration for p in stream))
+        tail = state.tails.get(kind)
+        for packet in stream:
+            seen = growth.arrival(packet.pos) if growth is not None else None
+            arrived = seen[0] if seen is not None else None
+            # The poll before the one that saw it; for a file's first bytes, the last poll of
+            # the run's previous file.
+            before = seen[1] if seen is not None and seen[1] is not None else previous_poll
+            if tail is not None:
+                advance = packet.pts - tail.end
+                missing = max(0.0, advance)
+                if tail.arrived is not None and arrived is not None and before is not None:
+                    # Wall time with nothing of this stream arriving, beyond the media it then
+                    # carried; only from polls that looked and saw nothing.
+                    waited = max(0.0, before - tail.arrived)
+                    if waited - max(0.0, advance) > threshold:
+                        missing = max(missing, arrived - tail.arrived - max(0.0, advance))
+                if missing > threshold:
+                    holes.append(Hole(kind, tail.end, missing, NO_MEDIA))
+            tail = StreamTail(packet.pts + packet.duration, arrived)
+        state.tails[kind] = tail
+    if growth is not None and growth.times:
+        state.last_poll = growth.times[-1]
+    return SegmentCheck(tuple(holes), extents.get("video"), extents.get("audio"))
