@@ -148,17 +148,21 @@ async def read_packets(path: Path) -> list[Packet]:
 
 @dataclass(frozen=True)
 class FileGrowth:
-    """The polls of one growing segment file: wall-clock epoch seconds and the file's size then."""
+    """One growing segment file, poll by poll: after each write seen, the file's size, the time of
+    that write (its mtime: the kernel's, not the poll's, so a late poll does not move it) and the
+    last poll that saw the file still at that size (all wall-clock epoch seconds)."""
 
     times: tuple[float, ...]
     sizes: tuple[int, ...]
+    looked: tuple[float, ...]
 
     def arrival(self, pos: int) -> tuple[float, float | None] | None:
-        """(the first poll that saw byte `pos`, the poll before it), or None if no poll did."""
+        """(when byte `pos` was written at the latest, the last poll that had not seen it yet),
+        or None if no poll saw it."""
         index = bisect.bisect_right(self.sizes, pos)
         if index >= len(self.sizes):
             return None
-        return self.times[index], (self.times[index - 1] if index > 0 else None)
+        return self.times[index], (self.looked[index - 1] if index > 0 else None)
 
 
 def check_segment(
@@ -177,7 +181,8 @@ def check_segment(
         if not stream:
             continue
         extents[kind] = Extent(stream[0].pts, max(p.pts + p.duration for p in stream))
-        tail = state.tails.get(kind)
+        tail: StreamTail | None = state.tails.get(kind)
+        resumed: float | None = None  # where media came again after this stream's last hole
         for packet in stream:
             seen = growth.arrival(packet.pos) if growth is not None else None
             arrived = seen[0] if seen is not None else None
@@ -194,9 +199,17 @@ def check_segment(
                     if waited - max(0.0, advance) > threshold:
                         missing = max(missing, arrived - tail.arrived - max(0.0, advance))
                 if missing > threshold:
-                    holes.append(Hole(kind, tail.end, missing, NO_MEDIA))
+                    last = holes[-1] if holes and holes[-1].kind == kind else None
+                    if last is not None and resumed is not None and tail.end - resumed <= threshold:
+                        # A stall seen as two, one packet apart (a burst that came in two
+                        # goes): one hole, as long as both.
+                        holes[-1] = Hole(kind, last.media_at, last.seconds + missing, NO_MEDIA)
+                    else:
+                        holes.append(Hole(kind, tail.end, missing, NO_MEDIA))
+                    resumed = packet.pts
             tail = StreamTail(packet.pts + packet.duration, arrived)
-        state.tails[kind] = tail
-    if growth is not None and growth.times:
-        state.last_poll = growth.times[-1]
+        if tail is not None:
+            state.tails[kind] = tail
+    if growth is not None and growth.looked:
+        state.last_poll = growth.looked[-1]
     return SegmentCheck(tuple(holes), extents.get("video"), extents.get("audio"))

@@ -9,6 +9,7 @@ import ctypes
 import hashlib
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -175,7 +176,20 @@ class _RunState:
     list_offset: int = 0
     next_file: int = 0  # the number of the next segment file ffmpeg will begin
     # file number -> (poll times, sizes) of the files being written
-    growth: dict[int, tuple[list[float], list[int]]] = field(default_factory=dict)
+    growth: dict[int, tuple[list[float], list[int], list[float]]] = field(default_factory=dict)
+
+
+def _grew(
+    polls: tuple[list[float], list[int], list[float]], stat: os.stat_result, now: float
+) -> None:
+    """Add a poll of a growing file to its (write times, sizes, last looks)."""
+    times, sizes, looked = polls
+    if sizes and stat.st_size <= sizes[-1]:
+        looked[-1] = now  # nothing new: only the latest poll that saw nothing matters
+        return
+    times.append(stat.st_mtime_ns / 1e9)
+    sizes.append(stat.st_size)
+    looked.append(now)
 
 
 def interrupt_when_parent_dies() -> None:
@@ -578,16 +592,11 @@ class CaptureSupervisor:
         if number < 0:
             return
         try:
-            size = (run_dir / (SEGMENT_PATTERN % number)).stat().st_size
+            stat = (run_dir / (SEGMENT_PATTERN % number)).stat()
         except FileNotFoundError:
             return
-        times, sizes = self._run.growth.setdefault(number, ([], []))
-        now = self._clock().timestamp()
-        if sizes and size == sizes[-1] and len(sizes) >= 2 and sizes[-2] == size:
-            times[-1] = now  # unchanged: only the latest poll that saw nothing new matters
-            return
-        times.append(now)
-        sizes.append(max(size, sizes[-1]) if sizes else size)
+        # The real clock, as the file's mtime: the injected one is for what obrady reports.
+        _grew(self._run.growth.setdefault(number, ([], [], [])), stat, time.time())
 
     async def _notice_new_file(self, run_dir: Path) -> None:
         """Report a segment file as soon as ffmpeg creates it (for the live edge)."""
@@ -638,16 +647,15 @@ class CaptureSupervisor:
                 continue
             path = run_dir / entry.file
             await self._started_before_finished(path)
+            polls = self._run.growth.pop(entry.seq, ([], [], []))
             try:
-                size = path.stat().st_size
+                stat = path.stat()
+                size = stat.st_size
+                _grew(polls, stat, time.time())  # its last bytes
             except FileNotFoundError:
                 size = 0
-            # Its last bytes came at the latest now.
-            times, sizes = self._run.growth.pop(entry.seq, ([], []))
-            if not sizes or size > sizes[-1]:
-                times.append(observed_at.timestamp())
-                sizes.append(size)
-            growth = FileGrowth(tuple(times), tuple(sizes))
+            times, sizes, looked = polls
+            growth = FileGrowth(tuple(times), tuple(sizes), tuple(looked)) if times else None
             self.status.segments += 1
             self.status.last_segment_at = observed_at
             self.status.failing_since = None

@@ -36,6 +36,7 @@ from recorder.supervisor import (
     Recorder,
 )
 from streaming.edge.llhls import LiveEdge
+from streaming.services.continuity import ContinuityChecker
 from streaming.services.indexer import ArchiveIndexer
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ BRIDGE_SEGMENTS = 3
 # A start waits this long for the archive to store it before answering (seconds); capture has
 # started before the wait.
 START_RECORD_WAIT = 3.0
+# A stop waits this long for the last media checks (seconds); unchecked, it is not complete.
+CHECK_WAIT_SECONDS = 60.0
 
 T = TypeVar("T")
 
@@ -193,12 +196,14 @@ class ArchiveCaptureEvents:
         analyzer: SegmentAnalyzer,
         program: ProgramSelector,
         pushers: dict[str, list[ProgramPusher]] | None = None,
+        checker: ContinuityChecker | None = None,
     ) -> None:
         self._indexer = indexer
         self._edge = edge
         self._analyzer = analyzer
         self._program = program
         self._pushers = pushers or {}
+        self._checker = checker
 
     async def run_started(
         self, job: CaptureJob, ordinal: int, run_dir: Path, started_at: datetime
@@ -241,6 +246,9 @@ class ArchiveCaptureEvents:
             self._analyzer.submit(job.key, job.chamber_id, segment.path, segment.entry.duration)
         rel = f"{job.camera_id}/{segment.path.parent.name}/{segment.path.name}"
         self._indexer.segment_finished(job.session_id, job.media_dir.parent, rel, segment, program)
+        if program and self._checker is not None:
+            # The recording is the program: its media are checked against the wall clock.
+            self._checker.segment_finished(job, segment)
 
     async def run_ended(
         self,
@@ -252,6 +260,8 @@ class ArchiveCaptureEvents:
     ) -> None:
         """Queue how and why the run ended."""
         self._indexer.run_ended(job.session_id, run_token, ended_at, exit_code, reason)
+        if self._checker is not None:
+            self._checker.run_ended(run_token)
 
 
 def recover_from_disk(
@@ -329,10 +339,12 @@ class SessionControl:
         program: ProgramSelector,
         clock: Callable[[], datetime],
         indexer: ArchiveIndexer | None = None,
+        checker: ContinuityChecker | None = None,
     ) -> None:
         self._settings = settings
         self._archive = archive
         self._indexer = indexer
+        self._checker = checker
         self._recorder = recorder
         self.program = program
         self._clock = clock
@@ -539,6 +551,18 @@ class SessionControl:
                 )
             await self._end_bridge(session.chamber)
             await self._recorder.stop(session_id)
+            if self._checker is not None:
+                # The last check of the media: a stop is complete only once they are checked.
+                try:
+                    async with asyncio.timeout(CHECK_WAIT_SECONDS):
+                        await self._checker.drain()
+                except TimeoutError:
+                    log.error(
+                        "session %s: %d segments not checked at the stop; the recording is not "
+                        "complete",
+                        session_id,
+                        self._checker.backlog,
+                    )
             if self._indexer is not None:
                 # The record closes after the last segments are in it.
                 await self._indexer.drain()
