@@ -1,0 +1,101 @@
+"""The media themselves are checked against the wall clock: a camera that stalls with its
+connection open (shorter than the stall timeout, so capture is never restarted) leaves a hole
+in the recording's video and audio, and the session's record lists it; a healthy stretch
+reports none."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cameras.camera import RtspCamera
+from conftest import free_port, rtsp_source, start_service, stop_service, wait_for
+
+from config.settings import Settings
+
+STALLS = (2.0, 4.0, 8.0)
+NO_MEDIA = "the source sent no media"
+FPS = 10  # the test camera's
+# 100 ms, and one video frame: ffmpeg's muxer holds audio until video of a later time has come
+# (interleaving), so the last audio before a stall reaches the file only after it, and the
+# camera's own clock of its video is known to a frame. Measured here (bench/continuity.py):
+# errors of 10-122 ms on a busy two-core machine.
+TOLERANCE = 0.1 + 1 / FPS
+
+
+def real_hole(made: list[tuple[str, float]], kind: str, began: float, ended: float) -> float:
+    """The media a stall kept from the camera's own clock: around the stall, the longest wait
+    between two frames (or audio buffers) it made, less their usual spacing."""
+    times = [at for k, at in made if k == kind and began - 2 <= at <= ended + 2]
+    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    assert len(gaps) > 10, f"the camera made too few {kind} buffers around the stall"
+    return round(gaps[-1] - statistics.median(gaps), 3)
+
+
+async def test_stalls_with_the_connection_open_are_holes_of_their_length(
+    make_settings: Callable[..., Settings],
+) -> None:
+    camera = RtspCamera(free_port(), fps=FPS, frame_times=True)
+    await camera.start()
+    # Longer than the longest stall: capture goes on in one run, as with any stall under 6 s.
+    # The socket timeout too: ffmpeg gives up on a silent connection after it.
+    source = rtsp_source(camera.url).replace("timeout_seconds = 3", "timeout_seconds = 20")
+    service = await start_service(make_settings(source, stall_timeout_seconds=20))
+    try:
+        sid = int((await service.begin())["id"])
+
+        async def segment_count() -> int:
+            detail = await service.get_json(f"/api/v1/sessions/{sid}")
+            return sum(run["segments"] for run in detail["recording"]["runs"])
+
+        async def more_segments(n: int) -> None:
+            target = await segment_count() + n
+
+            async def reached() -> bool:
+                return await segment_count() >= target
+
+            await wait_for(reached, 30, f"{n} more segments")
+
+        await more_segments(3)
+        live = await service.get_json(f"/api/v1/sessions/{sid}")
+        assert live["recording"]["complete"] is False  # not ended, not checked to the end
+        stalled: list[tuple[float, float]] = []
+        for seconds in STALLS:
+            await more_segments(2)  # a healthy stretch before each stall
+            assert camera.pid is not None
+            began = time.time()
+            os.kill(camera.pid, signal.SIGSTOP)  # connection up, no packets
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                ended = time.time()
+                os.kill(camera.pid, signal.SIGCONT)
+            stalled.append((began, ended))
+        await more_segments(3)
+
+        detail: dict[str, Any] = await service.post_json(f"/api/v1/sessions/{sid}/stop")
+        recording = detail["recording"]
+        assert len(recording["runs"]) == 1, recording["runs"]  # never restarted
+        assert recording["gaps"] == []  # the runs cover the session: only the media tell
+        assert recording["media_checked"] is True
+        assert recording["complete"] is False
+        continuity = recording["continuity"]
+        for kind in ("video", "audio"):
+            holes = [h for h in continuity if h["kind"] == kind]
+            # One hole per stall, none invented in the healthy stretches between them.
+            assert len(holes) == len(STALLS), continuity
+            real = [real_hole(camera.made, kind, *stall) for stall in stalled]
+            for hole, seconds in zip(holes, real, strict=True):
+                assert abs(hole["seconds"] - seconds) <= TOLERANCE, (kind, holes, real)
+                assert hole["cause"] == NO_MEDIA
+                assert hole["camera"] == "main"
+                assert 0 <= hole["offset_seconds"] <= recording["duration_seconds"]
+        assert [h["kind"] for h in continuity if h["kind"] not in ("video", "audio")] == []
+    finally:
+        await stop_service(service)
+        await camera.stop()
