@@ -1,0 +1,120 @@
+"""The media check of one segment: timestamps read by ffprobe from real MPEG-TS files, holes
+found from timestamp jumps and from arrival gaps (when the bytes reached the file)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from recorder.continuity import (
+    NO_MEDIA,
+    FileGrowth,
+    Packet,
+    RunState,
+    check_segment,
+    read_packets,
+)
+
+THRESHOLD = 0.5
+
+
+async def make_ts(path: Path, video_filter: str, audio_filter: str) -> None:
+    """A 4 s MPEG-TS of test picture (10 fps) and tone, through the given filters."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-nostdin", "-v", "error",
+        "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=4",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=4",
+        "-vf", video_filter, "-af", audio_filter,
+        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+        # As capture writes them: one audio frame per PES packet (recorder/ffmpeg.py).
+        "-pes_payload_size", "0", "-f", "mpegts", str(path),
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+
+
+async def test_a_whole_segment_has_no_hole(tmp_path: Path) -> None:
+    path = tmp_path / "whole.ts"
+    await make_ts(path, "null", "anull")
+    packets = await read_packets(path)
+    assert {p.kind for p in packets} == {"video", "audio"}
+    result = check_segment(packets, None, RunState(), THRESHOLD)
+    assert result.holes == ()
+    assert result.video is not None and result.audio is not None
+    assert result.video.end - result.video.start == pytest.approx(4.0, abs=0.15)
+    # AAC comes in frames of 1024 samples, and the encoder's priming: a frame or two less.
+    assert result.audio.end - result.audio.start == pytest.approx(4.0, abs=0.2)
+
+
+async def test_a_jump_in_the_timestamps_is_a_hole_in_each_stream(tmp_path: Path) -> None:
+    path = tmp_path / "jump.ts"
+    # Drop 1.5 s from the middle of both streams, keeping the timestamps of what is left.
+    await make_ts(path, "select='not(between(t,1.5,2.999))'", "aselect='not(between(t,1.5,2.999))'")
+    result = check_segment(await read_packets(path), None, RunState(), THRESHOLD)
+    by_kind = {hole.kind: hole for hole in result.holes}
+    assert sorted(by_kind) == ["audio", "video"], result.holes
+    for hole in by_kind.values():
+        assert hole.seconds == pytest.approx(1.5, abs=0.05)
+        assert hole.media_at - result_start(result, hole.kind) == pytest.approx(1.5, abs=0.05)
+        assert hole.cause == NO_MEDIA
+
+
+def result_start(result: object, kind: str) -> float:
+    extent = getattr(result, kind)
+    assert extent is not None
+    return float(extent.start)
+
+
+async def test_a_hole_across_two_segments_of_a_run_is_found(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.ts", tmp_path / "b.ts"
+    await make_ts(first, "trim=end=2", "atrim=end=2")
+    await make_ts(second, "trim=start=3", "atrim=start=3")
+    state = RunState()
+    assert check_segment(await read_packets(first), None, state, THRESHOLD).holes == ()
+    holes = check_segment(await read_packets(second), None, state, THRESHOLD).holes
+    assert sorted(h.kind for h in holes) == ["audio", "video"]
+    # Each file starts on a whole frame (AAC: 1024 samples, and its priming).
+    assert all(h.seconds == pytest.approx(1.0, abs=0.1) for h in holes), holes
+
+
+def steady(kind: str, count: int, spacing: float, start: float = 0.0) -> list[Packet]:
+    return [Packet(kind, start + i * spacing, spacing, 100 * i) for i in range(count)]
+
+
+def test_media_that_came_late_in_a_burst_is_a_hole_of_the_wait() -> None:
+    # Ten frames at 10 fps; the source stalled 3 s after the fifth, then sent the rest at once.
+    packets = steady("video", 10, 0.1)
+    times = [1000.0 + 0.1 * i for i in range(5)] + [1003.4 + 0.001 * i for i in range(5)]
+    sizes = [100 * i + 1 for i in range(10)]
+    looked = [t + 0.02 for t in times]  # polls every few ms saw nothing new during the stall
+    looked[4] = 1003.39
+    growth = FileGrowth(tuple(times), tuple(sizes), tuple(looked))
+    [hole] = check_segment(packets, growth, RunState(), THRESHOLD).holes
+    assert hole.kind == "video" and hole.cause == NO_MEDIA
+    assert hole.media_at == pytest.approx(0.5)
+    assert hole.seconds == pytest.approx(3.0, abs=0.001)
+
+
+def test_a_wait_no_poll_looked_at_is_no_evidence() -> None:
+    # The same arrival times, but the service did not look during the wait (a busy loop): the
+    # poll before the one that saw the burst had already seen the fifth frame and nothing since
+    # then could be known.
+    packets = steady("video", 10, 0.1)
+    times = [1000.0 + 0.1 * i for i in range(5)] + [1003.4 + 0.001 * i for i in range(5)]
+    sizes = [100 * i + 1 for i in range(10)]
+    looked = list(times)
+    growth = FileGrowth(tuple(times), tuple(sizes), tuple(looked))
+    assert check_segment(packets, growth, RunState(), THRESHOLD).holes == ()
+
+
+def test_short_waits_and_steady_arrival_are_not_holes() -> None:
+    packets = steady("audio", 50, 0.02)
+    times = [1000.0 + 0.02 * i + (0.3 if i >= 25 else 0.0) for i in range(50)]
+    sizes = [100 * i + 1 for i in range(50)]
+    looked = [t + 0.01 for t in times]
+    looked[24] = times[25] - 0.01
+    growth = FileGrowth(tuple(times), tuple(sizes), tuple(looked))
+    assert check_segment(packets, growth, RunState(), THRESHOLD).holes == ()
