@@ -25,6 +25,10 @@ from pathlib import Path
 from recorder.priority import ANALYSIS, spawn
 
 NO_MEDIA = "the source sent no media"
+VIDEO_BEHIND = "the encoder fell behind real time: the video lags the audio"
+AUDIO_BEHIND = "the audio fell behind the video"
+# Audio and video that drift apart by more than this are reported (seconds).
+DRIFT_SECONDS = 0.1
 PROBE_TIMEOUT_SECONDS = 30.0
 
 
@@ -76,6 +80,10 @@ class RunState:
 
     tails: dict[str, StreamTail] = field(default_factory=dict)
     last_poll: float | None = None
+    # Where the audio ended relative to the video at the end of the run's first segment, and the
+    # drift from that last reported.
+    skew_base: float | None = None
+    drift_reported: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -212,4 +220,25 @@ def check_segment(
             state.tails[kind] = tail
     if growth is not None and growth.looked:
         state.last_poll = growth.looked[-1]
-    return SegmentCheck(tuple(holes), extents.get("video"), extents.get("audio"))
+    video, audio = extents.get("video"), extents.get("audio")
+    if video is not None and audio is not None:
+        drift = _drift(video, audio, state)
+        if drift is not None:
+            holes.append(drift)
+    return SegmentCheck(tuple(holes), video, audio)
+
+
+def _drift(video: Extent, audio: Extent, state: RunState) -> Hole | None:
+    """Audio and video drifting apart: where each ends in a segment (the segmenter cuts both at
+    one moment, in timestamp order) against where they ended in the run's first. Reported when
+    the drift passes DRIFT_SECONDS, and again each time it doubles."""
+    skew = audio.end - video.end
+    if state.skew_base is None:
+        state.skew_base = skew
+        return None
+    drift = skew - state.skew_base
+    if abs(drift) <= max(DRIFT_SECONDS, 2 * abs(state.drift_reported)):
+        return None
+    state.drift_reported = drift
+    cause = VIDEO_BEHIND if drift > 0 else AUDIO_BEHIND
+    return Hole("drift", min(video.end, audio.end), abs(drift), cause)

@@ -10,6 +10,7 @@ import pytest
 
 from recorder.continuity import (
     NO_MEDIA,
+    VIDEO_BEHIND,
     FileGrowth,
     Packet,
     RunState,
@@ -20,10 +21,11 @@ from recorder.continuity import (
 THRESHOLD = 0.5
 
 
-async def make_ts(path: Path, video_filter: str, audio_filter: str) -> None:
-    """A 4 s MPEG-TS of test picture (10 fps) and tone, through the given filters."""
+async def make_ts(path: Path, video_filter: str, audio_filter: str, offset: float = 0.0) -> None:
+    """A 4 s MPEG-TS of test picture (10 fps) and tone, through the given filters, its
+    timestamps `offset` seconds on."""
     proc = await asyncio.create_subprocess_exec(
-        "ffmpeg", "-nostdin", "-v", "error",
+        "ffmpeg", "-nostdin", "-v", "error", "-output_ts_offset", f"{offset:g}",
         "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=4",
         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=4",
         "-vf", video_filter, "-af", audio_filter,
@@ -78,6 +80,19 @@ async def test_a_hole_across_two_segments_of_a_run_is_found(tmp_path: Path) -> N
     assert sorted(h.kind for h in holes) == ["audio", "video"]
     # Each file starts on a whole frame (AAC: 1024 samples, and its priming).
     assert all(h.seconds == pytest.approx(1.0, abs=0.1) for h in holes), holes
+
+
+async def test_video_falling_behind_the_audio_is_drift(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.ts", tmp_path / "b.ts"
+    await make_ts(first, "null", "anull")
+    # The next 4 s: the video's clock runs at 0.7 of the audio's (an encoder behind real time).
+    await make_ts(second, "setpts=0.7*PTS", "anull", offset=4)
+    state = RunState()
+    assert check_segment(await read_packets(first), None, state, THRESHOLD).holes == ()
+    result = check_segment(await read_packets(second), None, state, THRESHOLD)
+    [drift] = [h for h in result.holes if h.kind == "drift"]
+    assert drift.cause == VIDEO_BEHIND
+    assert drift.seconds == pytest.approx(1.2, abs=0.1)
 
 
 def steady(kind: str, count: int, spacing: float, start: float = 0.0) -> list[Packet]:
