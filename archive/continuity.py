@@ -29,6 +29,19 @@ class MediaHole:
         return self.start + timedelta(seconds=self.seconds)
 
 
+@dataclass(frozen=True)
+class UncheckedSegment:
+    """A program segment whose media were not checked, with where the run's previous segment
+    ended (run media time; None when unknown or not checked)."""
+
+    camera: str
+    run_dir: str
+    seq: int
+    file: str
+    previous_video_end: float | None
+    previous_audio_end: float | None
+
+
 class ContinuityStore(Store):
     """The results of the media checks."""
 
@@ -73,6 +86,17 @@ class ContinuityStore(Store):
             (session_id,),
         ).fetchone()
         return int(row[0])
+
+    def unchecked_segments(self, session_id: int) -> list[UncheckedSegment]:
+        """The session's program segments not checked yet, in run order."""
+        rows = self._conn.execute(
+            "SELECT r.camera, r.dir, s.seq, s.file, prev.video_end, prev.audio_end"
+            " FROM program p JOIN segments s ON s.id = p.segment_id JOIN runs r ON r.id = s.run_id"
+            " LEFT JOIN segments prev ON prev.run_id = s.run_id AND prev.seq = s.seq - 1"
+            " WHERE p.session_id = ? AND s.media_checked = 0 ORDER BY r.camera, r.ordinal, s.seq",
+            (session_id,),
+        ).fetchall()
+        return [UncheckedSegment(*row) for row in rows]
 
     def media_holes(self, session_id: int) -> list[MediaHole]:
         """The holes found in the session's program, in wall-clock order (placed by their run's

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Self
 
 from archive.index import AsyncArchive
-from recorder.continuity import FileGrowth, RunState, check_segment, read_packets
+from recorder.continuity import (
+    FileGrowth,
+    RunState,
+    StreamTail,
+    check_segment,
+    read_packets,
+)
 from recorder.lifecycle import TaskSet
 from recorder.supervisor import CaptureJob, FinishedSegment
 from streaming.services.indexer import ArchiveIndexer
@@ -82,6 +88,41 @@ class ContinuityChecker:
         """Wait until every check queued so far is done and its result queued on the indexer."""
         await self._idle.wait()
 
+    async def check_rest(self, session_id: int, session_dir: Path) -> int:
+        """The final check of an ended session: every program segment not checked yet (indexed
+        from disk after a restart, or whose check failed) is checked from its timestamps alone,
+        continuing from the run's previous segment. Returns how many were checked; call it once
+        the indexer has drained, and drain it again for the results."""
+        rest = await self._archive.read(lambda index: index.unchecked_segments(session_id))
+        states: dict[tuple[str, str], tuple[int, RunState]] = {}
+        checked = 0
+        for segment in rest:
+            key = (segment.camera, segment.run_dir)
+            known = states.get(key)
+            if known is not None and known[0] == segment.seq - 1:
+                state = known[1]
+            else:
+                state = RunState()
+                for kind, end in (
+                    ("video", segment.previous_video_end),
+                    ("audio", segment.previous_audio_end),
+                ):
+                    if end is not None:
+                        state.tails[kind] = StreamTail(end, None)
+            path = session_dir / segment.camera / segment.run_dir / segment.file
+            item = _Check(session_id, segment.camera, 0, segment.run_dir, segment.seq, path, None)
+            try:
+                await self._check(item, state)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.failed += 1
+                log.exception("continuity: could not check %s", path)
+                continue
+            states[key] = (segment.seq, state)
+            checked += 1
+        return checked
+
     @property
     def backlog(self) -> int:
         """Checks waiting."""
@@ -106,7 +147,7 @@ class ContinuityChecker:
                 self._runs.pop(item, None)
             else:
                 try:
-                    await self._check(item)
+                    await self._check(item, self._runs.setdefault(item.run_token, RunState()))
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -115,9 +156,8 @@ class ContinuityChecker:
                     log.exception("continuity: could not check %s", item.path)
             self._queue.popleft()
 
-    async def _check(self, item: _Check) -> None:
+    async def _check(self, item: _Check, state: RunState) -> None:
         packets = await read_packets(item.path)
-        state = self._runs.setdefault(item.run_token, RunState())
         result = check_segment(packets, item.growth, state, self._threshold)
         for hole in result.holes:
             log.warning(

@@ -566,12 +566,24 @@ class SessionControl:
             if self._indexer is not None:
                 # The record closes after the last segments are in it.
                 await self._indexer.drain()
+                if self._checker is not None:
+                    await self._check_rest(session)
             self._slates.pop(session_id, None)
             self.program.slate_off(session.chamber)
             if await self.in_closed(session_id):
                 self.program.closed_off(session.chamber, self._clock())
             log.info("session %s: ended by %s", session_id, by)
             return await self._archive.call(self._archive.index.end, session_id, requested_at, by)
+
+    async def _check_rest(self, session: Session) -> None:
+        """The final media check: segments indexed from disk or not checked yet."""
+        assert self._checker is not None and self._indexer is not None
+        try:
+            async with asyncio.timeout(CHECK_WAIT_SECONDS):
+                if await self._checker.check_rest(session.id, self.session_dir(session)):
+                    await self._indexer.drain()
+        except TimeoutError:
+            log.error("session %s: the final media check did not finish", session.id)
 
     async def scheduled_stop(self, session_id: int, reason: StopReason) -> None:
         """The scheduler's stop: the overrun limit passed, or the window passed unrecorded."""

@@ -11,12 +11,19 @@ import signal
 import statistics
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cameras.camera import RtspCamera
 from conftest import free_port, rtsp_source, start_service, stop_service, wait_for
+from helpers import make_ts
 
+from archive.index import ArchiveIndex, AsyncArchive
 from config.settings import Settings
+from recorder.continuity import RunState, check_segment, read_packets
+from streaming.services.continuity import ContinuityChecker
+from streaming.services.indexer import ArchiveIndexer
 
 STALLS = (2.0, 4.0, 8.0)
 NO_MEDIA = "the source sent no media"
@@ -99,3 +106,43 @@ async def test_stalls_with_the_connection_open_are_holes_of_their_length(
     finally:
         await stop_service(service)
         await camera.stop()
+
+
+async def test_the_final_check_covers_segments_never_checked(tmp_path: Path) -> None:
+    # Two segments of one run on disk, a second missing between them; the first was checked
+    # while recording, the second was indexed from disk (obrady restarted) and never was.
+    session_dir = tmp_path / "media" / "sala" / "1"
+    run_dir = session_dir / "main" / "run-0001"
+    run_dir.mkdir(parents=True)
+    first, second = run_dir / "seg-000000.ts", run_dir / "seg-000001.ts"
+    await make_ts(first, "trim=end=2", "atrim=end=2")
+    await make_ts(second, "trim=start=3", "atrim=start=3")
+    index = ArchiveIndex(tmp_path / "a.sqlite3")
+    t0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    sid = index.create_session(
+        chamber="sala",
+        title="Sesja",
+        kind="session",
+        scheduled_start=t0,
+        scheduled_end=t0 + timedelta(hours=1),
+        agenda_text="",
+        agenda=[],
+        created_by="op",
+    ).id
+    index.begin_live(sid, t0)
+    run = index.add_run(sid, 1, "run-0001", t0)
+    index.add_segment(run, 0, first.name, 1.4, 2.0, t0 + timedelta(seconds=2), 1)
+    index.add_segment(run, 1, second.name, 4.4, 1.0, t0 + timedelta(seconds=5), 1)
+    checked = check_segment(await read_packets(first), None, RunState(), 0.5)
+    assert checked.holes == () and checked.video and checked.audio
+    extents = (checked.video.start, checked.video.end), (checked.audio.start, checked.audio.end)
+    index.record_media_check(sid, "main", "run-0001", 0, *extents, [])
+    async with AsyncArchive(index) as archive, ArchiveIndexer(archive) as indexer:
+        async with ContinuityChecker(archive, indexer, 0.5) as checker:
+            assert await checker.check_rest(sid, session_dir) == 1
+            await indexer.drain()
+            assert await archive.read(lambda i: i.unchecked_program_segments(sid)) == 0
+            holes = await archive.read(lambda i: i.media_holes(sid))
+            assert await checker.check_rest(sid, session_dir) == 0  # nothing left to check
+    assert sorted(h.kind for h in holes) == ["audio", "video"]
+    assert all(abs(h.seconds - 1.0) <= 0.1 and h.cause == NO_MEDIA for h in holes), holes
