@@ -27,6 +27,7 @@ from recorder.priority import ANALYSIS, spawn
 NO_MEDIA = "the source sent no media"
 VIDEO_BEHIND = "the encoder fell behind real time: the video lags the audio"
 AUDIO_BEHIND = "the audio fell behind the video"
+SLOWER = "the encoder fell behind real time: media time ran slower than the wall clock"
 # Audio and video that drift apart by more than this are reported (seconds).
 DRIFT_SECONDS = 0.1
 PROBE_TIMEOUT_SECONDS = 30.0
@@ -72,6 +73,7 @@ class StreamTail:
 
     end: float
     arrived: float | None
+    start: float | None = None  # its timestamp (None: known only where it ended)
 
 
 @dataclass
@@ -84,6 +86,10 @@ class RunState:
     # drift from that last reported.
     skew_base: float | None = None
     drift_reported: float = 0.0
+    # Per stream: the least lateness (arrival less timestamp) seen in the run, and how much of
+    # the lateness now is already told (by a hole, or by an earlier report of slowness).
+    base: dict[str, float] = field(default_factory=dict)
+    explained: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -191,6 +197,7 @@ def check_segment(
         extents[kind] = Extent(stream[0].pts, max(p.pts + p.duration for p in stream))
         tail: StreamTail | None = state.tails.get(kind)
         resumed: float | None = None  # where media came again after this stream's last hole
+        late: float | None = None  # the lateness of the last packet beyond the run's least
         for packet in stream:
             seen = growth.arrival(packet.pos) if growth is not None else None
             arrived = seen[0] if seen is not None else None
@@ -201,11 +208,12 @@ def check_segment(
                 advance = packet.pts - tail.end
                 missing = max(0.0, advance)
                 if tail.arrived is not None and arrived is not None and before is not None:
-                    # Wall time with nothing of this stream arriving, beyond the media it then
-                    # carried; only from polls that looked and saw nothing.
+                    # Wall time between two packets of this stream arriving, beyond the media
+                    # time between them; only from polls that looked and saw nothing.
+                    between = packet.pts - (tail.start if tail.start is not None else tail.end)
                     waited = max(0.0, before - tail.arrived)
-                    if waited - max(0.0, advance) > threshold:
-                        missing = max(missing, arrived - tail.arrived - max(0.0, advance))
+                    if waited - max(0.0, between) > threshold:
+                        missing = max(missing, arrived - tail.arrived - max(0.0, between))
                 if missing > threshold:
                     last = holes[-1] if holes and holes[-1].kind == kind else None
                     if last is not None and resumed is not None and tail.end - resumed <= threshold:
@@ -215,7 +223,16 @@ def check_segment(
                     else:
                         holes.append(Hole(kind, tail.end, missing, NO_MEDIA))
                     resumed = packet.pts
-            tail = StreamTail(packet.pts + packet.duration, arrived)
+            if arrived is not None:
+                late = _lateness(state, kind, arrived - packet.pts, resumed == packet.pts)
+            tail = StreamTail(packet.pts + packet.duration, arrived, packet.pts)
+        if late is not None and late - state.explained[kind] > threshold:
+            # Media came steadily but too little of it: each wall-clock second brought less
+            # than a second of media (an encoder behind real time, a camera's slow clock).
+            holes.append(
+                Hole(kind, tail.end if tail else 0.0, late - state.explained[kind], SLOWER)
+            )
+            state.explained[kind] = late
         if tail is not None:
             state.tails[kind] = tail
     if growth is not None and growth.looked:
@@ -226,6 +243,17 @@ def check_segment(
         if drift is not None:
             holes.append(drift)
     return SegmentCheck(tuple(holes), video, audio)
+
+
+def _lateness(state: RunState, kind: str, lateness: float, hole_here: bool) -> float:
+    """A packet's lateness beyond the least of its run; what a hole just reported explains
+    holds until the media catch up with the wall clock again (a burst after a stall)."""
+    base = min(state.base.get(kind, lateness), lateness)
+    state.base[kind] = base
+    late = lateness - base
+    explained = min(state.explained.get(kind, 0.0), late)
+    state.explained[kind] = max(explained, late) if hole_here else explained
+    return late
 
 
 def _drift(video: Extent, audio: Extent, state: RunState) -> Hole | None:

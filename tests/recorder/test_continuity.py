@@ -10,6 +10,7 @@ from helpers import make_ts
 
 from recorder.continuity import (
     NO_MEDIA,
+    SLOWER,
     VIDEO_BEHIND,
     FileGrowth,
     Packet,
@@ -93,19 +94,23 @@ def test_media_that_came_late_in_a_burst_is_a_hole_of_the_wait() -> None:
     [hole] = check_segment(packets, growth, RunState(), THRESHOLD).holes
     assert hole.kind == "video" and hole.cause == NO_MEDIA
     assert hole.media_at == pytest.approx(0.5)
-    assert hole.seconds == pytest.approx(3.0, abs=0.001)
+    # 3 s between two frames that are 0.1 s apart in the media.
+    assert hole.seconds == pytest.approx(2.9, abs=0.001)
 
 
-def test_a_wait_no_poll_looked_at_is_no_evidence() -> None:
-    # The same arrival times, but the service did not look during the wait (a busy loop): the
-    # poll before the one that saw the burst had already seen the fifth frame and nothing since
-    # then could be known.
+def test_a_wait_no_poll_looked_at_is_not_called_a_stall() -> None:
+    # The same write times, but the service did not look during the wait (a busy loop): the
+    # poll before the one that saw the burst had already seen the fifth frame, so the frames
+    # after it may have come at any time since. Only the last one's time is known (the file's
+    # mtime when it was seen): it was 2.5 s behind, and that is all that is said.
     packets = steady("video", 10, 0.1)
     times = [1000.0 + 0.1 * i for i in range(5)] + [1003.4 + 0.001 * i for i in range(5)]
     sizes = [100 * i + 1 for i in range(10)]
     looked = list(times)
     growth = FileGrowth(tuple(times), tuple(sizes), tuple(looked))
-    assert check_segment(packets, growth, RunState(), THRESHOLD).holes == ()
+    [hole] = check_segment(packets, growth, RunState(), THRESHOLD).holes
+    assert hole.cause == SLOWER
+    assert hole.seconds == pytest.approx(2.504, abs=0.001)
 
 
 def test_short_waits_and_steady_arrival_are_not_holes() -> None:
@@ -116,3 +121,35 @@ def test_short_waits_and_steady_arrival_are_not_holes() -> None:
     looked[24] = times[25] - 0.01
     growth = FileGrowth(tuple(times), tuple(sizes), tuple(looked))
     assert check_segment(packets, growth, RunState(), THRESHOLD).holes == ()
+
+
+def arriving(packets: list[Packet], times: list[float]) -> FileGrowth:
+    """The growth of a file whose packets arrived at `times`, polled every few ms."""
+    sizes = [packet.pos + 1 for packet in packets]
+    # The last poll that saw each size came just before the next write.
+    looked = [nxt - 0.001 for nxt in times[1:]] + [times[-1] + 0.01]
+    return FileGrowth(tuple(times), tuple(sizes), tuple(looked))
+
+
+def test_media_coming_steadily_slower_than_the_wall_clock_is_reported() -> None:
+    # 4 s of video over 6 s of wall clock: a frame of 0.1 s every 0.15 s, never a wait of 0.5 s.
+    packets = steady("video", 40, 0.1)
+    growth = arriving(packets, [1000.0 + 0.15 * i for i in range(40)])
+    [hole] = check_segment(packets, growth, RunState(), THRESHOLD).holes
+    assert hole.cause == SLOWER
+    assert hole.seconds == pytest.approx(0.05 * 39, abs=0.001)
+
+
+def test_a_burst_after_a_stall_is_one_hole_even_across_two_segments() -> None:
+    # The stall begins after the fifth frame; the burst after it ends the segment, and the
+    # next segment begins with the rest of the burst until the media have caught up.
+    packets = steady("video", 40, 0.1)
+    times = [1000.0 + 0.1 * i for i in range(5)]
+    times += [1000.0 + max(packet.pts, 3.4) + 0.001 * i for i, packet in enumerate(packets[5:])]
+    growth = arriving(packets, times)
+    state = RunState()
+    first = check_segment(packets[:7], growth, state, THRESHOLD).holes
+    second = check_segment(packets[7:], growth, state, THRESHOLD).holes
+    [hole] = first
+    assert hole.cause == NO_MEDIA and hole.seconds == pytest.approx(2.9, abs=0.05)
+    assert second == ()
