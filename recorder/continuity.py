@@ -1,16 +1,23 @@
 """Checks a finished segment's media against the wall clock: every stretch of video or audio
 that is missing from it (or from between it and the segment before, in one run) longer than a
-threshold is found, with its best known cause.
+threshold is found, with its best known cause, and so are audio and video drifting apart.
 
 Measured here (ffmpeg 5.1, the GStreamer test camera, copy mode): a camera that stalls with its
 connection open (SIGSTOP) and then resumes sends what it missed in a burst, with timestamps that
 go on as if nothing happened. The segment list and the packets' timestamps then show no hole at
-all; only the moments the bytes reached the file do. So the supervisor notes, at every poll, how
-large the newest segment file is (`FileGrowth`), and a packet's arrival is the first poll that
-saw the file pass its byte position. A hole is either a jump in a stream's timestamps (a camera
-that drops what it could not send) or an arrival gap: no bytes of a stream for longer than the
-media they then carried. A poll that came late (a busy event loop) is no evidence: a gap counts
-only from the last poll that saw nothing new.
+all; only the moments the bytes reached the file do. So the supervisor notes, at every poll, the
+newest segment file's size and mtime (`FileGrowth`: the kernel's time of the last write, so a
+late poll does not move it), and a packet arrived at the latest at the mtime of the first poll
+that saw the file pass its byte position. Found:
+
+- a jump in a stream's timestamps (a camera that drops what it could not send);
+- an arrival gap: two packets of a stream written further apart on the wall clock than in media
+  time. A poll that came late (a busy event loop) is no evidence: a gap counts only from the
+  last poll that saw nothing new;
+- media steadily slower than the wall clock (an encoder behind real time): a stream's lateness
+  (arrival less timestamp) at the end of a segment beyond the least of its run, less what a
+  hole already explains;
+- drift: where audio and video end in a segment, against the run's first segment.
 """
 
 from __future__ import annotations
@@ -49,8 +56,8 @@ class Packet:
 
 @dataclass(frozen=True)
 class Hole:
-    """A stretch of one stream's media that is missing: from media time `media_at` (in the run's
-    timeline) for `seconds`, arrival noticed at wall-clock epoch `seen_at` (None if unknown)."""
+    """A stretch of one stream's media that is missing (or, for "drift", by how much audio and
+    video disagree): from media time `media_at` (in the run's timeline) for `seconds`."""
 
     kind: str  # "video", "audio" or "drift"
     media_at: float
