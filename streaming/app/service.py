@@ -39,6 +39,7 @@ from streaming.keys import (
     ANALYZER,
     ARCHIVE,
     CLOCK,
+    CONTINUITY,
     CONTROL,
     DISK,
     EXPORTS,
@@ -149,6 +150,7 @@ def create_app(
             checker = await parts.enter_async_context(
                 ContinuityChecker(archive, indexer, settings.monitoring.hole_threshold_seconds)
             )
+            app[CONTINUITY] = checker
             guardian = await parts.enter_async_context(Guardian())
             app[ANALYZER] = await parts.enter_async_context(analyzer)
             for pusher in app[PUSHERS]:

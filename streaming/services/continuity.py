@@ -128,6 +128,10 @@ class ContinuityChecker:
         """Checks waiting."""
         return sum(1 for item in self._queue if isinstance(item, _Check))
 
+    def status(self) -> dict[str, int]:
+        """The checks' progress, JSON-ready: waiting, done, and failed (unchecked segments)."""
+        return {"backlog": self.backlog, "checked": self.checked, "failed": self.failed}
+
     def _put(self, item: _Check | int) -> None:
         if self._tasks.closed:
             return

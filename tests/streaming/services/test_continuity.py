@@ -167,6 +167,9 @@ async def test_a_healthy_camera_leaves_no_hole_and_the_recording_is_complete(
         assert recording["continuity"] == []
         assert recording["media_checked"] is True
         assert recording["complete"] is True
+        checks = (await service.get_json("/api/v1/status"))["media_checks"]
+        assert checks["backlog"] == 0 and checks["failed"] == 0
+        assert checks["checked"] == sum(run["segments"] for run in recording["runs"])
     finally:
         await stop_service(service)
         await camera.stop()
