@@ -22,6 +22,7 @@ from typing import Concatenate, ParamSpec, Self, TypeVar
 from archive import search as search_module
 from archive.accounts import AccountStore
 from archive.agenda import AgendaItem, flatten
+from archive.continuity import ContinuityStore
 from archive.council import CouncilStore
 from archive.db import (
     Busy,
@@ -86,7 +87,9 @@ _SEGMENT_SELECT = (
 )
 
 
-class ArchiveIndex(AccountStore, CouncilStore, EditingStore, SearchStore, TranscriptStore, Store):
+class ArchiveIndex(
+    AccountStore, ContinuityStore, CouncilStore, EditingStore, SearchStore, TranscriptStore, Store
+):
     """Synchronous access to the archive database; every method is one transaction."""
 
     def __init__(self, path: str | Path) -> None:

@@ -102,6 +102,9 @@ class MonitoringSettings(_Model):
     frozen_difference: Annotated[float, Field(ge=0, le=255)] = 0.5
     silent_below_db: Annotated[float, Field(le=0, ge=-200)] = -50.0
     silent_after_seconds: Annotated[float, Field(gt=0, le=3600)] = 6.0
+    # A stretch of video or audio missing from the recording longer than this is listed in the
+    # session's continuity, and the recording is not complete.
+    hole_threshold_seconds: Annotated[float, Field(gt=0, le=60)] = 0.5
     # The off-air monitor: obrady plays each chamber's public live URL as a viewer would (libvlc)
     # and reports when what the public receives is not playing, frozen, black or silent.
     offair: bool = True

@@ -9,6 +9,7 @@ import ctypes
 import hashlib
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Literal, Protocol, Self
 
 from config.settings import RecordingSettings, RtspSource
+from recorder.continuity import FileGrowth
 from recorder.ffmpeg import (
     SEGMENT_LIST,
     SEGMENT_NAME,
@@ -84,6 +86,8 @@ class FinishedSegment:
     path: Path
     size_bytes: int
     observed_at: datetime
+    # How the file grew, poll by poll: when its bytes arrived (recorder/continuity.py).
+    growth: FileGrowth | None = None
 
 
 class CaptureEvents(Protocol):
@@ -171,6 +175,21 @@ class _RunState:
     token: int | None = None
     list_offset: int = 0
     next_file: int = 0  # the number of the next segment file ffmpeg will begin
+    # file number -> (poll times, sizes) of the files being written
+    growth: dict[int, tuple[list[float], list[int], list[float]]] = field(default_factory=dict)
+
+
+def _grew(
+    polls: tuple[list[float], list[int], list[float]], stat: os.stat_result, now: float
+) -> None:
+    """Add a poll of a growing file to its (write times, sizes, last looks)."""
+    times, sizes, looked = polls
+    if sizes and stat.st_size <= sizes[-1]:
+        looked[-1] = now  # nothing new: only the latest poll that saw nothing matters
+        return
+    times.append(stat.st_mtime_ns / 1e9)
+    sizes.append(stat.st_size)
+    looked.append(now)
 
 
 def interrupt_when_parent_dies() -> None:
@@ -563,7 +582,21 @@ class CaptureSupervisor:
         while not ended.is_set():
             await self._collect(run_dir)
             await self._notice_new_file(run_dir)
+            self._note_growth(run_dir)
             await asyncio.sleep(POLL_SECONDS)
+
+    def _note_growth(self, run_dir: Path) -> None:
+        """Note the newest file's size at this poll: when its bytes arrived tells a source that
+        stalled and then sent what it missed in a burst (the timestamps alone do not)."""
+        number = self._run.next_file - 1
+        if number < 0:
+            return
+        try:
+            stat = (run_dir / (SEGMENT_PATTERN % number)).stat()
+        except FileNotFoundError:
+            return
+        # The real clock, as the file's mtime: the injected one is for what obrady reports.
+        _grew(self._run.growth.setdefault(number, ([], [], [])), stat, time.time())
 
     async def _notice_new_file(self, run_dir: Path) -> None:
         """Report a segment file as soon as ffmpeg creates it (for the live edge)."""
@@ -614,10 +647,15 @@ class CaptureSupervisor:
                 continue
             path = run_dir / entry.file
             await self._started_before_finished(path)
+            polls = self._run.growth.pop(entry.seq, ([], [], []))
             try:
-                size = path.stat().st_size
+                stat = path.stat()
+                size = stat.st_size
+                _grew(polls, stat, time.time())  # its last bytes
             except FileNotFoundError:
                 size = 0
+            times, sizes, looked = polls
+            growth = FileGrowth(tuple(times), tuple(sizes), tuple(looked)) if times else None
             self.status.segments += 1
             self.status.last_segment_at = observed_at
             self.status.failing_since = None
@@ -630,9 +668,8 @@ class CaptureSupervisor:
                     self._run.token = await self._events.run_started(
                         self.job, self._run.ordinal, run_dir, self._run.started_at
                     )
-                await self._events.segment_finished(
-                    self.job, FinishedSegment(self._run.token, entry, path, size, observed_at)
-                )
+                finished = FinishedSegment(self._run.token, entry, path, size, observed_at, growth)
+                await self._events.segment_finished(self.job, finished)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -21,6 +21,7 @@ from recorder.scheduler import RecordingScheduler
 from recorder.supervisor import Recorder
 from streaming.edge.llhls import ByteCache, EdgeSource, RenderedPlaylists
 from streaming.edge.viewers import ViewerCounter
+from streaming.services.continuity import ContinuityChecker
 from streaming.services.control import SessionControl
 from streaming.services.exports import ExportManager
 from streaming.services.gateway_process import GatewayProcess
@@ -40,6 +41,7 @@ ARCHIVE = web.AppKey("archive", AsyncArchive)
 RECORDER = web.AppKey("recorder", Recorder)
 LIVE_EDGE: web.AppKey[EdgeSource] = web.AppKey("live_edge")
 INDEXER: web.AppKey[ArchiveIndexer] = web.AppKey("indexer")
+CONTINUITY = web.AppKey("continuity", ContinuityChecker)
 MEDIA_BYTES = web.AppKey("media_bytes", ByteCache)
 VIEWERS = web.AppKey("viewers", ViewerCounter)
 PLAYLISTS = web.AppKey("playlists", RenderedPlaylists)

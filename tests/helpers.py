@@ -251,3 +251,20 @@ def thread_ticks() -> dict[int, tuple[int, int]]:
                 fields = handle.read().rsplit(")", 1)[1].split()
             found[int(entry)] = (int(fields[11]) + int(fields[12]), int(fields[16]))
     return found
+
+
+async def make_ts(path: Path, video_filter: str, audio_filter: str, offset: float = 0.0) -> None:
+    """A 4 s MPEG-TS of test picture (10 fps) and tone, through the given filters, its
+    timestamps `offset` seconds on."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-nostdin", "-v", "error", "-output_ts_offset", f"{offset:g}",
+        "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=4",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=4",
+        "-vf", video_filter, "-af", audio_filter,
+        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+        # As capture writes them: one audio frame per PES packet (recorder/ffmpeg.py).
+        "-pes_payload_size", "0", "-f", "mpegts", str(path),
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()

@@ -40,6 +40,7 @@ from streaming.keys import (
     ANALYZER,
     ARCHIVE,
     CLOCK,
+    CONTINUITY,
     CONTROL,
     DISK,
     INDEXER,
@@ -516,6 +517,8 @@ async def status(request: web.Request) -> web.Response:
             "capture_blocked": recorder.blocked,
             # The archive's records follow capture on their own queue: how far behind they are.
             "index": request.app[INDEXER].status(),
+            # The program's media checked against the wall clock, off the capture path.
+            "media_checks": request.app[CONTINUITY].status(),
             # Players of each chamber's live stream now (each counted once).
             "viewers": live_viewers(request.app, [c.id for c in settings.chambers]),
             # Search: its dictionaries (loaded in the background at start-up) and its load now.

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from archive.continuity import MediaHole
 from archive.council import AgendaEntry, Vote
 from archive.index import ArchiveIndex, AsyncArchive, Marker, Run, Session
-from archive.timeline import Timeline
+from archive.timeline import Gap, Timeline
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -86,6 +87,35 @@ def run_json(run: Run) -> dict[str, Any]:
     }
 
 
+def continuity_json(gaps: list[Gap], holes: list[MediaHole], timeline: Timeline) -> list[Any]:
+    """Everything missing from the recording in wall-clock order: stretches no run covers
+    (kind "gap") and holes in the recorded video or audio (kind "video", "audio", "drift")."""
+    found: list[tuple[datetime, dict[str, Any]]] = []
+    for gap in gaps:
+        entry = {
+            "kind": "gap",
+            "start": _iso(gap.start),
+            "end": _iso(gap.end),
+            "seconds": round(gap.seconds, 3),
+            "offset_seconds": round(gap.offset_seconds, 3),
+            "cause": gap.cause,
+        }
+        found.append((gap.start, entry))
+    for hole in holes:
+        offset = timeline.offset_of(hole.start)
+        entry = {
+            "kind": hole.kind,
+            "camera": hole.camera,
+            "start": _iso(hole.start),
+            "end": _iso(hole.end),
+            "seconds": round(hole.seconds, 3),
+            "offset_seconds": None if offset is None else round(offset, 3),
+            "cause": hole.cause,
+        }
+        found.append((hole.start, entry))
+    return [entry for _, entry in sorted(found, key=lambda pair: pair[0])]
+
+
 def session_summary(session: Session) -> dict[str, Any]:
     """The fields every listing shows."""
     return {
@@ -109,7 +139,16 @@ async def session_detail(archive: AsyncArchive, session_id: int) -> dict[str, An
 
     def read(
         index: ArchiveIndex,
-    ) -> tuple[Session, list[AgendaEntry], list[Marker], list[Run], Timeline, list[Vote]]:
+    ) -> tuple[
+        Session,
+        list[AgendaEntry],
+        list[Marker],
+        list[Run],
+        Timeline,
+        list[Vote],
+        list[MediaHole],
+        int,
+    ]:
         return (
             index.get_session(session_id),
             index.agenda_entries(session_id),
@@ -117,9 +156,12 @@ async def session_detail(archive: AsyncArchive, session_id: int) -> dict[str, An
             index.runs(session_id),
             index.timeline(session_id),
             index.votes(session_id),
+            index.media_holes(session_id),
+            index.unchecked_program_segments(session_id),
         )
 
-    session, agenda, markers, runs, timeline, votes = await archive.read(read)
+    session, agenda, markers, runs, timeline, votes, holes, unchecked = await archive.read(read)
+    gaps = timeline.gaps()
     breaks = [m.kind for m in markers if m.kind in ("break_start", "break_end")]
     closed = [m.kind for m in markers if m.kind in ("closed_start", "closed_end")]
     current_item = next((m.item_id for m in reversed(markers) if m.kind == "item_start"), None)
@@ -134,7 +176,10 @@ async def session_detail(archive: AsyncArchive, session_id: int) -> dict[str, An
             "votes": [vote_json(v, timeline) for v in votes],
             "recording": {
                 "duration_seconds": round(timeline.duration, 3),
-                "complete": session.state == "ended" and not timeline.gaps(),
+                # Complete: ended, every program segment's media checked, and nothing missing.
+                "complete": session.state == "ended" and not gaps and not holes and not unchecked,
+                "media_checked": unchecked == 0,
+                "continuity": continuity_json(gaps, holes, timeline),
                 "runs": [run_json(r) for r in runs],
                 "gaps": [
                     {
@@ -144,7 +189,7 @@ async def session_detail(archive: AsyncArchive, session_id: int) -> dict[str, An
                         "offset_seconds": round(g.offset_seconds, 3),
                         "cause": g.cause,
                     }
-                    for g in timeline.gaps()
+                    for g in gaps
                 ],
                 "playlist_url": f"/sessions/{session.id}/index.m3u8",
                 "chapters_url": f"/sessions/{session.id}/chapters.vtt",

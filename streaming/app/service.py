@@ -40,6 +40,7 @@ from streaming.keys import (
     ANALYZER,
     ARCHIVE,
     CLOCK,
+    CONTINUITY,
     CONTROL,
     DISK,
     EXPORTS,
@@ -60,6 +61,7 @@ from streaming.keys import (
     TRANSCRIPTION,
     VIEWERS,
 )
+from streaming.services.continuity import ContinuityChecker
 from streaming.services.control import ArchiveCaptureEvents, ProgramSelector, SessionControl
 from streaming.services.exports import ExportManager
 from streaming.services.gateway_process import GatewayProcess, gateway_command
@@ -151,6 +153,11 @@ def create_app(
             # is still written.
             indexer = await parts.enter_async_context(ArchiveIndexer(archive))
             app[INDEXER] = indexer
+            # Closes before the indexer: its last results are still written.
+            checker = await parts.enter_async_context(
+                ContinuityChecker(archive, indexer, settings.monitoring.hole_threshold_seconds)
+            )
+            app[CONTINUITY] = checker
             guardian = await parts.enter_async_context(Guardian())
             app[ANALYZER] = await parts.enter_async_context(analyzer)
             for pusher in app[PUSHERS]:
@@ -158,7 +165,7 @@ def create_app(
             app[LIVE_EDGE] = await parts.enter_async_context(edge)
             recorder = Recorder(
                 settings.recording,
-                ArchiveCaptureEvents(indexer, edge, analyzer, program, pushers),
+                ArchiveCaptureEvents(indexer, edge, analyzer, program, pushers, checker),
                 argv_builder=argv_builder,
                 clock=clock,
                 guardian=guardian,
@@ -166,7 +173,7 @@ def create_app(
             # Leaving stops every capture; sessions stay live in the archive: the next start
             # of obrady resumes them.
             app[RECORDER] = await parts.enter_async_context(recorder)
-            control = SessionControl(settings, archive, recorder, program, clock, indexer)
+            control = SessionControl(settings, archive, recorder, program, clock, indexer, checker)
             app[CONTROL] = await parts.enter_async_context(control)
             # Entering checks once: a full disk is known before the first capture starts.
             guard = DiskGuard(settings.data_path, settings.storage, recorder)

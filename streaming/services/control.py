@@ -36,6 +36,7 @@ from recorder.supervisor import (
     Recorder,
 )
 from streaming.edge.llhls import LiveEdge
+from streaming.services.continuity import ContinuityChecker
 from streaming.services.indexer import ArchiveIndexer
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ BRIDGE_SEGMENTS = 3
 # A start waits this long for the archive to store it before answering (seconds); capture has
 # started before the wait.
 START_RECORD_WAIT = 3.0
+# A stop waits this long for the last media checks (seconds); unchecked, it is not complete.
+CHECK_WAIT_SECONDS = 60.0
 
 T = TypeVar("T")
 
@@ -211,12 +214,14 @@ class ArchiveCaptureEvents:
         analyzer: SegmentAnalyzer,
         program: ProgramSelector,
         pushers: dict[str, list[ProgramPusher]] | None = None,
+        checker: ContinuityChecker | None = None,
     ) -> None:
         self._indexer = indexer
         self._edge = edge
         self._analyzer = analyzer
         self._program = program
         self._pushers = pushers or {}
+        self._checker = checker
 
     async def run_started(
         self, job: CaptureJob, ordinal: int, run_dir: Path, started_at: datetime
@@ -259,6 +264,9 @@ class ArchiveCaptureEvents:
             self._analyzer.submit(job.key, job.chamber_id, segment.path, segment.entry.duration)
         rel = f"{job.camera_id}/{segment.path.parent.name}/{segment.path.name}"
         self._indexer.segment_finished(job.session_id, job.media_dir.parent, rel, segment, program)
+        if program and self._checker is not None:
+            # The recording is the program: its media are checked against the wall clock.
+            self._checker.segment_finished(job, segment)
 
     async def run_ended(
         self,
@@ -270,6 +278,8 @@ class ArchiveCaptureEvents:
     ) -> None:
         """Queue how and why the run ended."""
         self._indexer.run_ended(job.session_id, run_token, ended_at, exit_code, reason)
+        if self._checker is not None:
+            self._checker.run_ended(run_token)
 
 
 def recover_from_disk(
@@ -347,10 +357,12 @@ class SessionControl:
         program: ProgramSelector,
         clock: Callable[[], datetime],
         indexer: ArchiveIndexer | None = None,
+        checker: ContinuityChecker | None = None,
     ) -> None:
         self._settings = settings
         self._archive = archive
         self._indexer = indexer
+        self._checker = checker
         self._recorder = recorder
         self.program = program
         self._clock = clock
@@ -558,15 +570,39 @@ class SessionControl:
                 )
             await self._end_bridge(session.chamber)
             await self._recorder.stop(session_id)
+            if self._checker is not None:
+                # The last check of the media: a stop is complete only once they are checked.
+                try:
+                    async with asyncio.timeout(CHECK_WAIT_SECONDS):
+                        await self._checker.drain()
+                except TimeoutError:
+                    log.error(
+                        "session %s: %d segments not checked at the stop; the recording is not "
+                        "complete",
+                        session_id,
+                        self._checker.backlog,
+                    )
             if self._indexer is not None:
                 # The record closes after the last segments are in it.
                 await self._indexer.drain()
+                if self._checker is not None:
+                    await self._check_rest(session)
             self._slates.pop(session_id, None)
             self.program.slate_off(session.chamber)
             if await self.in_closed(session_id):
                 self.program.closed_off(session.chamber, self._clock())
             log.info("session %s: ended by %s", session_id, by)
             return await self._archive.call(self._archive.index.end, session_id, requested_at, by)
+
+    async def _check_rest(self, session: Session) -> None:
+        """The final media check: segments indexed from disk or not checked yet."""
+        assert self._checker is not None and self._indexer is not None
+        try:
+            async with asyncio.timeout(CHECK_WAIT_SECONDS):
+                if await self._checker.check_rest(session.id, self.session_dir(session)):
+                    await self._indexer.drain()
+        except TimeoutError:
+            log.error("session %s: the final media check did not finish", session.id)
 
     async def scheduled_stop(self, session_id: int, reason: StopReason) -> None:
         """The scheduler's stop: the overrun limit passed, or the window passed unrecorded."""

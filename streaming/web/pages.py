@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from archive.continuity import MediaHole
 from archive.council import AgendaEntry, Vote
 from archive.index import ArchiveIndex, Marker, NotFound, Session
 from archive.publish import Chapter, chapters
@@ -168,6 +169,32 @@ class SessionRecord:
     votes: list[Vote]
     timeline: Timeline
     transcribed: bool = False
+    holes: tuple[MediaHole, ...] = ()
+    unchecked: int = 0
+
+
+@dataclass(frozen=True)
+class ShownGap:
+    """Something missing from the recording, as the page lists it: a stretch no run covers or a
+    hole in the recorded video or audio."""
+
+    start: datetime
+    end: datetime
+    seconds: float
+    offset_seconds: float
+    cause: str
+
+
+def _missing(record: SessionRecord) -> list[ShownGap]:
+    """The run gaps and the media holes of a recording, in wall-clock order."""
+    timeline = record.timeline
+    shown = [
+        ShownGap(g.start, g.end, g.seconds, g.offset_seconds, g.cause) for g in timeline.gaps()
+    ]
+    for hole in record.holes:
+        offset = timeline.offset_of(hole.start) or 0.0
+        shown.append(ShownGap(hole.start, hole.end, hole.seconds, offset, hole.cause))
+    return sorted(shown, key=lambda gap: gap.start)
 
 
 @dataclass(frozen=True)
@@ -228,7 +255,7 @@ def _events(said: Catalogue, record: SessionRecord) -> list[Event]:
         offset = timeline.offset_of(vote.at)
         if offset is not None:
             found.append(Event(offset, "vote", f"{said.text('pages.vote')}: {vote.subject}"))
-    for gap in timeline.gaps():
+    for gap in _missing(record):
         found.append(
             Event(gap.offset_seconds, "gap", f"{said.text('pages.gap')} ({gap.seconds:.0f} s)")
         )
@@ -294,6 +321,8 @@ async def session_page(request: web.Request) -> web.Response:
             index.votes(sid),
             timeline,
             index.has_transcript(sid),
+            tuple(index.media_holes(sid)),
+            index.unchecked_program_segments(sid),
         )
 
     try:
@@ -354,7 +383,8 @@ async def session_page(request: web.Request) -> web.Response:
             allow="fullscreen",
         ),
         has_recording=bool(record.timeline.spans),
-        gaps=record.timeline.gaps() if record.timeline.spans else [],
+        gaps=_missing(record) if record.timeline.spans else [],
+        media_checked=record.unchecked == 0,
     )
     if private:
         response.headers["Cache-Control"] = "private, no-store"

@@ -31,6 +31,7 @@ class RtspCamera:
         fps: int = 10,
         pattern: str = "smpte",
         silent: bool = False,
+        frame_times: bool = False,
     ) -> None:
         self.port = port
         self.video = video
@@ -40,6 +41,10 @@ class RtspCamera:
         self.fps = fps
         self.pattern = pattern
         self.silent = silent
+        self.frame_times = frame_times
+        # With frame_times: (kind, epoch seconds) of every video frame and audio buffer the
+        # camera made, in order: the camera's own clock of what it sent.
+        self.made: list[tuple[str, float]] = []
         self.url = f"rtsp://127.0.0.1:{port}/cam"
         self._proc: asyncio.subprocess.Process | None = None
         self._drains: list[asyncio.Task[None]] = []
@@ -71,6 +76,8 @@ class RtspCamera:
         ]
         if self.silent:
             argv.append("--silent")
+        if self.frame_times:
+            argv.append("--frame-times")
         return argv
 
     @property
@@ -87,7 +94,10 @@ class RtspCamera:
     async def _drain_stdout(self, stream: asyncio.StreamReader) -> None:
         async for raw in stream:
             line = raw.decode("utf-8", "replace").strip()
-            if line.startswith("READY ") and self._ready is not None and not self._ready.done():
+            if line.startswith("MADE "):
+                words = line.split(" ")
+                self.made.append((words[1], float(words[2])))
+            elif line.startswith("READY ") and self._ready is not None and not self._ready.done():
                 self._ready.set_result(line.split(" ", 1)[1])
 
     async def _drain_stderr(self, stream: asyncio.StreamReader) -> None:

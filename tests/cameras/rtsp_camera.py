@@ -5,14 +5,18 @@ Run with /usr/bin/python3, which has Debian's python3-gi; the project's venv doe
     /usr/bin/python3 tests/cameras/rtsp_camera.py --port 8554 --video h264 --audio pcma
 
 Prints exactly one line, ``READY rtsp://127.0.0.1:PORT/PATH``, once the server listens, and
-exits with status 0 on SIGTERM or SIGINT.
+exits with status 0 on SIGTERM or SIGINT. With ``--frame-times`` it also prints, for every video
+frame and audio buffer the moment its source makes it, ``MADE video|audio EPOCH_SECONDS``: the
+camera's own clock of its media, what a clock in the picture would show, to the microsecond.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import time
 
 import gi
 
@@ -51,14 +55,14 @@ def pipeline_description(args: argparse.Namespace) -> str:
     """The gst-launch description of the camera's media: pay0 is video, pay1 (if any) audio."""
     if args.pattern == "smpte":
         # A moving wall clock, so every frame differs and latency can be read off the picture.
-        picture = "videotestsrc is-live=true pattern=smpte ! {caps} ! clockoverlay"
+        picture = "videotestsrc name=vsrc is-live=true pattern=smpte ! {caps} ! clockoverlay"
         picture += ' time-format="%H:%M:%S" font-desc="Sans 14" shaded-background=true'
     elif args.pattern == "black":
-        picture = "videotestsrc is-live=true pattern=black ! {caps}"
+        picture = "videotestsrc name=vsrc is-live=true pattern=black ! {caps}"
     else:
         # Frozen: the same picture in every frame, as a hung camera sends. Not "smpte": its
         # corner of snow changes every frame (about 4 luma levels mean difference).
-        picture = "videotestsrc is-live=true pattern=smpte75 ! {caps}"
+        picture = "videotestsrc name=vsrc is-live=true pattern=smpte75 ! {caps}"
     caps = f"video/x-raw,width={args.width},height={args.height},framerate={args.fps}/1"
     kbps = max(100, args.width * args.height * args.fps // 20_000)
     video = (
@@ -70,7 +74,7 @@ def pipeline_description(args: argparse.Namespace) -> str:
         return f"( {video} )"
     wave = "silence" if args.silent else "sine freq=440 volume=0.3"
     audio = (
-        f"audiotestsrc is-live=true wave={wave} samplesperbuffer=400"
+        f"audiotestsrc name=asrc is-live=true wave={wave} samplesperbuffer=400"
         f" ! audioconvert ! audioresample ! {AUDIO_ENCODERS[args.audio]}"
     )
     return f"( {video} {audio} )"
@@ -88,6 +92,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--pattern", choices=["smpte", "black", "frozen"], default="smpte")
     parser.add_argument("--silent", action="store_true", help="send silence instead of a tone")
+    parser.add_argument(
+        "--frame-times", action="store_true", help="print when each frame and buffer is made"
+    )
     args = parser.parse_args(argv)
     if not args.path.startswith("/"):
         parser.error("--path must start with '/'")
@@ -116,6 +123,25 @@ def main(argv: list[str]) -> int:
     # Without this, each new client's PLAY seeks the shared test pipeline to 0 and resets the
     # timestamps of every client already watching ("Non-monotonous DTS" in ffmpeg).
     factory.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
+
+    if args.frame_times:
+
+        def made(kind: str) -> object:
+            def probe(_pad: object, _info: object) -> object:
+                # One write of a short line is atomic: the video and audio threads both print.
+                os.write(1, f"MADE {kind} {time.time():.6f}\n".encode())
+                return Gst.PadProbeReturn.OK
+
+            return probe
+
+        def configure(_factory: object, media: GstRtspServer.RTSPMedia) -> None:
+            bin_ = media.get_element()
+            for name, kind in (("vsrc", "video"), ("asrc", "audio")):
+                element = bin_.get_by_name(name)
+                if element is not None:
+                    element.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, made(kind))
+
+        factory.connect("media-configure", configure)
 
     server = GstRtspServer.RTSPServer()
     server.set_address(HOST)

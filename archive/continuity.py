@@ -1,0 +1,117 @@
+"""What the media of a session's segments hold: which were checked against the wall clock, and
+the holes in their video and audio (found by recorder/continuity.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from archive.db import NotFound, Store
+
+# (kind, media time in the run, seconds, cause)
+HoleRow = tuple[str, float, float, str]
+
+
+@dataclass(frozen=True)
+class MediaHole:
+    """A stretch of a program segment's video or audio that is missing, on the wall clock."""
+
+    kind: str
+    start: datetime
+    seconds: float
+    cause: str
+    camera: str
+
+    @property
+    def end(self) -> datetime:
+        """Where the hole ends on the wall clock."""
+        return self.start + timedelta(seconds=self.seconds)
+
+
+@dataclass(frozen=True)
+class UncheckedSegment:
+    """A program segment whose media were not checked, with where the run's previous segment
+    ended (run media time; None when unknown or not checked)."""
+
+    camera: str
+    run_dir: str
+    seq: int
+    file: str
+    previous_video_end: float | None
+    previous_audio_end: float | None
+
+
+class ContinuityStore(Store):
+    """The results of the media checks."""
+
+    def record_media_check(
+        self,
+        session_id: int,
+        camera: str,
+        run_dir: str,
+        seq: int,
+        video: tuple[float, float] | None,
+        audio: tuple[float, float] | None,
+        holes: Sequence[HoleRow],
+    ) -> None:
+        """Mark a segment checked, with its streams' extents and the holes found (a check
+        repeated replaces the previous one)."""
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT s.id FROM segments s JOIN runs r ON r.id = s.run_id"
+                " WHERE r.session_id = ? AND r.camera = ? AND r.dir = ? AND s.seq = ?",
+                (session_id, camera, run_dir, seq),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"segment {seq} of {camera}/{run_dir} is not indexed")
+            segment_id = row[0]
+            c.execute(
+                "UPDATE segments SET media_checked = 1, video_start = ?, video_end = ?,"
+                " audio_start = ?, audio_end = ? WHERE id = ?",
+                (*(video or (None, None)), *(audio or (None, None)), segment_id),
+            )
+            c.execute("DELETE FROM media_holes WHERE segment_id = ?", (segment_id,))
+            c.executemany(
+                "INSERT INTO media_holes (segment_id, session_id, kind, media_at, seconds, cause)"
+                " VALUES (?,?,?,?,?,?)",
+                [(segment_id, session_id, *hole) for hole in holes],
+            )
+
+    def unchecked_program_segments(self, session_id: int) -> int:
+        """How many segments of the session's program have not been checked yet."""
+        row = self._conn.execute(
+            "SELECT COUNT(*) FROM program p JOIN segments s ON s.id = p.segment_id"
+            " WHERE p.session_id = ? AND s.media_checked = 0",
+            (session_id,),
+        ).fetchone()
+        return int(row[0])
+
+    def unchecked_segments(self, session_id: int) -> list[UncheckedSegment]:
+        """The session's program segments not checked yet, in run order."""
+        rows = self._conn.execute(
+            "SELECT r.camera, r.dir, s.seq, s.file, prev.video_end, prev.audio_end"
+            " FROM program p JOIN segments s ON s.id = p.segment_id JOIN runs r ON r.id = s.run_id"
+            " LEFT JOIN segments prev ON prev.run_id = s.run_id AND prev.seq = s.seq - 1"
+            " WHERE p.session_id = ? AND s.media_checked = 0 ORDER BY r.camera, r.ordinal, s.seq",
+            (session_id,),
+        ).fetchall()
+        return [UncheckedSegment(*row) for row in rows]
+
+    def media_holes(self, session_id: int) -> list[MediaHole]:
+        """The holes found in the session's program, in wall-clock order (placed by their run's
+        anchor: media time origin at anchor_at)."""
+        rows = self._conn.execute(
+            "SELECT h.kind, h.media_at, h.seconds, h.cause, r.camera, r.anchor_at, r.media_origin"
+            " FROM media_holes h JOIN program p ON p.segment_id = h.segment_id"
+            " JOIN segments s ON s.id = h.segment_id JOIN runs r ON r.id = s.run_id"
+            " WHERE h.session_id = ? AND r.anchor_at IS NOT NULL ORDER BY p.seq, h.media_at",
+            (session_id,),
+        ).fetchall()
+        holes = []
+        for kind, media_at, seconds, cause, camera, anchor_at, origin in rows:
+            start = datetime.fromisoformat(anchor_at) + timedelta(
+                seconds=media_at - (origin or 0.0)
+            )
+            holes.append(MediaHole(kind, start, seconds, cause, camera))
+        return sorted(holes, key=lambda hole: hole.start)
