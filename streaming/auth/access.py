@@ -102,6 +102,11 @@ def client_address(request: web.Request) -> str:
     return address
 
 
+def _verify(stored: str | None, password: str) -> bool:
+    # An unknown name is checked against a dummy hash, made (once) here in the thread too.
+    return verify_password(stored or _dummy_hash(), password)
+
+
 async def check_password(
     request: web.Request, name: str, password: str, how: str = "form"
 ) -> User | None:
@@ -118,11 +123,11 @@ async def check_password(
         log.info("sign-in (%s) for %r from %s refused: must wait", how, name, address)
         raise SignInRefused(wait, busy=False)
     user = await app[ARCHIVE].read(ArchiveIndex.get_user, name)
-    stored = user.password_hash if user else _dummy_hash()
+    stored = user.password_hash if user else None
     try:
-        ok = await app[PASSWORD_CHECKS].run(verify_password, stored, password)
+        ok = await app[PASSWORD_CHECKS].run(_verify, stored, password)
     except ChecksBusy:
-        log.warning("sign-in (%s) for %r from %s refused: too many checks", how, name, address)
+        log.info("sign-in (%s) for %r from %s refused: too many checks", how, name, address)
         raise SignInRefused(1, busy=True) from None
     if user is None or not ok or user.disabled:
         throttle.failed(name, address)
