@@ -14,10 +14,22 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 from browser import chromium
-from conftest import ADMIN, OPERATOR, STAFF, Service, basic, start_service, stop_service, wait_for
+from conftest import (
+    ADMIN,
+    OPERATOR,
+    STAFF,
+    Service,
+    basic,
+    free_port,
+    start_service,
+    stop_service,
+    wait_for,
+)
 
 from config.settings import Settings
+from streaming.app.gateway import create_gateway_app
 
 # Each as a raw query string value (what a link would carry) and as the form field's value.
 HOSTILE_NEXT = [
@@ -288,3 +300,44 @@ async def test_bogus_basic_credentials_cannot_run_more_argon2_checks_than_the_bo
         await asyncio.gather(*tasks)
     assert sorted(s for s, _ in answers) == [401] * 5 + [429] * 15
     assert seen == {"running": 0, "most": 1, "calls": 5}
+
+
+async def test_the_gateway_throttles_basic_credentials_for_withdrawn_recordings_too(
+    tight: Service,
+) -> None:
+    """A gateway process takes Basic credentials for a withdrawn recording: wrong ones are
+    throttled there as on the control port (each gateway process counts its own)."""
+    created = await tight.post_json(
+        "/api/v1/sessions",
+        {
+            "title": "Sesja wycofana",
+            "scheduled_start": "2030-01-01T10:00:00+00:00",
+            "scheduled_end": "2030-01-01T12:00:00+00:00",
+            "agenda_text": "1. Otwarcie.\n",
+        },
+        status=201,
+    )
+    sid = created["id"]
+    await tight.post_json(f"/api/v1/sessions/{sid}/publish", {"published": False}, auth=STAFF)
+    app = create_gateway_app(tight.settings)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}/sessions/{sid}/index.m3u8"
+    try:
+
+        async def get(creds: tuple[str, str] | None) -> tuple[int, str | None]:
+            async with tight.http.get(url, headers=basic(creds)) as resp:
+                await resp.read()
+                return resp.status, resp.headers.get("Retry-After")
+
+        assert (await get(None))[0] == 410
+        # No recording yet: a signed-in staff member gets 404, past the withdrawal.
+        assert (await get(STAFF))[0] == 404
+        for _ in range(tight.settings.console.max_failed_logins):
+            assert (await get((STAFF[0], "wrong")))[0] == 401
+        status, retry = await get(STAFF)
+        assert status == 429 and retry is not None and int(retry) > 0
+    finally:
+        await runner.cleanup()
