@@ -295,6 +295,13 @@ async def test_bogus_basic_credentials_cannot_run_more_argon2_checks_than_the_bo
 
         await wait_for(excess_answered, 20, "the 15 excess requests' answers")
         assert sorted(answers[:15]) == [(429, "1")] * 15
+        # The form meanwhile says so in words (Polish first), with Retry-After too.
+        async with cookie_client() as http:
+            token, _ = await prelogin(http, tight.base)
+            form = {"name": OPERATOR[0], "password": OPERATOR[1], "csrf_token": token}
+            async with http.post(tight.base + "/login", data=form) as resp:
+                assert resp.status == 429 and resp.headers["Retry-After"] == "1"
+                assert "Zbyt wiele logowań naraz" in await resp.text()
     finally:
         release.set()
         await asyncio.gather(*tasks)
