@@ -141,6 +141,11 @@ class ConsoleSettings(_Model):
     term: Annotated[str, Field(min_length=1, max_length=40)] = "2024-2029"
     # Failed sign-ins for one user name within 15 minutes before it must wait.
     max_failed_logins: Annotated[int, Field(ge=1, le=1000)] = 10
+    # Failed sign-ins (any names) from one client address within 15 minutes before it must wait.
+    max_failed_logins_per_address: Annotated[int, Field(ge=1, le=10_000)] = 30
+    # Password checks (argon2, 64 MiB each) running at once; as many again times four may wait,
+    # more get 429 with Retry-After. Bounds what anonymous requests can make the process hold.
+    password_checks_at_once: Annotated[int, Field(ge=1, le=16)] = 2
 
 
 class PreflightSettings(_Model):

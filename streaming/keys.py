@@ -26,7 +26,7 @@ from streaming.services.control import SessionControl
 from streaming.services.exports import ExportManager
 from streaming.services.gateway_process import GatewayProcess
 from streaming.services.indexer import ArchiveIndexer
-from streaming.services.login_throttle import LoginThrottle
+from streaming.services.login_throttle import LoginThrottle, PasswordChecks, PreloginTokens
 from streaming.services.transcription import TranscriptionManager
 
 if TYPE_CHECKING:
@@ -57,5 +57,7 @@ EXPORTS = web.AppKey("exports", ExportManager)
 PREFLIGHT = web.AppKey("preflight", Preflight)
 NOW_CACHE = web.AppKey("now_cache", dict[str, tuple[float, dict[str, Any]]])
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+PASSWORD_CHECKS = web.AppKey("password_checks", PasswordChecks)
+PRELOGIN = web.AppKey("prelogin_tokens", PreloginTokens)
 # The pages' Jinja2 environment with the message catalogues (streaming.web.templating).
 TEMPLATES = web.AppKey("templates", Environment)

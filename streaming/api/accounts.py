@@ -16,9 +16,9 @@ from streaming.auth.access import (
     LOGIN,
     PERMISSIONS,
     audit,
+    new_password_hash,
     require,
 )
-from streaming.auth.passwords import hash_password
 from streaming.http import json_error
 from streaming.keys import ARCHIVE
 
@@ -69,7 +69,7 @@ async def add_user(request: web.Request) -> web.Response:
     archive = request.app[ARCHIVE]
     body = await read_body(request, UserAdd)
     name = body.name
-    password_hash = hash_password(body.password)
+    password_hash = await new_password_hash(request, body.password)
     user = await archive.call(archive.index.add_user, name, body.role, password_hash)
     await audit(request, admin, "users.add", f"user {name}", after=user_json(user))
     return web.json_response(user_json(user), status=201)
@@ -85,7 +85,7 @@ async def edit_user(request: web.Request) -> web.Response:
     body = await read_body(request, UserEdit)
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"password"})
     if "password" in body.model_fields_set:
-        changes["password_hash"] = hash_password(body.password)
+        changes["password_hash"] = await new_password_hash(request, body.password)
     if name == admin.name and (changes.get("disabled") or changes.get("role", "admin") != "admin"):
         raise json_error(
             web.HTTPConflict, "you cannot disable yourself or give up your own admin role"
@@ -94,11 +94,15 @@ async def edit_user(request: web.Request) -> web.Response:
     if before is None:
         raise json_error(web.HTTPNotFound, f"user {name!r} does not exist")
     after = await archive.call(archive.index.update_user, name, **changes)
-    changed = "password" in body.model_fields_set
-    shown_after = user_json(after) | ({"password": "changed"} if changed else {})
-    await audit(
-        request, admin, "users.edit", f"user {name}", before=user_json(before), after=shown_after
-    )
+    target = f"user {name}"
+    # The password is audited as its own entry, saying only that it changed: neither hash is
+    # shown, and role or disabled, unchanged by it, do not pose as its before and after.
+    if "password" in body.model_fields_set:
+        await audit(request, admin, "users.password", target, after="password changed")
+    if body.model_fields_set - {"password"}:
+        await audit(
+            request, admin, "users.edit", target, before=user_json(before), after=user_json(after)
+        )
     return web.json_response(user_json(after))
 
 

@@ -96,8 +96,8 @@ def validate(model: type[M], data: Any, context: Context | None = None) -> M:
 
 
 async def read_body(request: web.Request, model: type[M], context: Context | None = None) -> M:
-    """The JSON body as model; 400 for a body that is not a JSON object (or not JSON at all)
-    or that the model refuses."""
+    """The JSON body as model; 400 for a body that is not a JSON object (or not JSON at all),
+    415 for one not sent as application/json, 400 for one that the model refuses."""
     try:
         data = await request.json(loads=json.loads)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -105,6 +105,15 @@ async def read_body(request: web.Request, model: type[M], context: Context | Non
     if not isinstance(data, dict):
         message = getattr(model, "not_an_object", NOT_AN_OBJECT)
         raise json_error(web.HTTPBadRequest, message)
+    # A page of another site can send text/plain (or no type) without asking the browser's
+    # permission first; application/json it cannot. Never act on JSON sent as anything else.
+    if request.content_type != "application/json":
+        given = request.headers.get("Content-Type")
+        raise json_error(
+            web.HTTPUnsupportedMediaType,
+            "send the body as JSON with Content-Type: application/json"
+            + (f" (not {given[:100]!r})" if given else " (it had no Content-Type)"),
+        )
     return validate(model, data, context)
 
 

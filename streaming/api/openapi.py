@@ -40,6 +40,8 @@ _ERRORS = {
     "404": "No such session, item or chamber.",
     "409": "Not possible in the session's current state.",
     "410": "The recording is withdrawn (to the public).",
+    "415": "The body is not sent as application/json.",
+    "429": "Too many wrong passwords, or password checks at once; try again (Retry-After).",
     "501": "Not offered.",
     "503": "Not ready yet; try again (Retry-After).",
 }
@@ -127,8 +129,10 @@ def _errors(method: str, path: str, op: Operation) -> list[str]:
     found = set(op.errors)
     if op.body or op.query or op.raw_body:
         found.add("400")
+    if op.body:
+        found.add("415")
     if op.who:
-        found |= {"401", "403"}
+        found |= {"401", "403", "429"}
         if method != "GET":
             found.add("409")
     if "{" in path:

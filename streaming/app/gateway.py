@@ -30,12 +30,15 @@ from streaming.keys import (
     LIVE_EDGE,
     MEDIA_BYTES,
     NOW_CACHE,
+    PASSWORD_CHECKS,
     PLAYLISTS,
     SETTINGS,
     TEMPLATES,
+    THROTTLE,
     VIEWERS,
 )
 from streaming.services.gateway_process import _worker
+from streaming.services.login_throttle import LoginThrottle, PasswordChecks
 from streaming.web import pages, publication
 from streaming.web import search as search_page
 from streaming.web.templating import STATIC, create_environment
@@ -61,6 +64,13 @@ def create_gateway_app(settings: Settings) -> web.Application:
     app[MEDIA_BYTES] = ByteCache(settings.data_path)
     app[PLAYLISTS] = RenderedPlaylists()
     app[VIEWERS] = ViewerCounter()
+    # Withdrawn recordings take HTTP Basic credentials here too: their checks are throttled
+    # and bounded as on the control port (each process counts its own).
+    app[THROTTLE] = LoginThrottle(
+        settings.console.max_failed_logins, settings.console.max_failed_logins_per_address
+    )
+    at_once = settings.console.password_checks_at_once
+    app[PASSWORD_CHECKS] = PasswordChecks(at_once, 4 * at_once)
 
     async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
         # Entered in dependency order on one stack, so closed in the reverse order.

@@ -50,8 +50,10 @@ from streaming.keys import (
     MEDIA_BYTES,
     NOW_CACHE,
     OFFAIR,
+    PASSWORD_CHECKS,
     PLAYLISTS,
     PREFLIGHT,
+    PRELOGIN,
     PUSHERS,
     RECORDER,
     SCHEDULER,
@@ -66,7 +68,7 @@ from streaming.services.control import ArchiveCaptureEvents, ProgramSelector, Se
 from streaming.services.exports import ExportManager
 from streaming.services.gateway_process import GatewayProcess, gateway_command
 from streaming.services.indexer import ArchiveIndexer
-from streaming.services.login_throttle import LoginThrottle
+from streaming.services.login_throttle import LoginThrottle, PasswordChecks, PreloginTokens
 from streaming.services.offair import OffAirWatch
 from streaming.services.transcription import TranscriptionManager
 from streaming.web import console, downloads, login, pages, publication
@@ -284,7 +286,13 @@ def create_app(
             transcription_ctx,
         ]
     )
-    app[THROTTLE] = LoginThrottle(settings.console.max_failed_logins)
+    console_settings = settings.console
+    app[THROTTLE] = LoginThrottle(
+        console_settings.max_failed_logins, console_settings.max_failed_logins_per_address
+    )
+    at_once = console_settings.password_checks_at_once
+    app[PASSWORD_CHECKS] = PasswordChecks(at_once, 4 * at_once)
+    app[PRELOGIN] = PreloginTokens()
     app[NOW_CACHE] = {}
     for table in (
         sessions.routes,

@@ -4,14 +4,18 @@ A browser signs in at /login and gets an HttpOnly, SameSite=Strict cookie holdin
 token (the archive keeps only its SHA-256). Every state-changing request authenticated by that
 cookie must also carry the login's CSRF token (header X-CSRF-Token, or a csrf_token form
 field). Scripts use HTTP Basic credentials instead; a browser may replay those by itself, so a
-state-changing Basic request that a browser marks as cross-site is refused too.
+state-changing Basic request that a browser marks as cross-site (or sends with `Origin: null`)
+is refused too. Wrong passwords, by the form or by Basic, count alike against the name and the
+client address (LoginThrottle), and at most a few password checks run at once (PasswordChecks).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
+import ipaddress
+import logging
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,9 +23,18 @@ from aiohttp import web
 
 from archive.accounts import Login, Role, User
 from archive.index import ArchiveIndex, AsyncArchive, utc_now
-from streaming.auth.passwords import _dummy_hash, same_token, token_hash, verify_password
+from streaming.auth.passwords import (
+    _dummy_hash,
+    hash_password,
+    same_token,
+    token_hash,
+    verify_password,
+)
 from streaming.http import json_error
-from streaming.keys import ARCHIVE, INDEXER
+from streaming.keys import ARCHIVE, INDEXER, PASSWORD_CHECKS, THROTTLE
+from streaming.services.login_throttle import ChecksBusy
+
+log = logging.getLogger(__name__)
 
 LOGIN_COOKIE = "obrady_login"
 CSRF_HEADER = "X-CSRF-Token"
@@ -58,14 +71,82 @@ PERMISSIONS: dict[str, tuple[Role, ...]] = {
 }
 
 
-async def check_password(archive: AsyncArchive, name: str, password: str) -> User | None:
-    """The enabled user with this name and password, or None (timing alike for unknown names)."""
-    user = await archive.read(ArchiveIndex.get_user, name)
-    stored = user.password_hash if user else _dummy_hash()
-    ok = await asyncio.to_thread(verify_password, stored, password)
+class SignInRefused(Exception):
+    """A password was not checked: the name or address must wait (throttled), or too many
+    checks are under way (busy). retry_after: whole seconds until a try may succeed."""
+
+    def __init__(self, retry_after: float, *, busy: bool) -> None:
+        super().__init__(retry_after, busy)
+        self.retry_after = max(1, math.ceil(retry_after))
+        self.busy = busy
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address: the connection's, or behind a proxy on this machine (the shipped
+    nginx or Varnish) the nearest non-local address it added to X-Forwarded-For. Entries to
+    its left are the client's own words, so they are never taken."""
+    address = request.remote or "?"
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded and _loopback(address):
+        for hop in reversed(forwarded.split(",")):
+            address = hop.strip()[:64] or address
+            if not _loopback(address):
+                break
+    return address
+
+
+def _verify(stored: str | None, password: str) -> bool:
+    # An unknown name is checked against a dummy hash, made (once) here in the thread too.
+    return verify_password(stored or _dummy_hash(), password)
+
+
+async def check_password(
+    request: web.Request, name: str, password: str, how: str = "form"
+) -> User | None:
+    """The enabled user with this name and password, or None (timing alike for unknown names).
+
+    Every sign-in, by the form or by HTTP Basic, goes through here: SignInRefused (nothing
+    checked) while the name or the client's address must wait, or while too many checks
+    are under way; a wrong password is counted and logged."""
+    app = request.app
+    throttle = app[THROTTLE]
+    address = client_address(request)
+    wait = throttle.wait_seconds(name, address)
+    if wait > 0:
+        log.info("sign-in (%s) for %r from %s refused: must wait", how, name, address)
+        raise SignInRefused(wait, busy=False)
+    user = await app[ARCHIVE].read(ArchiveIndex.get_user, name)
+    stored = user.password_hash if user else None
+    try:
+        ok = await app[PASSWORD_CHECKS].run(_verify, stored, password)
+    except ChecksBusy:
+        log.info("sign-in (%s) for %r from %s refused: too many checks", how, name, address)
+        raise SignInRefused(1, busy=True) from None
     if user is None or not ok or user.disabled:
+        throttle.failed(name, address)
+        log.warning("failed sign-in (%s) for %r from %s", how, name, address)
         return None
+    throttle.succeeded(name)
     return user
+
+
+async def new_password_hash(request: web.Request, password: str) -> str:
+    """hash_password in a thread, within the same bound as the checks; 429 when it is full."""
+    try:
+        return await request.app[PASSWORD_CHECKS].run(hash_password, password)
+    except ChecksBusy:
+        raise json_error(
+            web.HTTPTooManyRequests,
+            "too many password checks under way; try again in a moment",
+            {"Retry-After": "1"},
+        ) from None
 
 
 def is_https(request: web.Request) -> bool:
@@ -93,7 +174,9 @@ def _cross_site(request: web.Request) -> bool:
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         return True
     origin = request.headers.get("Origin")
-    if origin and origin != "null":
+    if origin == "null":  # a sandboxed frame, a file, a redirect from elsewhere: not us
+        return True
+    if origin:
         return urlsplit(origin).netloc.lower() != request.host.lower()
     return False
 
@@ -127,13 +210,25 @@ async def identify(request: web.Request, archive: AsyncArchive) -> User | None:
                 "the Authorization header must be HTTP Basic credentials (user:password)",
                 challenge,
             )
-        user = await check_password(archive, *creds)
-        if user is None:
-            raise json_error(web.HTTPUnauthorized, "wrong user name or password", challenge)
         if unsafe and _cross_site(request):
             raise json_error(
-                web.HTTPForbidden, "a state-changing request from another site is refused"
+                web.HTTPForbidden,
+                "a state-changing request from another site (or with Origin: null) is refused: "
+                "send it from a script without an Origin header, or from the console",
             )
+        try:
+            user = await check_password(request, *creds, how="HTTP Basic")
+        except SignInRefused as refused:
+            raise json_error(
+                web.HTTPTooManyRequests,
+                "too many password checks under way; try again in a moment"
+                if refused.busy
+                else "too many wrong passwords for this user name or from this address; "
+                f"try again in {refused.retry_after} s",
+                {"Retry-After": str(refused.retry_after)},
+            ) from None
+        if user is None:
+            raise json_error(web.HTTPUnauthorized, "wrong user name or password", challenge)
         request[USER], request[LOGIN] = user, None
         return user
     token = request.cookies.get(LOGIN_COOKIE)
@@ -191,7 +286,7 @@ async def audit(
         session_id=session_id,
         before=before,
         after=after,
-        address=request.remote,
+        address=client_address(request),
     )
 
 
@@ -221,6 +316,6 @@ def audit_later(
         session_id=session_id,
         before=before,
         after=after,
-        address=request.remote,
+        address=client_address(request),
         at=utc_now(),
     )

@@ -1,42 +1,150 @@
-"""Slows repeated wrong passwords for one name: past the limit within 15 minutes, it must wait."""
+"""What makes sign-in hard to use against the service: repeated wrong passwords slow down, per
+user name and per client address (past either limit within 15 minutes, the next try must wait);
+the password checks running at once are bounded, so anonymous requests cannot make the process
+hold more than a fixed amount of argon2 memory; pre-login tokens are the server's own."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import secrets
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# Bounded memory against a flood of invented names or addresses.
+_MAX_TRACKED = 10_000
 
 
-class LoginThrottle:
-    """Counts failed sign-ins per user name; too many within the window must wait."""
+class _Window:
+    """Failure times per key within the window, the oldest keys forgotten beyond _MAX_TRACKED."""
 
-    WINDOW_SECONDS = 15 * 60
-
-    def __init__(self, limit: int, clock: Any = time.monotonic) -> None:
-        self._limit = limit
+    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        self.limit = limit
+        self._window = window
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
 
-    def _recent(self, name: str) -> deque[float]:
+    def _recent(self, key: str) -> deque[float]:
         now = self._clock()
-        failures = self._failures.setdefault(name.lower(), deque())
-        while failures and now - failures[0] > self.WINDOW_SECONDS:
+        failures = self._failures.get(key)
+        if failures is None:
+            return deque()
+        while failures and now - failures[0] > self._window:
             failures.popleft()
+        if not failures:
+            del self._failures[key]
         return failures
 
-    def wait_seconds(self, name: str) -> float:
-        """How long this name must wait before another try (0 = may try now)."""
-        failures = self._recent(name)
-        if len(failures) < self._limit:
+    def wait_seconds(self, key: str) -> float:
+        failures = self._recent(key)
+        if len(failures) < self.limit:
             return 0.0
-        return max(0.0, self.WINDOW_SECONDS - (self._clock() - failures[0]))
+        return max(0.0, self._window - (self._clock() - failures[-self.limit]))
 
-    def failed(self, name: str) -> None:
-        """Count a wrong password for this name."""
-        self._recent(name).append(self._clock())
-        if len(self._failures) > 10_000:  # bounded memory against a flood of invented names
+    def failed(self, key: str) -> None:
+        self._recent(key)
+        self._failures.setdefault(key, deque(maxlen=self.limit)).append(self._clock())
+        if len(self._failures) > _MAX_TRACKED:
             self._failures.pop(next(iter(self._failures)))
 
+    def forget(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+
+class LoginThrottle:
+    """Counts failed sign-ins (form and HTTP Basic alike) per user name and per client address;
+    too many of either within the window must wait."""
+
+    WINDOW_SECONDS = 15 * 60
+
+    def __init__(
+        self, limit: int, address_limit: int | None = None, clock: Any = time.monotonic
+    ) -> None:
+        self._names = _Window(limit, self.WINDOW_SECONDS, clock)
+        self._addresses = _Window(address_limit or limit * 3, self.WINDOW_SECONDS, clock)
+
+    def wait_seconds(self, name: str, address: str) -> float:
+        """How long a try for this name from this address must wait (0 = may try now)."""
+        return max(self._names.wait_seconds(name.lower()), self._addresses.wait_seconds(address))
+
+    def failed(self, name: str, address: str) -> None:
+        """Count a wrong password for this name from this address."""
+        self._names.failed(name.lower())
+        self._addresses.failed(address)
+
     def succeeded(self, name: str) -> None:
-        """Forget the failures of a name that signed in."""
-        self._failures.pop(name.lower(), None)
+        """Forget the failures of a name that signed in. The address's stay: an account of
+        one's own must not reset the count of guesses at the others."""
+        self._names.forget(name.lower())
+
+
+class ChecksBusy(Exception):
+    """Too many password checks are running or waiting: try again in a second."""
+
+
+class PasswordChecks:
+    """Runs password checks in threads, at most `running` at once and `waiting` more in line;
+    beyond that, ChecksBusy at once. A check's slot is free only when its thread has finished,
+    even if the request that started it was cancelled meanwhile."""
+
+    def __init__(self, running: int, waiting: int) -> None:
+        self._slots = asyncio.Semaphore(running)
+        self._capacity = running + waiting
+        self._inside = 0
+
+    async def run(self, check: Callable[..., T], *args: Any) -> T:
+        """check(*args) in a thread once a slot is free; ChecksBusy if the line is full."""
+        if self._inside >= self._capacity:
+            raise ChecksBusy
+        self._inside += 1
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            self._inside -= 1
+            raise
+        try:
+            future = asyncio.get_running_loop().run_in_executor(None, check, *args)
+        except BaseException:
+            self._release(None)
+            raise
+        future.add_done_callback(self._release)
+        return await asyncio.shield(future)
+
+    def _release(self, _: object) -> None:
+        self._inside -= 1
+        self._slots.release()
+
+
+class PreloginTokens:
+    """The login form's anti-forgery tokens: random, stamped and signed with this process's
+    key, so a token a client made up, or one older than MAX_AGE_SECONDS, is not valid. Nothing
+    is stored per token: a flood of login pages costs no memory."""
+
+    MAX_AGE_SECONDS = 3600
+
+    def __init__(self, key: bytes | None = None, clock: Callable[[], float] = time.time) -> None:
+        self._key = key or secrets.token_bytes(32)
+        self._clock = clock
+
+    def _mac(self, body: str) -> str:
+        return hmac.new(self._key, body.encode("ascii"), hashlib.sha256).hexdigest()
+
+    def issue(self) -> str:
+        """A new token."""
+        body = f"{secrets.token_urlsafe(24)}.{int(self._clock())}"
+        return f"{body}.{self._mac(body)}"
+
+    def valid(self, token: str | None) -> bool:
+        """Whether this process issued the token within the last MAX_AGE_SECONDS."""
+        if not token or len(token) > 200 or not token.isascii():
+            return False
+        body, _, mac = token.rpartition(".")
+        stamp = body.rpartition(".")[2]
+        if not stamp.isdigit() or not hmac.compare_digest(mac, self._mac(body)):
+            return False
+        return 0 <= self._clock() - int(stamp) <= self.MAX_AGE_SECONDS

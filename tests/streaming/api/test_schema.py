@@ -140,7 +140,15 @@ async def test_the_api_keeps_to_its_openapi_document(
 ) -> None:
     # The service as tests/conftest.py starts it, but its scheduler never starts a capture:
     # sessions the fuzz schedules around now would otherwise start recording.
-    service = await start_service(make_settings(), reconcile_every_seconds=3600)
+    # Its checks send the same wrong credentials to every operation, all from this address:
+    # past max_failed_logins (per name) or max_failed_logins_per_address they would get 429
+    # with Retry-After, as tests/streaming/web/test_login.py checks.
+    settings = make_settings()
+    console = settings.console.model_copy(
+        update={"max_failed_logins": 1000, "max_failed_logins_per_address": 10_000}
+    )
+    settings = settings.model_copy(update={"console": console})
+    service = await start_service(settings, reconcile_every_seconds=3600)
     try:
         service.app[SCHEDULER].reconcile = _no_captures  # type: ignore[method-assign]
         doc = await service.get_json("/api/v1/openapi.json")

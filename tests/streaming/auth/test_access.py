@@ -1,0 +1,73 @@
+"""No confused origins: a Basic change with `Origin: null` is refused, and JSON is read only
+from a body sent as application/json (text/plain, or no type, can be sent by any page
+without the browser's permission). Nothing stored changes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from conftest import OPERATOR, Service, basic
+
+
+def session_body() -> dict[str, Any]:
+    start = datetime.now(UTC) + timedelta(hours=1)
+    return {
+        "title": "Sesja",
+        "scheduled_start": start.isoformat(),
+        "scheduled_end": (start + timedelta(hours=2)).isoformat(),
+        "agenda_text": "1. Otwarcie.\n",
+    }
+
+
+async def post(service: Service, headers: dict[str, str], **body: Any) -> tuple[int, Any]:
+    async with service.http.post(
+        service.base + "/api/v1/sessions", headers={**basic(OPERATOR), **headers}, **body
+    ) as resp:
+        assert resp.content_type == "application/json"
+        return resp.status, await resp.json()
+
+
+async def test_a_basic_change_with_origin_null_is_refused(service: Service) -> None:
+    status, answer = await post(service, {"Origin": "null"}, json=session_body())
+    assert status == 403 and "Origin: null" in answer["error"]
+    # Wrong credentials from such a page are refused before any password check, the same way.
+    async with service.http.post(
+        service.base + "/api/v1/sessions",
+        json=session_body(),
+        headers={**basic(("op", "wrong")), "Origin": "null"},
+    ) as resp:
+        assert resp.status == 403
+    assert (await service.get_json("/api/v1/sessions"))["sessions"] == []
+    # Reading with Origin: null is no change, and the same request without it goes through.
+    async with service.http.get(
+        service.base + "/api/v1/me", headers={**basic(OPERATOR), "Origin": "null"}
+    ) as resp:
+        assert resp.status == 200
+    status, _ = await post(service, {}, json=session_body())
+    assert status == 201
+
+
+async def test_json_is_read_only_when_sent_as_application_json(service: Service) -> None:
+    text = json.dumps(session_body())
+    for content_type in (
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+    ):
+        status, answer = await post(service, {"Content-Type": content_type}, data=text)
+        assert status == 415, (content_type, answer)
+        assert "Content-Type: application/json" in answer["error"]
+        assert content_type in answer["error"]
+    # No type at all, as a page's fetch() of a Blob sends it.
+    status, answer = await post(
+        service, {}, data=aiohttp.BytesPayload(text.encode(), content_type="")
+    )
+    assert status == 415 and "it had no Content-Type" in answer["error"], answer
+    assert (await service.get_json("/api/v1/sessions"))["sessions"] == []
+    status, created = await post(
+        service, {"Content-Type": "application/json; charset=utf-8"}, data=text
+    )
+    assert status == 201, created
