@@ -16,7 +16,7 @@ from streaming.auth.access import identify, require
 from streaming.edge.llhls import EdgeSnapshot, LiveSegment, Part
 from streaming.edge.viewers import VIEWER_ID
 from streaming.hls.viewers import client_of
-from streaming.http import json_error, session_id_of
+from streaming.http import json_error, read_json, session_id_of
 from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
 
 RUN_NAME = re.compile(r"^run-\d{4,}$")
@@ -57,7 +57,7 @@ async def live_beacon(request: web.Request) -> web.Response:
     """A web player says it is playing (every few seconds), with its own random id."""
     chamber = known_chamber(request.app[SETTINGS], request.match_info["chamber"])
     try:
-        body = await request.json() if request.content_length else {}
+        body = await read_json(request) if request.content_length else {}
     except ValueError:
         body = None
     viewer = body.get("id") if isinstance(body, dict) else None
