@@ -31,10 +31,16 @@ def json_error(
     )
 
 
+def is_digits(raw: str) -> bool:
+    """Whether raw is one or more ASCII digits: str.isdigit() also takes "²" and "①", which
+    int() refuses (a ValueError, once a 500)."""
+    return raw.isascii() and raw.isdigit()
+
+
 def session_id_of(request: web.Request) -> int:
     """The {id} of the path as an int; 404 if it cannot be one."""
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not is_digits(raw) or len(raw) > 12:
         raise json_error(web.HTTPNotFound, f"session {raw!r} does not exist")
     return int(raw)
 

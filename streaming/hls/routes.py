@@ -16,7 +16,7 @@ from streaming.auth.access import identify, require
 from streaming.edge.llhls import EdgeSnapshot, LiveSegment, Part
 from streaming.edge.viewers import VIEWER_ID
 from streaming.hls.viewers import client_of
-from streaming.http import json_error, read_json, session_id_of
+from streaming.http import is_digits, json_error, read_json, session_id_of
 from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
 
 RUN_NAME = re.compile(r"^run-\d{4,}$")
@@ -78,7 +78,7 @@ def _non_negative(query: Mapping[str, str], name: str) -> int | None:
     raw = query.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 12:
+    if not is_digits(raw) or len(raw) > 12:
         raise json_error(
             web.HTTPBadRequest, f"{name} must be a whole number 0 or more, not {raw!r}"
         )

@@ -297,3 +297,31 @@ async def test_what_aiohttps_parser_refuses_is_json_on_both_ports(
                 assert word in error, (where, word, error)
             assert len(body) < 500, (where, body)  # the refused request is not echoed back
     assert await sessions(service) == before
+
+
+async def test_numbers_in_paths_and_queries_are_refused_not_crashed_on(
+    service: Service, ports: list[Port]
+) -> None:
+    # "²" is a digit to str.isdigit() but not to int(); 5,000 digits are past int()'s limit.
+    created = await service.post_json(SESSIONS, session_json(), status=201)
+    before = await sessions(service)
+    for port in ports:
+        for number in ("%C2%B2", "1" * 5000):
+            for path, status, json_answer in [
+                (f"/api/v1/sessions/{number}", 404, True),
+                (f"/sessions/{number}", 404, False),
+                (f"/archive?page={number}", 400, False),
+                (f"/live/sala/index.m3u8?_HLS_msn={number}", 400, True),
+                (
+                    f"/oembed?url={service.base}/sessions/{created['id']}&maxwidth={number}",
+                    400,
+                    True,
+                ),
+            ]:
+                async with aiohttp.ClientSession() as http, http.get(port.base + path) as resp:
+                    where = (port.name, path[:60])
+                    assert resp.status == status, (*where, resp.status, await resp.text())
+                    if json_answer:
+                        assert resp.content_type == "application/json", where
+                        assert (await resp.json())["error"], where
+    assert await sessions(service) == before
