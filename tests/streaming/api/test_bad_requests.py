@@ -22,7 +22,13 @@ from conftest import OPERATOR, Service, basic
 from streaming.api.models import MAX_AGENDA_CHARS
 from streaming.app.gateway import GatewaySite, create_gateway_app
 from streaming.app.sites import service_runner
-from streaming.http import MAX_BODY_BYTES, MAX_FIELD_BYTES, MAX_HEADERS, MAX_LINE_BYTES
+from streaming.http import (
+    MAX_BODY_BYTES,
+    MAX_FIELD_BYTES,
+    MAX_HEADERS,
+    MAX_LINE_BYTES,
+    parse_json,
+)
 from streaming.keys import VIEWERS
 
 SESSIONS = "/api/v1/sessions"
@@ -325,3 +331,35 @@ async def test_numbers_in_paths_and_queries_are_refused_not_crashed_on(
                         assert resp.content_type == "application/json", where
                         assert (await resp.json())["error"], where
     assert await sessions(service) == before
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"a": "\\ud83d\\ude00"}', {"a": "\U0001f600"}),  # a surrogate pair is one character
+        (b'{"a": "\\\\ud800"}', {"a": "\\ud800"}),  # an escaped backslash, then text
+        (b'["' + b"[" * 100 + b'"]', ["[" * 100]),  # brackets in a string do not nest
+        (b'["\\"' + b"[" * 100 + b'"]', ['"' + "[" * 100]),
+        (b"[" * 32 + b"]" * 32, json.loads("[" * 32 + "]" * 32)),
+        (b"-" + b"9" * 100, -int("9" * 100)),
+    ],
+)
+def test_json_within_the_limits_is_read_as_sent(raw: bytes, expected: Any) -> None:
+    assert parse_json(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b'{"\\udfff": 1}', "a key in the body holds an unpaired UTF-16 surrogate"),
+        (b'{"a": [{"b": ["\\ud800"]}]}', "a.0.b.0 holds an unpaired UTF-16 surrogate"),
+        (b"[" * 33 + b"]" * 33, "more than 32 deep"),
+        (b"[" * 33, "more than 32 deep"),
+        (b"-" + b"9" * 101, "more than 100 digits"),
+    ],
+)
+def test_json_beyond_the_limits_is_a_400_that_says_so(raw: bytes, words: str) -> None:
+    with pytest.raises(web.HTTPBadRequest) as refused_with:
+        parse_json(raw)
+    assert refused_with.value.content_type == "application/json"
+    assert words in json.loads(refused_with.value.text or "")["error"]
