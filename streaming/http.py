@@ -163,9 +163,19 @@ def parse_json(raw: bytes) -> Any:
     return data
 
 
-async def read_json(request: web.Request) -> Any:
-    """The request's body as JSON (parse_json); an empty body is a ValueError too."""
-    return parse_json(await request.read())
+async def read_json(request: web.Request, limit: int | None = None) -> Any:
+    """The request's body as JSON (parse_json); an empty body is a ValueError too. With limit,
+    a JSON 413 for a body over limit bytes, read no further (client_max_size otherwise)."""
+    if limit is None:
+        return parse_json(await request.read())
+    if (request.content_length or 0) > limit:
+        raise too_large(limit, "the most this operation reads")
+    body = bytearray()
+    while chunk := await request.content.readany():
+        body += chunk
+        if len(body) > limit:
+            raise too_large(limit, "the most this operation reads")
+    return parse_json(bytes(body))
 
 
 def _busy(message: str, retry_after: int) -> web.HTTPException:
@@ -195,11 +205,12 @@ def _payload_error(request: web.Request, exc: web.RequestPayloadError) -> str:
     return f"the body could not be read ({reason[:200]}): send it again, whole"
 
 
-def _too_large(request: web.Request) -> web.HTTPException:
-    limit = request.client_max_size
+def too_large(limit: int, what: str = "the most this server reads") -> web.HTTPException:
+    """A JSON 413 for a body over limit bytes (a compressed body counts as decompressed)."""
+    size = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit / 2**10:g} KiB"
     message = (
-        f"the body is larger than {limit} bytes ({limit / 2**20:g} MiB), the most this server "
-        "reads (a compressed body counts as decompressed): send less"
+        f"the body is larger than {limit} bytes ({size}), {what} "
+        "(a compressed body counts as decompressed): send less"
     )
     return web.HTTPRequestEntityTooLarge(
         limit,
@@ -262,7 +273,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     except web.HTTPRequestEntityTooLarge as exc:
         if exc.content_type == JSON:
             raise
-        raise _too_large(request) from None
+        raise too_large(request.client_max_size) from None
     except web.RequestPayloadError as exc:
         refusal = json_error(web.HTTPBadRequest, _payload_error(request, exc))
         # The rest of the body cannot be read either: the connection closes after this answer,

@@ -52,12 +52,17 @@ def _chamber(request: web.Request, chamber_id: str) -> str:
     return chamber_id
 
 
+# A beacon is {"id": "<at most 64 characters>"}: anything much longer is not one, and is not
+# worth the time of reading it as JSON (this route is public, on both ports).
+BEACON_MAX_BYTES = 1024
+
+
 @routes.post("/live/{chamber}/viewers")
 async def live_beacon(request: web.Request) -> web.Response:
     """A web player says it is playing (every few seconds), with its own random id."""
     chamber = known_chamber(request.app[SETTINGS], request.match_info["chamber"])
     try:
-        body = await read_json(request) if request.content_length else {}
+        body = await read_json(request, BEACON_MAX_BYTES) if request.content_length else {}
     except ValueError:
         body = None
     viewer = body.get("id") if isinstance(body, dict) else None
