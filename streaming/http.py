@@ -220,7 +220,8 @@ def too_large(limit: int, what: str = "the most this server reads") -> web.HTTPE
 
 
 def parser_refusal(exc: BadHttpMessage) -> tuple[int, str]:
-    """The status and words for a request aiohttp's parser refused (before any middleware)."""
+    """The status and words for a request aiohttp's parser refused (before any middleware):
+    414, 431, 415 or 400, never the request's own bytes at length."""
     if isinstance(exc, LineTooLong):
         if str(exc.args[1]) == str(MAX_FIELD_BYTES):
             return 431, (
@@ -228,6 +229,13 @@ def parser_refusal(exc: BadHttpMessage) -> tuple[int, str]:
                 "send shorter headers (fewer or smaller cookies)"
             )
         return 414, f"the request line is longer than {exc.args[1]} bytes: send a shorter URL"
+    if isinstance(exc, ContentEncodingError):
+        # Before the body: a coding aiohttp cannot decode here (br, zstd without their
+        # packages). A body that is not what its coding says is refused later (400).
+        return 415, (
+            "the body's Content-Encoding is not one this server reads: "
+            "send it uncompressed, or as gzip or deflate"
+        )
     if exc.message == "Too many headers received":
         return 431, f"more than {MAX_HEADERS} header lines: send fewer headers"
     reason = f" ({exc.message[:200]})" if exc.message else ""

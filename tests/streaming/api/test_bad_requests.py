@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import importlib.util
 import io
 import json
 from collections.abc import AsyncIterator
@@ -35,6 +36,8 @@ from streaming.keys import VIEWERS
 SESSIONS = "/api/v1/sessions"
 BEACON = "/live/sala/viewers"
 VIEWER = "player-0123456789"
+# aiohttp decodes br only with one of these installed.
+BROTLI = any(importlib.util.find_spec(name) for name in ("brotli", "brotlicffi"))
 
 
 @dataclass
@@ -298,6 +301,16 @@ async def test_what_aiohttps_parser_refuses_is_json_on_both_ports(
                 b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
                 400,
                 ("not a valid HTTP",),
+            ),
+            (
+                "a Content-Encoding this server cannot decode",
+                b"POST " + BEACON.encode() + b" HTTP/1.1\r\nHost: a\r\n"
+                b"Content-Encoding: br\r\nContent-Length: 5\r\n\r\nabcde",
+                *(
+                    (400, ("not valid br",))
+                    if BROTLI
+                    else (415, ("Content-Encoding is not one this server reads", "gzip"))
+                ),
             ),
         ]:
             status_got, headers, body = await raw_request(port.base, head)
