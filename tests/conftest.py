@@ -18,6 +18,7 @@ from aiohttp import web
 from archive.index import ArchiveIndex
 from config.settings import Settings, parse_settings
 from streaming.app.service import create_app
+from streaming.app.sites import ServiceSite, service_runner
 from streaming.auth.passwords import hash_password
 from streaming.keys import ARCHIVE
 
@@ -210,9 +211,9 @@ async def start_service(settings: Settings, **app_kwargs: Any) -> Service:
             index.add_user(name, role, hash_password(password))  # type: ignore[arg-type]
     index.close()
     app = create_app(settings, **app_kwargs)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = service_runner(app)  # as `obrady serve` runs it
     await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.port)
+    site = ServiceSite(runner, settings.server.host, settings.server.port)
     await site.start()
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     base = f"http://{settings.server.host}:{settings.server.port}"

@@ -1,9 +1,9 @@
 """Reading requests into pydantic models: a clear 400 {"error": ...} naming the field and what
-to fix for anything the model refuses, and for a body that is not a JSON object."""
+to fix for anything the model refuses, and for a body that is not a JSON object (or is JSON
+beyond the limits of streaming.http.parse_json)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
-from streaming.http import json_error
+from streaming.http import json_error, read_json
 
 M = TypeVar("M", bound=BaseModel)
 # What validation may look at besides the data: the configured chambers, a chamber's cameras.
@@ -63,12 +63,16 @@ def field_of(error: ErrorDetails) -> str:
 
 
 def describe(error: ErrorDetails, hints: Mapping[str, str]) -> str:
-    """A mistake in words: the field's hint if there is one, our own validators' words (they
-    name the field already), else pydantic's with the field named."""
+    """A mistake in words: our own validators' words (they name the field already), a text
+    over its length, the field's hint if there is one, else pydantic's with the field named."""
     field = field_of(error)
     top = str(error["loc"][0]) if error["loc"] else ""
     if error["type"] == "obrady":
         return error["msg"]
+    if error["type"] == "string_too_long" and field:
+        # Not the field's hint, which may say "... is required" of a text that is there.
+        limit = (error.get("ctx") or {}).get("max_length")
+        return f"{field} is longer than {limit} characters: shorten it"
     if top in hints:
         return hints[top]
     if not field:
@@ -96,11 +100,12 @@ def validate(model: type[M], data: Any, context: Context | None = None) -> M:
 
 
 async def read_body(request: web.Request, model: type[M], context: Context | None = None) -> M:
-    """The JSON body as model; 400 for a body that is not a JSON object (or not JSON at all),
-    415 for one not sent as application/json, 400 for one that the model refuses."""
+    """The JSON body as model; 400 for a body that is not a JSON object (or not JSON at all,
+    or JSON that parse_json refuses, in its own words), 415 for one not sent as
+    application/json, 400 for one that the model refuses."""
     try:
-        data = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = await read_json(request)
+    except ValueError:
         data = None
     if not isinstance(data, dict):
         message = getattr(model, "not_an_object", NOT_AN_OBJECT)

@@ -23,7 +23,7 @@ from streaming.api.models import (
 from streaming.api.openapi import BY_STATE, OPERATORS, operation
 from streaming.api.views import session_detail, vote_json
 from streaming.auth.access import audit, require
-from streaming.http import json_error, session_id_of
+from streaming.http import is_digits, json_error, session_id_of
 from streaming.keys import ARCHIVE, CLOCK, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def councillor_json(c: Councillor) -> dict[str, Any]:
 
 def _id_of(request: web.Request, key: str, what: str) -> int:
     raw = request.match_info[key]
-    if not raw.isdigit() or len(raw) > 12:
+    if not is_digits(raw) or len(raw) > 12:
         raise json_error(web.HTTPNotFound, f"{what} {raw!r} does not exist")
     return int(raw)
 

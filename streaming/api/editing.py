@@ -22,7 +22,7 @@ from streaming.api.models import ChapterSplit, ItemRename, MarkerMove, Publish, 
 from streaming.api.openapi import STAFF, operation
 from streaming.api.views import marker_json
 from streaming.auth.access import audit, require
-from streaming.http import json_error, session_id_of
+from streaming.http import is_digits, json_error, session_id_of
 from streaming.keys import ARCHIVE, SETTINGS
 from streaming.services.slates import SlateFailed, make_slates
 
@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 def _path_id(request: web.Request, name: str, what: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 12:
+    if not is_digits(raw) or len(raw) > 12:
         raise json_error(web.HTTPNotFound, f"{what} {raw!r} does not exist")
     return int(raw)
 

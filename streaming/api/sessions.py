@@ -35,7 +35,7 @@ from streaming.api.transcripts import status_json
 from streaming.api.views import _iso, session_detail, session_summary
 from streaming.auth.access import audit, audit_later, require
 from streaming.hls.viewers import live_viewers
-from streaming.http import json_error, session_id_of
+from streaming.http import is_digits, json_error, session_id_of
 from streaming.keys import (
     ANALYZER,
     ARCHIVE,
@@ -345,7 +345,7 @@ async def start_item(request: web.Request) -> web.Response:
     user = await require(request, "session.run")
     sid = session_id_of(request)
     raw = request.match_info["item_id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not is_digits(raw) or len(raw) > 12:
         raise json_error(web.HTTPNotFound, f"agenda item {raw!r} does not exist")
     before = (await session_detail(archive, sid))["current_item_id"]
     await request.app[CONTROL].start_item(sid, int(raw), by=user.name)

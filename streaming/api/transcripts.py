@@ -25,7 +25,7 @@ from streaming.api.models import LineAdd, LineCorrect
 from streaming.api.openapi import STAFF, operation
 from streaming.auth.access import audit, require
 from streaming.hls.routes import private_if_withdrawn
-from streaming.http import json_error, session_id_of
+from streaming.http import is_digits, json_error, session_id_of
 from streaming.keys import ARCHIVE, TRANSCRIPTION
 from streaming.services.exports import read_view
 
@@ -204,7 +204,7 @@ async def correct_line(request: web.Request) -> web.Response:
     archive = request.app[ARCHIVE]
     sid = session_id_of(request)
     raw = request.match_info["line_id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not is_digits(raw) or len(raw) > 12:
         raise json_error(web.HTTPNotFound, f"transcript line {raw[:20]!r} does not exist")
     body = await read_body(request, LineCorrect)
     index = archive.index

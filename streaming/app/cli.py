@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
-
-from aiohttp import web
 
 from archive.db import ArchiveError
 from archive.index import ArchiveIndex, Conflict
@@ -124,17 +123,16 @@ def _banner(settings: Settings, config: str | None) -> str:
 def serve(args: argparse.Namespace) -> int:
     """Run the service until interrupted."""
     from streaming.app.service import create_app
+    from streaming.app.sites import serve_service
 
     settings = _settings(args, args.config)
     app = create_app(settings)
-    web.run_app(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        print=lambda _msg: print(_banner(settings, args.config), flush=True),
-        access_log=None,
-        handle_signals=True,
-    )
+
+    def started() -> None:
+        print(_banner(settings, args.config), flush=True)
+
+    # Not web.run_app: its site would answer aiohttp's own refusals in plain text.
+    asyncio.run(serve_service(app, settings.server.host, settings.server.port, started))
     return 0
 
 

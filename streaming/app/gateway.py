@@ -20,11 +20,12 @@ from recorder.lifecycle import Background
 from recorder.redact import register_settings
 from streaming.api import now, transcripts
 from streaming.api import search as search_api
+from streaming.app.sites import service_runner
 from streaming.edge.llhls import ByteCache, EdgeReader, RenderedPlaylists
 from streaming.edge.viewers import ViewerCounter, write_counts
 from streaming.hls import routes as hls_routes
 from streaming.hls.fast import LiveFast, LiveHandler
-from streaming.http import error_middleware
+from streaming.http import MAX_BODY_BYTES, error_middleware
 from streaming.keys import (
     ARCHIVE,
     LIVE_EDGE,
@@ -53,7 +54,7 @@ def create_gateway_app(settings: Settings) -> web.Application:
     # refusals as error_middleware lets them through. A new middleware or hook must be matched
     # there (tests/streaming/hls/test_fast.py compares both paths byte for byte).
     register_settings(settings.chambers)  # never printed, logged or answered
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
 
     async def name_worker(_request: web.Request, response: web.StreamResponse) -> None:
         response.headers["X-Obrady-Worker"] = str(_worker())
@@ -161,7 +162,7 @@ async def serve_gateway(
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(create_gateway_app(settings), access_log=None, handle_signals=False)
+    runner = service_runner(create_gateway_app(settings), access_log=None)
     await runner.setup()
     try:
         # A backlog as large as the kernel allows: a thousand players may (re)connect at once.

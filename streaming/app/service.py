@@ -35,7 +35,7 @@ from streaming.app.demo import autopilot, prepare_demo
 from streaming.edge.llhls import ByteCache, LiveEdge, RenderedPlaylists
 from streaming.edge.viewers import ViewerCounter
 from streaming.hls import routes as hls_routes
-from streaming.http import error_middleware
+from streaming.http import MAX_BODY_BYTES, error_middleware
 from streaming.keys import (
     ANALYZER,
     ARCHIVE,
@@ -91,9 +91,9 @@ def create_app(
     argv_builder: ArgvBuilder = capture_argv,
     reconcile_every_seconds: float = 30.0,
 ) -> web.Application:
-    """The whole service as one aiohttp application."""
+    """The whole service as one aiohttp application (serve it with ServiceSite)."""
     register_settings(settings.chambers)  # never printed, logged or answered
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[TEMPLATES] = create_environment()
     app[CLOCK] = clock

@@ -40,7 +40,7 @@ from config.settings import Settings
 from streaming.edge.llhls import ByteCache, EdgeReader, EdgeSnapshot, RenderedPlaylists
 from streaming.edge.viewers import ViewerCounter, client_key
 from streaming.hls import routes as live
-from streaming.http import json_error
+from streaming.http import JsonErrorHandler, json_error
 
 log = logging.getLogger(__name__)
 
@@ -434,12 +434,12 @@ def _internal_error() -> web.HTTPException:
     return json_error(web.HTTPInternalServerError, "internal error; see the server log")
 
 
-class LiveHandler(web.RequestHandler):
+class LiveHandler(JsonErrorHandler):
     """aiohttp's protocol for one connection, which looks at each request first: the fast path
     answers it, or aiohttp gets it (alone, and the next one waits until aiohttp has answered),
     or, when its length is not certain, aiohttp gets the connection for good. One request is
-    answered at a time, in order. The other arguments are aiohttp's Server's for its
-    RequestHandlers."""
+    answered at a time, in order. What aiohttp's parser refuses is answered as JSON
+    (JsonErrorHandler). The other arguments are aiohttp's Server's for its RequestHandlers."""
 
     def __init__(self, fast: LiveFast, manager: web.Server, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -478,7 +478,10 @@ class LiveHandler(web.RequestHandler):
         self._serve()
 
     def data_received(self, data: bytes) -> None:
-        if self._state == "off":
+        if self._state == "off" or (self._state == "aiohttp" and not data):
+            # b"" is aiohttp resuming its own paused parser (base_protocol.resume_reading),
+            # e.g. of a compressed body it decompresses as it is read: held here, the handler
+            # would wait for the rest of that body for ever.
             super().data_received(data)
             return
         self._buffer += data

@@ -16,7 +16,7 @@ from streaming.auth.access import identify, require
 from streaming.edge.llhls import EdgeSnapshot, LiveSegment, Part
 from streaming.edge.viewers import VIEWER_ID
 from streaming.hls.viewers import client_of
-from streaming.http import json_error, session_id_of
+from streaming.http import is_digits, json_error, read_json, session_id_of
 from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
 
 RUN_NAME = re.compile(r"^run-\d{4,}$")
@@ -52,12 +52,17 @@ def _chamber(request: web.Request, chamber_id: str) -> str:
     return chamber_id
 
 
+# A beacon is {"id": "<at most 64 characters>"}: anything much longer is not one, and is not
+# worth the time of reading it as JSON (this route is public, on both ports).
+BEACON_MAX_BYTES = 1024
+
+
 @routes.post("/live/{chamber}/viewers")
 async def live_beacon(request: web.Request) -> web.Response:
     """A web player says it is playing (every few seconds), with its own random id."""
     chamber = known_chamber(request.app[SETTINGS], request.match_info["chamber"])
     try:
-        body = await request.json() if request.content_length else {}
+        body = await read_json(request, BEACON_MAX_BYTES) if request.content_length else {}
     except ValueError:
         body = None
     viewer = body.get("id") if isinstance(body, dict) else None
@@ -78,7 +83,7 @@ def _non_negative(query: Mapping[str, str], name: str) -> int | None:
     raw = query.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 12:
+    if not is_digits(raw) or len(raw) > 12:
         raise json_error(
             web.HTTPBadRequest, f"{name} must be a whole number 0 or more, not {raw!r}"
         )

@@ -20,6 +20,7 @@ from archive.index import ArchiveIndex, Marker, NotFound, Session
 from archive.publish import Chapter, chapters
 from archive.timeline import Timeline
 from streaming.hls.routes import private_if_withdrawn
+from streaming.http import is_digits
 from streaming.keys import ARCHIVE, CLOCK, SETTINGS
 from streaming.web.publication import embed_size, iframe, oembed_href, public_base
 from streaming.web.templating import Catalogue, hms, page, player_words, words, zone_of
@@ -305,7 +306,7 @@ async def session_page(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     said = words(request)
     raw_id = request.match_info["id"]
-    if not raw_id.isdigit() or len(raw_id) > 12:
+    if not is_digits(raw_id) or len(raw_id) > 12:
         return _error(request, 404, said.text("pages.no_session", id=raw_id[:40]), ARCHIVE_LINK)
     sid = int(raw_id)
 
@@ -470,7 +471,7 @@ async def archive_page(request: web.Request) -> web.Response:
         shown.append(s)
     pages = max(1, -(-len(shown) // ARCHIVE_PAGE_SIZE))
     raw_page = request.query.get("page", "1")
-    if not raw_page.isdigit() or not 1 <= int(raw_page) <= pages:
+    if not is_digits(raw_page) or len(raw_page) > 12 or not 1 <= int(raw_page) <= pages:
         message = said.text("pages.bad_page", raw=repr(raw_page[:40]), pages=pages)
         return _error(request, 400, message, ARCHIVE_LINK)
     number = int(raw_page)

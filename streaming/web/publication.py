@@ -19,7 +19,7 @@ from archive.index import ArchiveIndex, NotFound, Session
 from archive.timeline import Timeline
 from streaming.api.views import session_summary, vote_json
 from streaming.hls.routes import private_if_withdrawn
-from streaming.http import json_error, session_id_of
+from streaming.http import is_digits, json_error, session_id_of
 from streaming.keys import ARCHIVE, CLOCK, SETTINGS
 from streaming.web.templating import (
     XML_ILLEGAL,
@@ -463,7 +463,7 @@ def _dimension(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 6 or not 1 <= int(raw) <= MAX_DIMENSION:
+    if not is_digits(raw) or len(raw) > 6 or not 1 <= int(raw) <= MAX_DIMENSION:
         raise json_error(
             web.HTTPBadRequest,
             f"{name} must be a whole number of pixels from 1 to {MAX_DIMENSION}, not {raw!r}",

@@ -25,6 +25,8 @@ from schemathesis.generation.case import Case
 from archive.agenda import AgendaError, parse_agenda
 from archive.transcripts import clean_line_text
 from config.settings import Settings
+from streaming.app.gateway import GatewaySite, create_gateway_app
+from streaming.app.sites import service_runner
 from streaming.keys import SCHEDULER
 
 EXCLUDED = {
@@ -95,16 +97,22 @@ def keep_unexpressed_rules(case: Case) -> None:
             body["end_seconds"] = after
 
 
-def fuzz(doc: dict[str, Any], base: str, headers: dict[str, str]) -> tuple[list[str], int, int]:
-    """Run every operation's examples; the failures in words, the number of operations and
-    of requests."""
+def fuzz(
+    doc: dict[str, Any],
+    base: str,
+    headers: dict[str, str],
+    only: set[tuple[str, str]] | None = None,
+) -> tuple[list[str], int, int]:
+    """Run every operation's examples (of those in `only`, if given); the failures in words,
+    the number of operations and of requests."""
     schema = schemathesis.openapi.from_dict(doc)
     failures: list[str] = []
     counted = {"operations": 0, "requests": 0}
     checks = CHECKS.get_all()
     for result in schema.get_all_operations():
         operation = result.ok()
-        if (operation.method.upper(), operation.path) in EXCLUDED:
+        key = (operation.method.upper(), operation.path)
+        if key in EXCLUDED or (only is not None and key not in only):
             continue
         counted["operations"] += 1
         strategy = st.one_of(
@@ -159,6 +167,33 @@ async def test_the_api_keeps_to_its_openapi_document(
     finally:
         await stop_service(service)
     print(f"schemathesis: {operations} operations, {examples} examples in {took:.1f} s")
+    assert not failures, "\n\n".join(failures)
+
+
+async def test_the_gateway_keeps_to_the_openapi_document(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # The operations of the document that the viewers' gateway serves too, against a gateway
+    # served as `obrady gateway` serves it, without credentials (its side is public).
+    service = await start_service(make_settings(), reconcile_every_seconds=3600)
+    try:
+        service.app[SCHEDULER].reconcile = _no_captures  # type: ignore[method-assign]
+        doc = await service.get_json("/api/v1/openapi.json")
+        app = create_gateway_app(service.settings)
+        served = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource}
+        runner = service_runner(app, access_log=None)
+        await runner.setup()
+        try:
+            site = GatewaySite(runner, "127.0.0.1", 0)
+            await site.start()
+            base = f"http://127.0.0.1:{site.port}"
+            failures, operations, examples = await asyncio.to_thread(fuzz, doc, base, {}, served)
+        finally:
+            await runner.cleanup()
+    finally:
+        await stop_service(service)
+    print(f"schemathesis on the gateway: {operations} operations, {examples} examples")
+    assert operations >= 2  # /api/v1/search, /api/v1/chambers/{chamber}/now
     assert not failures, "\n\n".join(failures)
 
 

@@ -35,6 +35,7 @@ from conftest import (
 
 from config.settings import Settings, parse_settings
 from streaming.app.gateway import GatewaySite, create_gateway_app
+from streaming.app.sites import ServiceSite, service_runner
 from streaming.edge import llhls
 from streaming.edge.llhls import EdgeReader, EdgeSnapshot, LiveSegment, Part, edge_file
 from streaming.hls.fast import parse_request
@@ -121,10 +122,11 @@ async def open_gateway(tmp_path: Path, **runner: Any) -> AsyncIterator[Gateway]:
     (media / "5.ts").write_bytes(SEG5)
     (settings.data_path / "live").mkdir()
     app = create_gateway_app(settings)
-    app_runner = web.AppRunner(app, access_log=None, **runner)
+    app_runner = service_runner(app, access_log=None, **runner)  # as serve_gateway's
     await app_runner.setup()
     try:
-        plain = web.TCPSite(app_runner, "127.0.0.1", 0)
+        # aiohttp alone, its parser's refusals as JSON, as behind the fast path
+        plain = ServiceSite(app_runner, "127.0.0.1", 0)
         await plain.start()
         site = GatewaySite(app_runner, "127.0.0.1", 0)
         await site.start()
