@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from datetime import UTC, datetime
 from importlib import resources
@@ -66,10 +67,31 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+def _private(path: Path, mode: int) -> None:
+    """Make path (created with mode if missing) unreadable by other local users: an existing one
+    that lets them in loses those rights, with a warning."""
+    if not path.exists():
+        if mode & 0o100:
+            path.mkdir(mode=mode, parents=True, exist_ok=True)
+        else:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, mode))
+        os.chmod(path, mode)  # whatever the umask
+        return
+    current = path.stat().st_mode & 0o777
+    if current & 0o007:
+        os.chmod(path, current & ~0o007)
+        log.warning("%s was open to every local user (%o); now %o", path, current, current & ~0o007)
+
+
 def connect(path: str | Path) -> sqlite3.Connection:
-    """Open (creating if needed) and migrate the archive database at path."""
+    """Open (creating if needed) and migrate the archive database at path. The data folder
+    is created 0700 and the database 0600 (SQLite gives its -wal and -shm files the same)."""
     if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _private(Path(path).parent, 0o700)
+        _private(Path(path), 0o600)
+        for journal in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if journal.exists():
+                _private(journal, 0o600)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode = WAL")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -231,3 +233,31 @@ def test_a_version_2_archive_is_migrated_without_losing_anything(tmp_path: Path)
         assert index._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     finally:
         index.close()
+
+
+def test_the_data_folder_and_database_are_for_obrady_alone(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    index = ArchiveIndex(data / "obrady.sqlite3")
+    index.create_session(
+        chamber="sala",
+        title="Sesja",
+        kind="session",
+        scheduled_start=T0,
+        scheduled_end=T0 + timedelta(hours=1),
+        agenda_text="1. Otwarcie.\n",
+        agenda=parse_agenda("1. Otwarcie.\n"),
+        created_by=None,
+    )
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for name in ("obrady.sqlite3", "obrady.sqlite3-wal", "obrady.sqlite3-shm"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+    index.close()
+    # An archive left open to every local user is closed to them at the next start, and keeps
+    # what it holds.
+    os.chmod(data, 0o755)
+    os.chmod(data / "obrady.sqlite3", 0o644)
+    index = ArchiveIndex(data / "obrady.sqlite3")
+    assert stat.S_IMODE(data.stat().st_mode) == 0o750
+    assert stat.S_IMODE((data / "obrady.sqlite3").stat().st_mode) == 0o640
+    assert [s.title for s in index.list_sessions(10)] == ["Sesja"]
+    index.close()
