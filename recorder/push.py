@@ -68,6 +68,7 @@ class PushStatus:
     restarts: int = 0
     segments_sent: int = 0
     skipped: int = 0
+    # What is wrong now: cleared once the platform takes the stream again (the log keeps it).
     last_error: str | None = None
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=10))
 
@@ -173,11 +174,15 @@ class ProgramPusher:
                 self.status.bytes_sent = sent
                 if self.status.state != "pushing":
                     log.info(
-                        "push %s (%s): the platform takes the stream",
+                        "push %s (%s): the platform takes the stream%s",
                         self.status.name,
                         self.status.url,
+                        f" again (after: {self.status.last_error})"
+                        if self.status.last_error
+                        else "",
                     )
                 self.status.state = "pushing"
+                self.status.last_error = None  # what went wrong is over; the log keeps it
                 self._backoff = BACKOFF_INITIAL_SECONDS
 
     async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:

@@ -5,6 +5,7 @@ as sent, a new stream for each capture run, and reconnection after the platform 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ class Platform(NginxRtmp):
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(free_port(), workdir)
+        self.refuse = False  # answer every publish with 403 (a wrong or revoked stream key)
         self.published: list[str] = []
         self.done: list[str] = []
         self._hook_port = free_port()
@@ -42,6 +44,8 @@ class Platform(NginxRtmp):
 
     async def open(self) -> None:
         async def publish(request: web.Request) -> web.Response:
+            if self.refuse:
+                return web.Response(status=403, text="refused")
             self.published.append(str((await request.post()).get("name")))
             return web.Response(text="ok")
 
@@ -269,6 +273,7 @@ async def test_reconnects_after_the_platform_drops_and_returns(
         return feed(pusher.status.state == "pushing" and len(platform.published) == 2)
 
     await wait_for(resumed, 30, "the push to reconnect", interval=0.2)
+    assert pusher.status.last_error is None  # the error was of the drop, which is over
     target = pusher.status.segments_sent + 4
     for _ in range(4):
         feed(False)  # two more seconds of program after the return
@@ -308,5 +313,32 @@ async def test_an_unreachable_platform_is_never_reported_as_pushing(tmp_path: Pa
 
         await wait_for(refused, 30, "the refusal to be noticed", interval=0.2)
         assert "pushing" not in seen
+    finally:
+        await ended_within(worker)
+
+
+async def test_a_platform_that_refuses_the_stream_is_never_reported_as_pushing(
+    tmp_path: Path, platform: Platform
+) -> None:
+    """The platform accepts the connection but refuses to publish (a revoked stream key)."""
+    platform.refuse = True
+    pusher = ProgramPusher("sala", PushDestination(name="youtube", url=platform.url(KEY)))
+    worker = asyncio.create_task(pusher.run())
+    try:
+        segments = iter(await make_segments(tmp_path / "run", 40, seconds=0.5))
+        seen: list[str] = []
+
+        async def refused_twice() -> bool:
+            seen.append(pusher.status.state)
+            if pusher.status.restarts >= 2:
+                return True
+            with contextlib.suppress(StopIteration):
+                pusher.submit(1, next(segments))
+            return False
+
+        await wait_for(refused_twice, 60, "two refusals to be noticed", interval=0.1)
+        assert "pushing" not in seen, seen
+        assert pusher.status.last_error and secret_free(pusher.status)
+        assert platform.published == []
     finally:
         await ended_within(worker)
