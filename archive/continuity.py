@@ -87,6 +87,16 @@ class ContinuityStore(Store):
         ).fetchone()
         return int(row[0])
 
+    def ended_unchecked(self) -> list[tuple[int, str]]:
+        """(id, chamber) of each ended session with program segments never checked (recorded
+        before the check existed, or whose check failed), the newest first."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT se.id, se.chamber FROM sessions se"
+            " JOIN program p ON p.session_id = se.id JOIN segments s ON s.id = p.segment_id"
+            " WHERE se.state = 'ended' AND s.media_checked = 0 ORDER BY se.id DESC"
+        ).fetchall()
+        return [(int(row[0]), str(row[1])) for row in rows]
+
     def unchecked_segments(self, session_id: int) -> list[UncheckedSegment]:
         """The session's program segments not checked yet, in run order."""
         rows = self._conn.execute(

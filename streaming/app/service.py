@@ -160,6 +160,13 @@ def create_app(
                 ContinuityChecker(archive, indexer, settings.monitoring.hole_threshold_seconds)
             )
             app[CONTINUITY] = checker
+
+            async def check_old_sessions() -> None:
+                # Sessions recorded before the media check existed are checked once, behind
+                # everything else: until then they do not say they are complete.
+                await checker.check_ended(settings.paths.session_media)
+
+            await parts.enter_async_context(Background("continuity-backfill", check_old_sessions))
             guardian = await parts.enter_async_context(Guardian())
             app[ANALYZER] = await parts.enter_async_context(analyzer)
             for pusher in app[PUSHERS]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -121,6 +122,18 @@ class ContinuityChecker:
                 continue
             states[key] = (segment.seq, state)
             checked += 1
+        return checked
+
+    async def check_ended(self, session_dir: Callable[[str, int], Path]) -> int:
+        """Check the ended sessions whose media were never checked (recorded before the check
+        existed): one after another, newest first, at the check's low priority; returns how
+        many segments were checked. session_dir(chamber, id) is a session's media folder."""
+        checked = 0
+        for session_id, chamber in await self._archive.read(lambda index: index.ended_unchecked()):
+            done = await self.check_rest(session_id, session_dir(chamber, session_id))
+            await self._indexer.drain()
+            log.info("continuity: %d segments of ended session %s checked", done, session_id)
+            checked += done
         return checked
 
     @property

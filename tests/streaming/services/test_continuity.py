@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import statistics
 import time
 from collections.abc import Callable
@@ -168,8 +169,29 @@ async def test_a_healthy_camera_leaves_no_hole_and_the_recording_is_complete(
         assert recording["media_checked"] is True
         assert recording["complete"] is True
         checks = (await service.get_json("/api/v1/status"))["media_checks"]
+        segments = sum(run["segments"] for run in recording["runs"])
         assert checks["backlog"] == 0 and checks["failed"] == 0
-        assert checks["checked"] == sum(run["segments"] for run in recording["runs"])
+        assert checks["checked"] == segments
     finally:
         await stop_service(service)
         await camera.stop()
+
+    # An archive from before the check existed: its sessions are checked once, in the
+    # background, at the next start, and say they are complete only after that.
+    settings = service.settings
+    with sqlite3.connect(settings.paths.database) as conn:
+        conn.execute("UPDATE segments SET media_checked = 0")
+        conn.execute("DELETE FROM media_holes")
+    service = await start_service(settings)
+    try:
+
+        async def checked_again() -> dict[str, Any] | None:
+            detail = await service.get_json(f"/api/v1/sessions/{sid}")
+            return detail["recording"] if detail["recording"]["media_checked"] else None
+
+        again = await wait_for(checked_again, 60, "the old session to be checked")
+        assert again["complete"] is True and again["continuity"] == []
+        checks = (await service.get_json("/api/v1/status"))["media_checks"]
+        assert checks["checked"] == segments and checks["failed"] == 0
+    finally:
+        await stop_service(service)
