@@ -246,7 +246,7 @@ def check_segment(
         state.last_poll = growth.looked[-1]
     video, audio = extents.get("video"), extents.get("audio")
     if video is not None and audio is not None:
-        drift = _drift(video, audio, state)
+        drift = _drift(video, audio, state, _frames(state))
         if drift is not None:
             holes.append(drift)
     return SegmentCheck(tuple(holes), video, audio)
@@ -263,16 +263,29 @@ def _lateness(state: RunState, kind: str, lateness: float, hole_here: bool) -> f
     return late
 
 
-def _drift(video: Extent, audio: Extent, state: RunState) -> Hole | None:
+def _frames(state: RunState) -> float:
+    """One video frame and one audio frame (seconds), from the run's last packets: how far
+    apart the segmenter may cut the two streams of a segment."""
+    total = 0.0
+    for kind in ("video", "audio"):
+        tail = state.tails.get(kind)
+        if tail is not None and tail.start is not None:
+            total += max(0.0, tail.end - tail.start)
+    return total
+
+
+def _drift(video: Extent, audio: Extent, state: RunState, frames: float) -> Hole | None:
     """Audio and video drifting apart: where each ends in a segment (the segmenter cuts both at
-    one moment, in timestamp order) against where they ended in the run's first. Reported when
-    the drift passes DRIFT_SECONDS, and again each time it doubles."""
+    one moment, in timestamp order) against where they ended in the run's first. A cut knows
+    each stream's end only to one of its frames, so the drift is reported once it passes
+    DRIFT_SECONDS plus a video and an audio frame (a 10 fps camera's 100 ms frame alone made a
+    drift of 103 ms out of a whole recording), and again each time it doubles."""
     skew = audio.end - video.end
     if state.skew_base is None:
         state.skew_base = skew
         return None
     drift = skew - state.skew_base
-    if abs(drift) <= max(DRIFT_SECONDS, 2 * abs(state.drift_reported)):
+    if abs(drift) <= max(DRIFT_SECONDS + frames, 2 * abs(state.drift_reported)):
         return None
     state.drift_reported = drift
     cause = VIDEO_BEHIND if drift > 0 else AUDIO_BEHIND
