@@ -266,6 +266,24 @@ async def require(request: web.Request, action: str) -> User:
     return user
 
 
+def _audit_entry(
+    request: web.Request,
+    user: User,
+    action: str,
+    target: str,
+    session_id: int | None,
+    before: Any,
+    after: Any,
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments of ArchiveIndex.add_audit for one entry."""
+    return (user.name, action, target), {
+        "session_id": session_id,
+        "before": before,
+        "after": after,
+        "address": client_address(request),
+    }
+
+
 async def audit(
     request: web.Request,
     user: User,
@@ -278,16 +296,8 @@ async def audit(
 ) -> None:
     """Write one entry in the audit log: who, when, what, before and after."""
     archive = request.app[ARCHIVE]
-    await archive.call(
-        archive.index.add_audit,
-        user.name,
-        action,
-        target,
-        session_id=session_id,
-        before=before,
-        after=after,
-        address=client_address(request),
-    )
+    args, kwargs = _audit_entry(request, user, action, target, session_id, before, after)
+    await archive.call(archive.index.add_audit, *args, **kwargs)
 
 
 def audit_later(
@@ -306,16 +316,12 @@ def audit_later(
     if indexer is None:
         raise RuntimeError("audit_later needs the recorder's archive indexer")
     archive = request.app[ARCHIVE]
+    args, kwargs = _audit_entry(request, user, action, target, session_id, before, after)
     indexer.write(
         f"audit of {action} on {target}",
         session_id or 0,
         archive.index.add_audit,
-        user.name,
-        action,
-        target,
-        session_id=session_id,
-        before=before,
-        after=after,
-        address=client_address(request),
+        *args,
+        **kwargs,
         at=utc_now(),
     )

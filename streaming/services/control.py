@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -403,7 +403,9 @@ class SessionControl:
         # A reader: a busy writer (a locked database) does not hold up starts and stops.
         return await self._archive.read(ArchiveIndex.get_session, session_id)
 
-    def _write(self, what: str, session_id: int, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+    def _write(
+        self, what: str, session_id: int, fn: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
         """An archive write that keeps its place among the recorder's (on the indexer's queue,
         tried again while the database is busy), or made at once without an indexer."""
         if self._indexer is None:
@@ -464,14 +466,12 @@ class SessionControl:
                 )
             began = self._starting.get(session_id)
             if began is None or began.done():
-                began = asyncio.ensure_future(
-                    self._write(
-                        f"start of session {session_id}",
-                        session_id,
-                        self._archive.index.begin_live,
-                        session_id,
-                        at,
-                    )
+                began = self._write(
+                    f"start of session {session_id}",
+                    session_id,
+                    self._archive.index.begin_live,
+                    session_id,
+                    at,
                 )
                 self._starting[session_id] = began
                 began.add_done_callback(lambda f: self._started_or_not(session_id, f))
