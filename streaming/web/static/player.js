@@ -4,6 +4,47 @@
 (function () {
   var video = document.getElementById("player");
   if (!video) return;
+  // hls.js plays faster to catch up only while it is less than one target duration past its
+  // target latency; further back it takes the viewer for one who went back on purpose and
+  // stays there. A resident on the live page who fell behind through a stall (a network
+  // hiccup, a busy machine) did not: after two checks that far back, jump to where hls.js
+  // would start a live player. Someone who paused or moved back themselves is left where
+  // they are, until they come back near the edge.
+  function keepUp(hls) {
+    var own = false, chose = false, far = 0;
+    function behind() {
+      var edge = hls.liveSyncPosition;
+      return edge === null || edge === undefined || !isFinite(edge) ? null : edge - video.currentTime;
+    }
+    function allowed() {
+      var level = hls.levels && hls.levels[hls.currentLevel];
+      var target = level && level.details ? level.details.targetduration : null;
+      return target ? target : null;
+    }
+    var last = 0;
+    video.addEventListener("timeupdate", function () { if (!video.seeking) last = video.currentTime; });
+    // A seek back past the limit is the viewer's choice (hls.js itself only seeks forward, over
+    // holes in the buffer); any seek that lands near the edge returns them to the live picture.
+    video.addEventListener("seeking", function () {
+      if (own) { own = false; return; }
+      var gap = behind(), limit = allowed();
+      if (gap === null || limit === null) return;
+      if (gap <= limit) chose = false;
+      else if (video.currentTime < last - 0.5) chose = true;
+    });
+    video.addEventListener("pause", function () { chose = true; });
+    window.obradyKeepUp = function () { return { chose: chose, far: far, own: own }; };
+    setInterval(function () {
+      var gap = behind(), limit = allowed();
+      if (chose || video.paused || video.seeking || gap === null || limit === null) { far = 0; return; }
+      far = gap > limit ? far + 1 : 0;
+      if (far < 2) return;
+      far = 0;
+      own = true;
+      window.obradyCaughtUp = (window.obradyCaughtUp || 0) + 1;
+      video.currentTime = hls.liveSyncPosition;
+    }, 1000);
+  }
   var wordsBlock = document.getElementById("player-words");
   var said = wordsBlock ? JSON.parse(wordsBlock.textContent) : {};
   function w(key) { return said[key] || key; }
@@ -44,6 +85,7 @@
       if (played && played.catch) played.catch(function () {});
     });
     window.obradyRetry = function () { if (retryTimer !== null) retry(true); };
+    if (video.dataset.live) keepUp(hls);
     hls.loadSource(src);
     hls.attachMedia(video);
     window.obradyHls = hls; // for the off-air checks and the latency benchmark

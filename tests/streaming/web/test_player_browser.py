@@ -23,6 +23,10 @@ PLAYBACK = """() => {
     ready: v.readyState,
     lowLatency: hls ? hls.lowLatencyMode : null,
     latency: hls ? hls.latency : null,
+    target: hls ? hls.targetLatency : null,
+    sync: hls ? hls.liveSyncPosition : null,
+    caughtUp: window.obradyCaughtUp || 0,
+    keepUp: window.obradyKeepUp ? window.obradyKeepUp() : null,
     playingDate: hls && hls.playingDate ? hls.playingDate.getTime() : null,
     now: Date.now(),
     parts: parts.filter(n => n.includes('/p/')).length,
@@ -80,6 +84,36 @@ async def test_hls_js_plays_the_live_url_in_low_latency_mode(service: Service) -
             # What the player did meanwhile says why (behind, stalled, dropped frames).
             seen = [(s.get("behind"), s["time"], s["latency"], s["ready"]) for s in observed[::20]]
             raise AssertionError(f"{exc}; (behind, time, hls latency, ready): {seen}") from None
+
+        # A resident's network drops for 4 s: the picture stalls and comes back that far
+        # behind the room, more than hls.js will catch up by playing faster. The live page
+        # brings it back near the room by itself.
+        await page.context.set_offline(True)
+        await page.wait_for_timeout(4000)
+        await page.context.set_offline(False)
+
+        async def far_behind() -> dict[str, Any] | None:
+            state: dict[str, Any] = await page.evaluate(PLAYBACK)
+            observed.append(state)
+            return state if state["playingDate"] is not None and state["time"] > 0 else None
+
+        stalled = await wait_for(far_behind, 10, "playback after the network came back")
+        observed.clear()
+        try:
+            back = await wait_for(close_to_the_room, 20, "the player to come back near the room")
+        except AssertionError as exc:
+            seen = [
+                (s.get("behind"), s["time"], s["latency"], s["sync"], s["keepUp"], s["ready"])
+                for s in observed[::10]
+            ]
+            raise AssertionError(
+                f"{exc}; (behind, time, hls latency, sync, keepUp, ready): {seen}"
+            ) from None
+        # It did fall behind (the outage was real), and it came back by itself.
+        assert any(s.get("behind", 0) > 3.5 for s in observed) or (
+            stalled["now"] - stalled["playingDate"]
+        ) / 1000 > 3.5, observed[:5]
+        assert back["behind"] < 3.0
         await page.close()
 
 
