@@ -110,9 +110,10 @@ async def test_hls_js_plays_the_live_url_in_low_latency_mode(service: Service) -
                 f"{exc}; (behind, time, hls latency, sync, keepUp, ready): {seen}"
             ) from None
         # It did fall behind (the outage was real), and it came back by itself.
-        assert any(s.get("behind", 0) > 3.5 for s in observed) or (
-            stalled["now"] - stalled["playingDate"]
-        ) / 1000 > 3.5, observed[:5]
+        assert (
+            any(s.get("behind", 0) > 3.5 for s in observed)
+            or (stalled["now"] - stalled["playingDate"]) / 1000 > 3.5
+        ), observed[:5]
         assert back["behind"] < 3.0
         await page.close()
 
