@@ -24,7 +24,7 @@ async def begin(service: Service) -> int:
 
 
 async def capture(service: Service) -> dict[str, Any] | None:
-    captures = (await service.get_json("/api/v1/status"))["captures"]
+    captures = (await service.status())["captures"]
     return captures[0] if captures else None
 
 

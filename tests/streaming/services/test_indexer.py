@@ -220,7 +220,7 @@ async def test_a_database_locked_for_10_s_does_not_hold_up_the_live_edge(
             if part != seen:
                 seen = part
                 changes.append(time.monotonic())
-            status = await service.get_json("/api/v1/status")
+            status = await service.status()
             most_behind = max(most_behind, status["index"]["backlog"])
             await asyncio.sleep(0.05)
         changes.append(time.monotonic())
