@@ -316,7 +316,11 @@ async def test_after_aiohttps_answer_the_connection_is_the_fast_paths_again(
         for raw in (
             request("/static/nothing-here.css"),
             request("/live/sala/index.m3u8"),
-            request("/live/sala/viewers", "POST", "Content-Length: 21\r\n")
+            request(
+                "/live/sala/viewers",
+                "POST",
+                "Content-Type: application/json\r\nContent-Length: 21\r\n",
+            )
             + b'{"id": "viewer-0001"}',
             request("/live/sala/p/5.0.ts"),
             request("/live/sala/index.m3u8", "HEAD"),
