@@ -10,6 +10,8 @@ from typing import Any
 
 from conftest import ADMIN, OPERATOR, STAFF, Service, basic, wait_for
 
+from streaming.api.models import DetailStatus, PublicStatus
+
 STATUS = "/api/v1/status"
 PUBLIC = {"service", "version", "chambers"}
 CHAMBER = {"id", "name", "state", "session"}
@@ -38,6 +40,7 @@ async def anonymous(service: Service, headers: dict[str, str] | None = None) -> 
 def public_only(body: dict[str, Any]) -> dict[str, Any]:
     """body, after checking that it holds the public facts and nothing else."""
     assert set(body) == PUBLIC, body
+    PublicStatus.model_validate(body)  # as the OpenAPI document describes it
     assert body["service"] == "up" and body["version"] == version("obrady")
     for chamber in body["chambers"]:
         assert set(chamber) == CHAMBER, chamber
@@ -74,6 +77,7 @@ async def test_anonymous_status_is_public_facts_and_signed_in_status_the_details
 
     detail = await wait_for(capturing, 20, "a capture in the signed-in status")
     assert set(detail) == PUBLIC | DETAILS, set(detail) ^ (PUBLIC | DETAILS)
+    DetailStatus.model_validate(detail)
     assert detail["chambers"][0]["state"] == "live"
     assert {"pid", "last_error", "source"} <= set(detail["captures"][0])
     assert detail["disk"]["free_bytes"] > 0
