@@ -509,8 +509,8 @@ async def public_status(app: web.Application) -> dict[str, Any]:
 async def status(request: web.Request) -> web.Response:
     """The public facts for anyone; what each chamber is recording now and how its capture is
     doing for a signed-in user."""
+    user = await identify(request, request.app[ARCHIVE])  # wrong credentials: 401 first
     public = await public_status(request.app)
-    user = await identify(request, request.app[ARCHIVE])
     if user is None or user.role not in PERMISSIONS["console.view"]:
         return web.json_response(public, headers={"Cache-Control": "no-store"})
     recorder = request.app[RECORDER]

@@ -103,6 +103,11 @@ async def test_status_metrics_and_a_busy_503_through_the_shipped_proxies(
         status, direct, headers = await answer(http, service.base + SEARCH)
         assert status == 503 and headers["Retry-After"] == "1", (status, direct)
         error = json.loads(direct)["error"]
+        # The search page says so too, and keeps the answer out of shared caches (its
+        # proxies' path leads to the gateway, another process: asked here directly).
+        status, page, headers = await answer(http, service.base + "/search?q=2027")
+        assert status == 503 and headers["Retry-After"] == "1", (status, page[:300])
+        assert headers["Cache-Control"] == "no-store", headers
         assert "search is busy" in error and "try again in 1 s" in error
         for name, base in proxies.items():
             for _ in range(2):
