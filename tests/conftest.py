@@ -142,7 +142,8 @@ class Service:
             return body
 
     async def signed_in(self) -> dict[str, str]:
-        """The headers of a browser signed in as ADMIN (signed in at the first call)."""
+        """The headers of a browser signed in as ADMIN (signed in at the first call, which
+        writes a login to the archive: call it before a test locks the database)."""
         if self.login is None:
             self.login = await sign_in(self.base, ADMIN)
         return self.login

@@ -210,6 +210,7 @@ async def test_a_database_locked_for_10_s_does_not_hold_up_the_live_edge(
 
     await wait_for(last_part, 20, "parts on the live playlist")
     part_seconds = service.settings.live.part_target_seconds
+    await service.signed_in()  # signing in writes a login: not while the database is locked
     async with write_lock(service.settings.paths.database, 30):
         locked_at = time.monotonic()
         changes: list[float] = [locked_at]
