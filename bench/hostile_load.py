@@ -82,8 +82,8 @@ class Attack:
         self.a = args
         self.deadline = time.monotonic() + float(args["seconds"])
         self.statuses: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
-        self.slow_open: dict[int, int] = {}
-        self.slow_peak: dict[int, int] = {}
+        self.slow_open: dict[str, int] = {}
+        self.slow_peak: dict[str, int] = {}
         # How long each slow connection lived until the server shut it (seconds).
         self.slow_lived: list[float] = []
         self.newest_msn = -1
@@ -96,9 +96,9 @@ class Attack:
         tasks = [asyncio.create_task(self._edge())]
         for i in range(int(self.a["basic"])):
             tasks.append(asyncio.create_task(self._basic(i)))
-        for port in (self.a["control"], self.a["gateway"]):
+        for role in ("control", "gateway"):
             if int(self.a["slow"]):
-                tasks.append(asyncio.create_task(self._slow(int(port))))
+                tasks.append(asyncio.create_task(self._slow(role)))
         for _ in range(int(self.a["far"])):
             tasks.append(asyncio.create_task(self._far()))
         tasks.append(asyncio.create_task(self._operator()))
@@ -108,7 +108,7 @@ class Attack:
         await asyncio.gather(*tasks, return_exceptions=True)
         return {
             "statuses": {kind: dict(sorted(c.items())) for kind, c in self.statuses.items()},
-            "slow_peak_open": {str(port): n for port, n in self.slow_peak.items()},
+            "slow_peak_open": dict(self.slow_peak),
             "slow_closed_by_server": len(self.slow_lived),
             "slow_lived_median_s": (
                 round(sorted(self.slow_lived)[len(self.slow_lived) // 2], 1)
@@ -156,8 +156,10 @@ class Attack:
             self.statuses["operator"][await _once(int(self.a["control"]), raw, 30)] += 1
             await asyncio.sleep(1)
 
-    async def _slow(self, port: int) -> None:
-        """Hold --slow slow-header connections to port, opening again those the server shut."""
+    async def _slow(self, role: str) -> None:
+        """Hold --slow slow-header connections to a port ("control" or "gateway"), opening
+        again those the server shut."""
+        port = int(self.a[role])
         target = int(self.a["slow"])
         drip = float(self.a["drip"])
         open_now: set[asyncio.Task[None]] = set()
@@ -169,11 +171,11 @@ class Attack:
                     asyncio.open_connection("127.0.0.1", port), 10
                 )
             except (OSError, TimeoutError) as exc:
-                counts[f"{port}: connect failed ({type(exc).__name__})"] += 1
+                counts[f"{role}: connect failed ({type(exc).__name__})"] += 1
                 await asyncio.sleep(1)
                 return
             opened = time.monotonic()
-            counts[f"{port}: opened"] += 1
+            counts[f"{role}: opened"] += 1
             try:
                 writer.write(b"GET / HTTP/1.1\r\nHost: obrady\r\nX-Slow: ")
                 while True:
@@ -183,11 +185,11 @@ class Attack:
                         writer.write(b"a")  # one more byte of a header that never ends
                         continue
                     head = got.split(b"\r\n", 1)[0].decode(errors="replace")[9:12]
-                    counts[f"{port}: shut by the server ({head or 'no answer'})"] += 1
+                    counts[f"{role}: shut by the server ({head or 'no answer'})"] += 1
                     self.slow_lived.append(time.monotonic() - opened)
                     return
             except (ConnectionError, OSError):
-                counts[f"{port}: reset by the server"] += 1
+                counts[f"{role}: reset by the server"] += 1
                 self.slow_lived.append(time.monotonic() - opened)
             finally:
                 writer.close()
@@ -198,8 +200,8 @@ class Attack:
                 task = asyncio.create_task(one())
                 open_now.add(task)
                 task.add_done_callback(open_now.discard)
-            self.slow_open[port] = len(open_now)
-            self.slow_peak[port] = max(self.slow_peak.get(port, 0), len(open_now))
+            self.slow_open[role] = len(open_now)
+            self.slow_peak[role] = max(self.slow_peak.get(role, 0), len(open_now))
             try:
                 await asyncio.sleep(0.1)
             except asyncio.CancelledError:
