@@ -65,7 +65,10 @@ MAX_HEADERS = 128
 # sending a request head (a slowloris client dribbles one for ever). aiohttp's own default,
 # 3630 s, let 1,500 such connections per port hold every file descriptor obrady had
 # (bench/hostile_load.py); a request being answered, or held by the gateway, is never cut.
-IDLE_SECONDS = 15
+# Longer than the idle time of nginx's and Varnish's connections to their backend (60 s), so
+# that they close an idle connection first and never send a request into one obrady closes.
+# A full port does not wait for it: it cuts its oldest waiting connection (Connections).
+IDLE_SECONDS = 75
 # What aiohttp's RequestHandler takes on both ports (web.AppRunner(..., **HANDLER_LIMITS)).
 HANDLER_LIMITS: dict[str, int] = {
     "max_line_size": MAX_LINE_BYTES,
