@@ -186,14 +186,29 @@ class FileGrowth:
         return self.times[index], (self.looked[index - 1] if index > 0 else None)
 
 
+@dataclass(frozen=True)
+class Dropped:
+    """Frames the encoder dropped to keep time, as the capture saw it: from media time `start`
+    to `end` of the segment list's timeline (the file's timestamps are that plus the muxer's
+    offset), and why."""
+
+    start: float
+    end: float
+    cause: str
+
+
 def check_segment(
     packets: Sequence[Packet],
     growth: FileGrowth | None,
     state: RunState,
     threshold: float,
+    dropped: Sequence[Dropped] = (),
+    listed_start: float | None = None,
 ) -> SegmentCheck:
     """Holes in a segment's video and audio longer than threshold seconds, counting from the end
-    of the run's previous segment (state, which is updated for the next one)."""
+    of the run's previous segment (state, which is updated for the next one). A video hole
+    where the capture dropped frames (`dropped`, placed by the segment's start in the segment
+    list, `listed_start`: where its first video frame is) takes the drop's cause."""
     holes: list[Hole] = []
     extents: dict[str, Extent] = {}
     previous_poll = state.last_poll
@@ -245,6 +260,8 @@ def check_segment(
     if growth is not None and growth.looked:
         state.last_poll = growth.looked[-1]
     video, audio = extents.get("video"), extents.get("audio")
+    if dropped and video is not None and listed_start is not None:
+        holes = _attribute(holes, dropped, video.start - listed_start)
     if video is not None and audio is not None:
         drift = _drift(video, audio, state, _frames(state))
         if drift is not None:
@@ -290,3 +307,18 @@ def _drift(video: Extent, audio: Extent, state: RunState, frames: float) -> Hole
     state.drift_reported = drift
     cause = VIDEO_BEHIND if drift > 0 else AUDIO_BEHIND
     return Hole("drift", min(video.end, audio.end), abs(drift), cause)
+
+
+def _attribute(holes: list[Hole], dropped: Sequence[Dropped], offset: float) -> list[Hole]:
+    """Video holes that overlap frames dropped to keep time, with the drop's cause."""
+    found = []
+    for hole in holes:
+        if hole.kind == "video":
+            for drop in dropped:
+                if drop.end + offset >= hole.media_at and drop.start + offset <= (
+                    hole.media_at + hole.seconds
+                ):
+                    hole = Hole(hole.kind, hole.media_at, hole.seconds, drop.cause)
+                    break
+        found.append(hole)
+    return found

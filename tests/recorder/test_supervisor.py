@@ -23,10 +23,13 @@ from helpers import ffprobe
 from config.settings import RecordingSettings, RtspSource, SyntheticSource
 from recorder.ffmpeg import SEGMENT_LIST, SEGMENT_PATTERN, CaptureSource, ChamberAudio
 from recorder.supervisor import (
+    ENCODER_BEHIND,
+    SOURCE_BURST,
     AlreadyRecording,
     ArgvBuilder,
     CaptureJob,
     FinishedSegment,
+    FrameClock,
     Recorder,
 )
 
@@ -344,3 +347,28 @@ async def test_a_stop_while_a_segment_is_being_reported_loses_no_segment(
             await asyncio.wait_for(recorder.stop(1), 30)
         run_dir = folder / "media" / "1" / "run-0001"
         assert [s.entry.file for s in events.segments] == listed(run_dir), attempt
+
+
+def test_frame_times_tell_drops_by_cause() -> None:
+    clock = FrameClock()
+
+    def frame(pts: float, arrived: float, kept: bool) -> None:
+        clock.line(f"frame:0    pts:0       pts_time:{pts}", arrived)
+        clock.line("in=1", arrived)
+        if kept:
+            clock.line(f"frame:0    pts:0       pts_time:{pts}", arrived)
+            clock.line("out=1", arrived)
+
+    frame(0.0, 100.05, True)
+    frame(0.04, 100.07, True)  # the most punctual: media 0 at 100.03
+    frame(0.08, 100.5, False)  # decoded late, steadily: the encoder's fault
+    frame(0.12, 100.6, False)
+    frame(0.16, 100.2, True)
+    assert clock.zero_at == pytest.approx(100.03)
+    assert clock.dropped_frames == 2
+    assert clock.dropped[-1].start == 0.08 and clock.dropped[-1].end == 0.16
+    assert clock.dropped[-1].cause == ENCODER_BEHIND
+    frame(0.20, 101.5, False)  # after 1.3 s with nothing decoded: the source was quiet
+    frame(0.24, 101.5, True)
+    assert clock.dropped[-1].cause == SOURCE_BURST
+    assert clock.dropped_within(0.0, 0.1) == (clock.dropped[0],)
