@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -54,6 +55,9 @@ STDERR_TAIL_LINES = 30
 QUIET_SECONDS = 0.5
 ENCODER_BEHIND = "the encoder fell behind real time: frames were dropped to keep time"
 SOURCE_BURST = "the source sent no media, then a late burst that was dropped to keep time"
+DROP_LOG_SECONDS = 10.0
+# A capture that dropped frames this recently has the problem ENCODER_BEHIND (status, metrics).
+DROP_PROBLEM_SECONDS = 30.0
 
 
 class RecorderError(Exception):
@@ -228,6 +232,13 @@ class CaptureStatus:
     frames_dropped: int = 0
     last_drop_at: datetime | None = None
     behind_seconds: float | None = None
+
+    def encoder_problems(self, now: datetime) -> list[str]:
+        """The re-encode's problem now: frames dropped in the last DROP_PROBLEM_SECONDS."""
+        last = self.last_drop_at
+        if last is None or (now - last).total_seconds() > DROP_PROBLEM_SECONDS:
+            return []
+        return [f"{ENCODER_BEHIND} ({self.frames_dropped} frames dropped in this session)"]
 
     def source_state(self, now: datetime, segment_seconds: float) -> str:
         """live (segments arriving), reconnecting (failing under 30 s), down, or starting."""
@@ -689,6 +700,7 @@ class CaptureSupervisor:
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), pipe
         )
+        logged_at, unlogged = -math.inf, 0
         try:
             async for raw in reader:
                 dropped = frames.dropped_frames
@@ -696,12 +708,18 @@ class CaptureSupervisor:
                 if frames.dropped_frames > dropped:
                     self.status.frames_dropped += frames.dropped_frames - dropped
                     self.status.last_drop_at = self._clock()
-                    last = frames.dropped[-1]
-                    log.warning(
-                        "session %s, camera %s: %d frames dropped (media %.3f-%.3f s): %s",
-                        self.job.session_id, self.job.camera_id, last.frames, last.start,
-                        last.end, last.cause,
-                    )  # fmt: skip
+                    unlogged += frames.dropped_frames - dropped
+                    # An encoder that stays behind drops a few frames at a time, many times
+                    # a second: one line per DROP_LOG_SECONDS.
+                    if time.monotonic() - logged_at >= DROP_LOG_SECONDS:
+                        last = frames.dropped[-1]
+                        log.warning(
+                            "session %s, camera %s: %d frames dropped (the last up to media"
+                            " %.3f s): %s",
+                            self.job.session_id, self.job.camera_id, unlogged, last.end,
+                            last.cause,
+                        )  # fmt: skip
+                        logged_at, unlogged = time.monotonic(), 0
                 self.status.behind_seconds = frames.lateness
         finally:
             transport.close()

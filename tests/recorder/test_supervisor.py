@@ -13,7 +13,7 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,11 +23,13 @@ from helpers import ffprobe
 from config.settings import RecordingSettings, RtspSource, SyntheticSource
 from recorder.ffmpeg import SEGMENT_LIST, SEGMENT_PATTERN, CaptureSource, ChamberAudio
 from recorder.supervisor import (
+    DROP_PROBLEM_SECONDS,
     ENCODER_BEHIND,
     SOURCE_BURST,
     AlreadyRecording,
     ArgvBuilder,
     CaptureJob,
+    CaptureStatus,
     FinishedSegment,
     FrameClock,
     Recorder,
@@ -372,3 +374,12 @@ def test_frame_times_tell_drops_by_cause() -> None:
     frame(0.24, 101.5, True)
     assert clock.dropped[-1].cause == SOURCE_BURST
     assert clock.dropped_within(0.0, 0.1) == (clock.dropped[0],)
+
+
+def test_a_capture_that_dropped_frames_lately_has_the_encoder_problem() -> None:
+    status = CaptureStatus(1, "sala", "main")
+    now = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    assert status.encoder_problems(now) == []
+    status.frames_dropped, status.last_drop_at = 12, now - timedelta(seconds=5)
+    assert status.encoder_problems(now) == [f"{ENCODER_BEHIND} (12 frames dropped in this session)"]
+    assert status.encoder_problems(now + timedelta(seconds=DROP_PROBLEM_SECONDS)) == []
