@@ -297,6 +297,11 @@ COPY_TIMESTAMP_FIX = "setts=pts=if(eq(PTS\\,NOPTS)\\,DTS\\,PTS)"
 # frame (wall clock at the filter less its timestamp) is dropped before it costs scaling and
 # encoding: an encoder that cannot keep real time loses frames, not time (seconds).
 KEEP_TIME_SECONDS = 1.0
+# Frames of a run's first second neither set the run's most punctual frame nor are dropped:
+# measured here, a re-encode starved of CPU from its start decoded its first frames up to 0.4 s
+# "earlier" than the camera's clock allows (later frames agreed with it to a few ms), which
+# would have placed the run early and made every later frame look late.
+WARMUP_SECONDS = 1.0
 # The re-encode's probe: the moment each frame leaves the decoder (before scaling and encoding),
 # and each frame the keep-time filter passed, are written to this FIFO in the run's folder.
 FRAME_TIMES = "frames.fifo"
@@ -304,12 +309,13 @@ FRAME_IN = "in"
 FRAME_OUT = "out"
 
 
-def _keep_time_expr(bound: float) -> str:
+def _keep_time_expr(bound: float, warmup: float) -> str:
     """select expression passing a frame unless it is `bound` s later than the run's most
-    punctual frame. time(0) is the wall clock; ld/st variables persist from frame to frame:
-    0 the least lateness seen, 1 this frame's lateness, 2 whether any frame was seen."""
+    punctual frame (frames before `warmup` s pass and do not count). time(0) is the wall
+    clock; ld/st variables persist from frame to frame: 0 the least lateness seen, 1 this
+    frame's lateness, 2 whether any frame was seen."""
     return (
-        "if(isnan(t),1,st(1,time(0)-t);"
+        f"if(isnan(t)+lt(t,{warmup:g}),1,st(1,time(0)-t);"
         "st(0,if(ld(2),min(ld(0),ld(1)),ld(1)));st(2,1);"
         f"lte(ld(1)-ld(0),{bound:g}))"
     )
@@ -343,7 +349,7 @@ def transcode_options(
     frames' timestamps are written there as they leave the decoder and the keep-time filter."""
     gop_seconds = max(1.0, segment_seconds)
     buffer_kbits = max(1, round(settings.max_kbps * settings.buffer_seconds))
-    keep = f"select='{_keep_time_expr(KEEP_TIME_SECONDS)}'"
+    keep = f"select='{_keep_time_expr(KEEP_TIME_SECONDS, WARMUP_SECONDS)}'"
     # Quoted so the comma stays inside min(); -2 keeps the width even (4:2:0 needs it).
     scale = f"scale=-2:'min(ih,{settings.max_height})'"
     chain = [keep, scale]

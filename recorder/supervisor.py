@@ -31,6 +31,7 @@ from recorder.ffmpeg import (
     SEGMENT_LIST,
     SEGMENT_NAME,
     SEGMENT_PATTERN,
+    WARMUP_SECONDS,
     CaptureSource,
     ChamberAudio,
     SegmentEntry,
@@ -145,8 +146,11 @@ class FrameClock:
         if pts is None:
             return
         if text == f"{FRAME_IN}=1":
-            self.zero_at = min(self.zero_at, now - pts) if self.zero_at is not None else now - pts
-            self.lateness = now - pts - self.zero_at
+            if pts >= WARMUP_SECONDS:  # as the keep-time filter counts them
+                late = now - pts
+                self.zero_at = late if self.zero_at is None else min(self.zero_at, late)
+            if self.zero_at is not None:
+                self.lateness = now - pts - self.zero_at
             if self._last_in is not None and now - self._last_in > QUIET_SECONDS:
                 self._quiet = True
             self._last_in = now

@@ -12,13 +12,15 @@ import os
 import signal
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cameras.camera import RtspCamera
 from conftest import free_port, wait_for
 
+from archive.timeline import Piece, build_timeline
 from config.settings import RecordingSettings, RtspSource
 from recorder.continuity import read_packets
 from recorder.supervisor import CaptureJob, CaptureStatus, CaptureSupervisor, FinishedSegment
@@ -137,11 +139,14 @@ async def record_copied_and_reencoded(
     after: float = 3.0,
     stopped: float = 0.2,
     running: float = 0.03,
+    starve_from_start: bool = False,
 ) -> Recorded:
     """Record an H.265 camera that flashes white every second, once copied and once re-encoded,
     both by CaptureSupervisor with 1 s segments; after `before` seconds of segments, starve the
     re-encode for `starve` seconds (SIGSTOP for `stopped`, SIGCONT for `running`, over and over:
-    a CPU it gets a few percent of), then record `after` seconds more."""
+    a CPU it gets a few percent of), then record `after` seconds more. starve_from_start: the
+    starving begins as soon as the re-encode's ffmpeg runs, before its first frame (a machine
+    too busy for it all along)."""
     camera = RtspCamera(
         free_port(), video="h265", width=width, height=height, fps=fps, flash_seconds=1.0
     )
@@ -166,8 +171,14 @@ async def record_copied_and_reencoded(
         async def segments(count: int) -> bool:
             return all(len(events.segments) >= count for _, events in supervisors.values())
 
-        await wait_for(lambda: segments(1), 30, "a segment of each run")
-        await asyncio.sleep(before)
+        async def started() -> int | None:
+            return reencode.pid
+
+        if starve_from_start:
+            await wait_for(started, 30, "the re-encode's ffmpeg")
+        else:
+            await wait_for(lambda: segments(1), 30, "a segment of each run")
+            await asyncio.sleep(before)
         if starve > 0:
             pid = reencode.pid
             assert pid is not None
@@ -200,3 +211,39 @@ async def record_copied_and_reencoded(
         # The median: one flash that lands on a dropped frame is not the run's placement.
         recorded.truth[mode] = statistics.median(true_zeros(recorded.flashes, white, anchor(segs)))
     return recorded
+
+
+def switch_gap(
+    before: Sequence[FinishedSegment],
+    after: Sequence[FinishedSegment],
+    placed: Callable[[Sequence[FinishedSegment]], float] | None = None,
+) -> float:
+    """The gap the timeline reports where the program switches from the run of `before` (its
+    segments up to the switch) to the run of `after` (its segments from the switch), 0 if none.
+    Each segment is placed as the index places it: its run's anchor (`placed`, by default
+    anchor()) plus its media start."""
+    pieces = []
+    for camera, segments, run in (("a", before, 1), ("b", after, 2)):
+        zero = (placed or anchor)(segments)
+        for s in segments:
+            pieces.append(
+                Piece(
+                    run, camera, datetime.fromtimestamp(zero + s.entry.start, UTC), s.entry.duration
+                )
+            )
+    gaps = build_timeline(pieces, ongoing=False).gaps()
+    switch = [g for g in gaps if g.cause.startswith("program switched")]
+    return switch[0].seconds if switch else 0.0
+
+
+def real_gap(
+    recorded: Recorded,
+    first: str,
+    before: Sequence[FinishedSegment],
+    after: Sequence[FinishedSegment],
+) -> float:
+    """The gap the camera's clock shows at the same switch (negative: an overlap)."""
+    second = "h264" if first == "copy" else "copy"
+    ends = recorded.truth[first] + before[-1].entry.end
+    starts = recorded.truth[second] + after[0].entry.start
+    return starts - ends

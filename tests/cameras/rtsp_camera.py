@@ -109,7 +109,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def flasher(every: float, width: int, height: int) -> object:
     """A media-configure handler that turns one frame white every `every` seconds and prints
-    when it was made (``MADE flash EPOCH``): a moment a recording can be checked against."""
+    when it was captured by its timestamp (``MADE flash EPOCH``): a moment a recording can be
+    checked against."""
     # Luma samples along a row near the bottom, where the SMPTE bars have black: a frame is
     # the white one only if every sample is bright.
     row = int(height * 0.9)
@@ -129,7 +130,15 @@ def flasher(every: float, width: int, height: int) -> object:
             if pending[0]:
                 buffer = info.get_buffer()
                 if min(buffer.extract_dup(at, 1)[0] for at in samples) >= 200:
-                    os.write(1, f"MADE flash {time.time():.6f}\n".encode())
+                    # The moment its timestamp says it was captured, on the wall clock: what a
+                    # camera's sensor clock (and its RTCP reports) would say. On a busy machine
+                    # the test pattern is made late, with the timestamp it should have had.
+                    clock = vsrc.get_clock()
+                    made = time.time()
+                    if clock is not None and buffer.pts != Gst.CLOCK_TIME_NONE:
+                        lag = clock.get_time() - (vsrc.get_base_time() + buffer.pts)
+                        made -= lag / Gst.SECOND
+                    os.write(1, f"MADE flash {made:.6f}\n".encode())
                     pending[0] = False
                     vsrc.set_property("pattern", usual)
             return Gst.PadProbeReturn.OK

@@ -9,6 +9,7 @@ from config.settings import RtspAudio, RtspSource, SyntheticSource, TranscodingS
 from recorder.ffmpeg import (
     FRAME_TIMES,
     KEEP_TIME_SECONDS,
+    WARMUP_SECONDS,
     capture_argv,
     parse_segment_line,
     transcode_options,
@@ -86,7 +87,8 @@ def test_rtsp_reencode_and_no_audio() -> None:
     fifo = RUN / FRAME_TIMES
     probe = "metadata=mode=add:key={0}:value=1,metadata=mode=print:key={0}:direct=1:file={1}"
     keep = (
-        "select='if(isnan(t),1,st(1,time(0)-t);st(0,if(ld(2),min(ld(0),ld(1)),ld(1)));st(2,1);"
+        f"select='if(isnan(t)+lt(t,{WARMUP_SECONDS:g}),1,st(1,time(0)-t);"
+        "st(0,if(ld(2),min(ld(0),ld(1)),ld(1)));st(2,1);"
         f"lte(ld(1)-ld(0),{KEEP_TIME_SECONDS:g}))'"
     )
     assert argv[argv.index("-vf") + 1] == ",".join(

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
-from flashes import Recorded, anchor, record_copied_and_reencoded
+from flashes import Recorded, anchor, real_gap, record_copied_and_reencoded, switch_gap
 
 from archive.timeline import Piece, build_timeline
 from recorder.continuity import Dropped, RunState, check_segment, read_packets
 from recorder.ffmpeg import KEEP_TIME_SECONDS
-from recorder.supervisor import ENCODER_BEHIND, FinishedSegment
+from recorder.supervisor import ENCODER_BEHIND
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -55,30 +55,6 @@ async def test_a_reencoded_run_is_placed_by_the_camera_s_clock(recorded: Recorde
     assert max(abs(e) for e in errors) < 0.2, errors
 
 
-def _switch_gap(before: list[FinishedSegment], after: list[FinishedSegment]) -> float:
-    """The gap the timeline reports where the program switches from the run of `before` (its
-    segments up to the switch) to the run of `after` (its segments from the switch), 0 if none.
-    Each segment is placed as the index places it: its run's anchor plus its media start."""
-    pieces = []
-    for camera, segments, run in (("a", before, 1), ("b", after, 2)):
-        zero = anchor(segments)
-        for s in segments:
-            pieces.append(Piece(run, camera, _wall(zero + s.entry.start), s.entry.duration))
-    gaps = build_timeline(pieces, ongoing=False).gaps()
-    switch = [g for g in gaps if g.cause.startswith("program switched")]
-    return switch[0].seconds if switch else 0.0
-
-
-def _real_gap(
-    recorded: Recorded, first: str, before: list[FinishedSegment], after: list[FinishedSegment]
-) -> float:
-    """The gap the camera's clock shows at the same switch (negative: an overlap)."""
-    second = "h264" if first == "copy" else "copy"
-    ends = recorded.truth[first] + before[-1].entry.end
-    starts = recorded.truth[second] + after[0].entry.start
-    return starts - ends
-
-
 @pytest.mark.parametrize("first", ["copy", "h264"])
 async def test_a_switch_between_copied_and_reencoded_reports_the_real_gap(
     recorded: Recorded, first: str
@@ -89,8 +65,8 @@ async def test_a_switch_between_copied_and_reencoded_reports_the_real_gap(
     for k in (2, 3, 8):
         before = [s for s in recorded.segments[first] if s.entry.seq < k]
         after = [s for s in recorded.segments[second] if s.entry.seq >= k]
-        real = _real_gap(recorded, first, before, after)
-        reported = _switch_gap(before, after)
+        real = real_gap(recorded, first, before, after)
+        reported = switch_gap(before, after)
         # An overlap is no gap; a real gap is reported to within 100 ms.
         assert abs(reported - max(0.0, real)) < 0.1, (first, k, real, reported)
 

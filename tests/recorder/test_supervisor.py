@@ -361,19 +361,21 @@ def test_frame_times_tell_drops_by_cause() -> None:
             clock.line(f"frame:0    pts:0       pts_time:{pts}", arrived)
             clock.line("out=1", arrived)
 
-    frame(0.0, 100.05, True)
-    frame(0.04, 100.07, True)  # the most punctual: media 0 at 100.03
-    frame(0.08, 100.5, False)  # decoded late, steadily: the encoder's fault
-    frame(0.12, 100.6, False)
-    frame(0.16, 100.2, True)
+    frame(0.96, 99.0, True)  # the first second does not count (the warm-up)
+    assert clock.zero_at is None
+    frame(1.0, 101.05, True)
+    frame(1.04, 101.07, True)  # the most punctual: media 0 at 100.03
+    frame(1.08, 101.5, False)  # decoded late, steadily: the encoder's fault
+    frame(1.12, 101.6, False)
+    frame(1.16, 101.2, True)
     assert clock.zero_at == pytest.approx(100.03)
     assert clock.dropped_frames == 2
-    assert clock.dropped[-1].start == 0.08 and clock.dropped[-1].end == 0.16
+    assert clock.dropped[-1].start == 1.08 and clock.dropped[-1].end == 1.16
     assert clock.dropped[-1].cause == ENCODER_BEHIND
-    frame(0.20, 101.5, False)  # after 1.3 s with nothing decoded: the source was quiet
-    frame(0.24, 101.5, True)
+    frame(1.20, 102.5, False)  # after 1.3 s with nothing decoded: the source was quiet
+    frame(1.24, 102.5, True)
     assert clock.dropped[-1].cause == SOURCE_BURST
-    assert clock.dropped_within(0.0, 0.1) == (clock.dropped[0],)
+    assert clock.dropped_within(1.0, 1.1) == (clock.dropped[0],)
 
 
 def test_a_capture_that_dropped_frames_lately_has_the_encoder_problem() -> None:
