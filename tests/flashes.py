@@ -12,7 +12,7 @@ import os
 import signal
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,29 +208,27 @@ async def record_copied_and_reencoded(
     for mode, segs in recorded.segments.items():
         white = await white_frames(segs)
         recorded.white[mode] = white
-        # The median: one flash that lands on a dropped frame is not the run's placement.
-        recorded.truth[mode] = statistics.median(true_zeros(recorded.flashes, white, anchor(segs)))
+        if white:  # a re-encode starved enough may drop every flash
+            # The median: one flash matched to the wrong second does not move it.
+            zeros = true_zeros(recorded.flashes, white, anchor(segs))
+            recorded.truth[mode] = statistics.median(zeros)
     return recorded
 
 
 def switch_gap(
     before: Sequence[FinishedSegment],
     after: Sequence[FinishedSegment],
-    placed: Callable[[Sequence[FinishedSegment]], float] | None = None,
+    zeros: tuple[float, float],
 ) -> float:
     """The gap the timeline reports where the program switches from the run of `before` (its
     segments up to the switch) to the run of `after` (its segments from the switch), 0 if none.
-    Each segment is placed as the index places it: its run's anchor (`placed`, by default
-    anchor()) plus its media start."""
+    Each segment is placed as the index places it: its run's anchor (`zeros`: the wall time of
+    each run's media time 0, from all its segments) plus its media start."""
     pieces = []
-    for camera, segments, run in (("a", before, 1), ("b", after, 2)):
-        zero = (placed or anchor)(segments)
+    for camera, segments, run, zero in (("a", before, 1, zeros[0]), ("b", after, 2, zeros[1])):
         for s in segments:
-            pieces.append(
-                Piece(
-                    run, camera, datetime.fromtimestamp(zero + s.entry.start, UTC), s.entry.duration
-                )
-            )
+            at = datetime.fromtimestamp(zero + s.entry.start, UTC)
+            pieces.append(Piece(run, camera, at, s.entry.duration))
     gaps = build_timeline(pieces, ongoing=False).gaps()
     switch = [g for g in gaps if g.cause.startswith("program switched")]
     return switch[0].seconds if switch else 0.0

@@ -67,7 +67,8 @@ async def test_a_switch_between_copied_and_reencoded_reports_the_real_gap(
         before = [s for s in recorded.segments[first] if s.entry.seq < k]
         after = [s for s in recorded.segments[second] if s.entry.seq >= k + later]
         real = real_gap(recorded, first, before, after)
-        reported = switch_gap(before, after)
+        zeros = (anchor(recorded.segments[first]), anchor(recorded.segments[second]))
+        reported = switch_gap(before, after, zeros)
         # An overlap is no gap; a real gap is reported to within 100 ms.
         assert abs(reported - max(0.0, real)) < 0.1, (first, k, later, real, reported)
 
