@@ -368,11 +368,17 @@ class Guardian:
             await proc.wait()
 
 
-def _open_fifo(path: Path) -> tuple[int, int]:
+def _open_fifo(path: Path) -> tuple[int, int] | None:
     """Make the FIFO a run writes its frame times to, and open it: a reader (so ffmpeg's open
     does not block) and a writer of our own (so the reader sees no end while ffmpeg rebuilds
-    its filter graph, which closes and reopens the FIFO)."""
-    os.mkfifo(path)
+    its filter graph, which closes and reopens the FIFO). Where no FIFO can be made (a file
+    system without them), the path leads to /dev/null: the run records without frame times."""
+    try:
+        os.mkfifo(path)
+    except OSError as exc:
+        log.warning("no FIFO at %s (%s): the re-encode's frame times are not read", path, exc)
+        os.symlink(os.devnull, path)
+        return None
     read_fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     # A full FIFO would block ffmpeg: 1 MiB holds minutes of frame times (about 6 kB/s at
     # 25 fps), should the event loop stall.

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import signal
+import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,8 @@ from recorder.supervisor import (
     FinishedSegment,
     FrameClock,
     Recorder,
+    _close_fifo,
+    _open_fifo,
 )
 
 CHAMBER = SyntheticSource(kind="synthetic", width=320, height=180, fps=10, label="test")
@@ -385,3 +388,24 @@ def test_a_capture_that_dropped_frames_lately_has_the_encoder_problem() -> None:
     status.frames_dropped, status.last_drop_at = 12, now - timedelta(seconds=5)
     assert status.encoder_problems(now) == [f"{ENCODER_BEHIND} (12 frames dropped in this session)"]
     assert status.encoder_problems(now + timedelta(seconds=DROP_PROBLEM_SECONDS)) == []
+
+
+def test_a_run_s_fifo_or_dev_null_where_none_can_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fifo = tmp_path / "frames.fifo"
+    fds = _open_fifo(fifo)
+    assert fds is not None and stat.S_ISFIFO(fifo.stat().st_mode)
+    os.write(fds[1], b"frame:0 pts:0 pts_time:0\n")
+    assert os.read(fds[0], 100) == b"frame:0 pts:0 pts_time:0\n"
+    _close_fifo(fifo, fds)
+    assert not fifo.exists()
+
+    def refused(path: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "mkfifo", refused)
+    assert _open_fifo(fifo) is None
+    assert os.readlink(fifo) == os.devnull  # ffmpeg writes its frame times to nowhere
+    _close_fifo(fifo, None)
+    assert not fifo.is_symlink()
