@@ -28,6 +28,7 @@ from recorder.continuity import FileGrowth
 from recorder.ffmpeg import (
     FRAME_IN,
     FRAME_OUT,
+    FRAME_TIMES,
     SEGMENT_LIST,
     SEGMENT_NAME,
     SEGMENT_PATTERN,
@@ -525,7 +526,9 @@ class CaptureSupervisor:
         if log_argv:
             log.info("session %s: ffmpeg argv: %s", self.job.session_id, argv)
         self._run = _RunState(ordinal, run_dir, self._clock())
-        fifo = frame_times_fifo(source, run_dir) if self._argv_builder is capture_argv else None
+        fifo = frame_times_fifo(source, run_dir)
+        if fifo is not None and not any(FRAME_TIMES in arg for arg in argv):
+            fifo = None  # an argv of another builder (tests) that writes no frame times
         frame_fds = _open_fifo(fifo) if fifo is not None else None
         if frame_fds is not None:
             self._run.frames = FrameClock()
