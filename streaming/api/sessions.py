@@ -521,6 +521,8 @@ async def status(request: web.Request) -> web.Response:
     for s in recorder.statuses():
         health = analyzer.health((s.session_id, s.camera_id))
         problems = health.problems(settings.monitoring) if health else []
+        # A re-encode that cannot keep real time drops frames: an alarm while it does.
+        problems += s.encoder_problems(now)
         age = None if s.last_segment_at is None else (now - s.last_segment_at).total_seconds()
         captures.append(
             {
@@ -539,6 +541,11 @@ async def status(request: web.Request) -> web.Response:
                 "video": s.video_mode,
                 "audio": s.audio_mode,
                 "fps": None if s.fps is None else round(s.fps, 2),
+                # A re-encode: frames dropped to keep real time, the last drop, and how far
+                # behind real time its newest frame was decoded (beyond the run's best).
+                "frames_dropped": s.frames_dropped,
+                "last_drop_at": _iso(s.last_drop_at),
+                "behind_seconds": None if s.behind_seconds is None else round(s.behind_seconds, 3),
                 "last_exit_code": s.last_exit_code,
                 "last_error": s.last_error,
                 "last_progress_at": _iso(s.last_progress_at),
