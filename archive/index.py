@@ -419,8 +419,11 @@ class ArchiveIndex(
         size_bytes: int,
         sha256: str | None = None,
         program: bool = True,
+        zero_at: float | None = None,
     ) -> Segment:
-        """Record a finished segment, number it in its chamber, and refine the run's anchor."""
+        """Record a finished segment, number it in its chamber, and refine the run's anchor.
+        zero_at: for a re-encoded run, the wall time (epoch s) of media time 0 as its frames
+        left the decoder, which does not carry the encoder's delay as `observed_at` does."""
         with self._tx() as c:
             run = c.execute(
                 "SELECT r.*, s.chamber FROM runs r JOIN sessions s ON s.id = r.session_id"
@@ -442,6 +445,10 @@ class ArchiveIndex(
             # A segment is seen finished no earlier than its last moment was captured, so the
             # earliest (seen time - media end) is the best estimate of when media time 0 was.
             candidate = observed_at.timestamp() - (media_start + duration - origin)
+            if zero_at is not None:
+                # Also no earlier than the truth (a frame is decoded after it was made), and
+                # the re-encode's segment is seen late by the encoder's delay: the least wins.
+                candidate = min(candidate, zero_at + origin)
             current = from_text(run["anchor_at"])
             if current is None or candidate < current.timestamp():
                 c.execute(

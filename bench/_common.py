@@ -54,3 +54,10 @@ def http(
         return exc.code, exc.read()
     except (urllib.error.URLError, OSError):
         return 0, b""
+
+
+def read_status(base: str, auth: tuple[str, str]) -> dict[str, Any]:
+    """GET /api/v1/status with its details, as a signed-in user (anonymous callers get only the
+    public facts: service, version, chambers); {} when it does not answer 200."""
+    code, body = http("GET", base + "/api/v1/status", auth=auth)
+    return json.loads(body) if code == 200 else {}  # type: ignore[no-any-return]

@@ -45,7 +45,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import BenchError, free_port, http, until  # noqa: E402
+from _common import BenchError, free_port, http, read_status, until  # noqa: E402
+
+USER = ("bench", "bench-password")
 
 FIRST_QUERY = "budżet"
 
@@ -188,9 +190,12 @@ def _config(work: Path) -> Path:
 def _seed(database: Path, meetings: bool) -> tuple[int, float]:
     """The synthetic archive of bench/search.py, indexed; (documents, seconds to index)."""
     from archive.index import ArchiveIndex
+    from streaming.auth.passwords import hash_password
 
     index = ArchiveIndex(database)
     try:
+        # Who reads the status's details (anonymous callers get only the public facts).
+        index.add_user(USER[0], "operator", hash_password(USER[1]))
         if meetings:
             import search as search_bench  # bench/search.py
 
@@ -240,8 +245,7 @@ def _warm_up_phase(base: str, child: Child, delay: float) -> dict[str, Any]:
         raise BenchError(f"the first search answered HTTP {status}")
     stall = child.stall_ms()
     gaps = child.gaps
-    status, body = http("GET", base + "/api/v1/status")
-    search = json.loads(body).get("search", {}) if status == 200 else {}
+    search = read_status(base, USER).get("search", {})
     return {"first": first, "live": live, "stall_ms": stall, "gaps": gaps, "search": search}
 
 
@@ -338,8 +342,7 @@ def main() -> int:
         search = warm["search"]
 
         def loaded() -> bool:
-            _, body = http("GET", base + "/api/v1/status")
-            return not search or bool(json.loads(body)["search"]["dictionaries_loaded"])
+            return not search or bool(read_status(base, USER)["search"]["dictionaries_loaded"])
 
         until(loaded, 60, "dictionaries loaded")
         # The same loop with nothing loading and nothing searched: what the machine and the

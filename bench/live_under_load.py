@@ -52,7 +52,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import BenchError, http, until  # noqa: E402
+from _common import BenchError, http, read_status, until  # noqa: E402
 from scale import CHAMBER, PLAYLIST, USER, CpuMeter, Obrady  # noqa: E402
 
 from recorder.ffmpeg import SEGMENT_LIST, clock_stamps, parse_segment_line  # noqa: E402
@@ -340,8 +340,7 @@ def run_phase(phase: str, args: argparse.Namespace, work: Path, speech: Path) ->
         for process in hogs:
             process.terminate()
         hogs.clear()
-        status, body = http("GET", f"{obrady.base}/api/v1/status")
-        index = json.loads(body).get("index") if status == 200 else None
+        index = read_status(obrady.base, USER).get("index")
         stop_session(obrady, sid)
         return {
             "phase": phase,

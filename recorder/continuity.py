@@ -35,6 +35,7 @@ NO_MEDIA = "the source sent no media"
 VIDEO_BEHIND = "the encoder fell behind real time: the video lags the audio"
 AUDIO_BEHIND = "the audio fell behind the video"
 SLOWER = "the encoder fell behind real time: media time ran slower than the wall clock"
+AUDIO_LATE = "the encoder fell behind real time: its audio came late"
 # Audio and video that drift apart by more than this are reported (seconds).
 DRIFT_SECONDS = 0.1
 PROBE_TIMEOUT_SECONDS = 30.0
@@ -186,14 +187,30 @@ class FileGrowth:
         return self.times[index], (self.looked[index - 1] if index > 0 else None)
 
 
+@dataclass(frozen=True)
+class Dropped:
+    """Frames the encoder dropped to keep time, as the capture saw it: from media time `start`
+    to `end` of the segment list's timeline (the file's timestamps are that plus the muxer's
+    offset), and why."""
+
+    start: float
+    end: float
+    cause: str
+
+
 def check_segment(
     packets: Sequence[Packet],
     growth: FileGrowth | None,
     state: RunState,
     threshold: float,
+    dropped: Sequence[Dropped] = (),
+    listed_start: float | None = None,
 ) -> SegmentCheck:
     """Holes in a segment's video and audio longer than threshold seconds, counting from the end
-    of the run's previous segment (state, which is updated for the next one)."""
+    of the run's previous segment (state, which is updated for the next one). A video hole
+    where the capture dropped frames (`dropped`, placed by the segment's start in the segment
+    list, `listed_start`: where its first video frame is) takes the drop's cause, and so does
+    an audio hole there that only a wait for media showed."""
     holes: list[Hole] = []
     extents: dict[str, Extent] = {}
     previous_poll = state.last_poll
@@ -245,6 +262,8 @@ def check_segment(
     if growth is not None and growth.looked:
         state.last_poll = growth.looked[-1]
     video, audio = extents.get("video"), extents.get("audio")
+    if dropped and video is not None and listed_start is not None:
+        holes = _attribute(holes, dropped, video.start - listed_start)
     if video is not None and audio is not None:
         drift = _drift(video, audio, state, _frames(state))
         if drift is not None:
@@ -290,3 +309,21 @@ def _drift(video: Extent, audio: Extent, state: RunState, frames: float) -> Hole
     state.drift_reported = drift
     cause = VIDEO_BEHIND if drift > 0 else AUDIO_BEHIND
     return Hole("drift", min(video.end, audio.end), abs(drift), cause)
+
+
+def _attribute(holes: list[Hole], dropped: Sequence[Dropped], offset: float) -> list[Hole]:
+    """Holes that overlap frames dropped to keep time, with the drop's cause: in the video, the
+    drop is the hole; in the audio, a wait for media there is the same process behind real
+    time (measured: a starved re-encode's audio came in bursts, seen as "no media")."""
+    found = []
+    for hole in holes:
+        if hole.kind == "video" or (hole.kind == "audio" and hole.cause == NO_MEDIA):
+            for drop in dropped:
+                if drop.end + offset >= hole.media_at and drop.start + offset <= (
+                    hole.media_at + hole.seconds
+                ):
+                    cause = drop.cause if hole.kind == "video" else AUDIO_LATE
+                    hole = Hole(hole.kind, hole.media_at, hole.seconds, cause)
+                    break
+        found.append(hole)
+    return found

@@ -293,12 +293,73 @@ def synthetic_argv(
 COPY_TIMESTAMP_FIX = "setts=pts=if(eq(PTS\\,NOPTS)\\,DTS\\,PTS)"
 
 
-def transcode_options(settings: TranscodingSettings, segment_seconds: float) -> dict[str, Any]:
+# A re-encoded frame that reaches the encoder this much later than the run's most punctual
+# frame (wall clock at the filter less its timestamp) is dropped before it costs scaling and
+# encoding: an encoder that cannot keep real time loses frames, not time (seconds).
+KEEP_TIME_SECONDS = 1.0
+# Frames of a run's first second neither set the run's most punctual frame nor are dropped:
+# measured here, a re-encode starved of CPU from its start decoded its first frames up to 0.4 s
+# "earlier" than the camera's clock allows (later frames agreed with it to a few ms), which
+# would have placed the run early and made every later frame look late.
+WARMUP_SECONDS = 1.0
+# The re-encode's probe: the moment each frame leaves the decoder (before scaling and encoding),
+# and each frame the keep-time filter passed, are written to this FIFO in the run's folder.
+FRAME_TIMES = "frames.fifo"
+FRAME_IN = "in"
+FRAME_OUT = "out"
+
+
+def _keep_time_expr(bound: float, warmup: float) -> str:
+    """select expression passing a frame unless it is `bound` s later than the run's most
+    punctual frame (frames before `warmup` s pass and do not count). time(0) is the wall
+    clock; ld/st variables persist from frame to frame: 0 the least lateness seen, 1 this
+    frame's lateness, 2 whether any frame was seen."""
+    return (
+        f"if(isnan(t)+lt(t,{warmup:g}),1,st(1,time(0)-t);"
+        "st(0,if(ld(2),min(ld(0),ld(1)),ld(1)));st(2,1);"
+        f"lte(ld(1)-ld(0),{bound:g}))"
+    )
+
+
+def _graph_path(path: Path) -> str:
+    """A path as a filter option value inside -vf: escaped for the option parser, then that
+    for the graph parser (each removes one level of backslashes)."""
+
+    def escape(text: str, specials: str) -> str:
+        return "".join("\\" + c if c in specials else c for c in text)
+
+    return escape(escape(str(path), "\\':="), "\\',;[]")
+
+
+def _frame_probe(key: str, fifo: Path) -> str:
+    """Filters that write one frame's timestamp (a header line, then `key`=1) to the FIFO.
+    metadata=print writes only frames that carry metadata, so a key is added first; `direct`
+    writes each line at once (buffered, the lines came only when ffmpeg ended)."""
+    add = f"metadata=mode=add:key={key}:value=1"
+    return f"{add},metadata=mode=print:key={key}:direct=1:file={_graph_path(fifo)}"
+
+
+def transcode_options(
+    settings: TranscodingSettings, segment_seconds: float, frame_times: Path | None = None
+) -> dict[str, Any]:
     """ffmpeg output options that re-encode video to browser-playable H.264 as `settings` say,
     with a keyframe at every segment boundary (a live part may start anywhere: parts only
-    need keyframes to be marked independent)."""
+    need keyframes to be marked independent). Frames later than KEEP_TIME_SECONDS behind real
+    time are dropped (a hole in the timestamps, not a drift); with `frame_times`, a FIFO, the
+    frames' timestamps are written there as they leave the decoder and the keep-time filter."""
     gop_seconds = max(1.0, segment_seconds)
     buffer_kbits = max(1, round(settings.max_kbps * settings.buffer_seconds))
+    keep = f"select='{_keep_time_expr(KEEP_TIME_SECONDS, WARMUP_SECONDS)}'"
+    # Quoted so the comma stays inside min(); -2 keeps the width even (4:2:0 needs it).
+    scale = f"scale=-2:'min(ih,{settings.max_height})'"
+    chain = [keep, scale]
+    if frame_times is not None:
+        chain = [
+            _frame_probe(FRAME_IN, frame_times),
+            keep,
+            _frame_probe(FRAME_OUT, frame_times),
+            scale,
+        ]
     return {
         "c:v": "libx264",
         "preset": settings.preset,
@@ -309,19 +370,33 @@ def transcode_options(settings: TranscodingSettings, segment_seconds: float) -> 
         # Capped CRF: constant quality, but never above max_kbps over the buffer's length.
         "maxrate": f"{settings.max_kbps}k",
         "bufsize": f"{buffer_kbits}k",
-        # Quoted so the comma stays inside min(); -2 keeps the width even (4:2:0 needs it).
-        "vf": f"scale=-2:'min(ih,{settings.max_height})'",
-        # Constant frame rate: the encoder's work per second does not depend on the camera.
+        "vf": ",".join(chain),
+        # At most settings.fps, but no frame made up: a frame dropped to keep time, or one the
+        # camera never sent, stays a hole in the timestamps that the media check reports (cfr
+        # filled it with copies of the frame before).
         "r": settings.fps,
-        "fps_mode": "cfr",
+        "fps_mode": "vfr",
         "force_key_frames": f"expr:gte(t,n_forced*{gop_seconds:g})",
     }
 
 
+def frame_times_fifo(source: object, run_dir: Path) -> Path | None:
+    """The FIFO a run of `source` writes its frame times to (a re-encoded RTSP camera), or None."""
+    if isinstance(source, RtspSource) and source.video not in ("copy", "auto"):
+        return run_dir / FRAME_TIMES
+    return None
+
+
 def rtsp_input(source: RtspSource) -> Any:
     """The ffmpeg input of an RTSP camera (all its streams)."""
+    decoding: dict[str, str] = {}
+    if source.video not in ("copy", "auto"):
+        # Measured (H.265 at 25 fps, 2 cores): frame threads held each decoded frame back by
+        # two frames (80 ms) before the encoder even saw it; slice threads add no delay.
+        decoding["thread_type"] = "slice"
     return ffmpeg.input(
         source.url,
+        **decoding,
         rtsp_transport=source.transport,
         # Socket I/O timeout, microseconds (ffmpeg 5.x name for the old -stimeout).
         timeout=int(source.timeout_seconds * 1_000_000),
@@ -351,7 +426,11 @@ def rtsp_argv(
         codec["bsf:v"] = COPY_TIMESTAMP_FIX
         global_args.append("-copyts")
     else:
-        codec.update(transcode_options(source.transcoding, segment_seconds))
+        codec.update(
+            transcode_options(
+                source.transcoding, segment_seconds, frame_times_fifo(source, run_dir)
+            )
+        )
     if audio_source is not None:
         # With -copyts every input keeps its own clock: the camera's starts near 0, an ALSA
         # device's at the wall clock (1.7e9 s), which kept all its audio out of the segments.

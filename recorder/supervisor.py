@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -24,13 +26,18 @@ from typing import Literal, Protocol, Self
 from config.settings import RecordingSettings, RtspSource
 from recorder.continuity import FileGrowth
 from recorder.ffmpeg import (
+    FRAME_IN,
+    FRAME_OUT,
+    FRAME_TIMES,
     SEGMENT_LIST,
     SEGMENT_NAME,
     SEGMENT_PATTERN,
+    WARMUP_SECONDS,
     CaptureSource,
     ChamberAudio,
     SegmentEntry,
     capture_argv,
+    frame_times_fifo,
     parse_segment_line,
 )
 from recorder.lifecycle import TaskSet
@@ -45,6 +52,14 @@ POLL_SECONDS = 0.025
 FPS_WINDOW_SECONDS = 2.0
 DOWN_AFTER_SECONDS = 30.0
 STDERR_TAIL_LINES = 30
+# A wait this long between two decoded frames means the source went quiet (or ffmpeg did not
+# run at all): frames dropped after it are the source's hole, not the encoder's.
+QUIET_SECONDS = 0.5
+ENCODER_BEHIND = "the encoder fell behind real time: frames were dropped to keep time"
+SOURCE_BURST = "the source sent no media, then a late burst that was dropped to keep time"
+DROP_LOG_SECONDS = 10.0
+# A capture that dropped frames this recently has the problem ENCODER_BEHIND (status, metrics).
+DROP_PROBLEM_SECONDS = 30.0
 
 
 class RecorderError(Exception):
@@ -88,6 +103,71 @@ class FinishedSegment:
     observed_at: datetime
     # How the file grew, poll by poll: when its bytes arrived (recorder/continuity.py).
     growth: FileGrowth | None = None
+    # A re-encoded run: the wall time (epoch s) of media time 0 as its frames left the decoder
+    # (without the encoder's delay), and the frames dropped to keep time in this segment.
+    zero_at: float | None = None
+    dropped: tuple[DroppedFrames, ...] = ()
+
+
+@dataclass(frozen=True)
+class DroppedFrames:
+    """Frames a re-encode dropped to keep real time: the video hole from media time `start`
+    (the first dropped frame) to `end` (the next frame kept), in the run's timeline."""
+
+    start: float
+    end: float
+    frames: int
+    cause: str
+
+
+@dataclass
+class FrameClock:
+    """What a re-encode's frame times (recorder/ffmpeg.py FRAME_TIMES) say: the wall time of
+    media time 0 before the encoder's delay, and the frames the keep-time filter dropped."""
+
+    zero_at: float | None = None  # least (arrival - timestamp) of a decoded frame, epoch s
+    lateness: float = 0.0  # the newest decoded frame's, beyond zero_at
+    dropped_frames: int = 0
+    dropped: list[DroppedFrames] = field(default_factory=list)
+    _pending: list[float] = field(default_factory=list)  # decoded, not passed yet
+    _last_in: float | None = None  # when the last frame was decoded
+    _quiet: bool = False  # a quiet wait came before the frames pending
+    _header: float | None = None
+
+    def line(self, text: str, now: float) -> None:
+        """Take one line of the FIFO, read at `now` (epoch s)."""
+        if text.startswith("frame:"):
+            _, _, value = text.rpartition("pts_time:")
+            try:
+                self._header = float(value)
+            except ValueError:
+                self._header = None
+            return
+        pts, self._header = self._header, None
+        if pts is None:
+            return
+        if text == f"{FRAME_IN}=1":
+            if pts >= WARMUP_SECONDS:  # as the keep-time filter counts them
+                late = now - pts
+                self.zero_at = late if self.zero_at is None else min(self.zero_at, late)
+            if self.zero_at is not None:
+                self.lateness = now - pts - self.zero_at
+            if self._last_in is not None and now - self._last_in > QUIET_SECONDS:
+                self._quiet = True
+            self._last_in = now
+            self._pending.append(pts)
+        elif text == f"{FRAME_OUT}=1":
+            dropped = [p for p in self._pending if p < pts]
+            if dropped:
+                cause = SOURCE_BURST if self._quiet else ENCODER_BEHIND
+                self.dropped.append(DroppedFrames(dropped[0], pts, len(dropped), cause))
+                self.dropped_frames += len(dropped)
+            self._pending = [p for p in self._pending if p > pts]
+            self._quiet = False
+
+    def dropped_within(self, start: float, end: float) -> tuple[DroppedFrames, ...]:
+        """The drops whose holes reach into media time [start, end]."""
+        return tuple(d for d in self.dropped if d.end >= start and d.start <= end)
 
 
 class CaptureEvents(Protocol):
@@ -152,6 +232,18 @@ class CaptureStatus:
     audio_mode: str | None = None
     video_mode: str | None = None
     fps: float | None = None
+    # A re-encode: frames dropped to keep real time in this run, the last time it dropped, and
+    # how far behind real time (beyond its most punctual frame) the newest frame was decoded.
+    frames_dropped: int = 0
+    last_drop_at: datetime | None = None
+    behind_seconds: float | None = None
+
+    def encoder_problems(self, now: datetime) -> list[str]:
+        """The re-encode's problem now: frames dropped in the last DROP_PROBLEM_SECONDS."""
+        last = self.last_drop_at
+        if last is None or (now - last).total_seconds() > DROP_PROBLEM_SECONDS:
+            return []
+        return [f"{ENCODER_BEHIND} ({self.frames_dropped} frames dropped in this session)"]
 
     def source_state(self, now: datetime, segment_seconds: float) -> str:
         """live (segments arriving), reconnecting (failing under 30 s), down, or starting."""
@@ -177,6 +269,7 @@ class _RunState:
     next_file: int = 0  # the number of the next segment file ffmpeg will begin
     # file number -> (poll times, sizes) of the files being written
     growth: dict[int, tuple[list[float], list[int], list[float]]] = field(default_factory=dict)
+    frames: FrameClock | None = None
 
 
 def _grew(
@@ -274,6 +367,36 @@ class Guardian:
         except TimeoutError:
             proc.kill()
             await proc.wait()
+
+
+def _open_fifo(path: Path) -> tuple[int, int] | None:
+    """Make the FIFO a run writes its frame times to, and open it: a reader (so ffmpeg's open
+    does not block) and a writer of our own (so the reader sees no end while ffmpeg rebuilds
+    its filter graph, which closes and reopens the FIFO). Where no FIFO can be made (a file
+    system without them), the path leads to /dev/null: the run records without frame times."""
+    try:
+        os.mkfifo(path)
+    except OSError as exc:
+        log.warning("no FIFO at %s (%s): the re-encode's frame times are not read", path, exc)
+        os.symlink(os.devnull, path)
+        return None
+    read_fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    # A full FIFO would block ffmpeg: 1 MiB holds minutes of frame times (about 6 kB/s at
+    # 25 fps), should the event loop stall.
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(read_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    return read_fd, os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+
+
+def _close_fifo(path: Path | None, fds: tuple[int, int] | None) -> None:
+    """Close a run's FIFO and remove it (the run's folder keeps only media)."""
+    for fd in fds or ():
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 SOURCE_CACHE = "source.json"
@@ -403,17 +526,27 @@ class CaptureSupervisor:
         if log_argv:
             log.info("session %s: ffmpeg argv: %s", self.job.session_id, argv)
         self._run = _RunState(ordinal, run_dir, self._clock())
+        fifo = frame_times_fifo(source, run_dir)
+        if fifo is not None and not any(FRAME_TIMES in arg for arg in argv):
+            fifo = None  # an argv of another builder (tests) that writes no frame times
+        frame_fds = _open_fifo(fifo) if fifo is not None else None
+        if frame_fds is not None:
+            self._run.frames = FrameClock()
         self._signalled = False
         self._stalled = False
         self.status.stderr_tail.clear()
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            # Own session: a Ctrl-C to obrady must not reach ffmpeg a second time.
-            start_new_session=True,
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                # Own session: a Ctrl-C to obrady must not reach ffmpeg a second time.
+                start_new_session=True,
+            )
+        except BaseException:
+            _close_fifo(fifo, frame_fds)
+            raise
         self._proc = proc
         if self._guardian is not None:
             # If obrady dies, ffmpeg gets the one SIGINT that lets it finish its segment.
@@ -434,10 +567,17 @@ class CaptureSupervisor:
                 # Told to end, not cancelled: a cancellation could land while it reports a
                 # segment, which would then never be reported.
                 group.create_task(self._tail(run_dir, ended))
+                if frame_fds is not None:
+                    group.create_task(self._read_frame_times(frame_fds[0]))
                 await proc.wait()
                 watchdog.cancel()
                 ended.set()
+                if frame_fds is not None:
+                    # ffmpeg's ends are closed: closing ours lets the reader see the end.
+                    os.close(frame_fds[1])
+                    frame_fds = (frame_fds[0], -1)
         finally:
+            _close_fifo(fifo, frame_fds)
             if proc.returncode is None:
                 await self._terminate(proc)
             self._proc = None
@@ -562,6 +702,41 @@ class CaptureSupervisor:
                     self.status.out_time_seconds = seconds
                     self.status.last_progress_at = self._clock()
 
+    async def _read_frame_times(self, fd: int) -> None:
+        """Read a re-encode's frame times (FIFO) as they come, into the run's FrameClock."""
+        frames = self._run.frames
+        assert frames is not None
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        # The transport owns a duplicate: the run closes its own fd.
+        pipe = os.fdopen(os.dup(fd), "rb", buffering=0)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), pipe
+        )
+        logged_at, unlogged = -math.inf, 0
+        try:
+            async for raw in reader:
+                dropped = frames.dropped_frames
+                frames.line(raw.decode("ascii", "replace").strip(), time.time())
+                if frames.dropped_frames > dropped:
+                    self.status.frames_dropped += frames.dropped_frames - dropped
+                    self.status.last_drop_at = self._clock()
+                    unlogged += frames.dropped_frames - dropped
+                    # An encoder that stays behind drops a few frames at a time, many times
+                    # a second: one line per DROP_LOG_SECONDS.
+                    if time.monotonic() - logged_at >= DROP_LOG_SECONDS:
+                        last = frames.dropped[-1]
+                        log.warning(
+                            "session %s, camera %s: %d frames dropped (the last up to media"
+                            " %.3f s): %s",
+                            self.job.session_id, self.job.camera_id, unlogged, last.end,
+                            last.cause,
+                        )  # fmt: skip
+                        logged_at, unlogged = time.monotonic(), 0
+                self.status.behind_seconds = frames.lateness
+        finally:
+            transport.close()
+
     async def _watchdog(self, proc: asyncio.subprocess.Process) -> None:
         self.status.out_time_seconds = 0.0
         limit = self._settings.stall_timeout_seconds
@@ -668,7 +843,17 @@ class CaptureSupervisor:
                     self._run.token = await self._events.run_started(
                         self.job, self._run.ordinal, run_dir, self._run.started_at
                     )
-                finished = FinishedSegment(self._run.token, entry, path, size, observed_at, growth)
+                frames = self._run.frames
+                finished = FinishedSegment(
+                    self._run.token,
+                    entry,
+                    path,
+                    size,
+                    observed_at,
+                    growth,
+                    None if frames is None else frames.zero_at,
+                    () if frames is None else frames.dropped_within(entry.start, entry.end),
+                )
                 await self._events.segment_finished(self.job, finished)
             except asyncio.CancelledError:
                 raise

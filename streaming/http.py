@@ -4,10 +4,12 @@ whether a handler, the middleware or aiohttp's own parser refuses it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import sqlite3
+from collections import OrderedDict
 from itertools import accumulate
 from typing import Any
 
@@ -59,11 +61,20 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_LINE_BYTES = 8192
 MAX_FIELD_BYTES = 8190
 MAX_HEADERS = 128
+# How long a connection may go without a request under way: idle between requests, or still
+# sending a request head (a slowloris client dribbles one for ever). aiohttp's own default,
+# 3630 s, let 1,500 such connections per port hold every file descriptor obrady had
+# (bench/hostile_load.py); a request being answered, or held by the gateway, is never cut.
+# Longer than the idle time of nginx's and Varnish's connections to their backend (60 s), so
+# that they close an idle connection first and never send a request into one obrady closes.
+# A full port does not wait for it: it cuts its oldest waiting connection (Connections).
+IDLE_SECONDS = 75
 # What aiohttp's RequestHandler takes on both ports (web.AppRunner(..., **HANDLER_LIMITS)).
 HANDLER_LIMITS: dict[str, int] = {
     "max_line_size": MAX_LINE_BYTES,
     "max_field_size": MAX_FIELD_BYTES,
     "max_headers": MAX_HEADERS,
+    "keepalive_timeout": IDLE_SECONDS,
 }
 # The deepest nesting of arrays and objects a JSON body may have (ours need three or four):
 # Python's json parser recurses once per level, and 100,000 levels would exhaust the stack.
@@ -242,10 +253,108 @@ def parser_refusal(exc: BadHttpMessage) -> tuple[int, str]:
     return 400, f"this is not a valid HTTP/1.1 request{reason}"
 
 
+class Connections:
+    """The connections a port holds, oldest first, and its most. When it is full, a new
+    connection takes the place of the oldest one that is waiting for a request (idle, or still
+    sending a head: what a slow-header flood holds); a connection with a request under way (a
+    viewer's held reload, a download) is never cut. With none to take, the new connection is
+    answered with a JSON 503 and closed, before anything of it is read. So a flood of
+    connections can take neither the file descriptors nor the memory the process needs, nor
+    keep out a client with a request to make."""
+
+    # How many of the oldest connections are looked at for one that waits (the busy ones go
+    # to the back of the line), so that a full port costs little per new connection.
+    SCAN = 64
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.held: OrderedDict[JsonErrorHandler, None] = OrderedDict()
+        self.refused = 0
+        self.evicted = 0
+
+    @property
+    def open(self) -> int:
+        """Connections held now."""
+        return len(self.held)
+
+    def admit(self, handler: JsonErrorHandler) -> bool:
+        """Whether handler's connection may stay (it is then held), taking the place of a
+        waiting one if the port is full."""
+        held = self.held
+        if len(held) >= self.most:
+            for _ in range(min(len(held), self.SCAN)):
+                old, _ = held.popitem(last=False)
+                if old.waiting():
+                    self.evicted += 1
+                    old.force_close()
+                    break
+                held[old] = None  # busy: to the back of the line
+            else:
+                self.refused += 1
+                return False
+        held[handler] = None
+        return True
+
+    def leave(self, handler: JsonErrorHandler) -> None:
+        """handler's connection is gone."""
+        self.held.pop(handler, None)
+
+
+def refusal_bytes(status: int, reason: str, message: str, retry_after: int | None = None) -> bytes:
+    """A whole HTTP/1.1 answer with a JSON error that closes the connection."""
+    body = json.dumps({"error": message}, ensure_ascii=False).encode()
+    retry = f"Retry-After: {retry_after}\r\n" if retry_after is not None else ""
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {JSON}; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n{retry}Connection: close\r\n\r\n"
+    ).encode() + body
+
+
 class JsonErrorHandler(web.RequestHandler):
     """aiohttp's protocol for one connection (the roots' sites make it), whose own answers, a
     request its parser refuses (400, 414, 431) and the last-resort 500, are JSON like every
-    other error, and whose refusals of bad clients are not logged as server errors."""
+    other error, and whose refusals of bad clients are not logged as server errors. With
+    `connections`, a connection beyond the port's most is refused (503) at once."""
+
+    def __init__(
+        self, manager: web.Server, *, connections: Connections | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(manager, **kwargs)
+        self._connections = connections
+        self.refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        count = self._connections
+        if count is not None and not count.admit(self):
+            # Never handed to aiohttp: nothing is read, no task started.
+            self.refused = True
+            message = (
+                f"this server holds {count.most} connections at once, each with a request "
+                "under way: try again in a moment"
+            )
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(refusal_bytes(503, "Service Unavailable", message, 1))
+            transport.close()
+            return
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._connections is not None:
+            self._connections.leave(self)
+        if self.refused:
+            return
+        super().connection_lost(exc)
+
+    def waiting(self) -> bool:
+        """Whether this connection waits for a request (idle, or a head not yet whole), as
+        aiohttp's own keep-alive check sees it: none is under way."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done() and self.transport is not None
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
+        super().data_received(data)
 
     def handle_error(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -104,6 +105,22 @@ name = "Sala obrad"
 {source}"""
 
 
+async def sign_in(base: str, creds: tuple[str, str]) -> dict[str, str]:
+    """The headers of a browser signed in at base/login: the login cookie and its CSRF token.
+    (Basic credentials would cost an argon2 check on every request.)"""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(base + "/login") as resp:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', await resp.text())
+        assert token
+        form = {"name": creds[0], "password": creds[1], "csrf_token": token.group(1)}
+        async with http.post(base + "/login", data=form, allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
+            cookie = resp.cookies["obrady_login"].value
+        async with http.get(base + "/api/v1/me") as resp:
+            csrf = (await resp.json())["csrf_token"]
+    return {"Cookie": f"obrady_login={cookie}", "X-CSRF-Token": csrf}
+
+
 @dataclass
 class Service:
     """A running obrady instance for one test."""
@@ -114,11 +131,27 @@ class Service:
     http: aiohttp.ClientSession
     settings: Settings
 
-    async def get_json(self, path: str, status: int = 200) -> Any:
-        async with self.http.get(self.base + path) as resp:
+    login: dict[str, str] | None = None
+
+    async def get_json(
+        self, path: str, status: int = 200, headers: dict[str, str] | None = None
+    ) -> Any:
+        async with self.http.get(self.base + path, headers=headers) as resp:
             body = await resp.json()
             assert resp.status == status, (resp.status, body)
             return body
+
+    async def signed_in(self) -> dict[str, str]:
+        """The headers of a browser signed in as ADMIN (signed in at the first call, which
+        writes a login to the archive: call it before a test locks the database)."""
+        if self.login is None:
+            self.login = await sign_in(self.base, ADMIN)
+        return self.login
+
+    async def status(self) -> Any:
+        """GET /api/v1/status with its details, as a signed-in user reads it (anonymous
+        callers get only the public facts)."""
+        return await self.get_json("/api/v1/status", headers=await self.signed_in())
 
     async def post_json(
         self,

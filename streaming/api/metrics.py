@@ -114,6 +114,13 @@ class _AppCollector(Collector):
             CAPTURE,
             [(_capture(c), c.fps) for c in captures if c.fps is not None],
         )
+        yield _family(
+            "obrady_capture_frames_dropped_total",
+            "counter",
+            "Frames a re-encode dropped because it fell behind real time.",
+            CAPTURE,
+            [(_capture(c), c.frames_dropped) for c in captures],
+        )
         index = app[INDEXER].status()
         yield _family(
             "obrady_index_backlog",

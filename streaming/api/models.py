@@ -853,3 +853,50 @@ class Sessions(BaseModel):
     """Sessions, newest first."""
 
     sessions: list[SessionSummary]
+
+
+class OnAirSession(BaseModel):
+    """The session a chamber transmits now."""
+
+    id: int
+    title: str
+
+
+class ChamberOnAir(BaseModel):
+    """A chamber as a resident may know it: live, in a break, in a part closed to the public
+    (the public sees a slate), or off air; the session while it runs."""
+
+    id: str
+    name: str
+    state: Literal["live", "break", "closed", "off_air"]
+    session: OnAirSession | None
+
+
+class PublicStatus(BaseModel):
+    """What anyone may know of the service: that it is up, its version and each chamber's
+    public state. Nothing about cameras, disks, pushes or errors."""
+
+    service: Literal["up"]
+    version: str
+    chambers: list[ChamberOnAir]
+
+
+class DetailStatus(PublicStatus):
+    """The public facts, and for a signed-in user (any role that sees the console) the
+    details: captures and their health, disk, recogniser, archive index, media checks,
+    viewers, search, off-air alarms and pushes."""
+
+    captures: list[dict[str, Any]]
+    transcription: dict[str, Any]
+    disk: dict[str, Any]
+    capture_blocked: str | None
+    index: dict[str, Any]
+    media_checks: dict[str, Any]
+    viewers: dict[str, int]
+    search: dict[str, Any]
+    offair: list[dict[str, Any]]
+    pushes: list[dict[str, Any]]
+
+
+class Status(RootModel[DetailStatus | PublicStatus]):
+    """GET /api/v1/status: DetailStatus when signed in, PublicStatus otherwise."""

@@ -111,14 +111,19 @@ async def now(request: web.Request) -> web.Response:
     if chamber not in {c.id for c in settings.chambers}:
         known = ", ".join(c.id for c in settings.chambers)
         raise json_error(web.HTTPNotFound, f"chamber {chamber!r} is not configured; known: {known}")
-    cache = request.app[NOW_CACHE]
+    answer = await kept_chamber_now(request.app, chamber)
+    return web.json_response(answer, headers={"Cache-Control": "public, max-age=1"})
+
+
+async def kept_chamber_now(app: web.Application, chamber: str) -> dict[str, Any]:
+    """chamber_now of a configured chamber, read at most every KEEP_SECONDS (the live page's
+    polling and the public status share the reads)."""
+    cache = app[NOW_CACHE]
     kept = cache.get(chamber)
     if kept is None or time.monotonic() - kept[0] > KEEP_SECONDS:
-        clock = request.app[CLOCK] if CLOCK in request.app else None
+        clock = app[CLOCK] if CLOCK in app else None
         at = clock() if clock else utc_now()
-        answer = await chamber_now(
-            request.app[ARCHIVE], chamber, settings.live.announce_minutes, at
-        )
+        answer = await chamber_now(app[ARCHIVE], chamber, app[SETTINGS].live.announce_minutes, at)
         kept = (time.monotonic(), answer)
         cache[chamber] = kept
-    return web.json_response(kept[1], headers={"Cache-Control": "public, max-age=1"})
+    return kept[1]

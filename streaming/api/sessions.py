@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 from typing import Any
 
 from aiohttp import web
@@ -27,13 +29,15 @@ from streaming.api.models import (
     SessionCreate,
     SessionEdit,
     Sessions,
+    Status,
     Switch,
 )
+from streaming.api.now import kept_chamber_now
 from streaming.api.openapi import ANY_ROLE, OPERATORS, openapi_document, operation
 from streaming.api.search import search_status
 from streaming.api.transcripts import status_json
 from streaming.api.views import _iso, session_detail, session_summary
-from streaming.auth.access import audit, audit_later, require
+from streaming.auth.access import PERMISSIONS, audit, audit_later, identify, require
 from streaming.hls.viewers import live_viewers
 from streaming.http import is_digits, json_error, session_id_of
 from streaming.keys import (
@@ -52,6 +56,17 @@ from streaming.keys import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _installed_version() -> str:
+    """The installed package's version (the public status says which obrady answers)."""
+    try:
+        return _version("obrady")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+VERSION = _installed_version()
 
 routes = web.RouteTableDef()
 
@@ -458,10 +473,46 @@ async def set_closed(request: web.Request) -> web.Response:
     return await _switch(request, "closed", ClosedSwitch)
 
 
+ON_AIR = frozenset({"live", "break", "closed"})
+
+
+async def public_status(app: web.Application) -> dict[str, Any]:
+    """What anyone may know: the service is up, its version, and each chamber's public state
+    (as its live page shows it) with the session it transmits."""
+    chambers = []
+    for chamber in app[SETTINGS].chambers:
+        now = await kept_chamber_now(app, chamber.id)
+        on_air = now["state"] in ON_AIR and now["session"] is not None
+        chambers.append(
+            {
+                "id": chamber.id,
+                "name": chamber.name,
+                "state": now["state"] if on_air else "off_air",
+                "session": (
+                    {"id": now["session"]["id"], "title": now["session"]["title"]}
+                    if on_air
+                    else None
+                ),
+            }
+        )
+    return {"service": "up", "version": VERSION, "chambers": chambers}
+
+
 @routes.get("/api/v1/status")
-@operation("Captures running now and their health")
+@operation(
+    "The service's state. Anyone: that it is up, its version and each chamber's public state "
+    "(PublicStatus). Signed in with any role that sees the console (HTTP Basic or the login "
+    "cookie): the captures and their health, disk, pushes and the rest too (DetailStatus)",
+    answer=Status,
+    errors=("401", "429"),
+)
 async def status(request: web.Request) -> web.Response:
-    """What each chamber is recording now and how its capture is doing."""
+    """The public facts for anyone; what each chamber is recording now and how its capture is
+    doing for a signed-in user."""
+    user = await identify(request, request.app[ARCHIVE])  # wrong credentials: 401 first
+    public = await public_status(request.app)
+    if user is None or user.role not in PERMISSIONS["console.view"]:
+        return web.json_response(public, headers={"Cache-Control": "no-store"})
     recorder = request.app[RECORDER]
     settings = request.app[SETTINGS]
     analyzer = request.app[ANALYZER]
@@ -470,6 +521,8 @@ async def status(request: web.Request) -> web.Response:
     for s in recorder.statuses():
         health = analyzer.health((s.session_id, s.camera_id))
         problems = health.problems(settings.monitoring) if health else []
+        # A re-encode that cannot keep real time drops frames: an alarm while it does.
+        problems += s.encoder_problems(now)
         age = None if s.last_segment_at is None else (now - s.last_segment_at).total_seconds()
         captures.append(
             {
@@ -488,6 +541,11 @@ async def status(request: web.Request) -> web.Response:
                 "video": s.video_mode,
                 "audio": s.audio_mode,
                 "fps": None if s.fps is None else round(s.fps, 2),
+                # A re-encode: frames dropped to keep real time, the last drop, and how far
+                # behind real time its newest frame was decoded (beyond the run's best).
+                "frames_dropped": s.frames_dropped,
+                "last_drop_at": _iso(s.last_drop_at),
+                "behind_seconds": None if s.behind_seconds is None else round(s.behind_seconds, 3),
                 "last_exit_code": s.last_exit_code,
                 "last_error": s.last_error,
                 "last_progress_at": _iso(s.last_progress_at),
@@ -504,6 +562,7 @@ async def status(request: web.Request) -> web.Response:
     # ffmpeg's messages name the camera's URL: never with its password or a stream key.
     body = SECRETS.scrub_json(
         {
+            **public,
             "captures": captures,
             # The speech recogniser for captions: off, loading, ready or unavailable (and why).
             "transcription": status_json(request.app),
@@ -541,4 +600,4 @@ async def status(request: web.Request) -> web.Response:
             ],
         }
     )
-    return web.json_response(body)
+    return web.json_response(body, headers={"Cache-Control": "private, no-store"})

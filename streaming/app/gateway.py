@@ -10,6 +10,7 @@ import functools
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -20,12 +21,18 @@ from recorder.lifecycle import Background
 from recorder.redact import register_settings
 from streaming.api import now, transcripts
 from streaming.api import search as search_api
-from streaming.app.sites import service_runner
+from streaming.app.sites import (
+    GATEWAY_CONNECTIONS,
+    GATEWAY_FILES_FREE,
+    connection_limit,
+    raise_open_files_limit,
+    service_runner,
+)
 from streaming.edge.llhls import ByteCache, EdgeReader, RenderedPlaylists
 from streaming.edge.viewers import ViewerCounter, write_counts
 from streaming.hls import routes as hls_routes
 from streaming.hls.fast import LiveFast, LiveHandler
-from streaming.http import MAX_BODY_BYTES, error_middleware
+from streaming.http import MAX_BODY_BYTES, Connections, error_middleware
 from streaming.keys import (
     ARCHIVE,
     LIVE_EDGE,
@@ -116,9 +123,14 @@ async def _report_viewers(app: web.Application) -> None:
 
 class GatewaySite(web.TCPSite):
     """The gateway's TCP site: aiohttp's, with the fast path for the hot live routes in each
-    connection's protocol (streaming/hls/fast.py)."""
+    connection's protocol (streaming/hls/fast.py). With `connections`, a connection beyond its
+    most is answered 503 and closed at once."""
 
-    __slots__ = ("fast",)
+    __slots__ = ("fast", "connections")
+
+    def __init__(self, *args: Any, connections: Connections | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections = connections
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner
@@ -134,7 +146,7 @@ class GatewaySite(web.TCPSite):
         # What aiohttp's Server gives each RequestHandler it makes (the runner's settings).
         kwargs = {"loop": loop, **getattr(server, "_kwargs", {})}
         self._server = await loop.create_server(
-            lambda: LiveHandler(fast, server, **kwargs),
+            lambda: LiveHandler(fast, server, connections=self.connections, **kwargs),
             self._host,
             self._port,
             backlog=self._backlog,
@@ -162,11 +174,19 @@ async def serve_gateway(
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    raise_open_files_limit()
     runner = service_runner(create_gateway_app(settings), access_log=None)
     await runner.setup()
     try:
         # A backlog as large as the kernel allows: a thousand players may (re)connect at once.
-        site = GatewaySite(runner, host, port, backlog=4096, reuse_port=reuse_port)
+        site = GatewaySite(
+            runner,
+            host,
+            port,
+            backlog=4096,
+            reuse_port=reuse_port,
+            connections=connection_limit(GATEWAY_CONNECTIONS, GATEWAY_FILES_FREE),
+        )
         await site.start()
         if started is not None:
             started(site)

@@ -478,6 +478,8 @@ class LiveHandler(JsonErrorHandler):
         self._serve()
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:  # beyond the port's connections (JsonErrorHandler)
+            return
         if self._state == "off" or (self._state == "aiohttp" and not data):
             # b"" is aiohttp resuming its own paused parser (base_protocol.resume_reading),
             # e.g. of a compressed body it decompresses as it is read: held here, the handler
@@ -491,6 +493,22 @@ class LiveHandler(JsonErrorHandler):
             self._read_paused = True
             if self.transport is not None:
                 self.transport.pause_reading()
+
+    def waiting(self) -> bool:
+        # A request under way here (held, or being answered) is not waiting for one, though
+        # aiohttp's parser, which never saw it, is.
+        return self._state in ("idle", "off") and super().waiting()
+
+    def _process_keepalive(self) -> None:
+        # aiohttp closes a connection whose parser has waited for a request longer than
+        # keepalive_timeout (idle, or a head that never ends); a request held here (a blocking
+        # reload or a hinted part, up to three target durations) is under way, not idle.
+        if self._state == "fast" and self.transport is not None:
+            self._keepalive_handle = self._fast.loop.call_later(
+                self._keepalive_timeout, self._process_keepalive
+            )
+            return
+        super()._process_keepalive()
 
     def log_access(self, request: web.BaseRequest, response: web.StreamResponse, time: Any) -> None:
         # aiohttp calls this once it has sent a response: the next request may be looked at.

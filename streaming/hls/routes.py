@@ -16,12 +16,12 @@ from streaming.auth.access import identify, require
 from streaming.edge.llhls import EdgeSnapshot, LiveSegment, Part
 from streaming.edge.viewers import VIEWER_ID
 from streaming.hls.viewers import client_of
-from streaming.http import is_digits, json_error, read_json, session_id_of
+from streaming.http import JSON, is_digits, json_error, read_json, session_id_of
 from streaming.keys import ARCHIVE, LIVE_EDGE, MEDIA_BYTES, PLAYLISTS, SETTINGS, VIEWERS
 
-RUN_NAME = re.compile(r"^run-\d{4,}$")
-FILE_NAME = re.compile(r"^seg-\d{6}\.ts$")
-SLATE_NAME = re.compile(r"^slate-\d{1,9}\.ts$")
+RUN_NAME = re.compile(r"^run-\d{4,}$", re.ASCII)
+FILE_NAME = re.compile(r"^seg-\d{6}\.ts$", re.ASCII)
+SLATE_NAME = re.compile(r"^slate-\d{1,9}\.ts$", re.ASCII)
 HLS_TYPE = "application/vnd.apple.mpegurl"
 
 routes = web.RouteTableDef()
@@ -29,8 +29,8 @@ routes = web.RouteTableDef()
 
 # A blocking request waits at most this many target durations (RFC 8216bis 6.2.5.2).
 BLOCK_TARGETS = 3
-PART_NAME = re.compile(r"^(\d{1,12})\.(\d{1,4})\.ts$")
-SEGMENT_NAME = re.compile(r"^(\d{1,12})-([a-z0-9][a-z0-9_-]{0,31})\.ts$")
+PART_NAME = re.compile(r"^(\d{1,12})\.(\d{1,4})\.ts$", re.ASCII)
+SEGMENT_NAME = re.compile(r"^(\d{1,12})-([a-z0-9][a-z0-9_-]{0,31})\.ts$", re.ASCII)
 MEDIA_CACHE = "public, max-age=600"
 # A recording may be withdrawn or redacted after it was published: a shared cache must let go
 # of it within minutes, so nothing recorded is cached as immutable.
@@ -61,6 +61,14 @@ BEACON_MAX_BYTES = 1024
 async def live_beacon(request: web.Request) -> web.Response:
     """A web player says it is playing (every few seconds), with its own random id."""
     chamber = known_chamber(request.app[SETTINGS], request.match_info["chamber"])
+    if request.content_type != JSON:
+        # Exactly what our player sends (player.js: fetch with Content-Type application/json):
+        # a form or text/plain is what another site's page can send without asking.
+        raise json_error(
+            web.HTTPUnsupportedMediaType,
+            f"send the beacon as {JSON} (not {request.content_type}): "
+            '{"id": "<8-64 letters, digits, - or _>"}',
+        )
     try:
         body = await read_json(request, BEACON_MAX_BYTES) if request.content_length else {}
     except ValueError:

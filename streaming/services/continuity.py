@@ -20,6 +20,7 @@ from typing import Self
 
 from archive.index import AsyncArchive
 from recorder.continuity import (
+    Dropped,
     FileGrowth,
     RunState,
     StreamTail,
@@ -42,6 +43,8 @@ class _Check:
     seq: int
     path: Path
     growth: FileGrowth | None
+    dropped: tuple[Dropped, ...] = ()
+    listed_start: float | None = None
 
 
 class ContinuityChecker:
@@ -78,6 +81,8 @@ class ContinuityChecker:
                 segment.entry.seq,
                 segment.path,
                 segment.growth,
+                tuple(Dropped(d.start, d.end, d.cause) for d in segment.dropped),
+                segment.entry.start,
             )
         )
 
@@ -175,7 +180,9 @@ class ContinuityChecker:
 
     async def _check(self, item: _Check, state: RunState) -> None:
         packets = await read_packets(item.path)
-        result = check_segment(packets, item.growth, state, self._threshold)
+        result = check_segment(
+            packets, item.growth, state, self._threshold, item.dropped, item.listed_start
+        )
         for hole in result.holes:
             log.warning(
                 "session %s, camera %s, %s/%d: %s missing for %.3f s from media time %.3f: %s",

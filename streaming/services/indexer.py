@@ -138,6 +138,7 @@ class ArchiveIndexer:
                 segment.size_bytes,
                 digest[0],
                 program,
+                segment.zero_at,
             )
 
         self._put(_Job(f"segment {rel}", session_id, work, self._clock()))

@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from streaming.hls.routes import private_if_withdrawn
-from streaming.http import json_error, session_id_of
+from streaming.http import is_digits, json_error, session_id_of
 from streaming.keys import ARCHIVE, EXPORTS, SETTINGS
 from streaming.services.exports import (
     RANGE_EPSILON,
@@ -123,9 +123,15 @@ async def item_clip(request: web.Request) -> web.StreamResponse:
     """One agenda item's chapter as an MP4, in whole segments (it may begin and end up to a
     segment beyond the chapter: nothing is re-encoded)."""
     raw = request.match_info["item_id"]
+    if not is_digits(raw) or len(raw) > 12:
+        raise json_error(
+            web.HTTPNotFound,
+            f"agenda item {raw[:20]!r} does not exist: an item is named by its number "
+            "(ASCII digits), as the session's agenda gives it",
+        )
     view, private = await _view(request)
     sid = view.session.id
-    item = next((row for row in view.agenda if raw.isdigit() and row.id == int(raw)), None)
+    item = next((row for row in view.agenda if row.id == int(raw)), None)
     if item is None:
         raise json_error(web.HTTPNotFound, f"agenda item {raw!r} does not exist in session {sid}")
     chapter = next((c for c in view.chapters if c.item_id == item.id), None)
@@ -147,7 +153,8 @@ def _seconds(request: web.Request, name: str, default: float) -> float:
     if raw is None or raw == "":
         return default
     try:
-        value = float(raw)
+        # ASCII only: float() also reads other scripts' digits and "1_0", which no link holds.
+        value = float(raw) if raw.isascii() and "_" not in raw else math.nan
     except ValueError:
         value = math.nan
     if not math.isfinite(value):

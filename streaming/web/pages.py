@@ -29,7 +29,7 @@ from streaming.web.templating import Catalogue, hms, page, player_words, words, 
 ALL_SESSIONS = 100_000
 UPCOMING_SHOWN = 5
 RECENT_SHOWN = 10
-SECONDS = re.compile(r"^\d{1,7}(\.\d{1,3})?$")
+SECONDS = re.compile(r"^\d{1,7}(\.\d{1,3})?$", re.ASCII)
 TERM_YEARS = re.compile(r"(\d{4})\s*[-–/]\s*(\d{4})")
 # A ?t= a little past the end still plays the last frame; float sums differ in the last bits.
 END_SLACK_SECONDS = 0.5

@@ -40,10 +40,10 @@ FEED_CACHE = "public, max-age=60"
 HLS_TYPE = "application/vnd.apple.mpegurl"
 EMBED_WIDTH = 640
 MAX_DIMENSION = 10_000
-SECONDS = re.compile(r"^\d{1,7}(\.\d{1,3})?$")
+SECONDS = re.compile(r"^\d{1,7}(\.\d{1,3})?$", re.ASCII)
 # Excel runs a cell starting with these as a formula; a leading apostrophe keeps it text.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-SESSION_PATH = re.compile(r"^/sessions/(\d{1,12})/?$")
+SESSION_PATH = re.compile(r"^/sessions/(\d{1,12})/?$", re.ASCII)
 LIVE_PATH = re.compile(r"^/live(?:/([a-z0-9][a-z0-9_-]{0,63}))?/?$")
 
 # The vote list's columns (csv.* in the catalogue; the file is in Polish, for Excel).
@@ -530,7 +530,7 @@ async def oembed(request: web.Request) -> web.Response:
             # Unknown or withdrawn: nothing to embed (oEmbed answers 404 either way).
             raise json_error(web.HTTPNotFound, f"{url!r} is not a published session")
         title = session.title
-        start = re.search(r"(?:^|&)t=(\d{1,7})(?:&|$)", query)
+        start = re.search(r"(?:^|&)t=(\d{1,7})(?:&|$)", query, re.ASCII)
         src = f"{base}/embed/sessions/{session.id}" + (f"?t={start[1]}" if start else "")
     elif live_match:
         settings = request.app[SETTINGS]

@@ -49,7 +49,9 @@ async def search_page(request: web.Request) -> web.Response:
         "search.html",
         title=words(request).text("search.title"),
         status=status,
-        cache="no-cache",
+        # A busy refusal says when to come back: a shared cache must not keep it (Varnish keeps
+        # other errors a second, see config/varnish.vcl).
+        cache="no-store" if retry_after is not None else "no-cache",
         framable=True,
         q=q,
         max_chars=MAX_QUERY_CHARS,

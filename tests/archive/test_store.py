@@ -97,6 +97,22 @@ def test_segments_are_numbered_per_chamber_with_discontinuities(index: ArchiveIn
         index.add_segment(r1, 0, "seg-000000.ts", 0, 2, T0, 1)  # never indexed twice
 
 
+def test_a_reencoded_run_is_anchored_by_its_frames_before_the_encoder(
+    index: ArchiveIndex,
+) -> None:
+    sid = new_session(index)
+    run = index.add_run(sid, 1, "run-0001", T0)
+    # Seen 0.85 s after its media end (the encoder's delay); its frames left the decoder with
+    # media time 0 at T0 + 0.05 (zero_at is epoch seconds of media time 0, origin 1.4 here).
+    zero = (T0 + timedelta(seconds=0.05)).timestamp()
+    index.add_segment(run, 0, "seg-000000.ts", 1.4, 1.0, T0 + timedelta(seconds=3.3), 1, None,
+                      True, zero)  # fmt: skip
+    assert index.runs(sid)[0].anchor_at == T0 + timedelta(seconds=1.45)
+    # Whichever bound is earlier wins: a segment seen sooner than the frames said.
+    index.add_segment(run, 1, "seg-000001.ts", 2.4, 1.0, T0 + timedelta(seconds=3.42), 1)
+    assert index.runs(sid)[0].anchor_at == T0 + timedelta(seconds=1.42)
+
+
 def test_timeline_maps_moments_across_a_gap() -> None:
     tl = build_timeline(
         [

@@ -32,6 +32,7 @@ class RtspCamera:
         pattern: str = "smpte",
         silent: bool = False,
         frame_times: bool = False,
+        flash_seconds: float = 0.0,
     ) -> None:
         self.port = port
         self.video = video
@@ -42,6 +43,8 @@ class RtspCamera:
         self.pattern = pattern
         self.silent = silent
         self.frame_times = frame_times
+        # With flash_seconds: one white frame that often; its making is in `made` as "flash".
+        self.flash_seconds = flash_seconds
         # With frame_times: (kind, epoch seconds) of every video frame and audio buffer the
         # camera made, in order: the camera's own clock of what it sent.
         self.made: list[tuple[str, float]] = []
@@ -78,6 +81,8 @@ class RtspCamera:
             argv.append("--silent")
         if self.frame_times:
             argv.append("--frame-times")
+        if self.flash_seconds > 0:
+            argv += ["--flash-seconds", f"{self.flash_seconds:g}"]
         return argv
 
     @property

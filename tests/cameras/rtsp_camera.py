@@ -95,10 +95,58 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--frame-times", action="store_true", help="print when each frame and buffer is made"
     )
+    parser.add_argument(
+        "--flash-seconds",
+        type=float,
+        default=0.0,
+        help="every so many seconds make one white frame and print when (MADE flash EPOCH)",
+    )
     args = parser.parse_args(argv)
     if not args.path.startswith("/"):
         parser.error("--path must start with '/'")
     return args
+
+
+def flasher(every: float, width: int, height: int) -> object:
+    """A media-configure handler that turns one frame white every `every` seconds and prints
+    when it was captured by its timestamp (``MADE flash EPOCH``): a moment a recording can be
+    checked against."""
+    # Luma samples along a row near the bottom, where the SMPTE bars have black: a frame is
+    # the white one only if every sample is bright.
+    row = int(height * 0.9)
+    samples = [row * width + width * k // 16 for k in range(1, 16)]
+
+    def configure(_factory: object, media: GstRtspServer.RTSPMedia) -> None:
+        vsrc = media.get_element().get_by_name("vsrc")
+        usual = vsrc.get_property("pattern")
+        pending = [False]
+
+        def flash() -> bool:
+            pending[0] = True
+            vsrc.set_property("pattern", "white")
+            return GLib.SOURCE_CONTINUE
+
+        def probe(_pad: object, info: Gst.PadProbeInfo) -> object:
+            if pending[0]:
+                buffer = info.get_buffer()
+                if min(buffer.extract_dup(at, 1)[0] for at in samples) >= 200:
+                    # The moment its timestamp says it was captured, on the wall clock: what a
+                    # camera's sensor clock (and its RTCP reports) would say. On a busy machine
+                    # the test pattern is made late, with the timestamp it should have had.
+                    clock = vsrc.get_clock()
+                    made = time.time()
+                    if clock is not None and buffer.pts != Gst.CLOCK_TIME_NONE:
+                        lag = clock.get_time() - (vsrc.get_base_time() + buffer.pts)
+                        made -= lag / Gst.SECOND
+                    os.write(1, f"MADE flash {made:.6f}\n".encode())
+                    pending[0] = False
+                    vsrc.set_property("pattern", usual)
+            return Gst.PadProbeReturn.OK
+
+        vsrc.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, probe)
+        GLib.timeout_add(int(every * 1000), flash)
+
+    return configure
 
 
 def main(argv: list[str]) -> int:
@@ -142,6 +190,9 @@ def main(argv: list[str]) -> int:
                     element.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, made(kind))
 
         factory.connect("media-configure", configure)
+
+    if args.flash_seconds > 0:
+        factory.connect("media-configure", flasher(args.flash_seconds, args.width, args.height))
 
     server = GstRtspServer.RTSPServer()
     server.set_address(HOST)

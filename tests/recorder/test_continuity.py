@@ -9,9 +9,11 @@ import pytest
 from helpers import make_ts
 
 from recorder.continuity import (
+    AUDIO_LATE,
     NO_MEDIA,
     SLOWER,
     VIDEO_BEHIND,
+    Dropped,
     FileGrowth,
     Packet,
     RunState,
@@ -178,3 +180,20 @@ def test_where_the_segmenter_cuts_the_two_streams_is_not_drift() -> None:
     [drift] = check_segment(four, None, state, THRESHOLD).holes
     assert drift.kind == "drift" and drift.cause == VIDEO_BEHIND
     assert drift.seconds == pytest.approx(0.349, abs=0.001)
+
+
+def test_a_hole_over_frames_the_encoder_dropped_has_the_encoder_as_its_cause() -> None:
+    dropped = "the encoder fell behind real time: frames were dropped to keep time"
+    # The file's timestamps are the segment list's plus 1.4 s (the MPEG-TS muxer's offset).
+    video = steady("video", 10, 0.1, 1.4) + steady("video", 10, 0.1, 3.4)  # 1 s missing
+    video += steady("video", 10, 0.1, 5.4)[5:]  # and another 1.5 s, not a drop
+    # The audio misses a second there too: the process that dropped the frames was behind.
+    audio = steady("audio", 50, 0.02, 1.4) + steady("audio", 150, 0.02, 3.4)
+    holes = check_segment(
+        sorted(video + audio, key=lambda p: p.pts), None, RunState(), 0.4,
+        [Dropped(1.05, 2.0, dropped)], listed_start=0.0,
+    ).holes  # fmt: skip
+    by_kind = {(h.kind, round(h.media_at, 2)): h.cause for h in holes}
+    assert by_kind[("video", 2.4)] == dropped
+    assert by_kind[("video", 4.4)] == NO_MEDIA  # no drop there
+    assert by_kind[("audio", 2.4)] == AUDIO_LATE

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from config.settings import RtspAudio, RtspSource, SyntheticSource, TranscodingSettings
-from recorder.ffmpeg import capture_argv, parse_segment_line
+from recorder.ffmpeg import (
+    FRAME_TIMES,
+    KEEP_TIME_SECONDS,
+    WARMUP_SECONDS,
+    capture_argv,
+    parse_segment_line,
+    transcode_options,
+)
 
 RUN = Path("/data/media/sala/7/run-0002")
 
@@ -72,9 +80,23 @@ def test_rtsp_reencode_and_no_audio() -> None:
     assert argv[argv.index("-force_key_frames") + 1] == "expr:gte(t,n_forced*1.5)"
     # The defaults of [transcoding]: capped constant quality, at most 1080 lines, 25 fps.
     assert _options(argv, "-preset", "-crf", "-maxrate", "-bufsize", "-r", "-fps_mode") == [
-        "veryfast", "23", "3000k", "3000k", "25", "cfr"
+        "veryfast", "23", "3000k", "3000k", "25", "vfr"
     ]  # fmt: skip
-    assert argv[argv.index("-vf") + 1] == "scale=-2:'min(ih,1080)'"
+    # Decoded frames' times go to a FIFO in the run's folder before and after the keep-time
+    # select, which drops frames more than KEEP_TIME_SECONDS behind the run's most punctual.
+    fifo = RUN / FRAME_TIMES
+    probe = "metadata=mode=add:key={0}:value=1,metadata=mode=print:key={0}:direct=1:file={1}"
+    keep = (
+        f"select='if(isnan(t)+lt(t,{WARMUP_SECONDS:g}),1,st(1,time(0)-t);"
+        "st(0,if(ld(2),min(ld(0),ld(1)),ld(1)));st(2,1);"
+        f"lte(ld(1)-ld(0),{KEEP_TIME_SECONDS:g}))'"
+    )
+    assert argv[argv.index("-vf") + 1] == ",".join(
+        [probe.format("in", fifo), keep, probe.format("out", fifo), "scale=-2:'min(ih,1080)'"]
+    )
+    # Slice threads only: frame threads hold decoded frames back (recorder/ffmpeg.py).
+    assert argv[argv.index("-thread_type") + 1] == "slice"
+    assert argv.index("-thread_type") < argv.index("-i")
     assert "-c:a" not in argv and "0:a:0?" not in argv
     # The copy-mode timestamp repair is not needed when ffmpeg decodes the camera's video.
     assert "-copyts" not in argv and "-bsf:v" not in argv
@@ -124,9 +146,10 @@ def test_reencode_follows_the_camera_s_transcoding_settings() -> None:
     assert _options(argv, "-c:v", "-preset", "-tune", "-crf", "-maxrate", "-bufsize") == [
         "libx264", "faster", "zerolatency", "21.5", "2500k", "5000k"
     ]  # fmt: skip
-    assert _options(argv, "-r", "-fps_mode", "-vf", "-force_key_frames") == [
-        "30", "cfr", "scale=-2:'min(ih,720)'", "expr:gte(t,n_forced*2)"
+    assert _options(argv, "-r", "-fps_mode", "-force_key_frames") == [
+        "30", "vfr", "expr:gte(t,n_forced*2)"
     ]  # fmt: skip
+    assert argv[argv.index("-vf") + 1].endswith(",scale=-2:'min(ih,720)'")
     assert _options(argv, "-c:a", "-b:a", "-ar") == ["aac", "96k", "48000"]
     chamber = RtspAudio(kind="rtsp", url="rtsp://mics/1")
     with_mics = capture_argv(source, RUN, 2, chamber)
@@ -138,6 +161,15 @@ def test_copied_video_ignores_the_transcoding_settings() -> None:
     source = RtspSource(kind="rtsp", url="rtsp://cam/h264", video="copy", transcoding=settings)
     argv = capture_argv(source, RUN, 2)
     assert argv[argv.index("-c:v") + 1] == "copy"
-    assert not {"-preset", "-crf", "-maxrate", "-vf", "-r", "-fps_mode"} & set(argv)
+    assert not {"-preset", "-crf", "-maxrate", "-vf", "-r", "-fps_mode", "-thread_type"} & set(argv)
     # G.711 is still converted, at the configured audio bitrate.
     assert _options(argv, "-c:a", "-b:a") == ["aac", "64k"]
+
+
+def test_a_path_in_the_filter_graph_survives_both_levels_of_escaping() -> None:
+    odd = Path("/srv/a:b,c;d[e]'f=g\\h/frames.fifo")
+    options = transcode_options(TranscodingSettings(), 2, odd)
+    graph = options["vf"]
+    # Unescape as ffmpeg does: the graph level, then the option level.
+    value = graph.split("file=", 1)[1].split(",select=", 1)[0]
+    assert re.sub(r"\\(.)", r"\1", re.sub(r"\\(.)", r"\1", value)) == str(odd)

@@ -96,7 +96,7 @@ async def test_a_camera_password_is_in_no_log_line_and_no_answer(
         await service.begin()
 
         async def failed() -> dict[str, Any] | None:
-            status = await service.get_json("/api/v1/status")
+            status = await service.status()
             captures = status["captures"]
             return status if captures and captures[0]["last_error"] else None
 

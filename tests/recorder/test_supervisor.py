@@ -11,9 +11,10 @@ import hashlib
 import logging
 import os
 import signal
+import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,18 @@ from helpers import ffprobe
 from config.settings import RecordingSettings, RtspSource, SyntheticSource
 from recorder.ffmpeg import SEGMENT_LIST, SEGMENT_PATTERN, CaptureSource, ChamberAudio
 from recorder.supervisor import (
+    DROP_PROBLEM_SECONDS,
+    ENCODER_BEHIND,
+    SOURCE_BURST,
     AlreadyRecording,
     ArgvBuilder,
     CaptureJob,
+    CaptureStatus,
     FinishedSegment,
+    FrameClock,
     Recorder,
+    _close_fifo,
+    _open_fifo,
 )
 
 CHAMBER = SyntheticSource(kind="synthetic", width=320, height=180, fps=10, label="test")
@@ -344,3 +352,60 @@ async def test_a_stop_while_a_segment_is_being_reported_loses_no_segment(
             await asyncio.wait_for(recorder.stop(1), 30)
         run_dir = folder / "media" / "1" / "run-0001"
         assert [s.entry.file for s in events.segments] == listed(run_dir), attempt
+
+
+def test_frame_times_tell_drops_by_cause() -> None:
+    clock = FrameClock()
+
+    def frame(pts: float, arrived: float, kept: bool) -> None:
+        clock.line(f"frame:0    pts:0       pts_time:{pts}", arrived)
+        clock.line("in=1", arrived)
+        if kept:
+            clock.line(f"frame:0    pts:0       pts_time:{pts}", arrived)
+            clock.line("out=1", arrived)
+
+    frame(0.96, 99.0, True)  # the first second does not count (the warm-up)
+    assert clock.zero_at is None
+    frame(1.0, 101.05, True)
+    frame(1.04, 101.07, True)  # the most punctual: media 0 at 100.03
+    frame(1.08, 101.5, False)  # decoded late, steadily: the encoder's fault
+    frame(1.12, 101.6, False)
+    frame(1.16, 101.2, True)
+    assert clock.zero_at == pytest.approx(100.03)
+    assert clock.dropped_frames == 2
+    assert clock.dropped[-1].start == 1.08 and clock.dropped[-1].end == 1.16
+    assert clock.dropped[-1].cause == ENCODER_BEHIND
+    frame(1.20, 102.5, False)  # after 1.3 s with nothing decoded: the source was quiet
+    frame(1.24, 102.5, True)
+    assert clock.dropped[-1].cause == SOURCE_BURST
+    assert clock.dropped_within(1.0, 1.1) == (clock.dropped[0],)
+
+
+def test_a_capture_that_dropped_frames_lately_has_the_encoder_problem() -> None:
+    status = CaptureStatus(1, "sala", "main")
+    now = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    assert status.encoder_problems(now) == []
+    status.frames_dropped, status.last_drop_at = 12, now - timedelta(seconds=5)
+    assert status.encoder_problems(now) == [f"{ENCODER_BEHIND} (12 frames dropped in this session)"]
+    assert status.encoder_problems(now + timedelta(seconds=DROP_PROBLEM_SECONDS)) == []
+
+
+def test_a_run_s_fifo_or_dev_null_where_none_can_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fifo = tmp_path / "frames.fifo"
+    fds = _open_fifo(fifo)
+    assert fds is not None and stat.S_ISFIFO(fifo.stat().st_mode)
+    os.write(fds[1], b"frame:0 pts:0 pts_time:0\n")
+    assert os.read(fds[0], 100) == b"frame:0 pts:0 pts_time:0\n"
+    _close_fifo(fifo, fds)
+    assert not fifo.exists()
+
+    def refused(path: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "mkfifo", refused)
+    assert _open_fifo(fifo) is None
+    assert os.readlink(fifo) == os.devnull  # ffmpeg writes its frame times to nowhere
+    _close_fifo(fifo, None)
+    assert not fifo.is_symlink()

@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from conftest import OPERATOR, Service, basic
+from servers import ROOT
 
 from streaming.api.models import MAX_AGENDA_CHARS
 from streaming.app.gateway import GatewaySite, create_gateway_app
@@ -224,6 +225,29 @@ async def test_bad_viewer_beacons_get_json_400s_on_both_ports(
             except AssertionError as exc:
                 raise AssertionError(f"{port.name}, {what}: {exc}") from None
             assert port.app[VIEWERS].active("sala")[0] == {}, (port.name, what)
+        # Only what our player sends (player.js: JSON as application/json) is a beacon: a form
+        # or text/plain (what another site's page, or navigator.sendBeacon with a string, can
+        # send without asking) is refused, and counts nothing.
+        good = json.dumps({"id": VIEWER}).encode()
+        for kind in (
+            "text/plain;charset=UTF-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/octet-stream",
+            "text/json",
+            "application/json-patch+json",
+        ):
+            answer = await post(port.base, BEACON, good, {"Content-Type": kind})
+            try:
+                refused(answer, 415, "send the beacon as application/json", '{"id": "<8-64')
+            except AssertionError as exc:
+                raise AssertionError(f"{port.name}, {kind}: {exc}") from None
+        # No Content-Type at all (the connection closes after, for raw_request to read it).
+        head = f"POST {BEACON} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+        head += f"Content-Length: {len(good)}\r\n\r\n"
+        status, _, body = await raw_request(port.base, head.encode() + good)
+        assert status == 415 and b"application/json" in body, (port.name, status, body)
+        assert port.app[VIEWERS].active("sala")[0] == {}, port.name
         # A good beacon counts: the refusals above were of the flaws alone.
         async with (
             aiohttp.ClientSession() as http,
@@ -244,6 +268,20 @@ async def test_bad_viewer_beacons_get_json_400s_on_both_ports(
         ):
             assert resp.status == 204, (port.name, await resp.text())
         assert "player-compressed" in port.app[VIEWERS].active("sala")[0], port.name
+        # With its charset named, too.
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                port.base + BEACON,
+                data=b'{"id": "player-charset"}',
+                headers={"Content-Type": "application/json; charset=utf-8"},
+            ) as resp,
+        ):
+            assert resp.status == 204, (port.name, await resp.text())
+        assert "player-charset" in port.app[VIEWERS].active("sala")[0], port.name
+    player = (ROOT / "streaming" / "web" / "static" / "player.js").read_text()
+    assert 'headers: { "Content-Type": "application/json" }' in player
+    assert "JSON.stringify({ id: id })" in player
 
 
 async def raw_request(base: str, head: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -305,7 +343,8 @@ async def test_what_aiohttps_parser_refuses_is_json_on_both_ports(
             (
                 "a Content-Encoding this server cannot decode",
                 b"POST " + BEACON.encode() + b" HTTP/1.1\r\nHost: a\r\n"
-                b"Content-Encoding: br\r\nContent-Length: 5\r\n\r\nabcde",
+                b"Content-Type: application/json\r\nContent-Encoding: br\r\n"
+                b"Content-Length: 5\r\n\r\nabcde",
                 *(
                     (400, ("not valid br",))
                     if BROTLI

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 import schemathesis
-from conftest import ADMIN, SHORT_AGENDA, Service, start_service, stop_service
+from conftest import ADMIN, SHORT_AGENDA, sign_in, start_service, stop_service
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -44,22 +42,6 @@ EXCLUDED = {
 }
 # Examples per operation, valid and invalid ones together.
 EXAMPLES = 12
-
-
-async def sign_in(service: Service, creds: tuple[str, str]) -> dict[str, str]:
-    """The headers of a signed-in browser: the login cookie and its CSRF token. (Basic
-    credentials would cost an argon2 check on every request.)"""
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        async with http.get(service.base + "/login") as resp:
-            token = re.search(r'name="csrf_token" value="([^"]+)"', await resp.text())
-        assert token
-        form = {"name": creds[0], "password": creds[1], "csrf_token": token.group(1)}
-        async with http.post(service.base + "/login", data=form, allow_redirects=False) as resp:
-            assert resp.status == 303, await resp.text()
-            cookie = resp.cookies["obrady_login"].value
-        async with http.get(service.base + "/api/v1/me") as resp:
-            csrf = (await resp.json())["csrf_token"]
-    return {"Cookie": f"obrady_login={cookie}", "X-CSRF-Token": csrf}
 
 
 def keep_unexpressed_rules(case: Case) -> None:
@@ -160,7 +142,7 @@ async def test_the_api_keeps_to_its_openapi_document(
     try:
         service.app[SCHEDULER].reconcile = _no_captures  # type: ignore[method-assign]
         doc = await service.get_json("/api/v1/openapi.json")
-        headers = await sign_in(service, ADMIN)
+        headers = await sign_in(service.base, ADMIN)
         began = time.monotonic()
         failures, operations, examples = await asyncio.to_thread(fuzz, doc, service.base, headers)
         took = time.monotonic() - began

@@ -118,7 +118,7 @@ async def test_live_answers_during_a_slow_dictionary_load_and_the_first_search_w
     service = await start_service(make_settings())
     try:
         up = time.perf_counter() - started
-        state = (await service.get_json("/api/v1/status"))["search"]
+        state = (await service.status())["search"]
         assert state["dictionaries_loaded"] is False and state["dictionaries_load_seconds"] is None
         async with service.http.get(service.base + "/metrics") as resp:
             assert "obrady_search_dictionaries_loaded 0.0" in await resp.text()
@@ -141,7 +141,7 @@ async def test_live_answers_during_a_slow_dictionary_load_and_the_first_search_w
         assert time.perf_counter() - search_started >= 5 - up - 0.5
         assert len(live) >= 20 and max(live) < 1.0, max(live)
         assert stall[0] < 0.5, stall[0]
-        state = (await service.get_json("/api/v1/status"))["search"]
+        state = (await service.status())["search"]
         assert state["dictionaries_loaded"] is True
         assert state["dictionaries_load_seconds"] >= 5
         async with service.http.get(service.base + "/metrics") as resp:
@@ -186,7 +186,7 @@ async def test_a_saturated_search_answers_503_with_retry_after_and_nothing_is_lo
         status, html, _, _ = await _get(service, "/search?q=budzet&lang=en")
         assert status == 503 and "Search is busy right now" in html
         # The rest of the service goes on: status shows the search's load, writes land.
-        search = (await service.get_json("/api/v1/status"))["search"]
+        search = (await service.status())["search"]
         assert search["running"] == 1 and search["waiting"] == 0
         async with service.http.patch(
             f"{service.base}/api/v1/sessions/{created['id']}",

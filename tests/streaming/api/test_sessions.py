@@ -163,7 +163,7 @@ async def test_metrics_and_status_show_a_running_capture(service: Service) -> No
     await service.post_json(f"/api/v1/sessions/{sid}/start")
 
     async def recorded() -> dict[str, Any] | None:
-        status = await service.get_json("/api/v1/status")
+        status = await service.status()
         [capture] = status["captures"]
         return status if capture["segments"] >= 2 else None
 

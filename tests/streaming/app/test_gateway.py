@@ -171,7 +171,7 @@ async def test_gateway_processes_share_the_port_and_count_each_viewer_once(
                 assert r.status == 204
 
         async def counted() -> dict[str, int] | None:
-            viewers: dict[str, int] = (await service.get_json("/api/v1/status"))["viewers"]
+            viewers: dict[str, int] = (await service.status())["viewers"]
             return viewers if viewers == {"sala": 2} else None
 
         # vlc/A once (it reached both processes), web/B once (requests and its beacon).

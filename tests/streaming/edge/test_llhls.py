@@ -236,7 +236,7 @@ async def test_viewers_are_players_not_requests(service: Service) -> None:
     await beacon("viewer-0002", "web/D")
     await beacon("viewer-0003", "web/E")
     await beacon("viewer-0003", "web/E")  # the same player again
-    status = await service.get_json("/api/v1/status")
+    status = await service.status()
     # + the test's own client (aiohttp), which fetched the playlist above.
     assert status["viewers"] == {"sala": 7}, status["viewers"]
     metrics = await service.get_text("/metrics")
@@ -246,4 +246,4 @@ async def test_viewers_are_players_not_requests(service: Service) -> None:
     await beacon("../../etc", "web/F", status=400)
     async with service.http.post(f"{service.base}/live/kuchnia/viewers", json={}) as resp:
         assert resp.status == 404
-    assert (await service.get_json("/api/v1/status"))["viewers"] == {"sala": 7}
+    assert (await service.status())["viewers"] == {"sala": 7}

@@ -39,6 +39,7 @@ from streaming.app.sites import ServiceSite, service_runner
 from streaming.edge import llhls
 from streaming.edge.llhls import EdgeReader, EdgeSnapshot, LiveSegment, Part, edge_file
 from streaming.hls.fast import parse_request
+from streaming.http import Connections
 from streaming.keys import GATEWAY, VIEWERS
 
 DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
@@ -113,8 +114,11 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
 
 
 @contextlib.asynccontextmanager
-async def open_gateway(tmp_path: Path, **runner: Any) -> AsyncIterator[Gateway]:
-    """A gateway app on two sites, its live window holding segment 4 and two parts of 5."""
+async def open_gateway(
+    tmp_path: Path, connections: int | None = None, **runner: Any
+) -> AsyncIterator[Gateway]:
+    """A gateway app on two sites, its live window holding segment 4 and two parts of 5; with
+    `connections`, each site holds at most that many."""
     settings = parse_settings(config_text(tmp_path / "data", free_port()))
     media = settings.data_path / "media" / "x"
     media.mkdir(parents=True)
@@ -126,9 +130,11 @@ async def open_gateway(tmp_path: Path, **runner: Any) -> AsyncIterator[Gateway]:
     await app_runner.setup()
     try:
         # aiohttp alone, its parser's refusals as JSON, as behind the fast path
-        plain = ServiceSite(app_runner, "127.0.0.1", 0)
+        most = None if connections is None else Connections(connections)
+        plain = ServiceSite(app_runner, "127.0.0.1", 0, connections=most)
         await plain.start()
-        site = GatewaySite(app_runner, "127.0.0.1", 0)
+        most = None if connections is None else Connections(connections)
+        site = GatewaySite(app_runner, "127.0.0.1", 0, connections=most)
         await site.start()
         gw = Gateway(settings, app, site, plain.port, site.port)
         gw.publish(2)
@@ -316,7 +322,11 @@ async def test_after_aiohttps_answer_the_connection_is_the_fast_paths_again(
         for raw in (
             request("/static/nothing-here.css"),
             request("/live/sala/index.m3u8"),
-            request("/live/sala/viewers", "POST", "Content-Length: 21\r\n")
+            request(
+                "/live/sala/viewers",
+                "POST",
+                "Content-Type: application/json\r\nContent-Length: 21\r\n",
+            )
             + b'{"id": "viewer-0001"}',
             request("/live/sala/p/5.0.ts"),
             request("/live/sala/index.m3u8", "HEAD"),
@@ -532,6 +542,79 @@ async def test_idle_connections_are_closed_busy_ones_not(tmp_path: Path) -> None
         finally:
             idle.close()
             busy.close()
+
+
+async def _dribble(client: Client, seconds: float) -> bool:
+    """Send a request head a byte at a time, never ending it; whether the server closed the
+    connection within `seconds`."""
+    client.send(b"GET /live/sala/index.m3u8 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(ConnectionError):
+        while time.monotonic() < deadline:
+            if not await client.quiet(0.1):
+                return True
+            client.send(b"a")
+    return client.reader.at_eof()
+
+
+async def test_a_head_that_never_ends_is_cut_a_held_request_is_not(tmp_path: Path) -> None:
+    # A slow-header client (slowloris) kept a connection, and a file descriptor, for aiohttp's
+    # default keep-alive of 3630 s: 1,500 of them took every file obrady serve could open,
+    # and capture with them (bench/hostile_load.py).
+    async with open_gateway(tmp_path, keepalive_timeout=0.5) as gateway:
+        slow = [await Client.open(gateway.plain), await Client.open(gateway.fast)]
+        held = await Client.open(gateway.fast)
+        try:
+            held.send(request("/live/sala/p/5.2.ts"))
+            began = time.monotonic()
+            cut = await asyncio.gather(*(_dribble(client, 3) for client in slow))
+            assert cut == [True, True] and time.monotonic() - began < 2.5
+            # Held three times the idle time: still under way, and answered.
+            assert await held.quiet(1.0 - (time.monotonic() - began))
+            gateway.publish(3)
+            assert (await held.response()).endswith(SEG5[400:600])
+        finally:
+            for client in (*slow, held):
+                client.close()
+
+
+async def test_a_full_port_makes_room_by_cutting_a_waiting_connection(tmp_path: Path) -> None:
+    async with open_gateway(tmp_path, connections=3) as gateway:
+        for port in (gateway.plain, gateway.fast):
+            slow = [await Client.open(port) for _ in range(3)]
+            for client in slow:
+                client.send(b"GET /live/sala/index.m3u8 HTTP/1.1\r\nX-Slow: ")
+            await asyncio.sleep(0.1)
+            newcomer = await Client.open(port)
+            try:
+                # The oldest connection still sending its head makes room for the newcomer.
+                newcomer.send(request("/live/sala/index.m3u8"))
+                assert (await newcomer.response()).startswith(b"HTTP/1.1 200 OK\r\n")
+                assert await slow[0].closed(timeout=2)
+                assert await slow[1].quiet(0.2) and await slow[2].quiet(0.01)
+            finally:
+                for client in (*slow, newcomer):
+                    client.close()
+        await asyncio.sleep(0.1)
+        # Every connection with a request under way (held): no room, a JSON 503 at once.
+        held = [await Client.open(gateway.fast) for _ in range(3)]
+        for client in held:
+            client.send(request("/live/sala/p/5.2.ts"))
+        try:
+            assert await held[2].quiet(0.2)
+            refused = await Client.open(gateway.fast)
+            answer = await refused.response()
+            assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+            assert b"\r\nRetry-After: 1\r\n" in answer and b"\r\nConnection: close\r\n" in answer
+            assert "3 connections at once" in json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]
+            assert await refused.closed(timeout=1)
+            refused.close()
+            gateway.publish(3)
+            for client in held:
+                assert (await client.response()).endswith(SEG5[400:600])
+        finally:
+            for client in held:
+                client.close()
 
 
 async def test_stopping_lets_held_requests_be_answered_first(gateway: Gateway) -> None:

@@ -47,7 +47,7 @@ async def test_break_slate_on_the_same_url(service: Service, tmp_path: Path) -> 
     assert await peak_db(path) < -60
 
     async def room_still_recorded() -> dict[str, Any] | None:
-        status = await service.get_json("/api/v1/status")
+        status = await service.status()
         cams = {c["camera"]: c for c in status["captures"]}
         ok = "slate" in cams and cams["slate"]["program"] and not cams["main"]["program"]
         return cams if ok else None
@@ -56,14 +56,14 @@ async def test_break_slate_on_the_same_url(service: Service, tmp_path: Path) -> 
     before = cams["main"]["segments"]
 
     async def main_grew() -> bool:
-        status = await service.get_json("/api/v1/status")
+        status = await service.status()
         main = next(c for c in status["captures"] if c["camera"] == "main")
         return bool(main["segments"] >= before + 2)
 
     await wait_for(main_grew, 10, "camera segments during the break")
     await service.post_json(f"/api/v1/sessions/{sid}/break", {"on": False})
     await wait_for(lambda: live_from("main"), 20, "the room back on the live URL")
-    status = await service.get_json("/api/v1/status")
+    status = await service.status()
     assert [c["camera"] for c in status["captures"]] == ["main"]  # the slate capture ended
 
     detail = await service.post_json(f"/api/v1/sessions/{sid}/stop")
@@ -90,7 +90,7 @@ async def test_closed_part_never_reaches_the_public(service: Service) -> None:
     sid = created["id"]
 
     async def main_segments() -> int:
-        status = await service.get_json("/api/v1/status")
+        status = await service.status()
         return int(next(c for c in status["captures"] if c["camera"] == "main")["segments"])
 
     await wait_for(lambda: _ge(main_segments(), 2), 20, "two segments")
@@ -190,7 +190,7 @@ async def test_slate_before_the_session_then_the_room_on_the_same_url(
         room = await wait_for(lambda: newest("main"), 20, "the room on the same URL")
         assert "#EXT-X-DISCONTINUITY\n" in room
         assert int(room.split("#EXT-X-MEDIA-SEQUENCE:")[1].split()[0]) >= first_msn
-        status = await service.get_json("/api/v1/status")
+        status = await service.status()
         assert [c["camera"] for c in status["captures"]] == ["main"]  # the slate ended
 
         await service.post_json(f"/api/v1/sessions/{sid}/stop")
@@ -212,7 +212,7 @@ async def test_closed_part_not_recorded_when_the_configuration_says_so(
         sid = created["id"]
 
         async def cameras() -> list[str]:
-            status = await service.get_json("/api/v1/status")
+            status = await service.status()
             return [c["camera"] for c in status["captures"] if c["state"] == "recording"]
 
         async def recording_only(names: list[str]) -> bool:
@@ -221,7 +221,7 @@ async def test_closed_part_not_recorded_when_the_configuration_says_so(
         await wait_for(lambda: recording_only(["main"]), 20, "the camera recording")
 
         async def main_segments() -> int:
-            status = await service.get_json("/api/v1/status")
+            status = await service.status()
             return sum(c["segments"] for c in status["captures"] if c["camera"] == "main")
 
         # A run stopped before its first segment leaves nothing behind (an empty attempt): let

@@ -24,7 +24,7 @@ async def begin(service: Service) -> int:
 
 
 async def capture(service: Service) -> dict[str, Any] | None:
-    captures = (await service.get_json("/api/v1/status"))["captures"]
+    captures = (await service.status())["captures"]
     return captures[0] if captures else None
 
 
@@ -192,6 +192,8 @@ async def test_h265_camera_is_reencoded_for_browsers_by_itself(
         state = await capture(service)
         assert state is not None
         assert (state["video"], state["audio"]) == ("h264", "aac")
+        # Its frame times are read: how far behind real time it decodes, frames it dropped.
+        assert state["behind_seconds"] is not None and state["frames_dropped"] >= 0
         probe = await ffprobe(f"{service.base}/live/index.m3u8")
         codecs = sorted(s["codec_name"] for s in probe["streams"])
         assert codecs == ["aac", "h264"], codecs

@@ -63,7 +63,7 @@ async def test_program_switch_and_chamber_audio(tmp_path: Path) -> None:
         sid = created["id"]
 
         async def both_recording() -> list[dict[str, Any]] | None:
-            captures = (await service.get_json("/api/v1/status"))["captures"]
+            captures = (await service.status())["captures"]
             ok = len(captures) == 2 and all(c["segments"] >= 3 for c in captures)
             return captures if ok else None
 
@@ -161,7 +161,7 @@ url = "{camera.url}"
         sid = created["id"]
 
         async def recorded() -> dict[str, Any] | None:
-            captures = (await service.get_json("/api/v1/status"))["captures"]
+            captures = (await service.status())["captures"]
             return captures[0] if captures and captures[0]["segments"] >= 3 else None
 
         capture = await wait_for(recorded, 30, "three segments")

@@ -77,7 +77,7 @@ async def live_captions_seen(service: Service, sid: int) -> None:
         return now if now["state"] == "live" and "uchwał" in spoken else None
 
     LIVE_SEEN["now"] = await wait_for(captioned, 90, "live captions of the speech", interval=0.5)
-    LIVE_SEEN["status"] = await service.get_json("/api/v1/status")
+    LIVE_SEEN["status"] = await service.status()
     async with service.http.get(
         f"{service.base}/api/v1/sessions/{sid}/transcript", headers=basic(STAFF)
     ) as resp:
@@ -135,7 +135,7 @@ async def test_live_captions_are_shown_while_the_session_runs(
     heard = after["heard_live"]
     assert heard and heard[0][0] == 0 and heard[-1][1] <= session["recording"]["duration_seconds"]
     assert progress["done_seconds"] == progress["total_seconds"]
-    status = await service.get_json("/api/v1/status")
+    status = await service.status()
     ended = [c for c in status["transcription"]["live"] if c["session_id"] == sid]
     assert ended and ended[0]["state"] == "ended", ended
     chamber = service.settings.chambers[0].id
@@ -180,7 +180,7 @@ async def test_a_spoken_session_gets_captions_and_is_searchable(
     assert f'href="/sessions/{sid}/transcript.txt"' in page
     text = await service.get_text(f"/sessions/{sid}/transcript.txt")
     assert "LXIII Sesja Rady Miasta" in text and "podjęcie uchwały" in text.lower()
-    status = await service.get_json("/api/v1/status")
+    status = await service.status()
     assert status["transcription"]["state"] == "ready", status["transcription"]
 
 
@@ -304,7 +304,7 @@ async def test_a_missing_model_is_reported_and_the_rest_works(tmp_path: Path) ->
     try:
 
         async def reported() -> dict[str, Any] | None:
-            status = await service.get_json("/api/v1/status")
+            status = await service.status()
             state = status["transcription"]
             return state if state["state"] == "unavailable" else None
 

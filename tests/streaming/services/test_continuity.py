@@ -168,7 +168,7 @@ async def test_a_healthy_camera_leaves_no_hole_and_the_recording_is_complete(
         assert recording["continuity"] == []
         assert recording["media_checked"] is True
         assert recording["complete"] is True
-        checks = (await service.get_json("/api/v1/status"))["media_checks"]
+        checks = (await service.status())["media_checks"]
         segments = sum(run["segments"] for run in recording["runs"])
         assert checks["backlog"] == 0 and checks["failed"] == 0
         assert checks["checked"] == segments
@@ -191,7 +191,7 @@ async def test_a_healthy_camera_leaves_no_hole_and_the_recording_is_complete(
 
         again = await wait_for(checked_again, 60, "the old session to be checked")
         assert again["complete"] is True and again["continuity"] == []
-        checks = (await service.get_json("/api/v1/status"))["media_checks"]
+        checks = (await service.status())["media_checks"]
         assert checks["checked"] == segments and checks["failed"] == 0
     finally:
         await stop_service(service)

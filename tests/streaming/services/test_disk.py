@@ -56,7 +56,7 @@ async def test_disk_floor_stops_capture_cleanly_and_resumes_after_space_is_freed
         await service.post_json(f"/api/v1/sessions/{sid}/start")
 
         async def level(name: str) -> dict[str, Any] | None:
-            status = await service.get_json("/api/v1/status")
+            status = await service.status()
             return status if status["disk"]["level"] == name else None
 
         warned = await wait_for(lambda: level("warning"), 60, "the low-space warning")
@@ -65,7 +65,7 @@ async def test_disk_floor_stops_capture_cleanly_and_resumes_after_space_is_freed
         assert "storage.min_free_gb" in full["capture_blocked"]
 
         async def stopped() -> bool:
-            return not (await service.get_json("/api/v1/status"))["captures"]
+            return not (await service.status())["captures"]
 
         await wait_for(stopped, 30, "capture to stop at the floor")
         detail = await service.get_json(f"/api/v1/sessions/{sid}")

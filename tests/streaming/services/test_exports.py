@@ -192,6 +192,10 @@ async def test_an_item_clip_and_a_range_clip_in_whole_segments(service: Service)
     unknown = await service.get_json(f"/sessions/{sid}/items/999999/clip.mp4", status=404)
     assert "does not exist" in unknown["error"]
     await service.get_json(f"/sessions/{sid}/items/abc/clip.mp4", status=404)
+    # Digits to str.isdigit() that int() refuses ("²", once a 500) or reads ("٣"): refused.
+    for odd in ("²", "٣", "1²"):
+        refused = await service.get_json(f"/sessions/{sid}/items/{odd}/clip.mp4", status=404)
+        assert "ASCII digits" in refused["error"], refused
     await service.get_json("/sessions/424242/recording.mp4", status=404)
     await service.get_json("/sessions/424242/items/1/clip.mp4", status=404)
     await service.get_json("/api/v1/sessions/424242/exports", status=404)
@@ -205,6 +209,9 @@ async def test_an_item_clip_and_a_range_clip_in_whole_segments(service: Service)
         ("start=1&end=nan", "end must be a number of seconds"),
         ("start=1&end=inf", "end must be a number of seconds"),
         ("start=2&end=2", "must be after start"),
+        ("start=²&end=2", "start must be a number of seconds"),
+        ("start=٣&end=4", "start must be a number of seconds"),
+        ("start=1_0", "start must be a number of seconds"),
     ]:
         bad = await service.get_json(f"/sessions/{sid}/clip.mp4?{query}", status=400)
         assert words in bad["error"], (query, bad)

@@ -82,10 +82,13 @@ def rel(n: int) -> str:
     return f"main/run-0001/seg-{n:06d}.ts"
 
 
-def finished(session_dir: Path, token: int, n: int) -> FinishedSegment:
+def finished(
+    session_dir: Path, token: int, n: int, zero_at: float | None = None
+) -> FinishedSegment:
     path = session_dir / "main" / "run-0001" / f"seg-{n:06d}.ts"
     entry = SegmentEntry(path.name, n, n * 0.5, (n + 1) * 0.5)
-    return FinishedSegment(token, entry, path, path.stat().st_size, T0 + timedelta(seconds=n))
+    seen = T0 + timedelta(seconds=n)
+    return FinishedSegment(token, entry, path, path.stat().st_size, seen, zero_at=zero_at)
 
 
 async def test_a_failing_database_is_tried_again_in_order_and_loses_nothing(
@@ -111,7 +114,10 @@ async def test_a_failing_database_is_tried_again_in_order_and_loses_nothing(
                 sid,
                 session_dir,
                 f"main/run-0001/seg-{n:06d}.ts",
-                finished(session_dir, token, n),
+                # The last as a re-encode reports it: media time 0 decoded at T0 - 0.7 s.
+                finished(session_dir, token, n, (T0 - timedelta(seconds=0.7)).timestamp())
+                if n == 2
+                else finished(session_dir, token, n),
                 True,
             )
         indexer.run_ended(sid, token, T0 + timedelta(seconds=2), 0, "stopped")
@@ -126,6 +132,9 @@ async def test_a_failing_database_is_tried_again_in_order_and_loses_nothing(
     segments = await store.call(store.index.segments, sid)
     assert [s.file for s in segments] == [f"seg-{n:06d}.ts" for n in range(3)]
     assert all(s.sha256 and len(s.sha256) == 64 for s in segments)
+    # The frames' time reached the run's anchor (seen - media end said T0 - 0.5 s at best).
+    runs = await store.call(store.index.runs, sid)
+    assert runs[0].anchor_at == T0 - timedelta(seconds=0.7)
     # Each file is in the manifest once, although its record was written on the fourth try.
     manifest = (session_dir / "manifest.sha256").read_text().splitlines()
     assert len(manifest) == 3, manifest
@@ -210,6 +219,7 @@ async def test_a_database_locked_for_10_s_does_not_hold_up_the_live_edge(
 
     await wait_for(last_part, 20, "parts on the live playlist")
     part_seconds = service.settings.live.part_target_seconds
+    await service.signed_in()  # signing in writes a login: not while the database is locked
     async with write_lock(service.settings.paths.database, 30):
         locked_at = time.monotonic()
         changes: list[float] = [locked_at]
@@ -220,7 +230,7 @@ async def test_a_database_locked_for_10_s_does_not_hold_up_the_live_edge(
             if part != seen:
                 seen = part
                 changes.append(time.monotonic())
-            status = await service.get_json("/api/v1/status")
+            status = await service.status()
             most_behind = max(most_behind, status["index"]["backlog"])
             await asyncio.sleep(0.05)
         changes.append(time.monotonic())

@@ -134,3 +134,22 @@ def test_prelogin_tokens_are_the_servers_own_and_expire() -> None:
     assert not tokens.valid("") and not tokens.valid(None)
     clock.now += PreloginTokens.MAX_AGE_SECONDS + 1
     assert not tokens.valid(token)
+
+
+def test_right_credentials_are_remembered_against_their_stored_hash_only() -> None:
+    checks = PasswordChecks(running=1, waiting=0)
+    assert not checks.known("op", "secret", "$argon2id$one")
+    checks.remember("op", "secret", "$argon2id$one")
+    assert checks.known("op", "secret", "$argon2id$one")
+    # Another password, another name, or the password changed since (a new stored hash): no.
+    assert not checks.known("op", "secret2", "$argon2id$one")
+    assert not checks.known("op2", "secret", "$argon2id$one")
+    assert not checks.known("op", "secret", "$argon2id$two")
+    # Names and passwords that run into each other are told apart.
+    checks.remember("a:b", "c", "$h")
+    assert not checks.known("a", "b:c", "$h")
+    # At most REMEMBERED, the least recently used forgotten first.
+    for n in range(PasswordChecks.REMEMBERED):
+        checks.remember(f"user{n}", "pw", "$h")
+    assert not checks.known("op", "secret", "$argon2id$one")
+    assert checks.known(f"user{PasswordChecks.REMEMBERED - 1}", "pw", "$h")

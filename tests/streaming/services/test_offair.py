@@ -27,7 +27,7 @@ async def test_the_public_stream_is_watched_and_an_outage_raised(
     try:
 
         async def offair(check: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
-            status = await service.get_json("/api/v1/status")
+            status = await service.status()
             [report] = status["offair"]
             return report if check(report) else None
 
@@ -45,7 +45,7 @@ async def test_the_public_stream_is_watched_and_an_outage_raised(
         )
         assert playing["alarm"] is False and playing["problems"] == []
         # The monitor is not a viewer.
-        assert (await service.get_json("/api/v1/status"))["viewers"] == {"sala": 0}
+        assert (await service.status())["viewers"] == {"sala": 0}
 
         # A break: the slate is silent by design, which is no alarm.
         await service.post_json(f"/api/v1/sessions/{sid}/break", {"on": True})
@@ -69,7 +69,7 @@ async def test_the_public_stream_is_watched_and_an_outage_raised(
         assert alarm["alarm_problems"] == ["playlist_unreachable"]
         [cause] = alarm["alarms"]
         assert cause["message"].startswith("the public live playlist could not be fetched")
-        status = await service.get_json("/api/v1/status")
+        status = await service.status()
         assert [c["state"] for c in status["captures"]] == ["recording"]
         metrics = await service.get_text("/metrics")
         assert 'obrady_offair_alarm{cause="playlist_unreachable",chamber="sala"} 1.0' in metrics

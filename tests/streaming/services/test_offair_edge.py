@@ -34,7 +34,7 @@ DETECT_SECONDS = 10.0
 
 
 async def report(service: Service) -> dict[str, Any]:
-    status = await service.get_json("/api/v1/status")
+    status = await service.status()
     [chamber] = status["offair"]
     assert isinstance(chamber, dict)
     return chamber

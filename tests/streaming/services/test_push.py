@@ -31,7 +31,7 @@ async def test_program_is_pushed_and_reconnects_after_the_platform_drops(
         sid = created["id"]
 
         async def push(state: str) -> dict[str, Any] | None:
-            [p] = (await service.get_json("/api/v1/status"))["pushes"]
+            [p] = (await service.status())["pushes"]
             return p if p["state"] == state else None
 
         pushing = await wait_for(lambda: push("pushing"), 30, "the push to start")
@@ -103,7 +103,7 @@ async def test_a_closed_part_never_reaches_the_platform(
         sid = created["id"]
 
         async def sent(n: int) -> int | None:
-            [p] = (await service.get_json("/api/v1/status"))["pushes"]
+            [p] = (await service.status())["pushes"]
             return int(p["segments_sent"]) if p["segments_sent"] >= n else None
 
         before = await wait_for(lambda: sent(3), 30, "the room pushed")

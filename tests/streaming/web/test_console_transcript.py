@@ -416,7 +416,7 @@ async def test_a_missing_model_is_said_plainly(browser: Browser, tmp_path: Path)
     try:
 
         async def reported() -> bool:
-            status = await service.get_json("/api/v1/status")
+            status = await service.status()
             return bool(status["transcription"]["state"] == "unavailable")
 
         await wait_for(reported, 20, "the missing model reported")
