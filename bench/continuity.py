@@ -30,46 +30,17 @@ from pathlib import Path
 
 from config.settings import RecordingSettings, RtspSource
 from recorder.continuity import RunState, check_segment, read_packets
-from recorder.supervisor import CaptureJob, CaptureSupervisor, FinishedSegment
+from recorder.supervisor import CaptureJob, CaptureSupervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from cameras.camera import RtspCamera  # noqa: E402
 from conftest import free_port  # noqa: E402
+from flashes import Collected  # noqa: E402
 
 FPS = 10
 THRESHOLD = 0.5
-
-
-class Collected:
-    """Capture events: keeps the finished segments."""
-
-    def __init__(self) -> None:
-        self.segments: list[FinishedSegment] = []
-        self.more = asyncio.Event()
-
-    async def wait_for(self, count: int) -> None:
-        """Until `count` segments are finished."""
-        while len(self.segments) < count:
-            self.more.clear()
-            await asyncio.wait_for(self.more.wait(), 30)
-
-    async def run_started(self, *args: object) -> int:
-        return 1
-
-    async def segment_started(self, *args: object) -> None:
-        pass
-
-    async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
-        self.segments.append(segment)
-        self.more.set()
-
-    async def capture_exited(self, job: CaptureJob) -> None:
-        pass
-
-    async def run_ended(self, *args: object) -> None:
-        pass
 
 
 def real_hole(made: list[tuple[str, float]], kind: str, began: float, ended: float) -> float:

@@ -91,9 +91,18 @@ def anchor(segments: Sequence[FinishedSegment]) -> float:
     return min([observed_anchor(segments), *zeros])
 
 
-class _Events:
+class Collected:
+    """Capture events for a supervisor run without the service: keeps the finished segments."""
+
     def __init__(self) -> None:
         self.segments: list[FinishedSegment] = []
+        self.more = asyncio.Event()
+
+    async def wait_for(self, count: int, timeout: float = 30) -> None:
+        """Until `count` segments are finished (at most `timeout` s between two)."""
+        while len(self.segments) < count:
+            self.more.clear()
+            await asyncio.wait_for(self.more.wait(), timeout)
 
     async def run_started(self, *args: object) -> int:
         return 1
@@ -103,6 +112,7 @@ class _Events:
 
     async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
         self.segments.append(segment)
+        self.more.set()
 
     async def capture_exited(self, job: CaptureJob) -> None:
         pass
@@ -151,13 +161,13 @@ async def record_copied_and_reencoded(
         free_port(), video="h265", width=width, height=height, fps=fps, flash_seconds=1.0
     )
     await camera.start()
-    supervisors: dict[str, tuple[CaptureSupervisor, _Events]] = {}
+    supervisors: dict[str, tuple[CaptureSupervisor, Collected]] = {}
     tasks = []
     settings = RecordingSettings(segment_seconds=1)
     starved = None
     try:
         for mode in ("copy", "h264"):
-            events = _Events()
+            events = Collected()
             source = RtspSource(
                 kind="rtsp", url=camera.url, video=mode, audio="aac",
                 transcoding={"preset": preset, "fps": fps},
