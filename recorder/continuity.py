@@ -18,6 +18,11 @@ that saw the file pass its byte position. Found:
   (arrival less timestamp) at the end of a segment beyond the least of its run, less what a
   hole already explains;
 - drift: where audio and video end in a segment, against the run's first segment.
+
+Everything found is in the run's timeline as its segment list gives it, where the index places
+the run on the wall clock (archive/index.py: the anchor). The file's own timestamps are that
+plus the MPEG-TS muxer's offset (1.4 s measured here, copied with -copyts and re-encoded alike);
+it is taken off as a segment's packets are read, from where the list says its first frame is.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import asyncio
 import bisect
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from recorder.priority import ANALYSIS, spawn
@@ -58,7 +63,8 @@ class Packet:
 @dataclass(frozen=True)
 class Hole:
     """A stretch of one stream's media that is missing (or, for "drift", by how much audio and
-    video disagree): from media time `media_at` (in the run's timeline) for `seconds`."""
+    video disagree): from media time `media_at` (in the run's timeline, the segment list's)
+    for `seconds`."""
 
     kind: str  # "video", "audio" or "drift"
     media_at: float
@@ -68,7 +74,8 @@ class Hole:
 
 @dataclass(frozen=True)
 class Extent:
-    """Where a stream's media begins and ends in a segment (run media time)."""
+    """Where a stream's media begins and ends in a segment (run media time, the segment
+    list's)."""
 
     start: float
     end: float
@@ -98,6 +105,8 @@ class RunState:
     # the lateness now is already told (by a hole, or by an earlier report of slowness).
     base: dict[str, float] = field(default_factory=dict)
     explained: dict[str, float] = field(default_factory=dict)
+    # The file's timestamps less the segment list's (the muxer's offset), once known.
+    offset: float | None = None
 
 
 @dataclass(frozen=True)
@@ -207,10 +216,14 @@ def check_segment(
     listed_start: float | None = None,
 ) -> SegmentCheck:
     """Holes in a segment's video and audio longer than threshold seconds, counting from the end
-    of the run's previous segment (state, which is updated for the next one). A video hole
-    where the capture dropped frames (`dropped`, placed by the segment's start in the segment
-    list, `listed_start`: where its first video frame is) takes the drop's cause, and so does
-    an audio hole there that only a wait for media showed."""
+    of the run's previous segment (state, which is updated for the next one), in the segment
+    list's timeline: `listed_start` is where the list says the segment starts (its first video
+    frame); without it, the run's offset found before, or the file's own timestamps. A video
+    hole where the capture dropped frames (`dropped`) takes the drop's cause, and so does an
+    audio hole there that only a wait for media showed."""
+    offset = _list_offset(packets, state, listed_start)
+    if offset:
+        packets = [replace(packet, pts=packet.pts - offset) for packet in packets]
     holes: list[Hole] = []
     extents: dict[str, Extent] = {}
     previous_poll = state.last_poll
@@ -245,7 +258,12 @@ def check_segment(
                         # goes): one hole, as long as both.
                         holes[-1] = Hole(kind, last.media_at, last.seconds + missing, NO_MEDIA)
                     else:
-                        holes.append(Hole(kind, tail.end, missing, NO_MEDIA))
+                        at = tail.end
+                        if advance <= threshold:
+                            # Seen only as a wait: it began after this stream's last packet
+                            # by what its own pipeline holds back beyond the other's.
+                            at += _held_back(state, kind)
+                        holes.append(Hole(kind, at, missing, NO_MEDIA))
                     resumed = packet.pts
             if arrived is not None:
                 late = _lateness(state, kind, arrived - packet.pts, resumed == packet.pts)
@@ -262,13 +280,36 @@ def check_segment(
     if growth is not None and growth.looked:
         state.last_poll = growth.looked[-1]
     video, audio = extents.get("video"), extents.get("audio")
-    if dropped and video is not None and listed_start is not None:
-        holes = _attribute(holes, dropped, video.start - listed_start)
+    if dropped:
+        holes = _attribute(holes, dropped)
     if video is not None and audio is not None:
         drift = _drift(video, audio, state, _frames(state))
         if drift is not None:
             holes.append(drift)
     return SegmentCheck(tuple(holes), video, audio)
+
+
+def _list_offset(packets: Sequence[Packet], state: RunState, listed_start: float | None) -> float:
+    """How far the file's timestamps are ahead of the segment list's: the muxer's offset, the
+    same in every segment of a run, so taken once, from the first segment whose list start is
+    known (the segmenter starts a segment on a video frame, or an audio one without video)."""
+    if state.offset is None and listed_start is not None:
+        first = next((p for p in packets if p.kind == "video"), None)
+        first = first or next((p for p in packets if p.kind == "audio"), None)
+        if first is not None:
+            state.offset = first.pts - listed_start
+    return state.offset or 0.0
+
+
+def _held_back(state: RunState, kind: str) -> float:
+    """How much later a stream's media reach the file than the other stream's (the least
+    lateness of each in the run): media held back by an encoder (measured: the camera's and
+    ffmpeg's AAC encoders, about 0.2 s) were made before a wait that begins after them, so a
+    hole seen only as a wait begins that much after its stream's last packet before it."""
+    own = state.base.get(kind)
+    if own is None or len(state.base) < 2:
+        return 0.0
+    return max(0.0, own - min(state.base.values()))
 
 
 def _lateness(state: RunState, kind: str, lateness: float, hole_here: bool) -> float:
@@ -311,7 +352,7 @@ def _drift(video: Extent, audio: Extent, state: RunState, frames: float) -> Hole
     return Hole("drift", min(video.end, audio.end), abs(drift), cause)
 
 
-def _attribute(holes: list[Hole], dropped: Sequence[Dropped], offset: float) -> list[Hole]:
+def _attribute(holes: list[Hole], dropped: Sequence[Dropped]) -> list[Hole]:
     """Holes that overlap frames dropped to keep time, with the drop's cause: in the video, the
     drop is the hole; in the audio, a wait for media there is the same process behind real
     time (measured: a starved re-encode's audio came in bursts, seen as "no media")."""
@@ -319,9 +360,7 @@ def _attribute(holes: list[Hole], dropped: Sequence[Dropped], offset: float) -> 
     for hole in holes:
         if hole.kind == "video" or (hole.kind == "audio" and hole.cause == NO_MEDIA):
             for drop in dropped:
-                if drop.end + offset >= hole.media_at and drop.start + offset <= (
-                    hole.media_at + hole.seconds
-                ):
+                if drop.end >= hole.media_at and drop.start <= hole.media_at + hole.seconds:
                     cause = drop.cause if hole.kind == "video" else AUDIO_LATE
                     hole = Hole(hole.kind, hole.media_at, hole.seconds, cause)
                     break
