@@ -14,9 +14,9 @@ that saw the file pass its byte position. Found:
 - an arrival gap: two packets of a stream written further apart on the wall clock than in media
   time. A poll that came late (a busy event loop) is no evidence: a gap counts only from the
   last poll that saw nothing new;
-- media steadily slower than the wall clock (an encoder behind real time): a stream's lateness
-  (arrival less timestamp) at the end of a segment beyond the least of its run, less what a
-  hole already explains;
+- media steadily slower than the wall clock: a stream's lateness (arrival less timestamp)
+  beyond the least of its run, less what a hole already explains, that did not catch up: an
+  encoder a second behind that then catches up delivered everything, late (LAG_SECONDS);
 - drift: where audio and video end in a segment, against the run's first segment.
 
 Everything found is in the run's timeline as its segment list gives it, where the index places
@@ -44,6 +44,12 @@ AUDIO_LATE = "the encoder fell behind real time: its audio came late"
 # Audio and video that drift apart by more than this are reported (seconds).
 DRIFT_SECONDS = 0.1
 PROBE_TIMEOUT_SECONDS = 30.0
+# Media that fell behind the wall clock and then caught up were late but complete: no hole. A
+# lag is reported once it passes LAG_SECONDS (measured: an encoder behind real time lagged
+# 0.5-1 s and caught up; a re-encode drops frames past 1 s) or has not caught up for
+# BEHIND_SECONDS of media (a camera whose clock runs slow).
+LAG_SECONDS = 1.5
+BEHIND_SECONDS = 10.0
 
 
 class ContinuityError(RuntimeError):
@@ -105,6 +111,9 @@ class RunState:
     # the lateness now is already told (by a hole, or by an earlier report of slowness).
     base: dict[str, float] = field(default_factory=dict)
     explained: dict[str, float] = field(default_factory=dict)
+    # Per stream: where its media went further behind the wall clock than told, not yet
+    # reported (a lag that may still catch up).
+    behind: dict[str, float] = field(default_factory=dict)
     # The file's timestamps less the segment list's (the muxer's offset), once known.
     offset: float | None = None
 
@@ -267,14 +276,22 @@ def check_segment(
                     resumed = packet.pts
             if arrived is not None:
                 late = _lateness(state, kind, arrived - packet.pts, resumed == packet.pts)
+                if late - state.explained[kind] > threshold:
+                    state.behind.setdefault(kind, packet.pts)
+                else:
+                    # Caught up with the wall clock: what came late was all there.
+                    state.behind.pop(kind, None)
             tail = StreamTail(packet.pts + packet.duration, arrived, packet.pts)
-        if late is not None and late - state.explained[kind] > threshold:
-            # Media came steadily but too little of it: each wall-clock second brought less
-            # than a second of media (an encoder behind real time, a camera's slow clock).
-            holes.append(
-                Hole(kind, tail.end if tail else 0.0, late - state.explained[kind], SLOWER)
-            )
-            state.explained[kind] = late
+        since = state.behind.get(kind)
+        if late is not None and since is not None and tail is not None:
+            excess = late - state.explained[kind]
+            if excess > LAG_SECONDS or tail.end - since >= BEHIND_SECONDS:
+                # Media came too little for the wall clock and did not catch up: each second
+                # brought less than a second of media (an encoder behind real time, a camera's
+                # slow clock, a stall sent on late in a burst no poll saw begin).
+                holes.append(Hole(kind, since, excess, SLOWER))
+                state.explained[kind] = late
+                del state.behind[kind]
         if tail is not None:
             state.tails[kind] = tail
     if growth is not None and growth.looked:

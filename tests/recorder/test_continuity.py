@@ -198,3 +198,32 @@ def test_a_hole_over_frames_the_encoder_dropped_has_the_encoder_as_its_cause() -
     assert by_kind[("video", 1.0)] == dropped
     assert by_kind[("video", 3.0)] == NO_MEDIA  # no drop there
     assert by_kind[("audio", 1.0)] == AUDIO_LATE
+
+
+def lagging(catches_up: bool) -> tuple[list[list[Packet]], FileGrowth]:
+    """25 fps video in 1 s segments from an encoder that falls 0.8 s behind real time over its
+    second second, never a wait (the 0.5-1 s lag bench/README.md measured of a 720p re-encode
+    at load ~11) and then either catches up over the third (frames come faster than real time,
+    nothing missing) or stays 0.8 s behind for 12 s more."""
+    packets = steady("video", 25 * 15, 0.04)
+    lag = [min(0.8, max(0.0, (p.pts - 1.0) * 0.8)) for p in packets]
+    if catches_up:
+        lag = [max(0.0, g - max(0.0, p.pts - 2.0) * 0.8) for g, p in zip(lag, packets, strict=True)]
+    growth = arriving(packets, [1000.0 + p.pts + g for p, g in zip(packets, lag, strict=True)])
+    return [packets[i : i + 25] for i in range(0, len(packets), 25)], growth
+
+
+def test_an_encoder_lag_that_catches_up_is_not_a_hole() -> None:
+    segments, growth = lagging(catches_up=True)
+    state = RunState()
+    holes = [h for segment in segments for h in check_segment(segment, growth, state, 0.5).holes]
+    assert holes == []
+
+
+def test_media_that_stay_behind_the_wall_clock_are_a_hole() -> None:
+    segments, growth = lagging(catches_up=False)
+    state = RunState()
+    holes = [h for segment in segments for h in check_segment(segment, growth, state, 0.5).holes]
+    [hole] = holes
+    assert hole.kind == "video" and hole.cause == SLOWER
+    assert hole.seconds == pytest.approx(0.8, abs=0.01)
