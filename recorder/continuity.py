@@ -298,7 +298,7 @@ def check_segment(
         state.last_poll = growth.looked[-1]
     video, audio = extents.get("video"), extents.get("audio")
     if dropped:
-        holes = _attribute(holes, dropped)
+        holes = _attribute(holes, dropped) + _drops(holes, dropped, threshold)
     if video is not None and audio is not None:
         drift = _drift(video, audio, state, _frames(state))
         if drift is not None:
@@ -367,6 +367,28 @@ def _drift(video: Extent, audio: Extent, state: RunState, frames: float) -> Hole
     state.drift_reported = drift
     cause = VIDEO_BEHIND if drift > 0 else AUDIO_BEHIND
     return Hole("drift", min(video.end, audio.end), abs(drift), cause)
+
+
+def _drops(holes: list[Hole], dropped: Sequence[Dropped], threshold: float) -> list[Hole]:
+    """Frames dropped to keep time a little at a time (each jump under the threshold, as a
+    re-encode starved in slices drops them) that together miss more than the threshold, within
+    threshold of each other, and that no video hole covers: one video hole, their sum."""
+    found: list[Hole] = []
+    spans: list[tuple[float, float, float, str]] = []  # start, end, missing, cause
+    for drop in sorted(dropped, key=lambda d: d.start):
+        if spans and drop.start - spans[-1][1] <= threshold:
+            start, _, missing, cause = spans[-1]
+            spans[-1] = (start, drop.end, missing + drop.end - drop.start, cause)
+        else:
+            spans.append((drop.start, drop.end, drop.end - drop.start, drop.cause))
+    for start, end, missing, cause in spans:
+        covered = any(
+            h.kind == "video" and h.media_at <= end and h.media_at + h.seconds >= start
+            for h in holes
+        )
+        if missing > threshold and not covered:
+            found.append(Hole("video", start, missing, cause))
+    return found
 
 
 def _attribute(holes: list[Hole], dropped: Sequence[Dropped]) -> list[Hole]:
