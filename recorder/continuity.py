@@ -234,6 +234,7 @@ def check_segment(
     if offset:
         packets = [replace(packet, pts=packet.pts - offset) for packet in packets]
     holes: list[Hole] = []
+    waits: dict[int, float] = {}  # a hole seen only as a wait: when its stream's wait began
     extents: dict[str, Extent] = {}
     previous_poll = state.last_poll
     for kind in ("video", "audio"):
@@ -267,12 +268,9 @@ def check_segment(
                         # goes): one hole, as long as both.
                         holes[-1] = Hole(kind, last.media_at, last.seconds + missing, NO_MEDIA)
                     else:
-                        at = tail.end
-                        if advance <= threshold:
-                            # Seen only as a wait: it began after this stream's last packet
-                            # by what its own pipeline holds back beyond the other's.
-                            at += _held_back(state, kind)
-                        holes.append(Hole(kind, at, missing, NO_MEDIA))
+                        if advance <= threshold and tail.arrived is not None:
+                            waits[len(holes)] = tail.arrived
+                        holes.append(Hole(kind, tail.end, missing, NO_MEDIA))
                     resumed = packet.pts
             if arrived is not None:
                 late = _lateness(state, kind, arrived - packet.pts, resumed == packet.pts)
@@ -297,6 +295,7 @@ def check_segment(
     if growth is not None and growth.looked:
         state.last_poll = growth.looked[-1]
     video, audio = extents.get("video"), extents.get("audio")
+    holes = _one_stall(holes, waits, threshold)
     if dropped:
         holes = _attribute(holes, dropped) + _drops(holes, dropped, threshold)
     if video is not None and audio is not None:
@@ -318,15 +317,19 @@ def _list_offset(packets: Sequence[Packet], state: RunState, listed_start: float
     return state.offset or 0.0
 
 
-def _held_back(state: RunState, kind: str) -> float:
-    """How much later a stream's media reach the file than the other stream's (the least
-    lateness of each in the run): media held back by an encoder (measured: the camera's and
-    ffmpeg's AAC encoders, about 0.2 s) were made before a wait that begins after them, so a
-    hole seen only as a wait begins that much after its stream's last packet before it."""
-    own = state.base.get(kind)
-    if own is None or len(state.base) < 2:
-        return 0.0
-    return max(0.0, own - min(state.base.values()))
+def _one_stall(holes: list[Hole], waits: dict[int, float], threshold: float) -> list[Hole]:
+    """Holes of both streams seen only as waits that began together (within threshold) are one
+    stall of the source, which began where the stream that got furthest before it stopped: an
+    encoder holds media back (measured here: the AAC audio's last packet before a stall ended
+    about 0.09 s of media before the video's, both written at the same moment), and what it
+    held came after the wait, not missing."""
+    found = list(holes)
+    for i, began in waits.items():
+        for j, other in waits.items():
+            if holes[i].kind != holes[j].kind and abs(began - other) <= threshold:
+                later = max(found[i].media_at, holes[j].media_at)
+                found[i] = replace(found[i], media_at=later)
+    return found
 
 
 def _lateness(state: RunState, kind: str, lateness: float, hole_here: bool) -> float:
