@@ -268,9 +268,15 @@ def check_segment(
                         # goes): one hole, as long as both.
                         holes[-1] = Hole(kind, last.media_at, last.seconds + missing, NO_MEDIA)
                     else:
+                        at = tail.end
                         if advance <= threshold and tail.arrived is not None:
+                            # Seen only as a wait, which began when the last packet came: the
+                            # media made by then, but still on their way (a burst after an
+                            # earlier stall, an encoder behind), came after it, not missing.
                             waits[len(holes)] = tail.arrived
-                        holes.append(Hole(kind, tail.end, missing, NO_MEDIA))
+                            if kind in state.base:
+                                at = max(at, tail.arrived - state.base[kind])
+                        holes.append(Hole(kind, at, missing, NO_MEDIA))
                     resumed = packet.pts
             if arrived is not None:
                 late = _lateness(state, kind, arrived - packet.pts, resumed == packet.pts)
