@@ -227,3 +227,35 @@ def test_media_that_stay_behind_the_wall_clock_are_a_hole() -> None:
     [hole] = holes
     assert hole.kind == "video" and hole.cause == SLOWER
     assert hole.seconds == pytest.approx(0.8, abs=0.01)
+
+
+def test_a_stall_in_both_streams_begins_where_the_further_one_stopped() -> None:
+    # Video and audio both stop coming at 1000.5 for 2 s; the audio's encoder held back its
+    # last 0.1 s, which come after the wait (measured with the test camera: 0.09 s of AAC).
+    video = steady("video", 20, 0.1)
+    audio = [Packet("audio", 0.02 * i, 0.02, 100 * (20 + i)) for i in range(100)]
+    times = {id(p): 1000.0 + p.pts + (2.0 if p.pts >= 0.5 else 0.0) for p in video}
+    times |= {id(p): 1000.0 + p.pts + (2.0 if p.pts >= 0.4 else 0.0) for p in audio}
+    packets = sorted(video + audio, key=lambda p: times[id(p)])
+    packets = [Packet(p.kind, p.pts, p.duration, 100 * i) for i, p in enumerate(packets)]
+    growth = arriving(packets, sorted(times.values()))
+    holes = check_segment(packets, growth, RunState(), THRESHOLD).holes
+    by_kind = {h.kind: h for h in holes}
+    assert sorted(by_kind) == ["audio", "video"], holes
+    assert by_kind["video"].media_at == pytest.approx(0.5)
+    assert by_kind["audio"].media_at == pytest.approx(0.5)  # not 0.4
+
+
+def test_a_stall_while_a_burst_is_still_arriving_begins_at_the_wall_clock() -> None:
+    # Frames falling behind (the rest of a burst after an earlier stall, 0.1 s more with each
+    # frame, never a wait) until 1.5 s behind, when the source stalls again for 2 s: what it
+    # made up to then came after the wait, not missing.
+    packets = steady("video", 40, 0.1)
+    times = [1000.0 + p.pts for p in packets[:5]]  # on time: the run's least lateness
+    times += [1000.4 + 0.2 * (i - 4) for i in range(5, 20)]  # the last at 1003.4 (pts 1.9)
+    times += [1005.4 + 0.01 * i for i in range(20)]  # after the wait
+    growth = arriving(packets, times)
+    holes = check_segment(packets, growth, RunState(), THRESHOLD).holes
+    [hole] = [h for h in holes if h.cause == NO_MEDIA]
+    # The wait began at 1003.4: the wall clock's media time 3.4 (not the frame's end, 2.0).
+    assert hole.media_at == pytest.approx(3.4, abs=0.01)
