@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from archive.db import NotFound, Store
 
-# (kind, media time in the run, seconds, cause)
+# (kind, media time in the run (the segment list's timeline), seconds, cause)
 HoleRow = tuple[str, float, float, str]
 
 
@@ -31,13 +31,14 @@ class MediaHole:
 
 @dataclass(frozen=True)
 class UncheckedSegment:
-    """A program segment whose media were not checked, with where the run's previous segment
-    ended (run media time; None when unknown or not checked)."""
+    """A program segment whose media were not checked, where its segment list placed it, and
+    where the run's previous segment ended (run media time; None when unknown or not checked)."""
 
     camera: str
     run_dir: str
     seq: int
     file: str
+    media_start: float
     previous_video_end: float | None
     previous_audio_end: float | None
 
@@ -100,7 +101,7 @@ class ContinuityStore(Store):
     def unchecked_segments(self, session_id: int) -> list[UncheckedSegment]:
         """The session's program segments not checked yet, in run order."""
         rows = self._conn.execute(
-            "SELECT r.camera, r.dir, s.seq, s.file, prev.video_end, prev.audio_end"
+            "SELECT r.camera, r.dir, s.seq, s.file, s.media_start, prev.video_end, prev.audio_end"
             " FROM program p JOIN segments s ON s.id = p.segment_id JOIN runs r ON r.id = s.run_id"
             " LEFT JOIN segments prev ON prev.run_id = s.run_id AND prev.seq = s.seq - 1"
             " WHERE p.session_id = ? AND s.media_checked = 0 ORDER BY r.camera, r.ordinal, s.seq",

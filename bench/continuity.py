@@ -43,10 +43,15 @@ FPS = 10
 THRESHOLD = 0.5
 
 
-def real_hole(made: list[tuple[str, float]], kind: str, began: float, ended: float) -> float:
+def real_hole(
+    made: list[tuple[str, float]], kind: str, began: float, ended: float
+) -> tuple[float, float]:
+    """(start on the wall clock: when the last one before the wait was made, length)."""
     times = [at for k, at in made if k == kind and began - 2 <= at <= ended + 2]
-    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
-    return gaps[-1] - statistics.median(gaps)
+    pairs = list(zip(times, times[1:], strict=False))
+    spacing = statistics.median(b - a for a, b in pairs)
+    before, after = max(pairs, key=lambda pair: pair[1] - pair[0])
+    return before, after - before - spacing
 
 
 async def one_round(stalls: list[float], folder: Path) -> tuple[list[str], float, int]:
@@ -78,23 +83,29 @@ async def one_round(stalls: list[float], folder: Path) -> tuple[list[str], float
     holes = []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     for segment in events.segments:
-        result = check_segment(await read_packets(segment.path), segment.growth, state, THRESHOLD)
+        result = check_segment(
+            await read_packets(segment.path), segment.growth, state, THRESHOLD,
+            listed_start=segment.entry.start,
+        )  # fmt: skip
         holes += result.holes
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # Where the index places the run: the wall time of the segment list's media time 0.
+    zero = min(s.observed_at.timestamp() - s.entry.end for s in events.segments)
     rows = []
     for kind in ("video", "audio"):
         found = [h for h in holes if h.kind == kind]
         for i, (stall, window) in enumerate(zip(stalls, windows, strict=True)):
-            real = real_hole(camera.made, kind, *window)
+            start, real = real_hole(camera.made, kind, *window)
             if i < len(found) and len(found) == len(stalls):
                 reported = found[i].seconds
+                placed = zero + found[i].media_at - start
                 rows.append(
                     f"| {stall:g} s | {kind} | {real:.3f} | {reported:.3f} | "
-                    f"{1000 * (reported - real):+.0f} |"
+                    f"{1000 * (reported - real):+.0f} | {1000 * placed:+.0f} |"
                 )
             else:
-                rows.append(f"| {stall:g} s | {kind} | {real:.3f} | {len(found)} holes | - |")
+                rows.append(f"| {stall:g} s | {kind} | {real:.3f} | {len(found)} holes | - | - |")
     return rows, cpu, len(events.segments)
 
 
@@ -103,8 +114,8 @@ async def main() -> None:
     parser.add_argument("--stalls", type=float, nargs="+", default=[2.0, 4.0, 8.0])
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    print("| stall | stream | camera's clock (s) | reported (s) | error (ms) |")
-    print("|---|---|---|---|---|")
+    print("| stall | stream | camera's clock (s) | reported (s) | error (ms) | start placed (ms) |")
+    print("|---|---|---|---|---|---|")
     cpu_total, checked = 0.0, 0
     for _ in range(args.rounds):
         folder = Path(tempfile.mkdtemp(prefix="obrady-continuity-"))

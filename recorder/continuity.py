@@ -14,10 +14,15 @@ that saw the file pass its byte position. Found:
 - an arrival gap: two packets of a stream written further apart on the wall clock than in media
   time. A poll that came late (a busy event loop) is no evidence: a gap counts only from the
   last poll that saw nothing new;
-- media steadily slower than the wall clock (an encoder behind real time): a stream's lateness
-  (arrival less timestamp) at the end of a segment beyond the least of its run, less what a
-  hole already explains;
+- media steadily slower than the wall clock: a stream's lateness (arrival less timestamp)
+  beyond the least of its run, less what a hole already explains, that did not catch up: an
+  encoder a second behind that then catches up delivered everything, late (LAG_SECONDS);
 - drift: where audio and video end in a segment, against the run's first segment.
+
+Everything found is in the run's timeline as its segment list gives it, where the index places
+the run on the wall clock (archive/index.py: the anchor). The file's own timestamps are that
+plus the MPEG-TS muxer's offset (1.4 s measured here, copied with -copyts and re-encoded alike);
+it is taken off as a segment's packets are read, from where the list says its first frame is.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import asyncio
 import bisect
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from recorder.priority import ANALYSIS, spawn
@@ -39,6 +44,12 @@ AUDIO_LATE = "the encoder fell behind real time: its audio came late"
 # Audio and video that drift apart by more than this are reported (seconds).
 DRIFT_SECONDS = 0.1
 PROBE_TIMEOUT_SECONDS = 30.0
+# Media that fell behind the wall clock and then caught up were late but complete: no hole. A
+# lag is reported once it passes LAG_SECONDS (measured: an encoder behind real time lagged
+# 0.5-1 s and caught up; a re-encode drops frames past 1 s) or has not caught up for
+# BEHIND_SECONDS of media (a camera whose clock runs slow).
+LAG_SECONDS = 1.5
+BEHIND_SECONDS = 10.0
 
 
 class ContinuityError(RuntimeError):
@@ -58,7 +69,8 @@ class Packet:
 @dataclass(frozen=True)
 class Hole:
     """A stretch of one stream's media that is missing (or, for "drift", by how much audio and
-    video disagree): from media time `media_at` (in the run's timeline) for `seconds`."""
+    video disagree): from media time `media_at` (in the run's timeline, the segment list's)
+    for `seconds`."""
 
     kind: str  # "video", "audio" or "drift"
     media_at: float
@@ -68,7 +80,8 @@ class Hole:
 
 @dataclass(frozen=True)
 class Extent:
-    """Where a stream's media begins and ends in a segment (run media time)."""
+    """Where a stream's media begins and ends in a segment (run media time, the segment
+    list's)."""
 
     start: float
     end: float
@@ -98,6 +111,11 @@ class RunState:
     # the lateness now is already told (by a hole, or by an earlier report of slowness).
     base: dict[str, float] = field(default_factory=dict)
     explained: dict[str, float] = field(default_factory=dict)
+    # Per stream: where its media went further behind the wall clock than told, not yet
+    # reported (a lag that may still catch up).
+    behind: dict[str, float] = field(default_factory=dict)
+    # The file's timestamps less the segment list's (the muxer's offset), once known.
+    offset: float | None = None
 
 
 @dataclass(frozen=True)
@@ -207,11 +225,16 @@ def check_segment(
     listed_start: float | None = None,
 ) -> SegmentCheck:
     """Holes in a segment's video and audio longer than threshold seconds, counting from the end
-    of the run's previous segment (state, which is updated for the next one). A video hole
-    where the capture dropped frames (`dropped`, placed by the segment's start in the segment
-    list, `listed_start`: where its first video frame is) takes the drop's cause, and so does
-    an audio hole there that only a wait for media showed."""
+    of the run's previous segment (state, which is updated for the next one), in the segment
+    list's timeline: `listed_start` is where the list says the segment starts (its first video
+    frame); without it, the run's offset found before, or the file's own timestamps. A video
+    hole where the capture dropped frames (`dropped`) takes the drop's cause, and so does an
+    audio hole there that only a wait for media showed."""
+    offset = _list_offset(packets, state, listed_start)
+    if offset:
+        packets = [replace(packet, pts=packet.pts - offset) for packet in packets]
     holes: list[Hole] = []
+    waits: dict[int, float] = {}  # a hole seen only as a wait: when its stream's wait began
     extents: dict[str, Extent] = {}
     previous_poll = state.last_poll
     for kind in ("video", "audio"):
@@ -245,30 +268,74 @@ def check_segment(
                         # goes): one hole, as long as both.
                         holes[-1] = Hole(kind, last.media_at, last.seconds + missing, NO_MEDIA)
                     else:
-                        holes.append(Hole(kind, tail.end, missing, NO_MEDIA))
+                        at = tail.end
+                        if advance <= threshold and tail.arrived is not None:
+                            # Seen only as a wait, which began when the last packet came: the
+                            # media made by then, but still on their way (a burst after an
+                            # earlier stall, an encoder behind), came after it, not missing.
+                            waits[len(holes)] = tail.arrived
+                            if kind in state.base:
+                                at = max(at, tail.arrived - state.base[kind])
+                        holes.append(Hole(kind, at, missing, NO_MEDIA))
                     resumed = packet.pts
             if arrived is not None:
                 late = _lateness(state, kind, arrived - packet.pts, resumed == packet.pts)
+                if late - state.explained[kind] > threshold:
+                    state.behind.setdefault(kind, packet.pts)
+                else:
+                    # Caught up with the wall clock: what came late was all there.
+                    state.behind.pop(kind, None)
             tail = StreamTail(packet.pts + packet.duration, arrived, packet.pts)
-        if late is not None and late - state.explained[kind] > threshold:
-            # Media came steadily but too little of it: each wall-clock second brought less
-            # than a second of media (an encoder behind real time, a camera's slow clock).
-            holes.append(
-                Hole(kind, tail.end if tail else 0.0, late - state.explained[kind], SLOWER)
-            )
-            state.explained[kind] = late
+        since = state.behind.get(kind)
+        if late is not None and since is not None and tail is not None:
+            excess = late - state.explained[kind]
+            if excess > LAG_SECONDS or tail.end - since >= BEHIND_SECONDS:
+                # Media came too little for the wall clock and did not catch up: each second
+                # brought less than a second of media (an encoder behind real time, a camera's
+                # slow clock, a stall sent on late in a burst no poll saw begin).
+                holes.append(Hole(kind, since, excess, SLOWER))
+                state.explained[kind] = late
+                del state.behind[kind]
         if tail is not None:
             state.tails[kind] = tail
     if growth is not None and growth.looked:
         state.last_poll = growth.looked[-1]
     video, audio = extents.get("video"), extents.get("audio")
-    if dropped and video is not None and listed_start is not None:
-        holes = _attribute(holes, dropped, video.start - listed_start)
+    holes = _one_stall(holes, waits, threshold)
+    if dropped:
+        holes = _attribute(holes, dropped) + _drops(holes, dropped, threshold)
     if video is not None and audio is not None:
         drift = _drift(video, audio, state, _frames(state))
         if drift is not None:
             holes.append(drift)
     return SegmentCheck(tuple(holes), video, audio)
+
+
+def _list_offset(packets: Sequence[Packet], state: RunState, listed_start: float | None) -> float:
+    """How far the file's timestamps are ahead of the segment list's: the muxer's offset, the
+    same in every segment of a run, so taken once, from the first segment whose list start is
+    known (the segmenter starts a segment on a video frame, or an audio one without video)."""
+    if state.offset is None and listed_start is not None:
+        first = next((p for p in packets if p.kind == "video"), None)
+        first = first or next((p for p in packets if p.kind == "audio"), None)
+        if first is not None:
+            state.offset = first.pts - listed_start
+    return state.offset or 0.0
+
+
+def _one_stall(holes: list[Hole], waits: dict[int, float], threshold: float) -> list[Hole]:
+    """Holes of both streams seen only as waits that began together (within threshold) are one
+    stall of the source, which began where the stream that got furthest before it stopped: an
+    encoder holds media back (measured here: the AAC audio's last packet before a stall ended
+    about 0.09 s of media before the video's, both written at the same moment), and what it
+    held came after the wait, not missing."""
+    found = list(holes)
+    for i, began in waits.items():
+        for j, other in waits.items():
+            if holes[i].kind != holes[j].kind and abs(began - other) <= threshold:
+                later = max(found[i].media_at, holes[j].media_at)
+                found[i] = replace(found[i], media_at=later)
+    return found
 
 
 def _lateness(state: RunState, kind: str, lateness: float, hole_here: bool) -> float:
@@ -311,7 +378,29 @@ def _drift(video: Extent, audio: Extent, state: RunState, frames: float) -> Hole
     return Hole("drift", min(video.end, audio.end), abs(drift), cause)
 
 
-def _attribute(holes: list[Hole], dropped: Sequence[Dropped], offset: float) -> list[Hole]:
+def _drops(holes: list[Hole], dropped: Sequence[Dropped], threshold: float) -> list[Hole]:
+    """Frames dropped to keep time a little at a time (each jump under the threshold, as a
+    re-encode starved in slices drops them) that together miss more than the threshold, within
+    threshold of each other, and that no video hole covers: one video hole, their sum."""
+    found: list[Hole] = []
+    spans: list[tuple[float, float, float, str]] = []  # start, end, missing, cause
+    for drop in sorted(dropped, key=lambda d: d.start):
+        if spans and drop.start - spans[-1][1] <= threshold:
+            start, _, missing, cause = spans[-1]
+            spans[-1] = (start, drop.end, missing + drop.end - drop.start, cause)
+        else:
+            spans.append((drop.start, drop.end, drop.end - drop.start, drop.cause))
+    for start, end, missing, cause in spans:
+        covered = any(
+            h.kind == "video" and h.media_at <= end and h.media_at + h.seconds >= start
+            for h in holes
+        )
+        if missing > threshold and not covered:
+            found.append(Hole("video", start, missing, cause))
+    return found
+
+
+def _attribute(holes: list[Hole], dropped: Sequence[Dropped]) -> list[Hole]:
     """Holes that overlap frames dropped to keep time, with the drop's cause: in the video, the
     drop is the hole; in the audio, a wait for media there is the same process behind real
     time (measured: a starved re-encode's audio came in bursts, seen as "no media")."""
@@ -319,9 +408,7 @@ def _attribute(holes: list[Hole], dropped: Sequence[Dropped], offset: float) -> 
     for hole in holes:
         if hole.kind == "video" or (hole.kind == "audio" and hole.cause == NO_MEDIA):
             for drop in dropped:
-                if drop.end + offset >= hole.media_at and drop.start + offset <= (
-                    hole.media_at + hole.seconds
-                ):
+                if drop.end >= hole.media_at and drop.start <= hole.media_at + hole.seconds:
                     cause = drop.cause if hole.kind == "video" else AUDIO_LATE
                     hole = Hole(hole.kind, hole.media_at, hole.seconds, cause)
                     break

@@ -116,7 +116,10 @@ class ContinuityChecker:
                     if end is not None:
                         state.tails[kind] = StreamTail(end, None)
             path = session_dir / segment.camera / segment.run_dir / segment.file
-            item = _Check(session_id, segment.camera, 0, segment.run_dir, segment.seq, path, None)
+            item = _Check(
+                session_id, segment.camera, 0, segment.run_dir, segment.seq, path, None,
+                listed_start=segment.media_start,
+            )  # fmt: skip
             try:
                 await self._check(item, state)
             except asyncio.CancelledError:

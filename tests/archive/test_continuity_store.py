@@ -105,3 +105,33 @@ def test_a_check_of_a_segment_not_indexed_is_refused(index: ArchiveIndex) -> Non
         index.record_media_check(sid, "main", "run-0001", 7, None, None, [])
     with pytest.raises(NotFound):
         index.record_media_check(sid, "other", "run-0001", 0, None, None, [])
+
+
+async def test_holes_checked_by_the_file_s_timestamps_are_moved_to_the_list_s(
+    index: ArchiveIndex,
+) -> None:
+    # An archive checked before holes were placed by the segment list: its extents and holes
+    # carry the MPEG-TS muxer's offset (1.4 s); migration 0011 takes it off.
+    sid = recorded(index)
+    for seq in range(3):
+        span = (2.0 * seq + 1.4, 2.0 * seq + 3.4)
+        holes = [("video", 3.9, 1.0, "the source sent no media")] if seq == 1 else []
+        index.record_media_check(sid, "main", "run-0001", seq, span, span, holes)
+    anchor = index.runs(sid)[0].anchor_at
+    path = index.database_file()
+    assert anchor is not None and path is not None
+    index._conn.execute("PRAGMA user_version = 10")
+    index.close()
+    migrated = ArchiveIndex(path)
+    try:
+        [hole] = migrated.media_holes(sid)
+        assert migrated.unchecked_segments(sid) == []
+        extents = migrated._conn.execute(
+            "SELECT video_start, video_end, audio_start, audio_end FROM segments ORDER BY seq"
+        ).fetchall()
+    finally:
+        migrated.close()
+    assert hole.start == anchor + timedelta(seconds=2.5)
+    assert [tuple(row) for row in extents] == [
+        pytest.approx((2.0 * seq, 2.0 * seq + 2.0, 2.0 * seq, 2.0 * seq + 2.0)) for seq in range(3)
+    ]
