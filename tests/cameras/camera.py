@@ -18,7 +18,9 @@ class CameraError(RuntimeError):
 
 
 class RtspCamera:
-    """A real RTSP server on 127.0.0.1:port serving a test picture (and tone) at /cam."""
+    """A real RTSP server on 127.0.0.1:port serving a test picture (and tone) at /cam; with
+    clock_code, each frame shows the wall clock it was made at; with clicks, the sound clicks at
+    every whole second; video "none" serves sound only (a microphone system's stream)."""
 
     def __init__(
         self,
@@ -32,6 +34,8 @@ class RtspCamera:
         pattern: str = "smpte",
         silent: bool = False,
         frame_times: bool = False,
+        clock_code: bool = False,
+        clicks: bool = False,
     ) -> None:
         self.port = port
         self.video = video
@@ -42,6 +46,8 @@ class RtspCamera:
         self.pattern = pattern
         self.silent = silent
         self.frame_times = frame_times
+        self.clock_code = clock_code
+        self.clicks = clicks
         # With frame_times: (kind, epoch seconds) of every video frame and audio buffer the
         # camera made, in order: the camera's own clock of what it sent.
         self.made: list[tuple[str, float]] = []
@@ -78,6 +84,10 @@ class RtspCamera:
             argv.append("--silent")
         if self.frame_times:
             argv.append("--frame-times")
+        if self.clock_code:
+            argv.append("--clock-code")
+        if self.clicks:
+            argv.append("--clicks")
         return argv
 
     @property
