@@ -51,20 +51,29 @@ class MediaClock:
     frames: tuple[tuple[float, float], ...]
     clicks: tuple[Click, ...]
 
+    @property
+    def changes(self) -> tuple[tuple[float, float], ...]:
+        """The frames where the picture changes: a re-encode at a higher frame rate than the
+        camera's repeats frames, and a repeated frame shows its moment late."""
+        shown: list[tuple[float, float]] = []
+        for media, wall in self.frames:
+            if not shown or wall != shown[-1][1]:
+                shown.append((media, wall))
+        return tuple(shown)
+
     def picture_at(self, media: float) -> float:
-        """W_v(media): the wall clock the picture shows at a media time (between two frames,
-        by linear interpolation; beyond the ends, extrapolated at one second a second)."""
-        times = [t for t, _ in self.frames]
+        """W_v(media): the wall clock the picture shows at a media time (between two changes
+        of the picture, by linear interpolation; beyond the ends, at one second a second)."""
+        changes = self.changes
+        times = [t for t, _ in changes]
         if not times:
             raise MediaClockError("the recording has no stamped frames")
         i = bisect.bisect_right(times, media)
         if i == 0:
-            return self.frames[0][1] - (times[0] - media)
+            return changes[0][1] - (times[0] - media)
         if i == len(times):
-            return self.frames[-1][1] + (media - times[-1])
-        (t0, w0), (t1, w1) = self.frames[i - 1], self.frames[i]
-        if t1 - t0 <= 0:
-            return w0
+            return changes[-1][1] + (media - times[-1])
+        (t0, w0), (t1, w1) = changes[i - 1], changes[i]
         return w0 + (w1 - w0) * (media - t0) / (t1 - t0)
 
     def lipsync(self) -> list[float]:
@@ -73,16 +82,17 @@ class MediaClock:
         return [click.wall - self.picture_at(click.media) for click in self.clicks]
 
     def picture_jumps(self, more_than: float) -> list[tuple[float, float]]:
-        """(media time, seconds of wall clock lost) wherever the picture clock moves on by
-        more than `more_than` seconds beyond one frame interval between consecutive frames."""
-        steps = [b[1] - a[1] for a, b in zip(self.frames, self.frames[1:], strict=False)]
+        """(media time, seconds of the wall clock missing) wherever the picture clock moves on
+        by more than `more_than` seconds beyond its usual step (the camera's frame interval)."""
+        changes = self.changes
+        steps = [b[1] - a[1] for a, b in zip(changes, changes[1:], strict=False)]
         if not steps:
             return []
-        frame = sorted(steps)[len(steps) // 2]
+        usual = sorted(steps)[len(steps) // 2]
         return [
-            (b[0], round(step - frame, 3))
-            for (a, b), step in zip(zip(self.frames, self.frames[1:], strict=False), steps, strict=True)
-            if step - frame > more_than
+            (after[0], round(step - usual, 3))
+            for after, step in zip(changes[1:], steps, strict=True)
+            if step - usual > more_than
         ]
 
 
@@ -104,9 +114,7 @@ def find_clicks(pcm: array.array[int], times: list[float], rate: int) -> list[tu
             continue
         if i - last_loud > quiet and i + window <= len(pcm):
             burst = pcm[i : i + window]
-            crossings = sum(
-                1 for a, b in zip(burst, burst[1:], strict=False) if (a < 0) != (b < 0)
-            )
+            crossings = sum(1 for a, b in zip(burst, burst[1:], strict=False) if (a < 0) != (b < 0))
             hz = crossings / (2 * PITCH_WINDOW)
             pitch = min(range(len(CLICK_HZ)), key=lambda k: abs(CLICK_HZ[k] - hz))
             found.append((times[i], pitch))
@@ -151,7 +159,9 @@ async def read_media_clock(
                 continue
             if match.group(1):
                 samples = SAMPLES.search(line)
-                audio_frames.append((float(match.group(2)), int(samples.group(1)) if samples else 0))
+                audio_frames.append(
+                    (float(match.group(2)), int(samples.group(1)) if samples else 0)
+                )
             else:
                 video_pts.append(float(match.group(2)))
         stamps = clock_stamps(strip.read_bytes(), width, rows)

@@ -270,7 +270,8 @@ class ClockFeeder:
                 for i in range(max(start, first), min(start + length, first + samples)):
                     phase = 2 * math.pi * hz * (i - start) / rate
                     value = round(CLICK_AMPLITUDE * 32767 * math.sin(phase))
-                    pcm[2 * (i - first) : 2 * (i - first) + 2] = value.to_bytes(2, "little", signed=True)
+                    at = 2 * (i - first)
+                    pcm[at : at + 2] = value.to_bytes(2, "little", signed=True)
             pts = self._running(reference, first / rate)
             if not self._push(element, bytes(pcm), pts, samples * Gst.SECOND // rate):
                 return

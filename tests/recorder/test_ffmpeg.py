@@ -141,3 +141,23 @@ def test_copied_video_ignores_the_transcoding_settings() -> None:
     assert not {"-preset", "-crf", "-maxrate", "-vf", "-r", "-fps_mode"} & set(argv)
     # G.711 is still converted, at the configured audio bitrate.
     assert _options(argv, "-c:a", "-b:a") == ["aac", "64k"]
+
+
+def test_chamber_audio_is_opened_first_and_recorded_after_the_picture() -> None:
+    chamber = RtspAudio(kind="rtsp", url="rtsp://mics/1")
+    for video in ("copy", "h264"):
+        source = RtspSource(kind="rtsp", url="rtsp://cam/1", video=video)
+        argv = capture_argv(source, RUN, 2, chamber)
+        inputs = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-i"]
+        # Opened first, with next to no probing: its media time 0 is the camera's too.
+        assert inputs == ["rtsp://mics/1", "rtsp://cam/1"], video
+        mics = argv.index("rtsp://mics/1")
+        assert argv[argv.index("-analyzeduration") + 1 : mics] == [
+            "1", "-probesize", "32", "-rtsp_transport", "tcp", "-timeout", "5000000", "-i"
+        ]  # fmt: skip
+        # The camera's picture is still the recording's first stream, the sound its second.
+        maps = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-map"]
+        assert maps == ["1:v:0", "[s0]"], video
+        assert "[0:a:0]asetpts=PTS-STARTPTS[s0]" in argv
+        # Both inputs keep their connections' clocks, re-encoded or not.
+        assert "-copyts" in argv, video
