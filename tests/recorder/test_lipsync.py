@@ -87,7 +87,6 @@ async def test_chamber_sound_is_in_sync_with_the_camera_picture(
     walls = [click.wall for click in clock.clicks]
     assert [b - a for a, b in zip(walls, walls[1:], strict=False)] == [1.0] * (len(walls) - 1)
     offsets = clock.lipsync()
-    print("lip-sync, sound minus picture (s):", [round(x, 3) for x in offsets])
     assert max(abs(x) for x in offsets) <= LIPSYNC_SECONDS, offsets
     assert clock.picture_jumps(0.05) == []
 
