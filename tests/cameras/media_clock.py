@@ -77,9 +77,20 @@ class MediaClock:
         return w0 + (w1 - w0) * (media - t0) / (t1 - t0)
 
     def lipsync(self) -> list[float]:
-        """W_a − W_v at each click (seconds): positive when the sound is ahead of the picture
-        (at the same media time it plays a later moment of the room)."""
-        return [click.wall - self.picture_at(click.media) for click in self.clicks]
+        """W_a − W_v at each click the picture spans (seconds): positive when the sound is
+        ahead of the picture (at the same media time it plays a later moment of the room).
+        The picture spans from its second change to its last: a copied run's first frame has
+        a timestamp ffmpeg guessed (see COPY_TIMESTAMP_FIX in recorder/ffmpeg.py), and before
+        the first frame or after the last there is no picture to compare with."""
+        changes = self.changes
+        if len(changes) < 3:
+            raise MediaClockError("the recording has too few stamped frames")
+        first, last = changes[1][0], changes[-1][0]
+        return [
+            click.wall - self.picture_at(click.media)
+            for click in self.clicks
+            if first <= click.media <= last
+        ]
 
     def picture_jumps(self, more_than: float) -> list[tuple[float, float]]:
         """(media time, seconds of the wall clock missing) wherever the picture clock moves on

@@ -18,7 +18,7 @@ from conftest import free_port, wait_for
 from config.settings import RtspAudio, RtspSource
 from recorder.ffmpeg import SEGMENT_LIST, capture_argv, parse_segment_line
 
-WIDTH, FPS = 320, 10
+WIDTH, FPS = 320, 25
 CLICKS = 3  # whole seconds recorded, at least
 # The goal. Measured here (bench/lipsync.py): 0-40 ms copied, 50-75 ms re-encoded.
 LIPSYNC_SECONDS = 0.1
@@ -76,17 +76,21 @@ async def test_chamber_sound_is_in_sync_with_the_camera_picture(
     )
     mics = RtspCamera(free_port(), video="none", audio="pcma", clicks=True, watched=True)
     try:
-        await asyncio.gather(camera.start(), mics.start())
+        # A task group: if one fails to start, the other's start is cancelled (and cleans up).
+        async with asyncio.TaskGroup() as starting:
+            starting.create_task(camera.start())
+            starting.create_task(mics.start())
         clock = await record_clicks(tmp_path, camera, mics, record_video)
     finally:
         await camera.stop()
         await mics.stop()
-    assert len(clock.changes) >= CLICKS * FPS, "the picture's clock did not read back"
+    assert len(clock.changes) >= 2 * FPS, "the picture's clock did not read back"
     assert len(clock.clicks) >= CLICKS - 1, clock.clicks
     # One click a second, each marking the next second: none missed, none found twice.
     walls = [click.wall for click in clock.clicks]
     assert [b - a for a, b in zip(walls, walls[1:], strict=False)] == [1.0] * (len(walls) - 1)
     offsets = clock.lipsync()
+    assert len(offsets) >= CLICKS - 1, (offsets, clock.clicks)
     assert max(abs(x) for x in offsets) <= LIPSYNC_SECONDS, offsets
     assert clock.picture_jumps(0.05) == []
 
