@@ -1,7 +1,7 @@
 """Measures lip-sync between the chamber's own sound and a camera's picture, and how well the
 gap a camera drop leaves is reported, both against clocks carried by the media themselves.
 
-The test camera (tests/cameras/rtsp_camera.py, GStreamer, 320x180, 10 fps) stamps every frame
+The test camera (tests/cameras/rtsp_camera.py, GStreamer, 320x180, --fps) stamps every frame
 with the wall clock it was made at (`--clock-code`); a second one without video stands in for
 the microphone system and clicks at every whole wall second (`--clicks`, G.711 or AAC). Both
 are playing before the recording starts (a viewer keeps them running, as a real camera
@@ -18,7 +18,7 @@ encodes before anyone connects).
    interval), the reported one is the session's `recording.gaps[0].seconds`.
 
 Usage (from the repository root):
-    .venv/bin/python bench/lipsync.py [--rounds 3] [--seconds 6] [--outage 5]
+    .venv/bin/python bench/lipsync.py [--rounds 3] [--seconds 6] [--outage 5] [--fps 25]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from conftest import (  # noqa: E402
     wait_for,
 )
 
-WIDTH, FPS = 320, 10
+WIDTH = 320
 CASES = [
     ("H.264, copied", "h264", "copy"),
     ("H.265, re-encoded to H.264", "h265", "h264"),
@@ -62,11 +62,11 @@ MICS = [("G.711 (PCMA)", "pcma"), ("AAC", "aac")]
 
 
 async def lipsync_round(
-    folder: Path, camera_video: str, record_video: str, mics_audio: str, seconds: float
+    folder: Path, camera_video: str, record_video: str, mics_audio: str, seconds: float, fps: int
 ) -> list[float]:
     """Sound minus picture (s) at each click of one recording."""
     camera = RtspCamera(
-        free_port(), video=camera_video, audio="none", fps=FPS, clock_code=True, watched=True
+        free_port(), video=camera_video, audio="none", fps=fps, clock_code=True, watched=True
     )
     mics = RtspCamera(free_port(), video="none", audio=mics_audio, clicks=True, watched=True)
     run_dir = folder / "run-0001"
@@ -74,7 +74,10 @@ async def lipsync_round(
     source = RtspSource(kind="rtsp", url=camera.url, video=record_video)  # type: ignore[arg-type]
     argv = capture_argv(source, run_dir, 1, RtspAudio(kind="rtsp", url=mics.url))
     try:
-        await asyncio.gather(camera.start(), mics.start())
+        # A task group: if one fails to start, the other's start is cancelled (and cleans up).
+        async with asyncio.TaskGroup() as starting:
+            starting.create_task(camera.start())
+            starting.create_task(mics.start())
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
@@ -100,9 +103,9 @@ async def lipsync_round(
     return clock.lipsync()
 
 
-async def drop_round(folder: Path, outage: float) -> tuple[float, float]:
+async def drop_round(folder: Path, outage: float, fps: int) -> tuple[float, float]:
     """(real hole from the picture clock, reported gap) for one drop of the camera."""
-    camera = RtspCamera(free_port(), fps=FPS, clock_code=True)
+    camera = RtspCamera(free_port(), fps=fps, clock_code=True)
     await camera.start()
     settings = parse_settings(
         config_text(folder / "data", free_port(), rtsp_source(camera.url), segment_seconds=1)
@@ -130,7 +133,7 @@ async def drop_round(folder: Path, outage: float) -> tuple[float, float]:
     for run in runs:
         names = [line.split(",")[0] for line in (run / SEGMENT_LIST).read_text().split()]
         clocks.append(await read_media_clock([run / name for name in names], WIDTH))
-    real = clocks[1].frames[0][1] - clocks[0].frames[-1][1] - 1 / FPS
+    real = clocks[1].frames[0][1] - clocks[0].frames[-1][1] - 1 / fps
     return real, float(gap["seconds"])
 
 
@@ -139,6 +142,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--outage", type=float, default=5.0)
+    parser.add_argument("--fps", type=int, default=25, help="the camera's frame rate")
     parser.add_argument("--skip-drop", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -152,7 +156,7 @@ async def main() -> None:
                 for n in range(args.rounds):
                     where = folder / f"{camera_video}-{mics_audio}-{n}"
                     offsets = await lipsync_round(
-                        where, camera_video, record_video, mics_audio, args.seconds
+                        where, camera_video, record_video, mics_audio, args.seconds, args.fps
                     )
                     medians.append(1000 * statistics.median(offsets) if offsets else float("nan"))
                 rounds = ", ".join(f"{m:+.0f}" for m in medians)
@@ -163,7 +167,7 @@ async def main() -> None:
             print("| fault | real hole, picture clock (s) | reported gap (s) | error (ms) |")
             print("|---|---|---|---|")
             for n in range(args.rounds):
-                real, reported = await drop_round(folder / f"drop-{n}", args.outage)
+                real, reported = await drop_round(folder / f"drop-{n}", args.outage, args.fps)
                 print(
                     f"| camera's RTSP server stopped for {args.outage:g} s | {real:.3f} | "
                     f"{reported:.3f} | {1000 * (reported - real):+.0f} |"

@@ -364,7 +364,7 @@ def rtsp_argv(
         # Each input's media time 0 is the moment its connection started to play, and ffmpeg
         # opens (and probes) its inputs one after the other. Opened after the camera, the
         # chamber started as late as the camera's probing took, and its sound sat that much
-        # ahead of the picture: 0.8 s measured (bench/lipsync.py). So the chamber is opened
+        # ahead of the picture: 0.6-0.9 s measured (bench/lipsync.py). So the chamber is opened
         # first, and probes next to nothing; the camera's connection follows at once.
         streams.insert(0, chamber)
         # And the camera keeps its connection's clock when re-encoded too: without -copyts
