@@ -103,8 +103,12 @@ def chamber_audio_input(audio: ChamberAudio) -> Any:
         audio.url,
         rtsp_transport=audio.transport,
         timeout=int(audio.timeout_seconds * 1_000_000),
-        analyzeduration=500_000,
-        probesize=500_000,
+        # Its media time 0 is the first packet after PLAY, which is meant to be the camera's
+        # too (see rtsp_argv): every moment spent probing here puts the sound that much behind
+        # the picture. The stream's description (SDP) already names the codec, rate and
+        # channels of AAC and G.711; one packet is enough.
+        analyzeduration=1,
+        probesize=32,
     )
 
 
@@ -436,7 +440,17 @@ def rtsp_argv(
         # device's at the wall clock (1.7e9 s), which kept all its audio out of the segments.
         # The chamber audio is re-encoded anyway, so start it at 0 like the camera.
         chamber = chamber_audio_input(audio_source)["a:0"].filter("asetpts", "PTS-STARTPTS")
-        streams.append(chamber)
+        # Each input's media time 0 is the moment its connection started to play, and ffmpeg
+        # opens (and probes) its inputs one after the other. Opened after the camera, the
+        # chamber started as late as the camera's probing took, and its sound sat that much
+        # ahead of the picture: 0.6-0.9 s measured (bench/lipsync.py). So the chamber is opened
+        # first, and probes next to nothing; the camera's connection follows at once.
+        streams.insert(0, chamber)
+        # And the camera keeps its connection's clock when re-encoded too: without -copyts
+        # ffmpeg moves each input to start at 0 from its first timestamp, which for a camera
+        # is not its first packet (0.2-0.3 s off, measured with a re-encoded H.265 camera).
+        if "-copyts" not in global_args:
+            global_args.append("-copyts")
         codec.update({"c:a": "aac", "b:a": f"{audio_kbps}k", "ar": 48000})
     elif source.audio == "copy":
         # AAC from the camera goes into HLS as it is (the supervisor chose this after probing).
@@ -449,9 +463,22 @@ def rtsp_argv(
         # G.711 is 8 kHz: resample to a rate every AAC decoder and HLS player accepts.
         codec.update({"c:a": "aac", "b:a": f"{audio_kbps}k", "ar": 48000})
     out = _segment_output(streams, run_dir, segment_seconds, codec)
-    return ffmpeg.compile(  # type: ignore[no-any-return]
+    argv: list[str] = ffmpeg.compile(
         out.global_args(*GLOBAL_ARGS, *global_args, "-n"), cmd="ffmpeg"
     )
+    return _chamber_map_last(argv) if audio_source is not None else argv
+
+
+def _chamber_map_last(argv: list[str]) -> list[str]:
+    """ffmpeg-python numbers inputs in the order of the output's streams; the chamber audio
+    went first to be opened first. Move its -map behind the camera's, so the recording's
+    streams stay in the usual order, video first (as every other source writes them)."""
+    at = [i + 1 for i, arg in enumerate(argv) if arg == "-map"]
+    maps = [argv[i] for i in at]
+    moved = list(argv)
+    for i, value in zip(at, maps[1:] + maps[:1], strict=True):
+        moved[i] = value
+    return moved
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,12 @@ class CameraError(RuntimeError):
 
 
 class RtspCamera:
-    """A real RTSP server on 127.0.0.1:port serving a test picture (and tone) at /cam."""
+    """A real RTSP server on 127.0.0.1:port serving a test picture (and tone) at /cam; with
+    clock_code, each frame shows the wall clock it was made at; with clicks, the sound clicks at
+    every whole second; video "none" serves sound only (a microphone system's stream). With
+    watched, a viewer (ffmpeg, copying to nowhere) keeps it playing from start() to stop(): a
+    real camera encodes before anyone connects, while this one builds its pipeline (and starts
+    its encoder) at its first client, which makes that client's stream start late."""
 
     def __init__(
         self,
@@ -33,6 +38,9 @@ class RtspCamera:
         silent: bool = False,
         frame_times: bool = False,
         flash_seconds: float = 0.0,
+        clock_code: bool = False,
+        clicks: bool = False,
+        watched: bool = False,
     ) -> None:
         self.port = port
         self.video = video
@@ -45,6 +53,10 @@ class RtspCamera:
         self.frame_times = frame_times
         # With flash_seconds: one white frame that often; its making is in `made` as "flash".
         self.flash_seconds = flash_seconds
+        self.clock_code = clock_code
+        self.clicks = clicks
+        self.watched = watched
+        self._viewer: asyncio.subprocess.Process | None = None
         # With frame_times: (kind, epoch seconds) of every video frame and audio buffer the
         # camera made, in order: the camera's own clock of what it sent.
         self.made: list[tuple[str, float]] = []
@@ -83,6 +95,10 @@ class RtspCamera:
             argv.append("--frame-times")
         if self.flash_seconds > 0:
             argv += ["--flash-seconds", f"{self.flash_seconds:g}"]
+        if self.clock_code:
+            argv.append("--clock-code")
+        if self.clicks:
+            argv.append("--clicks")
         return argv
 
     @property
@@ -136,6 +152,8 @@ class RtspCamera:
                 url = self._ready.result()
                 if url != self.url:
                     raise CameraError(f"camera announced {url}, expected {self.url}")
+                if self.watched:
+                    await self._watch(timeout)
                 return
             if exited in done:
                 # Let the stderr drain catch the last words before quoting them.
@@ -152,8 +170,53 @@ class RtspCamera:
             with contextlib.suppress(asyncio.CancelledError):
                 await exited
 
+    async def _watch(self, timeout: float) -> None:
+        """Start the viewer and wait until media reach it."""
+        self._viewer = await asyncio.create_subprocess_exec(
+            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats",
+            "-rtsp_transport", "tcp", "-i", self.url, "-map", "0", "-c", "copy",
+            "-f", "null", "-progress", "pipe:1", "-",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        stdout = self._viewer.stdout
+        assert stdout is not None
+
+        async def playing() -> None:
+            async for raw in stdout:
+                key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+                if key == "out_time_us" and value.isdigit() and int(value) > 0:
+                    return
+            raise CameraError("the camera's viewer stopped before any media came")
+
+        try:
+            await asyncio.wait_for(playing(), timeout)
+        except TimeoutError:
+            raise CameraError(f"no media reached the camera's viewer in {timeout:g} s") from None
+        # From here on nobody reads the viewer's progress: let it go to waste, not block.
+        self._drains.append(asyncio.create_task(self._discard(stdout)))
+
+    @staticmethod
+    async def _discard(stream: asyncio.StreamReader) -> None:
+        while await stream.read(65536):
+            pass
+
+    async def _stop_viewer(self, timeout: float) -> None:
+        viewer, self._viewer = self._viewer, None
+        if viewer is None or viewer.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            viewer.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(viewer.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                viewer.kill()
+            await asyncio.wait_for(viewer.wait(), timeout)
+
     async def stop(self, timeout: float = 10) -> None:
         """SIGTERM, wait up to timeout, then SIGKILL; safe to call twice or before start."""
+        await self._stop_viewer(timeout)
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.returncode is None:

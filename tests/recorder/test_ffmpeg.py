@@ -173,3 +173,23 @@ def test_a_path_in_the_filter_graph_survives_both_levels_of_escaping() -> None:
     # Unescape as ffmpeg does: the graph level, then the option level.
     value = graph.split("file=", 1)[1].split(",select=", 1)[0]
     assert re.sub(r"\\(.)", r"\1", re.sub(r"\\(.)", r"\1", value)) == str(odd)
+
+
+def test_chamber_audio_is_opened_first_and_recorded_after_the_picture() -> None:
+    chamber = RtspAudio(kind="rtsp", url="rtsp://mics/1")
+    for video in ("copy", "h264"):
+        source = RtspSource(kind="rtsp", url="rtsp://cam/1", video=video)
+        argv = capture_argv(source, RUN, 2, chamber)
+        inputs = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-i"]
+        # Opened first, with next to no probing: its media time 0 is the camera's too.
+        assert inputs == ["rtsp://mics/1", "rtsp://cam/1"], video
+        mics = argv.index("rtsp://mics/1")
+        assert argv[argv.index("-analyzeduration") + 1 : mics] == [
+            "1", "-probesize", "32", "-rtsp_transport", "tcp", "-timeout", "5000000", "-i"
+        ]  # fmt: skip
+        # The camera's picture is still the recording's first stream, the sound its second.
+        maps = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-map"]
+        assert maps == ["1:v:0", "[s0]"], video
+        assert "[0:a:0]asetpts=PTS-STARTPTS[s0]" in argv
+        # Both inputs keep their connections' clocks, re-encoded or not.
+        assert "-copyts" in argv, video

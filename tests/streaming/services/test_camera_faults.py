@@ -10,10 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from cameras.camera import RtspCamera
+from cameras.media_clock import read_media_clock
 from conftest import Service, free_port, rtsp_source, start_service, stop_service, wait_for
 from helpers import decoded_duration, ffprobe
 
 from config.settings import Settings
+from recorder.ffmpeg import SEGMENT_LIST
 
 AGENDA = "1. Otwarcie sesji.\n2. Zamknięcie obrad.\n"
 
@@ -36,7 +38,8 @@ async def segments(service: Service, sid: int) -> int:
 async def test_camera_drop_and_return_continue_the_same_session(
     make_settings: Callable[..., Settings],
 ) -> None:
-    camera = RtspCamera(free_port())
+    # The picture carries the wall clock it was made at: the real hole can be read off it.
+    camera = RtspCamera(free_port(), clock_code=True)
     await camera.start()
     service = await start_service(make_settings(rtsp_source(camera.url)))
     try:
@@ -81,6 +84,17 @@ async def test_camera_drop_and_return_continue_the_same_session(
             "run-0001",
             "run-0002",
         ]
+        # The reported gap is the hole in the picture: from the last frame before the drop
+        # (which lasts one frame interval) to the first after it, within 100 ms.
+        before, after = [
+            await read_media_clock(
+                [run / line.split(",")[0] for line in (run / SEGMENT_LIST).read_text().split()],
+                camera.width,
+            )
+            for run in sorted((session_dir / "main").glob("run-*"))
+        ]
+        real = after.frames[0][1] - before.frames[-1][1] - 1 / camera.fps
+        assert abs(gap["seconds"] - real) <= 0.1, (gap, real)
         playlist = await service.get_text(f"/sessions/{sid}/index.m3u8")
         assert playlist.count("#EXT-X-DISCONTINUITY\n") == 1
         duration = await decoded_duration(f"{service.base}/sessions/{sid}/index.m3u8")
