@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import ADMIN, OPERATOR, STAFF, Service, basic
+from conftest import ADMIN, OPERATOR, STAFF, Service, basic, wait_for
 
 AGENDA = """Porządek obrad:
 1. Otwarcie sesji.
@@ -521,6 +521,14 @@ async def test_a_nominal_vote_is_recorded_shown_live_and_placed_in_the_recording
     await call(service, "PATCH", f"/api/v1/councillors/{ids['Anna Nowak']}", {"caucus": "Lewica"})
     detail = await service.get_json(f"/api/v1/sessions/{sid}")
     assert {c["name"]: c["caucus"] for c in detail["votes"][0]["choices"]}["Anna Nowak"] == "KO"
+
+    async def recorded() -> bool:
+        detail = await service.get_json(f"/api/v1/sessions/{sid}")
+        return bool((detail["recording"] or {}).get("duration_seconds"))
+
+    # Stopped once some of the session is recorded (on a busy machine the first segment can
+    # come after the calls above, and a recording with no media places nothing).
+    await wait_for(recorded, 30, "the first recorded segment")
     stopped = await service.post_json(f"/api/v1/sessions/{sid}/stop")
     # In the finished recording the vote is a moment between its item's start and the end.
     item_start = next(m for m in stopped["markers"] if m["item_id"] == item)["offset_seconds"]

@@ -56,7 +56,7 @@ async def _schedule(service: Service, title: str = "Sesja budżetowa") -> dict[s
     return created
 
 
-async def test_reads_and_searches_answer_while_the_write_lock_is_held_for_10_s(
+async def test_reads_and_searches_answer_while_the_write_lock_is_held_for_8_s(
     make_settings: Callable[..., Settings],
 ) -> None:
     service = await start_service(make_settings())
@@ -74,7 +74,9 @@ async def test_reads_and_searches_answer_while_the_write_lock_is_held_for_10_s(
                 write = asyncio.ensure_future(_schedule(service, "Sesja nadzwyczajna"))
                 slowest: dict[str, float] = {}
                 answered = 0
-                deadline = time.monotonic() + 10.0
+                # Held 8 s: well within the writer's 10 s busy timeout (archive/db.py); a 10 s
+                # hold raced it, and the waiting write failed with a 503 on a busy machine.
+                deadline = time.monotonic() + 8.0
                 while time.monotonic() < deadline:
                     for path in (
                         QUERY,
@@ -89,7 +91,7 @@ async def test_reads_and_searches_answer_while_the_write_lock_is_held_for_10_s(
                         answered += 1
                     await asyncio.sleep(0.1)
                 assert not write.done(), "the write should still wait for the lock"
-            assert answered >= 50
+            assert answered >= 40
             assert max(slowest.values()) < 2.0, slowest
             assert stall[0] < 0.5, f"the event loop stalled {stall[0]:.3f} s"
         finally:
@@ -101,7 +103,7 @@ async def test_reads_and_searches_answer_while_the_write_lock_is_held_for_10_s(
         assert later["title"] == "Sesja nadzwyczajna"
         found = await service.get_json("/api/v1/search?q=" + quote("nadzwyczajnej sesji"))
         assert [r["session_id"] for r in found["results"]] == [later["id"]]
-        print(f"\nwrite lock held 10 s: {answered} reads, slowest {slowest}, loop stall {stall[0]}")
+        print(f"\nwrite lock held 8 s: {answered} reads, slowest {slowest}, loop stall {stall[0]}")
     finally:
         await stop_service(service)
 
