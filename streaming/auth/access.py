@@ -122,9 +122,13 @@ async def check_password(
     if wait > 0:
         log.info("sign-in (%s) for %r from %s refused: must wait", how, name, address)
         raise SignInRefused(wait, busy=False)
+    checks = app[PASSWORD_CHECKS]
+    if checks.full() and not checks.may_know(name, password):
+        # Refused before the account is read: a flood of guesses costs no archive reads.
+        log.info("sign-in (%s) for %r from %s refused: too many checks", how, name, address)
+        raise SignInRefused(1, busy=True)
     user = await app[ARCHIVE].read(ArchiveIndex.get_user, name)
     stored = user.password_hash if user else None
-    checks = app[PASSWORD_CHECKS]
     if user is not None and stored and not user.disabled and checks.known(name, password, stored):
         # Found right before against this same hash: no check, no place in the line.
         throttle.succeeded(name)

@@ -121,6 +121,15 @@ class PasswordChecks:
         self._right.move_to_end(key)
         return True
 
+    def full(self) -> bool:
+        """Whether a new check would be refused now (ChecksBusy)."""
+        return self._inside >= self._capacity
+
+    def may_know(self, name: str, password: str) -> bool:
+        """Whether these credentials were found right before, against whatever hash: worth
+        reading the account to see if `known` holds."""
+        return self._credentials(name, password) in self._right
+
     def remember(self, name: str, password: str, stored: str) -> None:
         """These credentials were just found right against stored."""
         key = self._credentials(name, password)

@@ -10,7 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import pytest
 from conftest import OPERATOR, Service, basic
+
+from archive.index import ArchiveIndex
+from streaming.keys import PASSWORD_CHECKS
 
 
 def session_body() -> dict[str, Any]:
@@ -94,3 +98,34 @@ async def test_a_script_found_right_before_is_not_refused_while_guesses_fill_the
     assert await me(OPERATOR, "192.0.2.1") == 200
     statuses = await asyncio.gather(*guesses)
     assert set(statuses) == {401, 429} and statuses.count(429) >= 10
+
+
+async def test_guesses_refused_as_busy_do_not_read_the_archive(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bench/hostile_load.py: a bogus Basic request read its account before it was refused.
+    await service.get_json("/api/v1/me", headers=basic(OPERATOR))  # remembered from now on
+    reads: list[str] = []
+    real_get_user = ArchiveIndex.get_user
+
+    def counted(self: ArchiveIndex, name: str) -> Any:
+        reads.append(name)
+        return real_get_user(self, name)
+
+    monkeypatch.setattr(ArchiveIndex, "get_user", counted)
+    checks = service.app[PASSWORD_CHECKS]
+    monkeypatch.setattr(checks, "full", lambda: True)  # every check slot taken
+
+    async def me(credentials: tuple[str, str], forwarded: str) -> tuple[int, str | None]:
+        async with service.http.get(
+            service.base + "/api/v1/me",
+            headers={**basic(credentials), "X-Forwarded-For": forwarded},
+        ) as resp:
+            return resp.status, resp.headers.get("Retry-After")
+
+    assert await me(("nobody", "guess"), "198.51.100.7") == (429, "1")
+    assert await me((OPERATOR[0], "wrong"), "198.51.100.8") == (429, "1")
+    assert reads == []
+    # Credentials found right before still get through, by one read of their account.
+    assert (await me(OPERATOR, "192.0.2.1"))[0] == 200
+    assert reads == [OPERATOR[0]]
