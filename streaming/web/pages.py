@@ -118,7 +118,7 @@ async def home(request: web.Request) -> web.Response:
         for chamber in settings.chambers
     ]
     upcoming = sorted(
-        (s for s in sessions if s.state == "scheduled" and s.scheduled_end > now),
+        (s for s in sessions if s.state == "scheduled" and s.scheduled_end > now and s.published),
         key=lambda s: s.scheduled_start,
     )[:UPCOMING_SHOWN]
     recent = sorted(

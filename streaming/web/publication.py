@@ -371,6 +371,14 @@ async def sessions_ics(request: web.Request) -> web.Response:
         end = s.ended_at or max(s.scheduled_end, now if s.state == "live" else s.scheduled_end)
         if end <= start:
             end = start + timedelta(minutes=1)
+        # A withdrawn session's page answers 410: no URL to it. One still to come stays in the
+        # calendar as CANCELLED under the same UID, so a subscribed calendar marks (or drops)
+        # the event it already holds instead of keeping it as coming; one that took place
+        # stays as it was (its vote lists are still published).
+        if s.published:
+            status = "CONFIRMED" if s.state != "scheduled" else "TENTATIVE"
+        else:
+            status = "CANCELLED" if s.state == "scheduled" else "CONFIRMED"
         lines += [
             "BEGIN:VEVENT",
             f"UID:session-{s.id}@{host}",
@@ -379,8 +387,8 @@ async def sessions_ics(request: web.Request) -> web.Response:
             f"DTEND:{_ics_time(end)}",
             f"SUMMARY:{ics_escape(s.title)}",
             f"LOCATION:{ics_escape(_chamber_name(request, s.chamber))}",
-            f"URL:{base}/sessions/{s.id}",
-            f"STATUS:{'CONFIRMED' if s.state != 'scheduled' else 'TENTATIVE'}",
+            *([f"URL:{base}/sessions/{s.id}"] if s.published else []),
+            f"STATUS:{status}",
             "END:VEVENT",
         ]
     lines.append("END:VCALENDAR")
