@@ -343,10 +343,14 @@ async def session_page(request: web.Request) -> web.Response:
     start = _start_at(said, request.query.get("t"), duration)
     if isinstance(start, str):
         return _error(request, 400, start, Back(f"/sessions/{sid}", "pages.back_to_session"))
+    live_href: str | None = f"/live/{session.chamber}"
     try:
         chamber_name = settings.chamber(session.chamber).name
     except KeyError:
         chamber_name = session.chamber  # a chamber since taken out of the configuration
+        live_href = None
+    # A session still to come has no recording: no player, but when and where to watch live.
+    coming = session.state == "scheduled"
     base = public_base(request)
     width, height = embed_size(None, None)
     events = _events(said, record)
@@ -362,8 +366,10 @@ async def session_page(request: web.Request) -> web.Response:
         request,
         "session.html",
         session.title,
-        player=True,
+        player=not coming,
         session=session,
+        coming=coming,
+        live_href=live_href,
         oembed_href=oembed_href(request, session),
         chamber_name=chamber_name,
         duration=duration,

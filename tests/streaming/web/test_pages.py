@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -251,6 +252,39 @@ async def test_axe_finds_no_violations(
         if problems:
             found[path] = problems
     assert found == {}, found
+    await page.close()
+
+
+async def test_a_coming_session_says_when_and_links_the_live_page(
+    recorded: tuple[Service, dict[str, Any]], browser: Browser
+) -> None:
+    """Nothing recorded yet: no player and no source that answers 404, but when the session
+    starts and a link to its chamber's live page, in Polish and in English; axe finds nothing."""
+    service, _ = recorded
+    coming = await service.begin(start=False, title="LXIII Sesja – zapowiedziana")
+    cid = coming["id"]
+    at = datetime.fromisoformat(coming["scheduled_start"]).astimezone(ZoneInfo("Europe/Warsaw"))
+    when = at.strftime("%d.%m.%Y %H:%M")
+    status, _, html = await status_of(service, f"/sessions/{cid}")
+    assert status == 200, html[-500:]
+    assert "<video" not in html and "index.m3u8" not in html and 'id="moment"' not in html
+    assert f"Posiedzenie zaplanowano na {when};" in html
+    assert '<a href="/live/sala">Oglądaj na żywo: Sala obrad</a>' in html
+    _, _, english = await status_of(service, f"/sessions/{cid}?lang=en")
+    assert '<html lang="en">' in english and "<video" not in english
+    assert f"The session is scheduled for {when};" in english
+    assert '<a href="/live/sala">Watch live: Sala obrad</a>' in english
+    # In a browser: nothing the page asks for fails, and axe finds no violation.
+    page = await new_page(browser)
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    found: dict[str, list[str]] = {}
+    for path in (f"/sessions/{cid}", f"/sessions/{cid}?lang=en"):
+        await page.goto(service.base + path, wait_until="networkidle")
+        problems = await run_axe(page)
+        if problems:
+            found[path] = problems
+    assert found == {} and failed == [], (found, failed)
     await page.close()
 
 
