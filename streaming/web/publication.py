@@ -406,7 +406,13 @@ async def sessions_ics(request: web.Request) -> web.Response:
 
 def _embed_page(request: web.Request, title: str, **context: Any) -> web.Response:
     """A page with only the player and a link out, for a frame in BIP (no X-Frame-Options)."""
-    every: dict[str, Any] = {"withdrawn_id": None, "chamber": None, "session": None, "full": ""}
+    every: dict[str, Any] = {
+        "withdrawn_id": None,
+        "chamber": None,
+        "session": None,
+        "full": "",
+        "coming": None,
+    }
     html = render(
         request, "embed.html", title=title, player_words=player_words(request), **(every | context)
     )
@@ -448,7 +454,17 @@ async def embed_session(request: web.Request) -> web.Response:
         gone.headers["Cache-Control"] = "no-store"
         return gone
     full = f"/sessions/{sid}" + (f"?t={start}" if start else "")
-    response = _embed_page(request, session.title, session=session, full=full)
+    coming: dict[str, str] | None = None
+    if session.state == "scheduled":
+        # Nothing recorded yet: no player, but when it starts and where to watch it live.
+        at = session.scheduled_start.astimezone(zone_of(request))
+        known = {c.id for c in request.app[SETTINGS].chambers}
+        coming = {
+            "when": f"{at:%d.%m.%Y %H:%M}",
+            "name": _chamber_name(request, session.chamber),
+            "live": f"/live/{session.chamber}" if session.chamber in known else "",
+        }
+    response = _embed_page(request, session.title, session=session, full=full, coming=coming)
     if private:
         response.headers["Cache-Control"] = "private, no-store"
     return response

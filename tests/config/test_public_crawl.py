@@ -335,7 +335,7 @@ async def test_public_site_crawls_clean_behind_nginx_and_varnish(
             return crawls
 
         # A withdrawn recording (410 to the public), a session still to come (no recording
-        # yet: its player has nothing to play), then a live session, two agenda items taken up
+        # yet), then a live session, two agenda items taken up
         # and a vote held.
         withdrawn = await service.begin(title="Sesja wycofana")
         await service.post_json(f"/api/v1/sessions/{withdrawn['id']}/stop")
@@ -343,11 +343,9 @@ async def test_public_site_crawls_clean_behind_nginx_and_varnish(
             f"/api/v1/sessions/{withdrawn['id']}/publish", {"published": False}, auth=STAFF
         )
         coming = await service.begin(start=False, title="Sesja zwołana")
-        intended: tuple[Intended, ...] = (
-            (410, rf"^(/embed)?/sessions/{withdrawn['id']}(\?|$)", WITHDRAWN),
-            (410, rf"^/sessions/{withdrawn['id']}/", WITHDRAWN),
-            (404, rf"^/sessions/{coming['id']}/index\.m3u8$", "has no recording yet"),
-        )
+        # Neither is a dead end: nothing public links the withdrawn recording's page (410), and
+        # the coming session's page has no player whose playlist would answer 404.
+        intended: tuple[Intended, ...] = ()
         council = [{"name": "Anna Nowak", "caucus": "KO"}, {"name": "Jan Lis", "caucus": ""}]
         added = await service.post_json("/api/v1/councillors", {"councillors": council}, status=201)
         session = await record_two_items(service, stop=False)
@@ -366,8 +364,13 @@ async def test_public_site_crawls_clean_behind_nginx_and_varnish(
                          "recorded segment", "webvtt", "feed", "embed", "oembed",
                          "votes"):  # fmt: skip
                 assert kinds[kind] > 0, (crawl.name, kind, kinds)
-            # The withdrawn recording was met, and said so.
-            assert crawl.visits[f"/sessions/{withdrawn['id']}"].status == 410, crawl.name
+            # The coming session was met; the withdrawn recording was not, and still says 410.
+            assert crawl.visits[f"/sessions/{coming['id']}"].status == 200, crawl.name
+            assert f"/sessions/{withdrawn['id']}" not in crawl.visits, crawl.name
+            gone = f"{crawl.base}/sessions/{withdrawn['id']}"
+            async with http.get(gone, headers={"Accept": BROWSER}) as resp:
+                said = await resp.text()
+                assert resp.status == 410 and re.search(WITHDRAWN, said), (crawl.name, said[:200])
             # The live player's script reports the viewer (a POST, never cached).
             beacon = {"id": f"crawl-{crawl.name.split(',')[0]}"}
             async with http.post(crawl.base + "/live/sala/viewers", json=beacon) as resp:

@@ -262,6 +262,14 @@ async def test_embeds_and_oembed(service: Service) -> None:
     live = await fetch(service, "/embed/live/sala")
     assert live[0] == 200 and "X-Frame-Options" not in live[1]
     assert 'data-src="/live/sala/index.m3u8" data-live="1"' in live[2].decode()
+    # A session still to come: no player (its playlist would answer 404), but when and where.
+    coming = await schedule(service, "LXI Sesja zapowiedziana")
+    at = datetime.fromisoformat(coming["scheduled_start"]).astimezone(ZoneInfo("Europe/Warsaw"))
+    status, _, raw = await fetch(service, f"/embed/sessions/{coming['id']}?lang=en")
+    html = raw.decode()
+    assert status == 200 and "<video" not in html and "index.m3u8" not in html, html
+    assert f"The session is scheduled for {at:%d.%m.%Y %H:%M};" in html
+    assert '<a href="/live/sala" target="_blank" rel="noopener">Watch live: Sala obrad</a>' in html
 
     page_url = f"{service.base}/sessions/{sid}"
     session_page = await service.get_text(f"/sessions/{sid}")
