@@ -152,6 +152,11 @@ async def test_pages_render(service: Service) -> None:
     assert 'lang="pl"' in home and "LVIII Sesja" in home
     live = await service.get_text("/live")
     assert "/live/sala/index.m3u8" in live
+    # A coming session's page says when and links the live page: nothing to play yet.
+    page = await service.get_text(f"/sessions/{created['id']}")
+    assert 'href="/live/sala"' in page and "index.m3u8" not in page
+    # Once it starts, its page plays its recording.
+    await service.post_json(f"/api/v1/sessions/{created['id']}/start")
     page = await service.get_text(f"/sessions/{created['id']}")
     assert f"/sessions/{created['id']}/index.m3u8" in page
     await service.get_text("/static/player.js")
