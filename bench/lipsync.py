@@ -28,21 +28,20 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 from config.settings import RtspAudio, RtspSource, parse_settings
-from recorder.ffmpeg import SEGMENT_LIST, capture_argv, parse_segment_line
+from recorder.ffmpeg import SEGMENT_LIST, capture_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 # Appended, not put first: tests/streaming would hide the streaming package.
 sys.path.append(str(ROOT / "tests"))
 
 from cameras.camera import RtspCamera  # noqa: E402
-from cameras.media_clock import read_media_clock  # noqa: E402
+from cameras.media_clock import read_media_clock, record_clock  # noqa: E402
 from conftest import (  # noqa: E402
     config_text,
     free_port,
@@ -78,28 +77,10 @@ async def lipsync_round(
         async with asyncio.TaskGroup() as starting:
             starting.create_task(camera.start())
             starting.create_task(mics.start())
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        clock = await record_clock(argv, run_dir, WIDTH, seconds=seconds)
     finally:
         await camera.stop()
         await mics.stop()
-    listing = (run_dir / SEGMENT_LIST).read_text().split()
-    entries = [e for e in map(parse_segment_line, listing) if e is not None]
-    clock = await read_media_clock([run_dir / e.file for e in entries], WIDTH)
     return clock.lipsync()
 
 

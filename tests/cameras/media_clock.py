@@ -8,7 +8,9 @@ from __future__ import annotations
 import array
 import asyncio
 import bisect
+import contextlib
 import re
+import signal
 import tempfile
 import time
 from collections.abc import Sequence
@@ -16,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cameras.marks import CLICK_HZ, CLICK_SECONDS
+from conftest import wait_for
 
-from recorder.ffmpeg import clock_code_layout, clock_stamps
+from recorder.ffmpeg import SEGMENT_LIST, clock_code_layout, clock_stamps, parse_segment_line
 
 WRAP = 2**32
 AUDIO_RATE = 48000  # the recorder's AAC rate; the reader asks ffmpeg for it whatever the input
@@ -200,3 +203,44 @@ async def read_media_clock(
         wall = min(candidates, key=lambda s: abs(s - around))
         clicks.append(Click(media, float(wall)))
     return MediaClock(frames, tuple(clicks))
+
+
+async def record_clock(
+    argv: Sequence[str],
+    run_dir: Path,
+    width: int,
+    *,
+    segments: int | None = None,
+    seconds: float | None = None,
+) -> MediaClock:
+    """Run the capture `argv` (segments listed in run_dir) until `segments` are listed (at most
+    30 s) or for `seconds`, stop it as the supervisor does (one SIGINT: a second can spoil the
+    last segment), and read the marks of the listed segments back."""
+    listing = run_dir / SEGMENT_LIST
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        if segments is not None:
+
+            async def enough() -> bool:
+                return listing.exists() and len(listing.read_text().split()) >= segments
+
+            await wait_for(enough, 30, f"{segments} segments")
+        else:
+            await asyncio.sleep(seconds or 0)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+    entries = [e for e in map(parse_segment_line, listing.read_text().split()) if e is not None]
+    return await read_media_clock([run_dir / e.file for e in entries], width)

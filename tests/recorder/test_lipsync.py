@@ -6,17 +6,15 @@ time of each click the picture must show that same second, within 100 ms."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 from pathlib import Path
 
 import pytest
 from cameras.camera import RtspCamera
-from cameras.media_clock import MediaClock, read_media_clock
-from conftest import free_port, wait_for
+from cameras.media_clock import MediaClock, record_clock
+from conftest import free_port
 
 from config.settings import RtspAudio, RtspSource
-from recorder.ffmpeg import SEGMENT_LIST, capture_argv, parse_segment_line
+from recorder.ffmpeg import capture_argv
 
 WIDTH, FPS = 320, 25
 CLICKS = 3  # whole seconds recorded, at least
@@ -34,32 +32,7 @@ async def record_clicks(
     run_dir.mkdir()
     source = RtspSource(kind="rtsp", url=camera.url, video=video)
     argv = capture_argv(source, run_dir, 1, RtspAudio(kind="rtsp", url=mics.url))
-    listing = run_dir / SEGMENT_LIST
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-
-        async def enough() -> bool:
-            lines = listing.read_text().split() if listing.exists() else []
-            return len(lines) >= CLICKS + 1
-
-        await wait_for(enough, 30, f"{CLICKS + 1} segments")
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)  # exactly one: a second can spoil the last segment
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-    entries = [e for e in map(parse_segment_line, listing.read_text().split()) if e is not None]
-    return await read_media_clock([run_dir / e.file for e in entries], WIDTH)
+    return await record_clock(argv, run_dir, WIDTH, segments=CLICKS + 1)
 
 
 @pytest.mark.parametrize(
@@ -103,26 +76,8 @@ async def test_camera_marks_read_back_in_sync_from_one_connection(tmp_path: Path
     run_dir = tmp_path / "run-0001"
     run_dir.mkdir()
     source = RtspSource(kind="rtsp", url=camera.url)
-    listing = run_dir / SEGMENT_LIST
     async with camera:
-        proc = await asyncio.create_subprocess_exec(
-            *capture_argv(source, run_dir, 1),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-
-            async def enough() -> bool:
-                return listing.exists() and len(listing.read_text().split()) >= 4
-
-            await wait_for(enough, 30, "four segments")
-        finally:
-            proc.send_signal(signal.SIGINT)
-            await asyncio.wait_for(proc.wait(), 15)
-    names = [line.split(",")[0] for line in listing.read_text().split()]
-    clock = await read_media_clock([run_dir / name for name in names], WIDTH)
+        clock = await record_clock(capture_argv(source, run_dir, 1), run_dir, WIDTH, segments=4)
     # Every frame stamped, one frame interval apart, no frame lost.
     assert len(clock.frames) >= 3 * FPS
     steps = {round(b[1] - a[1], 3) for a, b in zip(clock.frames, clock.frames[1:], strict=False)}
