@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -302,3 +303,18 @@ async def watched(make_settings: Callable[..., Settings]) -> AsyncIterator[Servi
         yield service
     finally:
         await stop_service(service)
+
+
+def hold_searches(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> threading.Event:
+    """From now on every archive search waits in its reader thread until `release` is set (at
+    most 10 s); the event returned is set once one is held."""
+    entered = threading.Event()
+    real_find = ArchiveIndex.find
+
+    def held_find(self: ArchiveIndex, *args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(10)
+        return real_find(self, *args, **kwargs)
+
+    monkeypatch.setattr(ArchiveIndex, "find", held_find)
+    return entered

@@ -15,13 +15,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import free_port, start_service, stop_service, wait_for
+from conftest import free_port, hold_searches, start_service, stop_service, wait_for
 from servers import start_nginx, start_varnish, terminate
 
 from archive import index as index_module
 from archive import search as search_module
-from archive.index import ArchiveIndex
-from archive.search import Dictionaries, SearchHit
+from archive.search import Dictionaries
 from config.settings import Settings
 
 # Digits only: a search that needs no dictionary (they are not loaded in this test).
@@ -87,15 +86,7 @@ async def test_status_metrics_and_a_busy_503_through_the_shipped_proxies(
             assert status == 403 and b"obrady_" not in body, (name, status, body[:200])
 
         # The only search slot is taken (a search held in the archive's reader) ...
-        entered = threading.Event()
-        real_find = ArchiveIndex.find
-
-        def held_find(self: ArchiveIndex, *args: Any, **kwargs: Any) -> list[SearchHit]:
-            entered.set()
-            release.wait(10)
-            return real_find(self, *args, **kwargs)
-
-        monkeypatch.setattr(ArchiveIndex, "find", held_find)
+        entered = hold_searches(monkeypatch, release)
         held = asyncio.ensure_future(answer(http, service.base + SEARCH))
         assert await asyncio.to_thread(entered.wait, 5)
         # ... so the control port answers 503 with Retry-After, and so does each proxy, twice

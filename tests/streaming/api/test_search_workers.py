@@ -19,7 +19,15 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import OPERATOR, Service, basic, free_port, start_service, stop_service
+from conftest import (
+    OPERATOR,
+    Service,
+    basic,
+    free_port,
+    hold_searches,
+    start_service,
+    stop_service,
+)
 from helpers import loop_stalls
 
 from archive import index as index_module
@@ -166,15 +174,7 @@ async def test_a_saturated_search_answers_503_with_retry_after_and_nothing_is_lo
         created = await _schedule(service)
         assert (await service.get_json(QUERY))["results"]
         release = threading.Event()
-        entered = threading.Event()
-        real_find = ArchiveIndex.find
-
-        def held_find(self: ArchiveIndex, *args: Any, **kwargs: Any) -> list[SearchHit]:
-            entered.set()
-            release.wait(10)
-            return real_find(self, *args, **kwargs)
-
-        monkeypatch.setattr(ArchiveIndex, "find", held_find)
+        entered = hold_searches(monkeypatch, release)
         first = asyncio.ensure_future(_get(service, QUERY))
         assert await asyncio.to_thread(entered.wait, 5)
         refused = await asyncio.gather(*(_get(service, QUERY) for _ in range(3)))
