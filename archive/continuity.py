@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from archive.db import NotFound, Store
+from archive.db import NotFound, Store, to_text
 
 # (kind, media time in the run (the segment list's timeline), seconds, cause)
 HoleRow = tuple[str, float, float, str]
@@ -109,9 +109,69 @@ class ContinuityStore(Store):
         ).fetchall()
         return [UncheckedSegment(*row) for row in rows]
 
+    def record_sound_hole(
+        self, session_id: int, start: datetime, seconds: float, cause: str
+    ) -> None:
+        """A stretch where the chamber's shared sound had nothing from its source (silence was
+        recorded in its place), on the wall clock."""
+        if seconds <= 0:
+            raise ValueError(f"a sound hole must last more than 0 s, not {seconds}")
+        with self._tx() as c:
+            if c.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
+                raise NotFound(f"session {session_id} does not exist")
+            c.execute(
+                "INSERT INTO sound_holes (session_id, start, seconds, cause) VALUES (?,?,?,?)",
+                (session_id, to_text(start), seconds, cause),
+            )
+
+    def _sound_holes_in_program(self, session_id: int) -> list[MediaHole]:
+        """The session's sound holes where they fall in its program's room cameras (a hole
+        while the slate was the program, or while nothing was recorded, is no hole in the
+        recording): one piece per program segment it overlaps."""
+        holes = self._conn.execute(
+            "SELECT start, seconds, cause FROM sound_holes WHERE session_id = ? ORDER BY start",
+            (session_id,),
+        ).fetchall()
+        if not holes:
+            return []
+        rows = self._conn.execute(
+            "SELECT r.camera, r.anchor_at, r.media_origin, s.media_start, s.duration"
+            " FROM program p JOIN segments s ON s.id = p.segment_id JOIN runs r ON r.id = s.run_id"
+            " WHERE p.session_id = ? AND r.anchor_at IS NOT NULL AND r.camera != 'slate'"
+            " ORDER BY p.seq",
+            (session_id,),
+        ).fetchall()
+        spans = []
+        for camera, anchor_at, origin, media_start, duration in rows:
+            begin = datetime.fromisoformat(anchor_at) + timedelta(
+                seconds=media_start - (origin or 0.0)
+            )
+            spans.append((begin, begin + timedelta(seconds=duration), camera))
+        found: list[MediaHole] = []
+        for start_text, seconds, cause in holes:
+            start = datetime.fromisoformat(start_text)
+            end = start + timedelta(seconds=seconds)
+            for begin, finish, camera in spans:
+                lo, hi = max(start, begin), min(end, finish)
+                if hi <= lo:
+                    continue
+                last = found[-1] if found else None
+                if (
+                    last is not None
+                    and last.cause == cause
+                    and last.camera == camera
+                    and (abs((lo - last.end).total_seconds()) < 0.05)
+                ):
+                    # Consecutive segments of one camera: one hole, not one per segment.
+                    merged = (hi - last.start).total_seconds()
+                    found[-1] = MediaHole("audio", last.start, merged, cause, camera)
+                else:
+                    found.append(MediaHole("audio", lo, (hi - lo).total_seconds(), cause, camera))
+        return found
+
     def media_holes(self, session_id: int) -> list[MediaHole]:
         """The holes found in the session's program, in wall-clock order (placed by their run's
-        anchor: media time origin at anchor_at)."""
+        anchor: media time origin at anchor_at), with the chamber sound's holes among them."""
         rows = self._conn.execute(
             "SELECT h.kind, h.media_at, h.seconds, h.cause, r.camera, r.anchor_at, r.media_origin"
             " FROM media_holes h JOIN program p ON p.segment_id = h.segment_id"
@@ -125,4 +185,5 @@ class ContinuityStore(Store):
                 seconds=media_at - (origin or 0.0)
             )
             holes.append(MediaHole(kind, start, seconds, cause, camera))
+        holes += self._sound_holes_in_program(session_id)
         return sorted(holes, key=lambda hole: hole.start)

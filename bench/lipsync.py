@@ -17,8 +17,13 @@ encodes before anyone connects).
    is read off the picture clock (first frame after, minus last frame before, minus one frame
    interval), the reported one is the session's `recording.gaps[0].seconds`.
 
+With --shared the chamber sound reaches the camera's ffmpeg through the chamber's audio hub
+(recorder/audiohub.py: opened and encoded once, shared over loopback multicast), as the
+recorder runs it for RTSP cameras by default; without, each camera's ffmpeg opens it itself.
+
 Usage (from the repository root):
     .venv/bin/python bench/lipsync.py [--rounds 3] [--seconds 6] [--outage 5] [--fps 25]
+        [--shared]
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import tempfile
 from pathlib import Path
 
 from config.settings import RtspAudio, RtspSource, parse_settings
+from recorder.audiohub import AudioHub
 from recorder.ffmpeg import SEGMENT_LIST, capture_argv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,9 +67,16 @@ MICS = [("G.711 (PCMA)", "pcma"), ("AAC", "aac")]
 
 
 async def lipsync_round(
-    folder: Path, camera_video: str, record_video: str, mics_audio: str, seconds: float, fps: int
+    folder: Path,
+    camera_video: str,
+    record_video: str,
+    mics_audio: str,
+    seconds: float,
+    fps: int,
+    shared: bool = False,
 ) -> list[float]:
-    """Sound minus picture (s) at each click of one recording."""
+    """Sound minus picture (s) at each click of one recording; with `shared`, the sound comes
+    through the chamber's audio hub (recorder/audiohub.py) as the recorder runs it."""
     camera = RtspCamera(
         free_port(), video=camera_video, audio="none", fps=fps, clock_code=True, watched=True
     )
@@ -71,14 +84,25 @@ async def lipsync_round(
     run_dir = folder / "run-0001"
     run_dir.mkdir(parents=True)
     source = RtspSource(kind="rtsp", url=camera.url, video=record_video)  # type: ignore[arg-type]
-    argv = capture_argv(source, run_dir, 1, RtspAudio(kind="rtsp", url=mics.url))
+    audio = RtspAudio(kind="rtsp", url=mics.url)
+    hub = AudioHub(audio) if shared else None
     try:
         # A task group: if one fails to start, the other's start is cancelled (and cleans up).
         async with asyncio.TaskGroup() as starting:
             starting.create_task(camera.start())
             starting.create_task(mics.start())
+        if hub is not None:
+            hub.start()
+
+            async def receiving() -> bool:
+                return hub.status.source_state == "receiving"
+
+            await wait_for(receiving, 10, "the hub's sound")
+        argv = capture_argv(source, run_dir, 1, audio if hub is None else hub.link)
         clock = await record_clock(argv, run_dir, WIDTH, seconds=seconds)
     finally:
+        if hub is not None:
+            await asyncio.to_thread(hub.stop)
         await camera.stop()
         await mics.stop()
     return clock.lipsync()
@@ -125,24 +149,38 @@ async def main() -> None:
     parser.add_argument("--outage", type=float, default=5.0)
     parser.add_argument("--fps", type=int, default=25, help="the camera's frame rate")
     parser.add_argument("--skip-drop", action="store_true")
+    parser.add_argument(
+        "--shared", action="store_true", help="the sound through the chamber's audio hub"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     folder = Path(tempfile.mkdtemp(prefix="obrady-lipsync-"))
     try:
-        print("| camera | chamber sound | sound minus picture, each round (ms) | worst (ms) |")
-        print("|---|---|---|---|")
+        print(
+            "| camera | chamber sound | sound minus picture, each round (ms) | worst round (ms)"
+            " | worst click (ms) |"
+        )
+        print("|---|---|---|---|---|")
         for label, camera_video, record_video in CASES:
             for mics_label, mics_audio in MICS:
-                medians = []
+                medians, clicks = [], []
                 for n in range(args.rounds):
                     where = folder / f"{camera_video}-{mics_audio}-{n}"
                     offsets = await lipsync_round(
-                        where, camera_video, record_video, mics_audio, args.seconds, args.fps
+                        where,
+                        camera_video,
+                        record_video,
+                        mics_audio,
+                        args.seconds,
+                        args.fps,
+                        args.shared,
                     )
                     medians.append(1000 * statistics.median(offsets) if offsets else float("nan"))
+                    clicks += [1000 * x for x in offsets]
                 rounds = ", ".join(f"{m:+.0f}" for m in medians)
                 worst = max(medians, key=abs)
-                print(f"| {label} | {mics_label} | {rounds} | {worst:+.0f} |")
+                click = max(clicks, key=abs) if clicks else float("nan")
+                print(f"| {label} | {mics_label} | {rounds} | {worst:+.0f} | {click:+.0f} |")
         if not args.skip_drop:
             print()
             print("| fault | real hole, picture clock (s) | reported gap (s) | error (ms) |")

@@ -368,6 +368,9 @@ class RtspAudio(_Model):
     url: str
     transport: Literal["tcp", "udp"] = "tcp"
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # Opened and encoded once for every RTSP camera of the chamber (recorder/audiohub.py);
+    # false: each camera's ffmpeg opens it and encodes it itself.
+    shared: bool = True
 
     _url = field_validator("url")(RtspSource._rtsp_url.__func__)  # type: ignore[attr-defined]
 
@@ -379,6 +382,9 @@ class AlsaAudio(_Model):
     device: str
     channels: Annotated[int, Field(ge=1, le=8)] = 2
     sample_rate: Annotated[int, Field(ge=8000, le=192000)] = 48000
+    # Opened once (only one process may open a hw: device) and encoded once for every RTSP
+    # camera of the chamber (recorder/audiohub.py); false: each camera's ffmpeg opens it.
+    shared: bool = True
 
 
 AudioSource = Annotated[RtspAudio | AlsaAudio, Field(discriminator="kind")]
@@ -435,16 +441,24 @@ class ChamberSettings(_Model):
             raise ValueError(f"camera ids must be unique in a chamber, got {ids}")
         if self.program is not None and self.program not in ids:
             raise ValueError(f"program {self.program!r} is not one of the cameras {ids}")
+        own = [c.id for c in self.camera_list if not isinstance(c.source, RtspSource)]
+        if not (isinstance(self.audio, AlsaAudio) and self.audio.shared):
+            own = ids  # without the audio hub every camera's capture opens the chamber audio
         if (
             isinstance(self.audio, AlsaAudio)
             and len(ids) > 1
+            and own
             and re.match(r"^(plug)?hw:", self.audio.device)
         ):
-            # Every camera's capture opens the chamber audio; a hardware device opens once.
+            # Only RTSP cameras share the chamber sound's hub (recorder/audiohub.py), which alone
+            # opens the device; any other camera opens it itself, and a hardware device opens
+            # once.
             raise ValueError(
-                f"audio device {self.audio.device!r} can be opened by one capture only, and this "
-                f"chamber has {len(ids)} cameras: define an ALSA dsnoop device over it (e.g. "
-                "'chamber_mics' in /etc/asound.conf) and name that, or use a network audio stream"
+                f"audio device {self.audio.device!r} can be opened by one capture only, and in "
+                f"this chamber cameras {own} open it themselves (only RTSP cameras share the "
+                "chamber sound, with audio.shared = true): make them RTSP cameras, or define an "
+                "ALSA dsnoop device over it (e.g. 'chamber_mics' in /etc/asound.conf) and name "
+                "that, or use a network audio stream"
             )
         return self
 

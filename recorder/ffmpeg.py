@@ -93,6 +93,35 @@ def _segment_output(
 ChamberAudio = RtspAudio | AlsaAudio
 
 
+@dataclass(frozen=True)
+class SharedAudio:
+    """The chamber's sound as its audio hub sends it (recorder/audiohub.py): MPEG-TS with AAC
+    on a loopback multicast group, stamped with the wall clock less `epoch` seconds."""
+
+    group: str
+    port: int
+    epoch: float
+    # A camera that hears nothing from the hub this long ends its run (and is started again).
+    timeout_seconds: float = 2.0
+
+    @property
+    def url(self) -> str:
+        """The group as a camera's ffmpeg joins it (one of many: reuse)."""
+        return (
+            f"udp://{self.group}:{self.port}?localaddr=127.0.0.1&reuse=1&overrun_nonfatal=1"
+            f"&fifo_size=50000&timeout={round(self.timeout_seconds * 1_000_000)}"
+        )
+
+
+def shared_audio_input(link: SharedAudio, sync_with: int) -> Any:
+    """A camera's input of its chamber's shared sound. Its stamps plus the epoch are the wall
+    clock; -isync keeps its offset to input `sync_with` (the camera, stamped on arrival) when
+    -start_at_zero moves the run to 0. One AAC frame read is enough to know the stream."""
+    return ffmpeg.input(
+        link.url, isync=sync_with, itsoffset=f"{link.epoch:.6f}", analyzeduration=1, probesize=32
+    )
+
+
 def chamber_audio_input(audio: ChamberAudio) -> Any:
     """The ffmpeg input of the chamber's own audio (the microphone system)."""
     if isinstance(audio, AlsaAudio):
@@ -391,8 +420,8 @@ def frame_times_fifo(source: object, run_dir: Path) -> Path | None:
     return None
 
 
-def rtsp_input(source: RtspSource) -> Any:
-    """The ffmpeg input of an RTSP camera (all its streams)."""
+def rtsp_input(source: RtspSource, **options: Any) -> Any:
+    """The ffmpeg input of an RTSP camera (all its streams), with any further input options."""
     decoding: dict[str, str] = {}
     if source.video not in ("copy", "auto"):
         # Measured (H.265 at 25 fps, 2 cores): frame threads held each decoded frame back by
@@ -407,6 +436,7 @@ def rtsp_input(source: RtspSource) -> Any:
         # Short probing keeps the start of each run close to the moment it was asked for.
         analyzeduration=500_000,
         probesize=500_000,
+        **options,
     )
 
 
@@ -414,7 +444,7 @@ def rtsp_argv(
     source: RtspSource,
     run_dir: Path,
     segment_seconds: float,
-    audio_source: ChamberAudio | None = None,
+    audio_source: ChamberAudio | SharedAudio | None = None,
 ) -> list[str]:
     """An RTSP camera: H.264 video copied as it comes (cut at the camera's keyframes) or
     re-encoded to H.264 (for H.265 cameras); any audio (AAC, G.711) converted to 48 kHz AAC
@@ -435,7 +465,21 @@ def rtsp_argv(
                 source.transcoding, segment_seconds, frame_times_fifo(source, run_dir)
             )
         )
-    if audio_source is not None:
+    if isinstance(audio_source, SharedAudio):
+        # The chamber's sound from its hub, copied (encoded once there). Both inputs on the
+        # wall clock: the hub's sound stamped when it was heard, the camera's packets as they
+        # arrive (a full input queue would hold the reading thread back and bunch them), and
+        # -start_at_zero with -isync moves both to near 0 keeping their offset. Measured
+        # (docs/chamber-audio.md): the sound 7-64 ms late, copied or re-encoded.
+        stream = rtsp_input(source, use_wallclock_as_timestamps=1, thread_queue_size=1024)
+        streams = [stream["v:0"], shared_audio_input(audio_source, sync_with=0)["a:0"]]
+        global_args += [] if "-copyts" in global_args else ["-copyts"]
+        global_args.append("-start_at_zero")
+        # When the hub is gone (its sound ends after timeout_seconds), the run ends too and is
+        # started again, joining the hub anew, rather than going on without sound. And the
+        # picture is not held back more than 1 s waiting for sound (the default is 10 s).
+        codec.update({"c:a": "copy", "shortest": None, "max_interleave_delta": 1_000_000})
+    elif audio_source is not None:
         # With -copyts every input keeps its own clock: the camera's starts near 0, an ALSA
         # device's at the wall clock (1.7e9 s), which kept all its audio out of the segments.
         # The chamber audio is re-encoded anyway, so start it at 0 like the camera.
@@ -466,7 +510,9 @@ def rtsp_argv(
     argv: list[str] = ffmpeg.compile(
         out.global_args(*GLOBAL_ARGS, *global_args, "-n"), cmd="ffmpeg"
     )
-    return _chamber_map_last(argv) if audio_source is not None else argv
+    if audio_source is None or isinstance(audio_source, SharedAudio):
+        return argv
+    return _chamber_map_last(argv)
 
 
 def _chamber_map_last(argv: list[str]) -> list[str]:
@@ -542,12 +588,15 @@ def capture_argv(
     source: CaptureSource,
     run_dir: Path,
     segment_seconds: float,
-    audio: ChamberAudio | None = None,
+    audio: ChamberAudio | SharedAudio | None = None,
 ) -> list[str]:
-    """The argv that records one run of one camera (with the chamber audio, if any)."""
+    """The argv that records one run of one camera (with the chamber audio, if any: its own
+    source, or as the chamber's audio hub shares it, which only RTSP cameras join)."""
     if isinstance(source, SlateSource):
         return slate_argv(source, run_dir, segment_seconds)
     if isinstance(source, SyntheticSource):
+        if isinstance(audio, SharedAudio):
+            raise ValueError("a synthetic source cannot join a chamber's audio hub")
         return synthetic_argv(source, run_dir, segment_seconds, audio)
     return rtsp_argv(source, run_dir, segment_seconds, audio)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -23,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol, Self
 
-from config.settings import RecordingSettings, RtspSource
+from config.settings import AlsaAudio, RecordingSettings, RtspAudio, RtspSource
+from recorder.audiohub import AudioHub, SoundHole
 from recorder.continuity import FileGrowth
 from recorder.ffmpeg import (
     FRAME_IN,
@@ -36,6 +38,7 @@ from recorder.ffmpeg import (
     CaptureSource,
     ChamberAudio,
     SegmentEntry,
+    SharedAudio,
     capture_argv,
     frame_times_fifo,
     parse_segment_line,
@@ -60,6 +63,8 @@ SOURCE_BURST = "the source sent no media, then a late burst that was dropped to 
 DROP_LOG_SECONDS = 10.0
 # A capture that dropped frames this recently has the problem ENCODER_BEHIND (status, metrics).
 DROP_PROBLEM_SECONDS = 30.0
+# In a session's folder: the holes in the chamber's shared sound, one JSON object a line.
+SOUND_HOLES = "sound-holes.jsonl"
 
 
 class RecorderError(Exception):
@@ -84,7 +89,8 @@ class CaptureJob:
     camera_id: str
     source: CaptureSource
     media_dir: Path
-    audio: ChamberAudio | None = None
+    # The chamber's sound: its own source, or (set by the Recorder) as its audio hub shares it.
+    audio: ChamberAudio | SharedAudio | None = None
 
     @property
     def key(self) -> tuple[int, str]:
@@ -202,8 +208,12 @@ class CaptureEvents(Protocol):
         """The ffmpeg run ended, for the reason given ("stopped" when asked to)."""
         ...
 
+    async def sound_missing(self, session_id: int, hole: SoundHole) -> None:
+        """The chamber's shared sound had nothing from its source (silence was recorded)."""
+        ...
 
-ArgvBuilder = Callable[[CaptureSource, Path, float, ChamberAudio | None], list[str]]
+
+ArgvBuilder = Callable[[CaptureSource, Path, float, ChamberAudio | SharedAudio | None], list[str]]
 Clock = Callable[[], datetime]
 
 
@@ -874,13 +884,17 @@ class Recorder:
         argv_builder: ArgvBuilder = capture_argv,
         clock: Clock = _utc_now,
         guardian: Guardian | None = None,
+        hole_threshold: float = 0.5,
     ) -> None:
         self._settings = settings
         self._events = events
         self._guardian = guardian
         self._argv_builder = argv_builder
         self._clock = clock
+        self._hole_threshold = hole_threshold
         self._captures: dict[tuple[int, str], tuple[CaptureSupervisor, asyncio.Task[None]]] = {}
+        # The chamber sound's hub of each session whose RTSP cameras share it.
+        self._hubs: dict[int, AudioHub] = {}
         self._tasks = TaskSet("recorder")
         self.blocked: str | None = None
 
@@ -914,6 +928,7 @@ class Recorder:
             raise AlreadyRecording(
                 f"camera {job.camera_id} of session {job.session_id} is already being recorded"
             )
+        job = self._join_hub(job)
         supervisor = CaptureSupervisor(
             job,
             self._settings,
@@ -925,6 +940,70 @@ class Recorder:
         task = self._tasks.spawn(supervisor.run(), name=f"capture-{job.session_id}-{job.camera_id}")
         self._captures[job.key] = (supervisor, task)
         return supervisor
+
+    def _join_hub(self, job: CaptureJob) -> CaptureJob:
+        """An RTSP camera with the chamber's sound, to be shared: the job joins its session's
+        audio hub (started now for its first camera)."""
+        audio = job.audio
+        if not isinstance(audio, RtspAudio | AlsaAudio) or not audio.shared:
+            return job
+        if not isinstance(job.source, RtspSource):
+            return job  # a synthetic picture (the demo) makes its own timing: not shared
+        hub = self._hubs.get(job.session_id)
+        if hub is None:
+            loop = asyncio.get_running_loop()
+            session_id = job.session_id
+            record = job.media_dir.parent / SOUND_HOLES
+
+            def report(hole: SoundHole) -> None:  # called on the hub's thread
+                # Beside the media first (the truth the index can be rebuilt from), then the
+                # archive.
+                line = {
+                    "start": hole.start.isoformat(),
+                    "seconds": hole.seconds,
+                    "cause": hole.cause,
+                }
+                try:
+                    with record.open("a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(line) + "\n")
+                except OSError:
+                    log.exception("session %s: could not write %s", session_id, record)
+                loop.call_soon_threadsafe(self._report_hole, session_id, hole)
+
+            hub = AudioHub(
+                audio,
+                kbps=job.source.transcoding.audio_kbps,
+                hole_threshold=self._hole_threshold,
+                on_hole=report,
+                chamber=job.chamber_id,
+                name=f"{job.chamber_id} (session {job.session_id})",
+            )
+            hub.start()
+            self._hubs[job.session_id] = hub
+        return dataclasses.replace(job, audio=hub.link)
+
+    def _report_hole(self, session_id: int, hole: SoundHole) -> None:
+        if not self._tasks.closed:
+            self._tasks.spawn(
+                self._events.sound_missing(session_id, hole), name=f"sound-hole-{session_id}"
+            )
+
+    def hub(self, session_id: int) -> AudioHub | None:
+        """The session's chamber-sound hub, while one runs."""
+        return self._hubs.get(session_id)
+
+    def hubs(self) -> list[tuple[int, AudioHub]]:
+        """(session id, hub) of every chamber-sound hub running."""
+        return list(self._hubs.items())
+
+    async def _stop_hub_if_unused(self, session_id: int) -> None:
+        """Stop the session's hub once none of its cameras is captured (its last hole is
+        reported as it stops)."""
+        hub = self._hubs.get(session_id)
+        if hub is None or any(key[0] == session_id for key in self._captures):
+            return
+        del self._hubs[session_id]
+        await asyncio.to_thread(hub.stop)
 
     async def stop(self, session_id: int, reason: str = "stopped") -> None:
         """Stop every camera of a session and wait until their last segments are reported."""
@@ -947,6 +1026,7 @@ class Recorder:
         finally:
             if self._captures.get(key) is entry and task.done():
                 del self._captures[key]
+                await self._stop_hub_if_unused(key[0])
 
     async def stop_all(self, reason: str = "stopped") -> None:
         """Stop every capture, each finishing its segment."""
@@ -960,4 +1040,8 @@ class Recorder:
         """Stop every capture, each finishing its segment, then wait for every task (used at
         shutdown)."""
         await self.stop_all("obrady was shut down")
+        while self._hubs:
+            _, hub = self._hubs.popitem()
+            await asyncio.to_thread(hub.stop)
+        await asyncio.sleep(0)  # the hubs' last holes are handed over before the tasks close
         await self._tasks.close()

@@ -120,6 +120,9 @@ class Collected:
     async def run_ended(self, *args: object) -> None:
         pass
 
+    async def sound_missing(self, *args: object) -> None:
+        pass
+
 
 @dataclass
 class Recorded:

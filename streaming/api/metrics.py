@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from archive.records import Session
+from recorder.audiohub import RATE
 from recorder.supervisor import CaptureStatus
 from streaming.api.search import search_status
 from streaming.hls.viewers import live_viewers
@@ -34,6 +35,7 @@ routes = web.RouteTableDef()
 
 CAPTURE = ("chamber", "session", "camera")
 PUSH = ("chamber", "destination")
+SOUND = ("chamber", "session")
 
 
 def _capture(c: CaptureStatus) -> tuple[str, str, str]:
@@ -120,6 +122,24 @@ class _AppCollector(Collector):
             "Frames a re-encode dropped because it fell behind real time.",
             CAPTURE,
             [(_capture(c), c.frames_dropped) for c in captures],
+        )
+        hubs = recorder.hubs()
+        yield _family(
+            "obrady_chamber_sound_silent_seconds_total",
+            "counter",
+            "Seconds of silence a chamber's shared sound sent because its source had none.",
+            SOUND,
+            [((h.chamber, str(sid)), h.status.samples_silent / RATE) for sid, h in hubs],
+        )
+        yield _family(
+            "obrady_chamber_sound_receiving",
+            "gauge",
+            "1 while a chamber's shared sound receives sound from its source.",
+            SOUND,
+            [
+                ((h.chamber, str(sid)), float(h.status.source_state == "receiving"))
+                for sid, h in hubs
+            ],
         )
         index = app[INDEXER].status()
         yield _family(

@@ -523,6 +523,10 @@ async def status(request: web.Request) -> web.Response:
         problems = health.problems(settings.monitoring) if health else []
         # A re-encode that cannot keep real time drops frames: an alarm while it does.
         problems += s.encoder_problems(now)
+        hub = recorder.hub(s.session_id) if s.audio_mode == "chamber" else None
+        if hub is not None and hub.status.source_state in ("silent", "failed"):
+            why = hub.status.source_error or "its source sends no sound"
+            problems.append(f"no chamber sound: silence is recorded ({why})")
         age = None if s.last_segment_at is None else (now - s.last_segment_at).total_seconds()
         captures.append(
             {
@@ -549,6 +553,8 @@ async def status(request: web.Request) -> web.Response:
                 "last_exit_code": s.last_exit_code,
                 "last_error": s.last_error,
                 "last_progress_at": _iso(s.last_progress_at),
+                # The chamber's sound as its hub shares it (opened and encoded once), if so.
+                "chamber_sound": None if hub is None else hub.status.as_dict(),
                 "source": {
                     "problems": problems,
                     "frozen_seconds": health.frozen_seconds if health else None,

@@ -178,6 +178,7 @@ def create_app(
                 argv_builder=argv_builder,
                 clock=clock,
                 guardian=guardian,
+                hole_threshold=settings.monitoring.hole_threshold_seconds,
             )
             # Leaving stops every capture; sessions stay live in the archive: the next start
             # of obrady resumes them.

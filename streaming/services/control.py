@@ -23,6 +23,7 @@ from archive.index import (
 from archive.integrity import append_manifest, read_manifest, sha256_file
 from config.settings import Settings
 from recorder.analysis import SegmentAnalyzer
+from recorder.audiohub import SoundHole
 from recorder.ffmpeg import SEGMENT_LIST, SlateSource, parse_segment_line
 from recorder.lifecycle import TaskSet
 from recorder.push import ProgramPusher
@@ -280,6 +281,10 @@ class ArchiveCaptureEvents:
         self._indexer.run_ended(job.session_id, run_token, ended_at, exit_code, reason)
         if self._checker is not None:
             self._checker.run_ended(run_token)
+
+    async def sound_missing(self, session_id: int, hole: SoundHole) -> None:
+        """Queue the record of a hole in the chamber's shared sound."""
+        self._indexer.sound_hole(session_id, hole.start, hole.seconds, hole.cause)
 
 
 def recover_from_disk(

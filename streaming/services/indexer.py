@@ -163,6 +163,16 @@ class ArchiveIndexer:
 
         self._put(_Job(f"end of run token {token}", session_id, work, self._clock()))
 
+    def sound_hole(self, session_id: int, start: datetime, seconds: float, cause: str) -> None:
+        """Queue the record of a hole in the chamber's shared sound."""
+
+        async def work() -> None:
+            await self._archive.call(
+                self._archive.index.record_sound_hole, session_id, start, seconds, cause
+            )
+
+        self._put(_Job(f"sound hole of session {session_id}", session_id, work, self._clock()))
+
     # Any other write that must keep its place among them -----------------------------------
 
     def write(

@@ -135,3 +135,31 @@ async def test_holes_checked_by_the_file_s_timestamps_are_moved_to_the_list_s(
     assert [tuple(row) for row in extents] == [
         pytest.approx((2.0 * seq, 2.0 * seq + 2.0, 2.0 * seq, 2.0 * seq + 2.0)) for seq in range(3)
     ]
+
+
+async def test_a_hole_in_the_chamber_sound_is_listed_where_it_falls_in_the_program(
+    index: ArchiveIndex,
+) -> None:
+    # The run's segments cover T0 .. T0+6 s (anchored by the first segment seen at T0+2 s).
+    sid = recorded(index)
+    for seq in range(3):
+        span = (2.0 * seq, 2.0 * seq + 2.0)
+        index.record_media_check(sid, "main", "run-0001", seq, span, span, [])
+    assert (await detail_of(index, sid))["complete"] is True
+    cause = "the chamber's sound source sent no sound"
+    # One hole across two segments, one partly before the recording began, one after its end.
+    index.record_sound_hole(sid, T0 + timedelta(seconds=1.5), 3.0, cause)
+    index.record_sound_hole(sid, T0 - timedelta(seconds=1), 1.25, cause)
+    index.record_sound_hole(sid, T0 + timedelta(seconds=30), 2.0, cause)
+    holes = index.media_holes(sid)
+    assert [(h.kind, h.start, round(h.seconds, 6), h.cause, h.camera) for h in holes] == [
+        ("audio", T0, 0.25, cause, "main"),
+        ("audio", T0 + timedelta(seconds=1.5), 3.0, cause, "main"),
+    ]
+    recording = await detail_of(index, sid)
+    assert recording["complete"] is False
+    with pytest.raises(ValueError, match="more than 0 s"):
+        index.record_sound_hole(sid, T0, 0.0, cause)
+    with pytest.raises(NotFound):
+        index.record_sound_hole(sid + 99, T0, 1.0, cause)
+    assert len(index.media_holes(sid)) == 2  # the refused ones changed nothing

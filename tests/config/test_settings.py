@@ -189,6 +189,11 @@ kind = "synthetic"
     parse_settings(two.replace('"hw:1,0"', '"chamber_mics"'))  # a dsnoop PCM is shareable
     one = two.split('[[chambers.cameras]]\nid = "b"')[0]
     parse_settings(one)  # one camera may open the hardware device itself
+    # RTSP cameras share the chamber sound's hub, which alone opens the device.
+    rtsp = two.replace('kind = "synthetic"', 'kind = "rtsp"\nurl = "rtsp://192.0.2.5/s"')
+    parse_settings(rtsp)
+    with pytest.raises(ConfigError, match="dsnoop"):
+        parse_settings(rtsp.replace('device = "hw:1,0"', 'device = "hw:1,0"\nshared = false'))
 
 
 def test_site_time_zone_defaults_to_warsaw_and_refuses_unknown_zones() -> None:

@@ -16,6 +16,7 @@ from conftest import wait_for
 from helpers import ffprobe, small_tmpfs
 
 from config.settings import RecordingSettings, StorageSettings, SyntheticSource
+from recorder.audiohub import SoundHole
 from recorder.ffmpeg import SEGMENT_LIST
 from recorder.health import GB, DiskGuard
 from recorder.supervisor import CaptureBlocked, CaptureJob, FinishedSegment, Recorder
@@ -31,6 +32,7 @@ class Events:
 
     segments: list[FinishedSegment] = field(default_factory=list)
     ended: list[tuple[int | None, str]] = field(default_factory=list)
+    sound_holes: list[SoundHole] = field(default_factory=list)
 
     async def run_started(
         self, job: CaptureJob, ordinal: int, run_dir: Path, started_at: datetime
@@ -55,6 +57,9 @@ class Events:
         reason: str,
     ) -> None:
         self.ended.append((exit_code, reason))
+
+    async def sound_missing(self, session_id: int, hole: SoundHole) -> None:
+        self.sound_holes.append(hole)
 
 
 @pytest.fixture

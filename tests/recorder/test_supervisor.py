@@ -22,6 +22,7 @@ from conftest import free_port, wait_for
 from helpers import ffprobe
 
 from config.settings import RecordingSettings, RtspSource, SyntheticSource
+from recorder.audiohub import SoundHole
 from recorder.ffmpeg import SEGMENT_LIST, SEGMENT_PATTERN, CaptureSource, ChamberAudio
 from recorder.supervisor import (
     DROP_PROBLEM_SECONDS,
@@ -59,6 +60,7 @@ class Events:
     started_files: list[Path] = field(default_factory=list)
     segments: list[FinishedSegment] = field(default_factory=list)
     ended: list[RunEnd] = field(default_factory=list)
+    sound_holes: list[SoundHole] = field(default_factory=list)
     exits: int = 0
 
     async def run_started(
@@ -85,6 +87,9 @@ class Events:
         reason: str,
     ) -> None:
         self.ended.append(RunEnd(run_token, exit_code, reason))
+
+    async def sound_missing(self, session_id: int, hole: SoundHole) -> None:
+        self.sound_holes.append(hole)
 
     def of_run(self, token: int) -> list[FinishedSegment]:
         return [s for s in self.segments if s.run_token == token]

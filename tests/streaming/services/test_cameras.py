@@ -4,6 +4,7 @@ switches it with a discontinuity and no gap longer than one segment."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,26 @@ name = "Mównica"
 [chambers.cameras.source]
 kind = "rtsp"
 url = "{cam2}"
+"""
+
+
+def one_camera_config(data: Path, camera: str, audio: str) -> str:
+    """One RTSP camera at `camera` with the chamber sound `audio` (the [chambers.audio] body)."""
+    return f"""
+[server]
+port = {free_port()}
+data_dir = "{data}"
+[recording]
+segment_seconds = 1
+preroll_seconds = 0
+[[chambers]]
+id = "sala"
+name = "Sala obrad"
+[chambers.audio]
+{audio}
+[chambers.source]
+kind = "rtsp"
+url = "{camera}"
 """
 
 
@@ -137,24 +158,9 @@ async def test_chamber_audio_from_an_alsa_line_input(tmp_path: Path) -> None:
     # recording shows that the line input replaced the camera's audio.
     camera = RtspCamera(free_port(), silent=True)
     await camera.start()
-    text = f"""
-[server]
-port = {free_port()}
-data_dir = "{tmp_path / "data"}"
-[recording]
-segment_seconds = 1
-preroll_seconds = 0
-[[chambers]]
-id = "sala"
-name = "Sala obrad"
-[chambers.audio]
-kind = "alsa"
-device = "null"
-[chambers.source]
-kind = "rtsp"
-url = "{camera.url}"
-"""
-    settings = parse_settings(text)
+    settings = parse_settings(
+        one_camera_config(tmp_path / "data", camera.url, 'kind = "alsa"\ndevice = "null"')
+    )
     service = await start_service(settings)
     try:
         created = await service.begin()
@@ -176,6 +182,50 @@ url = "{camera.url}"
     finally:
         await stop_service(service)
         await camera.stop()
+
+
+async def test_a_microphone_outage_is_a_hole_in_the_sound_of_the_record(tmp_path: Path) -> None:
+    """The conference system's stream goes away mid-session: the camera keeps recording (with
+    silence), the status says the chamber sound is missing while it is, and the session's
+    continuity lists the hole in the audio, so the recording is not complete."""
+    camera = RtspCamera(free_port(), width=160, height=90, silent=True)
+    mic_port = free_port()
+    mics = RtspCamera(mic_port, video="none", audio="pcma")
+    for source in (camera, mics):
+        await source.start()
+    text = one_camera_config(tmp_path / "data", camera.url, f'kind = "rtsp"\nurl = "{mics.url}"')
+    service = await start_service(parse_settings(text))
+    try:
+        sid = (await service.begin())["id"]
+
+        async def sound(state: str) -> dict[str, Any] | None:
+            captures = (await service.status())["captures"]
+            shared = captures[0]["chamber_sound"] if captures else None
+            ok = shared is not None and shared["source_state"] == state
+            return captures[0] if ok and captures[0]["segments"] >= 2 else None
+
+        await wait_for(lambda: sound("receiving"), 30, "the chamber sound")
+        await mics.stop()
+        silent = await wait_for(lambda: sound("failed"), 15, "the sound to be missed")
+        assert any("no chamber sound" in p for p in silent["source"]["problems"]), silent
+        metrics = await service.get_text("/metrics")
+        assert f'obrady_chamber_sound_receiving{{chamber="sala",session="{sid}"}} 0.0' in metrics
+        await asyncio.sleep(1)
+        mics = RtspCamera(mic_port, video="none", audio="pcma")
+        await mics.start()
+        back = await wait_for(lambda: sound("receiving"), 15, "the sound back")
+        assert back["restarts"] == 0, back  # the camera's capture never stopped for it
+        detail = await service.post_json(f"/api/v1/sessions/{sid}/stop")
+    finally:
+        await stop_service(service)
+        await camera.stop()
+        await mics.stop()
+    recording = detail["recording"]
+    audio = [c for c in recording["continuity"] if c["kind"] == "audio"]
+    assert len(audio) == 1, recording["continuity"]
+    assert audio[0]["seconds"] >= 1.0 and "sound" in audio[0]["cause"], audio
+    assert audio[0]["offset_seconds"] is not None and audio[0]["offset_seconds"] > 1.0, audio
+    assert recording["complete"] is False
 
 
 def two_synthetic_cameras(data: Path, port: int) -> str:

@@ -1,0 +1,220 @@
+"""The chamber's sound opened and encoded once (recorder/audiohub.py) and shared by every camera:
+real test cameras (a clock code in the picture, a click at every wall second in the sound),
+a real hub and the capture argv each camera runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from cameras.camera import RtspCamera
+from cameras.media_clock import MediaClock, read_media_clock, record_clock
+from conftest import free_port, wait_for
+
+from config.settings import RecordingSettings, RtspAudio, RtspSource
+from recorder.audiohub import AudioHub, SoundHole
+from recorder.ffmpeg import capture_argv
+from recorder.supervisor import SOUND_HOLES, CaptureJob, FinishedSegment, Recorder
+
+WIDTH, FPS = 320, 25
+LIPSYNC_SECONDS = 0.1  # the issue's goal
+
+
+def ffmpeg_argvs() -> list[list[str]]:
+    """The argv of every ffmpeg running on the machine now."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith("ffmpeg"):
+            found.append(argv)
+    return found
+
+
+class Holes:
+    """What the hub reports, collected from its threads."""
+
+    def __init__(self) -> None:
+        self.found: list[SoundHole] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, hole: SoundHole) -> None:
+        with self._lock:
+            self.found.append(hole)
+
+
+def assert_in_sync(clock: MediaClock, name: str) -> None:
+    assert len(clock.changes) >= 2 * FPS, f"{name}: the picture's clock did not read back"
+    walls = [click.wall for click in clock.clicks]
+    assert len(walls) >= 2, (name, clock.clicks)
+    assert [b - a for a, b in zip(walls, walls[1:], strict=False)] == [1.0] * (len(walls) - 1)
+    offsets = clock.lipsync()
+    assert offsets, (name, clock.clicks)
+    assert max(abs(x) for x in offsets) <= LIPSYNC_SECONDS, (name, offsets)
+
+
+async def test_cameras_share_one_capture_and_encode_of_the_chamber_sound(tmp_path: Path) -> None:
+    """A copied H.264 camera and a re-encoded H.265 one record the chamber's sound at once:
+    one ffmpeg opens the microphones and one encodes AAC; both cameras copy it, in sync."""
+    copied = RtspCamera(free_port(), audio="none", fps=FPS, clock_code=True, watched=True)
+    recoded = RtspCamera(
+        free_port(), video="h265", audio="none", fps=FPS, clock_code=True, watched=True
+    )
+    mics = RtspCamera(free_port(), video="none", audio="pcma", clicks=True, watched=True)
+    hub = AudioHub(RtspAudio(kind="rtsp", url=mics.url), chamber="test")
+    try:
+        async with asyncio.TaskGroup() as starting:
+            for camera in (copied, recoded, mics):
+                starting.create_task(camera.start())
+        hub.start()
+
+        async def receiving() -> bool:
+            return hub.status.source_state == "receiving"
+
+        await wait_for(receiving, 10, "the hub's sound")
+        runs = []
+        for name, camera, video in (("a", copied, "copy"), ("b", recoded, "h264")):
+            run_dir = tmp_path / name
+            run_dir.mkdir()
+            source = RtspSource(kind="rtsp", url=camera.url, video=video)
+            runs.append(record_clock(capture_argv(source, run_dir, 1, hub.link), run_dir, WIDTH,
+                                     seconds=5))  # fmt: skip
+        recording = [asyncio.ensure_future(run) for run in runs]
+        await asyncio.sleep(3)
+        running = ffmpeg_argvs()
+        opened = [argv for argv in running if mics.url in argv]
+        encodes = [argv for argv in running if "aac" in argv and "-c:a" in argv]
+        clocks = await asyncio.gather(*recording)
+    finally:
+        await asyncio.to_thread(hub.stop)
+        for camera in (copied, recoded, mics):
+            await camera.stop()
+    assert len(opened) == 1 + 1, opened  # the hub's source, and the test camera's own viewer
+    assert len(encodes) == 1, encodes  # the hub's encoder; the cameras copy its AAC
+    for name, clock in zip("ab", clocks, strict=True):
+        assert_in_sync(clock, name)
+    assert hub.status.holes == 0, hub.status.as_dict()
+
+
+@dataclass
+class Events:
+    """What the recorder reported, per camera."""
+
+    runs: dict[str, list[Path]] = field(default_factory=dict)
+    segments: dict[str, list[FinishedSegment]] = field(default_factory=dict)
+    sound_holes: list[SoundHole] = field(default_factory=list)
+
+    async def run_started(
+        self, job: CaptureJob, ordinal: int, run_dir: Path, started_at: datetime
+    ) -> int:
+        self.runs.setdefault(job.camera_id, []).append(run_dir)
+        return ordinal
+
+    async def segment_started(self, job: CaptureJob, path: Path, started_at: datetime) -> None:
+        pass
+
+    async def segment_finished(self, job: CaptureJob, segment: FinishedSegment) -> None:
+        self.segments.setdefault(job.camera_id, []).append(segment)
+
+    async def capture_exited(self, job: CaptureJob) -> None:
+        pass
+
+    async def run_ended(self, *args: object) -> None:
+        pass
+
+    async def sound_missing(self, session_id: int, hole: SoundHole) -> None:
+        self.sound_holes.append(hole)
+
+
+async def test_a_microphone_outage_is_a_reported_hole_and_the_pictures_go_on(
+    tmp_path: Path,
+) -> None:
+    """The microphone system goes away for 3 s while two cameras record: the hub sends
+    silence meanwhile, so neither camera's picture waits or restarts; the hole is reported on
+    the wall clock, covering exactly the seconds whose clicks are missing; then the sound comes
+    back in the same runs, in sync."""
+    cameras = {
+        "a": RtspCamera(free_port(), audio="none", fps=FPS, clock_code=True, watched=True),
+        "b": RtspCamera(
+            free_port(), video="h265", audio="none", fps=FPS, clock_code=True, watched=True
+        ),
+    }
+    mic_port = free_port()
+
+    def microphones() -> RtspCamera:
+        return RtspCamera(mic_port, video="none", audio="pcma", clicks=True, watched=True)
+
+    mics = microphones()
+    events = Events()
+    audio = RtspAudio(kind="rtsp", url=mics.url, timeout_seconds=2)
+    settings = RecordingSettings(segment_seconds=1)
+    try:
+        async with asyncio.TaskGroup() as starting:
+            for camera in (*cameras.values(), mics):
+                starting.create_task(camera.start())
+        async with Recorder(settings, events) as recorder:
+            for name, camera in cameras.items():
+                video = "copy" if name == "a" else "h264"
+                source = RtspSource(kind="rtsp", url=camera.url, video=video)
+                recorder.start(CaptureJob(1, "sala", name, source, tmp_path / name, audio))
+            hub = recorder.hub(1)
+            assert hub is not None
+            links = [recorder.supervisor(1, name).job.audio for name in cameras]  # type: ignore[union-attr]
+            assert links == [hub.link, hub.link]
+
+            async def segments(count: int) -> bool:
+                return all(len(events.segments.get(name, [])) >= count for name in cameras)
+
+            await wait_for(lambda: segments(3), 30, "3 segments of each camera")
+            went = time.time()
+            await mics.stop()
+            await asyncio.sleep(3)
+            mics = microphones()
+            await mics.start()
+            came = time.time()
+
+            async def reported() -> bool:
+                return bool(events.sound_holes)
+
+            await wait_for(reported, 15, "the hole's report")
+            done = len(events.segments["a"]) + 3
+            await wait_for(lambda: segments(done), 30, f"{done} segments")
+    finally:
+        for camera in (*cameras.values(), mics):
+            await camera.stop()
+    [hole] = events.sound_holes
+    start, end = hole.start.timestamp(), hole.start.timestamp() + hole.seconds
+    assert went - 0.5 <= start <= went + 0.5, (went, hole)
+    assert came - 0.5 <= end <= came + 5, (came, hole)
+    assert "sound" in hole.cause, hole
+    recorded = [json.loads(line) for line in (tmp_path / SOUND_HOLES).read_text().splitlines()]
+    assert recorded == [
+        {"start": hole.start.isoformat(), "seconds": hole.seconds, "cause": hole.cause}
+    ]
+    for name in cameras:
+        assert len(events.runs[name]) == 1, (name, events.runs)  # never restarted
+        files = [segment.path for segment in events.segments[name]]
+        clock = await read_media_clock(files, WIDTH)
+        assert clock.picture_jumps(0.5) == [], name
+        heard = [click.wall for click in clock.clicks]
+        assert not [w for w in heard if start <= w <= end], (name, heard, hole)
+        # Every whole second of the recording outside the hole was heard.
+        span = clock.changes[1][1], clock.changes[-1][1]
+        expected = [
+            float(w)
+            for w in range(int(span[0]) + 1, int(span[1]))
+            if not start - 0.1 <= w <= end + 0.1
+        ]
+        assert set(expected) <= set(heard), (name, sorted(set(expected) - set(heard)), hole)
+        assert [w for w in heard if w > end], (name, "no sound after the hole")
+        offsets = clock.lipsync()
+        assert max(abs(x) for x in offsets) <= LIPSYNC_SECONDS, (name, offsets)
