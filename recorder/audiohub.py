@@ -448,9 +448,13 @@ class AudioHub:
 
     def _restart_encoder(self, why: str) -> None:
         encoder = self._encoder
-        if encoder is not None and encoder.poll() is None:
-            encoder.kill()
-            encoder.wait()
+        if encoder is not None:
+            if encoder.poll() is None:
+                encoder.kill()
+                encoder.wait()
+            if encoder.stdin is not None:
+                with contextlib.suppress(OSError):
+                    encoder.stdin.close()
         self.status.encoder_restarts += 1
         log.warning("chamber %s: the sound's encoder %s; starting it again", self.name, why)
         lost_from = self._sent

@@ -18,7 +18,7 @@ from conftest import free_port, wait_for
 
 from config.settings import RecordingSettings, RtspAudio, RtspSource
 from recorder.audiohub import AudioHub, SoundHole
-from recorder.ffmpeg import capture_argv
+from recorder.ffmpeg import SEGMENT_LIST, capture_argv
 from recorder.supervisor import SOUND_HOLES, CaptureJob, FinishedSegment, Recorder
 
 WIDTH, FPS = 320, 25
@@ -52,57 +52,18 @@ class Holes:
             self.found.append(hole)
 
 
-def assert_in_sync(clock: MediaClock, name: str) -> None:
+def assert_in_sync(clock: MediaClock, name: str, holes: int = 0) -> None:
+    """Every click heard once, at most `holes` runs of them missing, each within 100 ms of the
+    picture."""
     assert len(clock.changes) >= 2 * FPS, f"{name}: the picture's clock did not read back"
     walls = [click.wall for click in clock.clicks]
     assert len(walls) >= 2, (name, clock.clicks)
-    assert [b - a for a, b in zip(walls, walls[1:], strict=False)] == [1.0] * (len(walls) - 1)
+    steps = [b - a for a, b in zip(walls, walls[1:], strict=False)]
+    assert all(step >= 1.0 and step == int(step) for step in steps), (name, walls)
+    assert sum(1 for step in steps if step > 1.0) <= holes, (name, walls)
     offsets = clock.lipsync()
     assert offsets, (name, clock.clicks)
     assert max(abs(x) for x in offsets) <= LIPSYNC_SECONDS, (name, offsets)
-
-
-async def test_cameras_share_one_capture_and_encode_of_the_chamber_sound(tmp_path: Path) -> None:
-    """A copied H.264 camera and a re-encoded H.265 one record the chamber's sound at once:
-    one ffmpeg opens the microphones and one encodes AAC; both cameras copy it, in sync."""
-    copied = RtspCamera(free_port(), audio="none", fps=FPS, clock_code=True, watched=True)
-    recoded = RtspCamera(
-        free_port(), video="h265", audio="none", fps=FPS, clock_code=True, watched=True
-    )
-    mics = RtspCamera(free_port(), video="none", audio="pcma", clicks=True, watched=True)
-    hub = AudioHub(RtspAudio(kind="rtsp", url=mics.url), chamber="test")
-    try:
-        async with asyncio.TaskGroup() as starting:
-            for camera in (copied, recoded, mics):
-                starting.create_task(camera.start())
-        hub.start()
-
-        async def receiving() -> bool:
-            return hub.status.source_state == "receiving"
-
-        await wait_for(receiving, 10, "the hub's sound")
-        runs = []
-        for name, camera, video in (("a", copied, "copy"), ("b", recoded, "h264")):
-            run_dir = tmp_path / name
-            run_dir.mkdir()
-            source = RtspSource(kind="rtsp", url=camera.url, video=video)
-            runs.append(record_clock(capture_argv(source, run_dir, 1, hub.link), run_dir, WIDTH,
-                                     seconds=5))  # fmt: skip
-        recording = [asyncio.ensure_future(run) for run in runs]
-        await asyncio.sleep(3)
-        running = ffmpeg_argvs()
-        opened = [argv for argv in running if mics.url in argv]
-        encodes = [argv for argv in running if "aac" in argv and "-c:a" in argv]
-        clocks = await asyncio.gather(*recording)
-    finally:
-        await asyncio.to_thread(hub.stop)
-        for camera in (copied, recoded, mics):
-            await camera.stop()
-    assert len(opened) == 1 + 1, opened  # the hub's source, and the test camera's own viewer
-    assert len(encodes) == 1, encodes  # the hub's encoder; the cameras copy its AAC
-    for name, clock in zip("ab", clocks, strict=True):
-        assert_in_sync(clock, name)
-    assert hub.status.holes == 0, hub.status.as_dict()
 
 
 @dataclass
@@ -138,10 +99,11 @@ class Events:
 async def test_a_microphone_outage_is_a_reported_hole_and_the_pictures_go_on(
     tmp_path: Path,
 ) -> None:
-    """The microphone system goes away for 3 s while two cameras record: the hub sends
-    silence meanwhile, so neither camera's picture waits or restarts; the hole is reported on
-    the wall clock, covering exactly the seconds whose clicks are missing; then the sound comes
-    back in the same runs, in sync."""
+    """A copied H.264 camera and a re-encoded H.265 one record the chamber's sound at once: one
+    ffmpeg opens the microphones and one encodes AAC; both cameras copy it, in sync. The
+    microphone system goes away for 3 s: the hub sends silence meanwhile, so neither camera's
+    picture waits or restarts; the hole is reported on the wall clock, covering exactly the
+    seconds whose clicks are missing; then the sound comes back in the same runs, in sync."""
     cameras = {
         "a": RtspCamera(free_port(), audio="none", fps=FPS, clock_code=True, watched=True),
         "b": RtspCamera(
@@ -175,6 +137,13 @@ async def test_a_microphone_outage_is_a_reported_hole_and_the_pictures_go_on(
                 return all(len(events.segments.get(name, [])) >= count for name in cameras)
 
             await wait_for(lambda: segments(3), 30, "3 segments of each camera")
+            running = ffmpeg_argvs()
+            opened = [argv for argv in running if mics.url in argv]
+            encodes = [argv for argv in running if "aac" in argv and "-c:a" in argv]
+            # The hub's source (and the test camera's own viewer); the hub's encoder alone: the
+            # cameras copy its AAC.
+            assert len(opened) == 1 + 1, opened
+            assert len(encodes) == 1, encodes
             went = time.time()
             await mics.stop()
             await asyncio.sleep(3)
@@ -216,5 +185,57 @@ async def test_a_microphone_outage_is_a_reported_hole_and_the_pictures_go_on(
         ]
         assert set(expected) <= set(heard), (name, sorted(set(expected) - set(heard)), hole)
         assert [w for w in heard if w > end], (name, "no sound after the hole")
-        offsets = clock.lipsync()
-        assert max(abs(x) for x in offsets) <= LIPSYNC_SECONDS, (name, offsets)
+        assert_in_sync(clock, name, holes=1)
+
+
+async def test_an_encoder_that_dies_is_started_again_and_its_loss_reported(
+    tmp_path: Path,
+) -> None:
+    """The hub's AAC encoder is killed: the hub starts another at once, on the same clock, and
+    reports the sound that reached no camera meanwhile; a camera recording through it keeps
+    its run and hears the clicks again, in sync."""
+    camera = RtspCamera(free_port(), audio="none", fps=FPS, clock_code=True, watched=True)
+    mics = RtspCamera(free_port(), video="none", audio="pcma", clicks=True, watched=True)
+    holes = Holes()
+    # A threshold below what a restart loses: the loss must be reported, however short.
+    hub = AudioHub(RtspAudio(kind="rtsp", url=mics.url), hole_threshold=0.01, on_hole=holes)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    try:
+        async with asyncio.TaskGroup() as starting:
+            starting.create_task(camera.start())
+            starting.create_task(mics.start())
+        hub.start()
+
+        async def receiving() -> bool:
+            return hub.status.source_state == "receiving"
+
+        await wait_for(receiving, 10, "the hub's sound")
+        source = RtspSource(kind="rtsp", url=camera.url)
+        recording = asyncio.ensure_future(
+            record_clock(capture_argv(source, run_dir, 1, hub.link), run_dir, WIDTH, seconds=6)
+        )
+        await asyncio.sleep(2.5)
+        encoder = hub._encoder
+        assert encoder is not None and encoder.poll() is None
+        killed = time.time()
+        encoder.kill()
+
+        async def restarted() -> bool:
+            return hub.status.encoder_restarts == 1 and hub._encoder is not encoder
+
+        await wait_for(restarted, 5, "a new encoder")
+        clock = await recording
+    finally:
+        await asyncio.to_thread(hub.stop)
+        await camera.stop()
+        await mics.stop()
+    # Besides the hub's start (silence until the microphones' first 0.2 s arrived), one hole.
+    [hole] = [h for h in holes.found if h.start.timestamp() > killed - 1]
+    assert "encoder" in hole.cause, hole
+    assert killed - 0.5 <= hole.start.timestamp() <= killed + 0.5, (killed, hole)
+    assert hole.seconds < 1.0, hole
+    assert len((run_dir / SEGMENT_LIST).read_text().split()) >= 4  # one run, never ended
+    heard = [click.wall for click in clock.clicks]
+    assert [w for w in heard if w > killed + 1], ("no sound after the restart", heard)
+    assert_in_sync(clock, "restarted encoder")
