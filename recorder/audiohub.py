@@ -183,6 +183,7 @@ class AudioHub:
             port=free_udp_port(),
             epoch=float(int(time.time()) - EPOCH_LEAD_SECONDS),
             timeout_seconds=CAMERA_TIMEOUT_SECONDS,
+            own=audio,
         )
         self.status = HubStatus()
         self._buffer = bytearray()

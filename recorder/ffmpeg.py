@@ -103,6 +103,8 @@ class SharedAudio:
     epoch: float
     # A camera that hears nothing from the hub this long ends its run (and is started again).
     timeout_seconds: float = 2.0
+    # The source the hub shares: a camera that cannot join (it sends B-frames) opens it itself.
+    own: RtspAudio | AlsaAudio | None = None
 
     @property
     def url(self) -> str:

@@ -697,7 +697,7 @@ async def _codecs_to_copy(source: CameraSource, audio: ChamberAudio | None) -> t
         codecs = await probe_codecs(source, source.timeout_seconds + 2)
     if codecs is None:
         return False, False
-    video, sound = codecs
+    video, sound, _ = codecs
     copy_audio = audio is None and source.audio in ("auto", "copy") and sound == "aac"
     return video == "h264", copy_audio
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import NamedTuple
 
 from config.settings import RtspSource
 from recorder.oneshot import FfmpegFailed, FfmpegTimedOut, run_ffmpeg
@@ -18,13 +19,22 @@ def probe_argv(source: RtspSource) -> list[str]:
         "ffprobe", "-v", "error", "-analyzeduration", "500000", "-probesize", "500000",
         "-rtsp_transport", source.transport,
         "-timeout", str(int(source.timeout_seconds * 1_000_000)),
-        "-show_entries", "stream=codec_type,codec_name", "-of", "json", source.url,
+        "-show_entries", "stream=codec_type,codec_name,has_b_frames", "-of", "json", source.url,
     ]  # fmt: skip
 
 
-async def probe_codecs(source: RtspSource, timeout: float) -> tuple[str, str] | None:
-    """The camera's (video, audio) codecs, e.g. ("h264", "pcm_alaw"); "" for a missing stream;
-    None if the camera could not be asked; TimeoutError (ffprobe killed) after `timeout`."""
+class Codecs(NamedTuple):
+    """What a camera sends: codec names ("" for a missing stream), and whether its video has
+    B-frames (frames sent in another order than they are shown)."""
+
+    video: str
+    audio: str
+    b_frames: bool = False
+
+
+async def probe_codecs(source: RtspSource, timeout: float) -> Codecs | None:
+    """The camera's codecs, e.g. ("h264", "pcm_alaw", False); None if the camera could not be
+    asked; TimeoutError (ffprobe killed) after `timeout`."""
     try:
         out = await run_ffmpeg(probe_argv(source), timeout=timeout, what="probe the camera")
     except FfmpegTimedOut:
@@ -36,6 +46,8 @@ async def probe_codecs(source: RtspSource, timeout: float) -> tuple[str, str] | 
         streams = json.loads(out).get("streams", [])
     except json.JSONDecodeError:
         return None
-    video = [s.get("codec_name", "") for s in streams if s.get("codec_type") == "video"]
+    video = [s for s in streams if s.get("codec_type") == "video"]
     audio = [s.get("codec_name", "") for s in streams if s.get("codec_type") == "audio"]
-    return (video[0] if video else "", audio[0] if audio else "")
+    b_frames = bool(video) and int(video[0].get("has_b_frames") or 0) > 0
+    name = video[0].get("codec_name", "") if video else ""
+    return Codecs(name, audio[0] if audio else "", b_frames)

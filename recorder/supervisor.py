@@ -44,7 +44,7 @@ from recorder.ffmpeg import (
     parse_segment_line,
 )
 from recorder.lifecycle import TaskSet
-from recorder.probe import probe_codecs
+from recorder.probe import Codecs, probe_codecs
 
 log = logging.getLogger(__name__)
 
@@ -412,7 +412,7 @@ def _close_fifo(path: Path | None, fds: tuple[int, int] | None) -> None:
 SOURCE_CACHE = "source.json"
 
 
-def _read_codec_cache(path: Path, url: str) -> tuple[str, str] | None:
+def _read_codec_cache(path: Path, url: str) -> Codecs | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -420,7 +420,10 @@ def _read_codec_cache(path: Path, url: str) -> tuple[str, str] | None:
     if not isinstance(data, dict) or data.get("source") != _url_id(url):
         return None
     video, audio = data.get("video_codec"), data.get("audio_codec")
-    return (video, audio) if isinstance(video, str) and isinstance(audio, str) else None
+    b_frames = data.get("b_frames")  # absent in a cache written before it was asked
+    if isinstance(video, str) and isinstance(audio, str) and isinstance(b_frames, bool):
+        return Codecs(video, audio, b_frames)
+    return None
 
 
 def _url_id(url: str) -> str:
@@ -428,9 +431,14 @@ def _url_id(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()
 
 
-def _write_codec_cache(path: Path, url: str, codecs: tuple[str, str]) -> None:
+def _write_codec_cache(path: Path, url: str, codecs: Codecs) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"source": _url_id(url), "video_codec": codecs[0], "audio_codec": codecs[1]}
+    record = {
+        "source": _url_id(url),
+        "video_codec": codecs.video,
+        "audio_codec": codecs.audio,
+        "b_frames": codecs.b_frames,
+    }
     path.write_text(json.dumps(record), encoding="utf-8")
 
 
@@ -469,7 +477,10 @@ class CaptureSupervisor:
         self._proc: asyncio.subprocess.Process | None = None
         self._signalled = False
         self._stalled = False
-        self._codecs: tuple[str, str] | None = None
+        self._codecs: Codecs | None = None
+        # The chamber sound this camera's runs take (its own source instead of the shared
+        # one when the camera sends B-frames: see _resolved_source).
+        self._audio: ChamberAudio | SharedAudio | None = job.audio
         self._failures = 0
         self._stop_reason = "stopped"
         self._run = _RunState(0, job.media_dir, clock())
@@ -532,7 +543,7 @@ class CaptureSupervisor:
         run_dir = self.job.media_dir / f"run-{ordinal:04d}"
         run_dir.mkdir(parents=True, exist_ok=False)
         source = await self._resolved_source()
-        argv = self._argv_builder(source, run_dir, self._settings.segment_seconds, self.job.audio)
+        argv = self._argv_builder(source, run_dir, self._settings.segment_seconds, self._audio)
         if log_argv:
             log.info("session %s: ffmpeg argv: %s", self.job.session_id, argv)
         self._run = _RunState(ordinal, run_dir, self._clock())
@@ -623,7 +634,10 @@ class CaptureSupervisor:
         if not isinstance(source, RtspSource):
             return source
         wants_audio = source.audio == "auto" and self.job.audio is None
-        if source.video != "auto" and not wants_audio:
+        # A copied camera that joins the shared chamber sound has its packets stamped as they
+        # arrive, which a camera sending B-frames cannot take: ask whether it does.
+        shares = isinstance(self.job.audio, SharedAudio) and source.video in ("copy", "auto")
+        if source.video != "auto" and not wants_audio and not shares:
             return source
         if self._codecs is None:
             # A resumed session (obrady restarted) reuses what the camera said last time.
@@ -639,10 +653,11 @@ class CaptureSupervisor:
                     "session %s, camera %s sends video %s, audio %s",
                     self.job.session_id,
                     self.job.camera_id,
-                    self._codecs[0] or "(none)",
-                    self._codecs[1] or "(none)",
+                    (self._codecs.video or "(none)")
+                    + (" (with B-frames)" if self._codecs.b_frames else ""),
+                    self._codecs.audio or "(none)",
                 )
-        video, audio = self._codecs or (None, None)
+        video, audio = (self._codecs.video, self._codecs.audio) if self._codecs else (None, None)
         update: dict[str, str] = {}
         if source.video == "auto":
             # H.264 is copied; anything else (H.265: browsers cannot play it) is re-encoded.
@@ -655,6 +670,23 @@ class CaptureSupervisor:
         resolved = source.model_copy(update=update)
         self.status.video_mode = resolved.video
         self.status.audio_mode = resolved.audio if self.job.audio is None else "chamber"
+        shared = self.job.audio
+        if isinstance(shared, SharedAudio) and shared.own is not None:
+            if resolved.video == "copy" and self._codecs is not None and self._codecs.b_frames:
+                # Stamped on arrival, B-frames got the order they were sent in, not the order
+                # they are shown: frames were lost and the sound sat 157 ms ahead (measured).
+                # This camera opens the chamber sound itself (and encodes it) instead.
+                if self._audio is not shared.own:
+                    log.warning(
+                        "session %s, camera %s sends B-frames: it opens the chamber sound"
+                        " itself instead of sharing it",
+                        self.job.session_id,
+                        self.job.camera_id,
+                    )
+                self._audio = shared.own
+                self.status.audio_mode = "chamber (own: the camera sends B-frames)"
+            else:
+                self._audio = shared
         return resolved
 
     def _end_reason(self, code: int | None) -> str:

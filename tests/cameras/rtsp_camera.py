@@ -53,6 +53,13 @@ VIDEO_ENCODERS = {
         " ! video/x-h264,profile=baseline"
         " ! rtph264pay name=pay0 pt=96 config-interval=-1"
     ),
+    # A camera that sends B-frames (main profile, two between references): its frames arrive
+    # in decoding order, not in the order they are shown.
+    "h264-bframes": (
+        "x264enc speed-preset=ultrafast threads=1 bframes=2 b-adapt=false key-int-max={fps}"
+        " bitrate={kbps} ! video/x-h264,profile=main"
+        " ! rtph264pay name=pay0 pt=96 config-interval=-1"
+    ),
     "h265": (
         "x265enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate={kbps}"
         " ! video/x-h265,profile=main"
