@@ -15,7 +15,8 @@ from helpers import decoded_duration, ffprobe, peak_db
 from config.settings import parse_settings
 
 
-def chamber_config(data: Path, port: int, cam1: str, cam2: str, mics: str) -> str:
+def chamber_head(data: Path, port: int) -> str:
+    """The service and the chamber "sala", recorded in 1 s segments from the start."""
     return f"""
 [server]
 port = {port}
@@ -26,7 +27,13 @@ preroll_seconds = 0
 [[chambers]]
 id = "sala"
 name = "Sala obrad"
-program = "glowna"
+"""
+
+
+def chamber_config(data: Path, port: int, cam1: str, cam2: str, mics: str) -> str:
+    return (
+        chamber_head(data, port)
+        + f"""program = "glowna"
 [chambers.audio]
 kind = "rtsp"
 url = "{mics}"
@@ -43,26 +50,20 @@ name = "Mównica"
 kind = "rtsp"
 url = "{cam2}"
 """
+    )
 
 
 def one_camera_config(data: Path, camera: str, audio: str) -> str:
     """One RTSP camera at `camera` with the chamber sound `audio` (the [chambers.audio] body)."""
-    return f"""
-[server]
-port = {free_port()}
-data_dir = "{data}"
-[recording]
-segment_seconds = 1
-preroll_seconds = 0
-[[chambers]]
-id = "sala"
-name = "Sala obrad"
-[chambers.audio]
+    return (
+        chamber_head(data, free_port())
+        + f"""[chambers.audio]
 {audio}
 [chambers.source]
 kind = "rtsp"
 url = "{camera}"
 """
+    )
 
 
 async def test_program_switch_and_chamber_audio(tmp_path: Path) -> None:
