@@ -53,6 +53,32 @@ async def ffprobe(
     return json.loads(out)  # type: ignore[no-any-return]
 
 
+async def decoded_frames(
+    url: str, timeout: float = 60.0, auth: tuple[str, str] | None = None
+) -> int:
+    """How many video frames of url decode (ffmpeg reads it all): unlike the timestamps' span,
+    it does not count the jumps between the runs a playlist joins."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-nostdin", *_auth_args(auth), "-v", "error", "-i", url,
+        "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "null", "-progress", "pipe:1", "-",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, err.decode()
+    counts = [
+        int(line.split("=", 1)[1])
+        for line in out.decode().splitlines()
+        if line.startswith("frame=")
+    ]
+    assert counts, out.decode()
+    return counts[-1]
+
+
 async def decoded_duration(
     url: str, timeout: float = 60.0, auth: tuple[str, str] | None = None
 ) -> float:

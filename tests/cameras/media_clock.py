@@ -28,6 +28,8 @@ AUDIO_RATE = 48000  # the recorder's AAC rate; the reader asks ffmpeg for it wha
 # clicks are at half of full scale on digital silence).
 THRESHOLD = 0.1 * 32767
 QUIET_SECONDS = 0.3
+SILENT_DB = -50.0
+SILENT_SECONDS = 0.1
 # Pitch is read over the burst, less a margin for the encoder's smearing of its edges.
 PITCH_WINDOW = CLICK_SECONDS * 0.75
 SHOWINFO = re.compile(r"\[Parsed_(a?)showinfo_\d+ @ [^]]*\] .*?pts_time:\s*(-?[\d.]+)")
@@ -53,6 +55,9 @@ class MediaClock:
 
     frames: tuple[tuple[float, float], ...]
     clicks: tuple[Click, ...]
+    # (media start, media end) of each stretch of the sound below SILENT_DB for at least
+    # SILENT_SECONDS: with a source that sends a steady tone, its holes.
+    silences: tuple[tuple[float, float], ...] = ()
 
     @property
     def changes(self) -> tuple[tuple[float, float], ...]:
@@ -202,7 +207,25 @@ async def read_media_clock(
         candidates = [s for s in range(second - 3, second + 4) if s % len(CLICK_HZ) == pitch]
         wall = min(candidates, key=lambda s: abs(s - around))
         clicks.append(Click(media, float(wall)))
-    return MediaClock(frames, tuple(clicks))
+    return MediaClock(frames, tuple(clicks), find_silences(pcm[: len(times)], times))
+
+
+def find_silences(pcm: array.array[int], times: list[float]) -> tuple[tuple[float, float], ...]:
+    """(media start, media end) of each stretch of samples below SILENT_DB lasting at least
+    SILENT_SECONDS (a tone's zero crossings last a sample or two: far shorter)."""
+    floor = 32767 * 10 ** (SILENT_DB / 20)
+    found: list[tuple[float, float]] = []
+    start: int | None = None
+    for i, value in enumerate([*pcm, 32767]):  # a loud sample closes a stretch at the end
+        if abs(value) <= floor:
+            start = i if start is None else start
+            continue
+        if start is not None:
+            end = min(i, len(times) - 1)
+            if times and times[end] - times[start] >= SILENT_SECONDS:
+                found.append((times[start], times[end]))
+            start = None
+    return tuple(found)
 
 
 async def record_clock(
