@@ -101,7 +101,7 @@ async def test_a_microphone_outage_is_a_reported_hole_and_the_pictures_go_on(
 ) -> None:
     """A copied H.264 camera and a re-encoded H.265 one record the chamber's sound at once: one
     ffmpeg opens the microphones and one encodes AAC; both cameras copy it, in sync. The
-    microphone system goes away for 3 s: the hub sends silence meanwhile, so neither camera's
+    microphone system goes away for 2 s: the hub sends silence meanwhile, so neither camera's
     picture waits or restarts; the hole is reported on the wall clock, covering exactly the
     seconds whose clicks are missing; then the sound comes back in the same runs, in sync."""
     cameras = {
@@ -136,7 +136,7 @@ async def test_a_microphone_outage_is_a_reported_hole_and_the_pictures_go_on(
             async def segments(count: int) -> bool:
                 return all(len(events.segments.get(name, [])) >= count for name in cameras)
 
-            await wait_for(lambda: segments(3), 30, "3 segments of each camera")
+            await wait_for(lambda: segments(2), 30, "2 segments of each camera")
             running = ffmpeg_argvs()
             opened = [argv for argv in running if mics.url in argv]
             encodes = [argv for argv in running if "aac" in argv and "-c:a" in argv]
@@ -146,7 +146,7 @@ async def test_a_microphone_outage_is_a_reported_hole_and_the_pictures_go_on(
             assert len(encodes) == 1, encodes
             went = time.time()
             await mics.stop()
-            await asyncio.sleep(3)
+            await asyncio.sleep(2)
             mics = microphones()
             await mics.start()
             came = time.time()
@@ -155,7 +155,7 @@ async def test_a_microphone_outage_is_a_reported_hole_and_the_pictures_go_on(
                 return bool(events.sound_holes)
 
             await wait_for(reported, 15, "the hole's report")
-            done = len(events.segments["a"]) + 3
+            done = len(events.segments["a"]) + 2
             await wait_for(lambda: segments(done), 30, f"{done} segments")
     finally:
         for camera in (*cameras.values(), mics):
@@ -176,11 +176,13 @@ async def test_a_microphone_outage_is_a_reported_hole_and_the_pictures_go_on(
         assert clock.picture_jumps(0.5) == [], name
         heard = [click.wall for click in clock.clicks]
         assert not [w for w in heard if start <= w <= end], (name, heard, hole)
-        # Every whole second of the recording outside the hole was heard.
-        span = clock.changes[1][1], clock.changes[-1][1]
+        # Every whole second outside the hole was heard, from the first click on (a run's
+        # sound starts about 0.26 s after its picture: docs/chamber-audio.md) to the end of
+        # the picture.
+        assert heard and heard[0] < start, (name, "no sound before the hole", heard)
         expected = [
             float(w)
-            for w in range(int(span[0]) + 1, int(span[1]))
+            for w in range(int(heard[0]), int(clock.changes[-1][1]))
             if not start - 0.1 <= w <= end + 0.1
         ]
         assert set(expected) <= set(heard), (name, sorted(set(expected) - set(heard)), hole)
@@ -213,9 +215,9 @@ async def test_an_encoder_that_dies_is_started_again_and_its_loss_reported(
         await wait_for(receiving, 10, "the hub's sound")
         source = RtspSource(kind="rtsp", url=camera.url)
         recording = asyncio.ensure_future(
-            record_clock(capture_argv(source, run_dir, 1, hub.link), run_dir, WIDTH, seconds=6)
+            record_clock(capture_argv(source, run_dir, 1, hub.link), run_dir, WIDTH, seconds=5)
         )
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(2)
         encoder = hub._encoder
         assert encoder is not None and encoder.poll() is None
         killed = time.time()
@@ -262,9 +264,9 @@ async def test_a_camera_that_sends_b_frames_opens_the_chamber_sound_itself(
             supervisor = recorder.start(CaptureJob(1, "sala", "b", source, tmp_path / "b", audio))
 
             async def segments() -> bool:
-                return len(events.segments.get("b", [])) >= 5
+                return len(events.segments.get("b", [])) >= 4
 
-            await wait_for(segments, 30, "5 segments")
+            await wait_for(segments, 30, "4 segments")
             assert supervisor.status.audio_mode == "chamber (own: the camera sends B-frames)"
             argv = next(
                 a for a in ffmpeg_argvs() if camera.url in a and SEGMENT_LIST in " ".join(a)
