@@ -175,7 +175,10 @@ async def test_a_microphone_outage_is_a_reported_hole_and_the_pictures_go_on(
         clock = await read_media_clock(files, WIDTH)
         assert clock.picture_jumps(0.5) == [], name
         heard = [click.wall for click in clock.clicks]
-        assert not [w for w in heard if start <= w <= end], (name, heard, hole)
+        # A click marks its second as the microphones made it; where the recording has it
+        # may differ by the lip-sync error (up to 100 ms, the bound): within that of
+        # the hole's edges, a click may be heard or not.
+        assert not [w for w in heard if start + 0.1 < w < end - 0.1], (name, heard, hole)
         # Every whole second outside the hole was heard, from the first click on (a run's
         # sound starts about 0.26 s after its picture: docs/chamber-audio.md) to the end of
         # the picture.
