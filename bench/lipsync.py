@@ -51,6 +51,7 @@ from cameras.media_clock import read_media_clock, record_clock  # noqa: E402
 from conftest import (  # noqa: E402
     config_text,
     free_port,
+    hub_receiving,
     rtsp_source,
     segments_of,
     start_service,
@@ -94,10 +95,7 @@ async def lipsync_round(
         if hub is not None:
             hub.start()
 
-            async def receiving() -> bool:
-                return hub.status.source_state == "receiving"
-
-            await wait_for(receiving, 10, "the hub's sound")
+            await hub_receiving(hub)
         argv = capture_argv(source, run_dir, 1, audio if hub is None else hub.link)
         clock = await record_clock(argv, run_dir, WIDTH, seconds=seconds)
     finally:

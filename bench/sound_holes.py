@@ -43,7 +43,7 @@ sys.path.append(str(ROOT / "tests"))
 
 from cameras.camera import RtspCamera  # noqa: E402
 from cameras.media_clock import read_media_clock  # noqa: E402
-from conftest import free_port, wait_for  # noqa: E402
+from conftest import free_port, hub_receiving  # noqa: E402
 
 WIDTH, FPS = 320, 25
 
@@ -70,10 +70,7 @@ async def one_round(folder: Path, kind: str, before: float, outage: float) -> st
             starting.create_task(mics.start())
         hub.start()
 
-        async def receiving() -> bool:
-            return hub.status.source_state == "receiving"
-
-        await wait_for(receiving, 10, "the hub's sound")
+        await hub_receiving(hub)
         source = RtspSource(kind="rtsp", url=camera.url, video="copy")
         proc = await asyncio.create_subprocess_exec(
             *capture_argv(source, run_dir, 1, hub.link),
@@ -94,7 +91,7 @@ async def one_round(folder: Path, kind: str, before: float, outage: float) -> st
             os.kill(pid, signal.SIGSTOP)
             await asyncio.sleep(outage)
             os.kill(pid, signal.SIGCONT)
-        await wait_for(receiving, 20, "the hub's sound again")
+        await hub_receiving(hub, 20, "the hub's sound again")
         await asyncio.sleep(4)
     finally:
         if proc is not None and proc.returncode is None:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from archive.index import ArchiveIndex
 from config.settings import Settings, parse_settings
+from recorder.audiohub import AudioHub
 from streaming.app.service import create_app
 from streaming.app.sites import ServiceSite, service_runner
 from streaming.auth.passwords import hash_password
@@ -55,6 +56,15 @@ async def wait_for(
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+async def hub_receiving(hub: AudioHub, timeout: float = 10, what: str = "the hub's sound") -> None:
+    """Wait until a chamber-sound hub (recorder/audiohub.py) receives its source's sound."""
+
+    async def receiving() -> bool:
+        return hub.status.source_state == "receiving"
+
+    await wait_for(receiving, timeout, what)
 
 
 SYNTHETIC_SOURCE = """kind = "synthetic"

@@ -53,14 +53,14 @@ async def ffprobe(
     return json.loads(out)  # type: ignore[no-any-return]
 
 
-async def decoded_frames(
-    url: str, timeout: float = 60.0, auth: tuple[str, str] | None = None
-) -> int:
-    """How many video frames of url decode (ffmpeg reads it all): unlike the timestamps' span,
-    it does not count the jumps between the runs a playlist joins."""
+async def _decode_video(
+    url: str, timeout: float, auth: tuple[str, str] | None
+) -> dict[str, list[str]]:
+    """Decode all of url's video to nowhere; ffmpeg's -progress keys, each with its values in
+    the order reported."""
     proc = await asyncio.create_subprocess_exec(
         "ffmpeg", "-nostdin", *_auth_args(auth), "-v", "error", "-i", url,
-        "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "null", "-progress", "pipe:1", "-",
+        "-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -70,49 +70,30 @@ async def decoded_frames(
         await proc.wait()
         raise
     assert proc.returncode == 0, err.decode()
-    counts = [
-        int(line.split("=", 1)[1])
-        for line in out.decode().splitlines()
-        if line.startswith("frame=")
-    ]
-    assert counts, out.decode()
-    return counts[-1]
+    progress: dict[str, list[str]] = {}
+    for line in out.decode().splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            progress.setdefault(key, []).append(value.strip())
+    return progress
+
+
+async def decoded_frames(
+    url: str, timeout: float = 60.0, auth: tuple[str, str] | None = None
+) -> int:
+    """How many video frames of url decode (ffmpeg reads it all): unlike the timestamps' span,
+    it does not count the jumps between the runs a playlist joins."""
+    counts = (await _decode_video(url, timeout, auth)).get("frame", [])
+    assert counts, "ffmpeg decoded nothing"
+    return int(counts[-1])
 
 
 async def decoded_duration(
     url: str, timeout: float = 60.0, auth: tuple[str, str] | None = None
 ) -> float:
     """Seconds of video actually decodable from url: ffmpeg reads it all and reports the end."""
-    proc = await asyncio.create_subprocess_exec(
-        "ffmpeg",
-        "-nostdin",
-        *_auth_args(auth),
-        "-v",
-        "error",
-        "-i",
-        url,
-        "-map",
-        "0:v:0",
-        "-f",
-        "null",
-        "-progress",
-        "pipe:1",
-        "-",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode == 0, err.decode()
-    times = [
-        int(line.split("=", 1)[1])
-        for line in out.decode().splitlines()
-        if line.startswith("out_time_us=") and line.split("=", 1)[1].strip().isdigit()
-    ]
+    progress = await _decode_video(url, timeout, auth)
+    times = [int(value) for value in progress.get("out_time_us", []) if value.isdigit()]
     assert times, "ffmpeg decoded nothing"
     return max(times) / 1_000_000
 

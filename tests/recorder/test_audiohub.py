@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cameras.camera import RtspCamera
 from cameras.media_clock import MediaClock, read_media_clock, record_clock
-from conftest import free_port, wait_for
+from conftest import free_port, hub_receiving, wait_for
 
 from config.settings import RecordingSettings, RtspAudio, RtspSource
 from recorder.audiohub import AudioHub, SoundHole
@@ -212,10 +212,7 @@ async def test_an_encoder_that_dies_is_started_again_and_its_loss_reported(
             starting.create_task(mics.start())
         hub.start()
 
-        async def receiving() -> bool:
-            return hub.status.source_state == "receiving"
-
-        await wait_for(receiving, 10, "the hub's sound")
+        await hub_receiving(hub)
         source = RtspSource(kind="rtsp", url=camera.url)
         recording = asyncio.ensure_future(
             record_clock(capture_argv(source, run_dir, 1, hub.link), run_dir, WIDTH, seconds=5)
