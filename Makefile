@@ -15,6 +15,9 @@ TEST_PACKAGES += varnish
 TEST_PACKAGES += python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x
 # Chromium (driven by Playwright) plays the live stream with hls.js in the browser tests.
 TEST_PACKAGES += chromium
+# Backups: rclone copies them (`obrady backup` needs it wherever backups are made); the tests
+# back up to a real SFTP server, OpenSSH's.
+TEST_PACKAGES += rclone openssh-server openssh-client
 # espeak-ng speaks the Polish sentences the captions tests and bench/wer.py transcribe.
 TEST_PACKAGES += espeak-ng
 # Whisper base for captions (tests, bench, and any configuration naming this folder).

@@ -225,6 +225,15 @@ class ArchiveIndex(
         ).fetchall()
         return [_session(r) for r in rows]
 
+    def integrity_check(self) -> str:
+        """SQLite's own check of the whole database: "ok", or what is damaged."""
+        rows = self._conn.execute("PRAGMA integrity_check").fetchall()
+        return "; ".join(str(r[0]) for r in rows[:10])
+
+    def session_ids(self) -> list[int]:
+        """Every session's id, oldest first."""
+        return [int(r[0]) for r in self._conn.execute("SELECT id FROM sessions ORDER BY id")]
+
     def active_sessions(self) -> list[Session]:
         """Sessions that are scheduled or live: what the scheduler must know about."""
         rows = self._conn.execute(

@@ -95,6 +95,20 @@ class StorageSettings(_Model):
         return self
 
 
+class BackupSettings(_Model):
+    """Where `obrady backup` copies the archive, and when the status warns that it is stale."""
+
+    # A local folder, or any rclone remote ("name:path" from rclone.conf, or a connection
+    # string such as ":sftp,host=backup.example,user=obrady:/srv/obrady"). None: no default,
+    # `obrady backup --to` must name one.
+    destination: str | None = None
+    # Database snapshots kept in the backup (the media are never deleted from it).
+    keep_databases: Annotated[int, Field(ge=1, le=10000)] = 30
+    # The status, /metrics and the console warn when the last good backup is older than this
+    # (a day, and an hour for the nightly run itself).
+    warn_after_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 25.0
+
+
 class MonitoringSettings(_Model):
     """When a source that still delivers packets counts as frozen or silent."""
 
@@ -514,6 +528,7 @@ class Settings(_Model):
     exports: ExportSettings = ExportSettings()
     transcription: TranscriptionSettings = TranscriptionSettings()
     transcoding: TranscodingSettings = TranscodingSettings()
+    backup: BackupSettings = BackupSettings()
     chambers: Annotated[list[ChamberSettings], Field(min_length=1)]
     demo: DemoSettings | None = None
 

@@ -188,3 +188,86 @@ async def start_varnish(
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
+
+
+SSHD = "/usr/sbin/sshd"
+
+
+class SftpServer:
+    """OpenSSH's sshd on 127.0.0.1:port with its own host key, serving SFTP to one client key
+    (as root: the tests run as root, as CI does); `remote(path)` names a folder on it the way
+    rclone takes it."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port = port
+        self.workdir = workdir
+        self.client_key = workdir / "client_key"
+        self._proc: asyncio.subprocess.Process | None = None
+
+    def remote(self, path: Path) -> str:
+        """An rclone connection string for path on this server (no rclone.conf needed)."""
+        return (
+            f":sftp,host=127.0.0.1,port={self.port},user=root,key_file={self.client_key},"
+            f"known_hosts_file={self.workdir / 'known_hosts'}:{path}"
+        )
+
+    async def _keygen(self, path: Path) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)
+        )
+        assert await asyncio.wait_for(proc.wait(), 30) == 0, f"ssh-keygen {path} failed"
+
+    async def __aenter__(self) -> SftpServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        host_key = self.workdir / "host_key"
+        await self._keygen(host_key)
+        await self._keygen(self.client_key)
+        (self.workdir / "authorized_keys").write_text((self.workdir / "client_key.pub").read_text())
+        host_pub = (self.workdir / "host_key.pub").read_text().split()
+        (self.workdir / "known_hosts").write_text(
+            f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n"
+        )
+        config = self.workdir / "sshd_config"
+        config.write_text(
+            f"""Port {self.port}
+ListenAddress 127.0.0.1
+HostKey {host_key}
+PidFile {self.workdir / "sshd.pid"}
+AuthorizedKeysFile {self.workdir / "authorized_keys"}
+StrictModes no
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+Subsystem sftp internal-sftp
+"""
+        )
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation folder
+        with (self.workdir / "sshd.log").open("wb") as errors:
+            self._proc = await asyncio.create_subprocess_exec(
+                SSHD,
+                "-D",
+                "-e",
+                "-f",
+                str(config),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=errors,
+            )
+        deadline = asyncio.get_running_loop().time() + 15
+        while True:  # ready when it greets a connection
+            assert self._proc.returncode is None, (self.workdir / "sshd.log").read_text()
+            with contextlib.suppress(OSError):
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                try:
+                    banner = await asyncio.wait_for(reader.readline(), 5)
+                finally:
+                    writer.close()
+                if banner.startswith(b"SSH-2.0"):
+                    return self
+            assert asyncio.get_running_loop().time() < deadline, "sshd did not start"
+            await asyncio.sleep(0.1)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            await terminate(self._proc)

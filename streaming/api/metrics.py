@@ -29,6 +29,7 @@ from streaming.keys import (
     RECORDER,
     SETTINGS,
 )
+from streaming.services.backup import backup_status
 from streaming.services.offair import CAUSES, PROBLEMS
 
 routes = web.RouteTableDef()
@@ -247,6 +248,22 @@ class _AppCollector(Collector):
                 (),
                 [((), disk.hours_left)],
             )
+        backups = backup_status(app[SETTINGS], now)
+        if backups["age_seconds"] is not None:
+            yield _family(
+                "obrady_backup_age_seconds",
+                "gauge",
+                "Seconds since the last good backup finished (none before the first).",
+                (),
+                [((), float(backups["age_seconds"]))],
+            )
+        yield _family(
+            "obrady_backup_failing",
+            "gauge",
+            "1 when the last backup failed, or none has been made.",
+            (),
+            [((), 1.0 if backups["last_failure"] or backups["last_good_at"] is None else 0.0)],
+        )
         viewers = live_viewers(app, [c.id for c in app[SETTINGS].chambers])
         yield _family(
             "obrady_live_viewers",

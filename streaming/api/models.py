@@ -881,10 +881,24 @@ class PublicStatus(BaseModel):
     chambers: list[ChamberOnAir]
 
 
+class BackupStatus(BaseModel):
+    """The last good backup (`obrady backup`), its age, the last failure since, and a warning
+    when the last good one is older than backup.warn_after_hours, or a later one failed."""
+
+    last_good_at: str | None
+    age_seconds: int | None
+    destination: str | None
+    segments: int | None
+    last_failure: dict[str, Any] | None
+    limit_hours: float
+    problem: Literal["none", "stale", "failed"] | None
+    warning: str | None
+
+
 class DetailStatus(PublicStatus):
     """The public facts, and for a signed-in user (any role that sees the console) the
     details: captures and their health, disk, recogniser, archive index, media checks,
-    viewers, search, off-air alarms and pushes."""
+    viewers, search, off-air alarms, pushes and backups."""
 
     captures: list[dict[str, Any]]
     transcription: dict[str, Any]
@@ -896,6 +910,7 @@ class DetailStatus(PublicStatus):
     search: dict[str, Any]
     offair: list[dict[str, Any]]
     pushes: list[dict[str, Any]]
+    backup: BackupStatus
 
 
 class Status(RootModel[DetailStatus | PublicStatus]):

@@ -54,6 +54,7 @@ from streaming.keys import (
     SCHEDULER,
     SETTINGS,
 )
+from streaming.services.backup import backup_status
 
 log = logging.getLogger(__name__)
 
@@ -590,6 +591,8 @@ async def status(request: web.Request) -> web.Response:
             "search": search_status(request.app[ARCHIVE]),
             # What the public receives, watched as a viewer would (monitoring.offair).
             "offair": request.app[OFFAIR].reports() if OFFAIR in request.app else [],
+            # The last good backup and its age (obrady backup; the console warns when stale).
+            "backup": backup_status(settings, now),
             "pushes": [
                 {
                     "chamber": p.status.chamber_id,

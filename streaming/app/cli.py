@@ -1,4 +1,4 @@
-"""The `obrady` command: serve, check-config, user add."""
+"""The `obrady` command: serve, gateway, check-config, verify, backup, restore, user add."""
 
 from __future__ import annotations
 
@@ -48,11 +48,27 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", nargs="?", metavar="FILE")
     _add_config(check)
 
-    verify = sub.add_parser(
-        "verify", help="check a session's recorded files against its SHA-256 manifest"
-    )
-    verify.add_argument("session", type=int, metavar="SESSION")
+    verify = sub.add_parser("verify", help="check recorded files against their SHA-256 manifests")
+    which = verify.add_mutually_exclusive_group(required=True)
+    which.add_argument("session", type=int, nargs="?", metavar="SESSION")
+    which.add_argument("--all", action="store_true", help="every session, and the database")
     _add_config(verify)
+
+    back = sub.add_parser(
+        "backup", help="copy what is new in the archive to a folder or an rclone remote"
+    )
+    back.add_argument(
+        "--to",
+        metavar="DEST",
+        help="a folder, or an rclone remote such as 'name:path' (default: backup.destination)",
+    )
+    _add_config(back)
+
+    restore = sub.add_parser(
+        "restore", help="rebuild the archive in an empty data folder from a backup"
+    )
+    restore.add_argument("source", metavar="SOURCE", help="the backup's folder or rclone remote")
+    _add_config(restore)
 
     user = sub.add_parser("user", help="manage accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True)
@@ -192,32 +208,98 @@ def user_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def verify(args: argparse.Namespace) -> int:
-    """Re-hash every segment of a session; exit 1 on any missing or changed file."""
+def _verify_session(settings: Settings, index: ArchiveIndex, session_id: int) -> bool:
+    """Re-hash every segment of a session against the index and the manifest; print what
+    was found; True when all match."""
     from archive.integrity import verify_files
 
-    settings = _settings(args, args.config)
-    index = ArchiveIndex(settings.paths.database)
-    try:
-        session = index.get_session(args.session)
-        indexed = {s.rel_path: s.sha256 for s in index.all_segments(session.id)}
-    finally:
-        index.close()
+    session = index.get_session(session_id)
+    indexed = {s.rel_path: s.sha256 for s in index.all_segments(session.id)}
     session_dir = settings.paths.session_media(session.chamber, session.id)
     report = verify_files(session_dir, indexed)
     for problem in report.problems:
         print(f"session {session.id}: {problem}", file=sys.stderr)
-    if not indexed:
+    if not indexed and report.ok:
         print(f"session {session.id}: no recorded segments to verify")
-        return 0
+        return True
     if report.ok:
         print(f"session {session.id}: OK, {report.checked} segment(s) match the manifest")
-        return 0
+        return True
     print(
         f"session {session.id}: {len(report.problems)} problem(s) in {len(indexed)} segment(s)",
         file=sys.stderr,
     )
-    return 1
+    return False
+
+
+def verify(args: argparse.Namespace) -> int:
+    """Re-hash the segments of one session (or, with --all, of every session, after checking
+    the database itself); exit 1 on any missing or changed file."""
+    settings = _settings(args, args.config)
+    if not settings.paths.database.is_file():
+        print(f"obrady: no archive database at {settings.paths.database}", file=sys.stderr)
+        return 1
+    index = ArchiveIndex(settings.paths.database)
+    try:
+        if not args.all:
+            return 0 if _verify_session(settings, index, args.session) else 1
+        result = index.integrity_check()
+        if result != "ok":
+            print(f"database: integrity check failed: {result}", file=sys.stderr)
+        else:
+            print("database: OK (SQLite integrity check)")
+        ids = index.session_ids()
+        bad = [sid for sid in ids if not _verify_session(settings, index, sid)]
+    finally:
+        index.close()
+    if bad or result != "ok":
+        print(
+            f"{len(bad)} of {len(ids)} session(s) have problems"
+            + ("" if result == "ok" else "; the database is damaged"),
+            file=sys.stderr,
+        )
+        return 1
+    print(f"all {len(ids)} session(s) verified")
+    return 0
+
+
+def backup(args: argparse.Namespace) -> int:
+    """Copy what is new in the archive (database snapshot, media, manifests)."""
+    from streaming.services.backup import backup as run_backup
+
+    settings = _settings(args, args.config)
+    report = run_backup(settings, args.to)
+    print(
+        f"backup to {report.destination}: done in {report.seconds:.1f} s; "
+        f"{report.files_copied} file(s), {report.bytes_copied} byte(s) copied; "
+        f"{report.segments} segment(s) in the backup; database {report.database}"
+    )
+    return 0
+
+
+def restore(args: argparse.Namespace) -> int:
+    """Rebuild the archive from a backup into an empty data folder."""
+    from streaming.services.backup import restore as run_restore
+
+    settings = _settings(args, args.config)
+    report = run_restore(settings, args.source)
+    print(
+        f"restored {report.sessions} session(s) and {report.segments} segment(s) into "
+        f"{settings.data_path} from {report.source} (database {report.database}) in "
+        f"{report.seconds:.1f} s"
+    )
+    if report.recovered_segments:
+        print(
+            f"  {report.recovered_segments} segment(s) finished after the database snapshot "
+            "were indexed from the media"
+        )
+    for session_id in report.live_sessions:
+        print(
+            f"  session {session_id} was recording when the backup was made: it resumes when "
+            "obrady starts; stop it in the console if it has ended"
+        )
+    print(f"Check it with: obrady verify --all --data-dir {settings.data_path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
             return check_config(args)
         if args.command == "verify":
             return verify(args)
+        if args.command == "backup":
+            return backup(args)
+        if args.command == "restore":
+            return restore(args)
         if args.command == "user" and args.user_command == "add":
             return user_add(args)
     except ConfigError as exc:

@@ -12,7 +12,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from streaming.auth.access import LOGIN, PERMISSIONS, identify
-from streaming.keys import ARCHIVE, SETTINGS
+from streaming.keys import ARCHIVE, CLOCK, SETTINGS
+from streaming.services.backup import backup_status
 from streaming.web.i18n import lang_of
 from streaming.web.templating import page, words
 
@@ -63,4 +64,5 @@ async def console_page(request: web.Request) -> web.StreamResponse:
         user=user,
         config=config,
         script_words=said.prefixed("console"),
+        backup=backup_status(settings, request.app[CLOCK]()),
     )
