@@ -9,8 +9,10 @@ RUN_PACKAGES := ffmpeg libvlc5 vlc-plugin-base vlc-plugin-video-output fonts-dej
 # What the tests need besides (make test installs them too):
 # nginx with its RTMP module stands in for YouTube in the push tests, and fronts obrady as a cache.
 TEST_PACKAGES := nginx-light libnginx-mod-rtmp
-# Varnish: the cache that wakes collapsed LL-HLS requests at once (config/varnish.vcl).
-TEST_PACKAGES += varnish
+# Varnish: the cache that wakes collapsed LL-HLS requests at once (config/varnish.vcl), with
+# hitch for TLS in front of it (config/hitch.conf); openssl makes the tests' certificate and
+# curl checks HTTP/2.
+TEST_PACKAGES += varnish hitch openssl curl
 # The tests' stand-in IP cameras: GStreamer's RTSP server under the system Python.
 TEST_PACKAGES += python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x
 # Chromium (driven by Playwright) plays the live stream with hls.js in the browser tests.

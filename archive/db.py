@@ -97,8 +97,38 @@ def connect(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
+    if str(path) != ":memory:":
+        _keep_before_migrating(conn, Path(path))
     migrate(conn)
     return conn
+
+
+def _keep_before_migrating(conn: sqlite3.Connection, path: Path) -> None:
+    """Before migrations change an existing archive, keep a copy of it beside it
+    (`obrady.sqlite3.before-<from>-to-<to>`, SQLite's online backup API): the way back if the
+    upgrade has to be rolled back."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    migrations = _migrations()
+    latest = migrations[-1][0] if migrations else 0
+    if current == 0 or current >= latest:
+        return  # a new database, an up-to-date one, or one too new (migrate refuses it)
+    keep = path.with_name(f"{path.name}.before-{current:04d}-to-{latest:04d}")
+    if keep.exists():
+        return  # kept by an earlier attempt at this upgrade, which failed
+    partial = keep.with_name(keep.name + ".part")
+    _private(partial, 0o600)
+    copy = sqlite3.connect(str(partial))
+    try:
+        conn.backup(copy)
+    finally:
+        copy.close()
+    os.replace(partial, keep)
+    log.warning(
+        "upgrading the archive's schema from %d to %d; the database as it was is kept in %s",
+        current,
+        latest,
+        keep,
+    )
 
 
 def connect_reader(path: str | Path) -> sqlite3.Connection:

@@ -2,8 +2,10 @@ vcl 4.1;
 
 # Varnish in front of obrady: a cache that multiplies how many viewers one gateway holds, and
 # (unlike nginx, see config/nginx.conf) wakes the requests waiting for a Low-Latency HLS part the
-# moment obrady answers. Varnish speaks no TLS: put a TLS terminator (hitch, haproxy, nginx
-# without its cache) in front of it for https.
+# moment obrady answers. Varnish speaks no TLS: config/hitch.conf puts hitch in front of it for
+# https, on a listener named "tls"; plain http arrives on the listener named "http" and is sent to
+# https, but for certbot's challenges. Every answer carries the security headers a public site
+# sends (vcl_deliver, vcl_synth); obrady sets Referrer-Policy and X-Frame-Options per page.
 # Install (Debian: `apt-get install varnish`) as /etc/varnish/default.vcl, adjust the two
 # backend ports, then `systemctl reload varnish` (or `varnishd -f /etc/varnish/default.vcl
 # -a :80 -s malloc,256m`). Tested by tests/config/test_varnish.py (with its own ports and
@@ -42,6 +44,12 @@ backend viewers {
     .between_bytes_timeout = 10s;
 }
 
+backend acme {
+    # certbot --standalone --http-01-port 8888, only while it renews (config/hitch.conf)
+    .host = "127.0.0.1";
+    .port = "8888";
+}
+
 backend control {
     # server.port: API, control room and everything else
     .host = "127.0.0.1";
@@ -57,6 +65,15 @@ acl monitoring {
 }
 
 sub vcl_recv {
+    # Plain http (the listener named "http"): certbot's challenges, and a redirect to https.
+    if (local.socket == "http") {
+        if (req.url ~ "^/\.well-known/acme-challenge/") {
+            set req.backend_hint = acme;
+            return (pass);
+        }
+        # The public hostname (as in config/hitch.conf's certificate), never the Host header.
+        return (synth(301, "https://transmisja.example.pl" + req.url));
+    }
     # What residents' live pages ask every second: from the gateway, through the cache.
     if (req.url ~ "^/api/v1/chambers/[^/]+/now$" && req.method == "GET") {
         set req.backend_hint = viewers;
@@ -119,7 +136,23 @@ sub vcl_backend_response {
     # Otherwise Varnish's built-in rules: the TTL from Cache-Control max-age.
 }
 
+sub security_headers {
+    set resp.http.Strict-Transport-Security = "max-age=63072000";
+    set resp.http.X-Content-Type-Options = "nosniff";
+    set resp.http.Permissions-Policy = "camera=(), microphone=(), geolocation=()";
+}
+
+sub vcl_synth {
+    if (resp.status == 301) {
+        set resp.http.Location = resp.reason;
+        set resp.reason = "Moved Permanently";
+        return (deliver);
+    }
+    call security_headers;
+}
+
 sub vcl_deliver {
+    call security_headers;
     # Like nginx's X-Cache-Status: HIT (a request that waited for another's fetch is a HIT too),
     # MISS (this request fetched it from obrady), PASS (never cached).
     if (obj.uncacheable) {

@@ -1,16 +1,48 @@
-"""Real servers the tests start: nginx with its RTMP module, standing in for YouTube, and the
-shipped nginx and Varnish configurations in front of obrady."""
+"""Real servers the tests start: nginx with its RTMP module, standing in for YouTube; the
+shipped nginx, Varnish and hitch configurations in front of obrady, with a certificate made for
+the test run; and an SFTP server to back up to."""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import functools
 import os
+import shutil
 import signal
+import socket
+import ssl
+import subprocess
+import tempfile
 from pathlib import Path
 
 MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 ROOT = Path(__file__).resolve().parents[1]
+# The public hostname the shipped configurations name (to be replaced by the city's own).
+PUBLIC_HOST = "transmisja.example.pl"
+
+
+@functools.cache
+def certificate() -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and PUBLIC_HOST, and its key: made once per
+    test run in a private folder, removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="obrady-tls-"))
+    atexit.register(shutil.rmtree, folder, True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "7", "-subj", f"/CN={PUBLIC_HOST}",
+         "-addext", f"subjectAltName=DNS:{PUBLIC_HOST},IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+def client_tls() -> ssl.SSLContext:
+    """What a test's HTTP client trusts: the test run's certificate (and nothing else)."""
+    return ssl.create_default_context(cafile=str(certificate()[0]))
 
 
 async def terminate(proc: asyncio.subprocess.Process, timeout: float = 10) -> None:
@@ -103,13 +135,26 @@ rtmp {{
         return sorted(self.records.glob("*.flv"), key=lambda p: p.stat().st_mtime)
 
 
-def nginx_config(workdir: Path, port: int, control: int, viewers: int) -> Path:
-    """The shipped site (config/nginx.conf) with a test's ports and folders, inside a minimal
-    nginx.conf. Its access log names the upstream of each request ("-" for none)."""
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def nginx_config(
+    workdir: Path, port: int, control: int, viewers: int, http_port: int | None = None
+) -> Path:
+    """The shipped site (config/nginx.conf) with a test's ports, folders and certificate
+    (https on port, the plain-http server on http_port), inside a minimal nginx.conf. Its access
+    log names the upstream of each request ("-" for none)."""
     workdir.mkdir(parents=True, exist_ok=True)
     site = (ROOT / "config" / "nginx.conf").read_text()
     for old, new in (
-        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{port} ssl http2;"),
+        ("listen 80;", f"listen 127.0.0.1:{http_port or _free_port()};"),
+        (f"/etc/letsencrypt/live/{PUBLIC_HOST}/fullchain.pem", str(certificate()[0])),
+        (f"/etc/letsencrypt/live/{PUBLIC_HOST}/privkey.pem", str(certificate()[1])),
+        ("/var/www/letsencrypt", str(workdir / "acme")),
         ("server 127.0.0.1:8080;", f"server 127.0.0.1:{control};"),
         ("server 127.0.0.1:8081;", f"server 127.0.0.1:{viewers};"),
         ("/var/cache/nginx/obrady", str(workdir / "cache")),
@@ -141,11 +186,12 @@ http {{
 
 
 async def start_nginx(
-    workdir: Path, port: int, control: int, viewers: int
+    workdir: Path, port: int, control: int, viewers: int, http_port: int | None = None
 ) -> asyncio.subprocess.Process:
-    """nginx in the foreground with the shipped site on 127.0.0.1:port (stop it with
-    terminate); its own messages go to workdir/error.log."""
-    conf = nginx_config(workdir, port, control, viewers)
+    """nginx in the foreground with the shipped site: https on 127.0.0.1:port (trusted by
+    client_tls()), plain http on http_port; stop it with terminate. Its own messages go to
+    workdir/error.log."""
+    conf = nginx_config(workdir, port, control, viewers, http_port)
     return await asyncio.create_subprocess_exec(
         "nginx", "-p", str(workdir), "-c", str(conf), "-g", "daemon off;",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
@@ -153,12 +199,13 @@ async def start_nginx(
     )  # fmt: skip
 
 
-def varnish_vcl(workdir: Path, control: int, viewers: int) -> Path:
+def varnish_vcl(workdir: Path, control: int, viewers: int, acme: int | None = None) -> Path:
     """The shipped VCL (config/varnish.vcl) with a test's backend ports."""
     workdir.mkdir(parents=True, exist_ok=True)
     vcl = (ROOT / "config" / "varnish.vcl").read_text()
     for old, new in (('.port = "8080";', f'.port = "{control}";'),
-                     ('.port = "8081";', f'.port = "{viewers}";')):  # fmt: skip
+                     ('.port = "8081";', f'.port = "{viewers}";'),
+                     ('.port = "8888";', f'.port = "{acme or _free_port()}";')):  # fmt: skip
         assert vcl.count(old) == 1, f"config/varnish.vcl no longer contains {old!r} once"
         vcl = vcl.replace(old, new)
     path = workdir / "obrady.vcl"
@@ -166,28 +213,68 @@ def varnish_vcl(workdir: Path, control: int, viewers: int) -> Path:
     return path
 
 
-def varnishd_command(port: int, vcl: Path, workdir: Path) -> list[str]:
-    """varnishd in the foreground on 127.0.0.1:port with its own working folder (-n). As root,
-    `-j none`: the default jail runs the child as the varnish user, which cannot enter a test's
-    private (0700) temporary folder."""
+def varnishd_command(
+    port: int, vcl: Path, workdir: Path, listeners: tuple[str, ...] = ()
+) -> list[str]:
+    """varnishd in the foreground on 127.0.0.1:port with its own working folder (-n), and the
+    extra listeners given (as `-a` takes them). As root, `-j none`: the default jail runs the
+    child as the varnish user, which cannot enter a test's private (0700) temporary folder."""
     jail = ["-j", "none"] if os.geteuid() == 0 else []
-    return ["varnishd", "-F", *jail, "-a", f"127.0.0.1:{port}", "-f", str(vcl),
-            "-n", str(workdir), "-s", "malloc,64m"]  # fmt: skip
+    extra = [arg for listener in listeners for arg in ("-a", listener)]
+    return ["varnishd", "-F", *jail, "-a", f"127.0.0.1:{port}", *extra, "-f", str(vcl),
+            "-n", str(workdir), "-s", "malloc,64m", "-p", "feature=+http2"]  # fmt: skip
 
 
 async def start_varnish(
-    workdir: Path, port: int, control: int, viewers: int
+    workdir: Path,
+    port: int,
+    control: int,
+    viewers: int,
+    listeners: tuple[str, ...] = (),
+    acme: int | None = None,
 ) -> asyncio.subprocess.Process:
-    """varnishd with the shipped VCL on 127.0.0.1:port, its working folder workdir/varnish
-    (for varnishstat -n) and its output in workdir/varnishd.log; stop it with terminate."""
-    vcl = varnish_vcl(workdir, control, viewers)
+    """varnishd with the shipped VCL on 127.0.0.1:port (and the extra listeners), its working
+    folder workdir/varnish (for varnishstat -n) and its output in workdir/varnishd.log; stop it
+    with terminate."""
+    vcl = varnish_vcl(workdir, control, viewers, acme)
     with (workdir / "varnishd.log").open("ab") as log:
         return await asyncio.create_subprocess_exec(
-            *varnishd_command(port, vcl, workdir / "varnish"),
+            *varnishd_command(port, vcl, workdir / "varnish", listeners),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
+
+
+def hitch_config(workdir: Path, port: int, backend: int) -> Path:
+    """The shipped hitch configuration (config/hitch.conf) with a test's ports and the test
+    run's certificate."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cert, key = certificate()
+    pem = workdir / "hitch.pem"
+    pem.write_text(cert.read_text() + key.read_text())
+    conf = (ROOT / "config" / "hitch.conf").read_text()
+    for old, new in (('frontend = "[*]:443"', f'frontend = "[127.0.0.1]:{port}"'),
+                     ('backend = "[127.0.0.1]:6086"', f'backend = "[127.0.0.1]:{backend}"'),
+                     ('pem-file = "/etc/hitch/obrady.pem"', f'pem-file = "{pem}"')):  # fmt: skip
+        assert conf.count(old) == 1, f"config/hitch.conf no longer contains {old!r} once"
+        conf = conf.replace(old, new)
+    path = workdir / "hitch.conf"
+    path.write_text(conf)
+    return path
+
+
+async def start_hitch(workdir: Path, port: int, backend: int) -> asyncio.subprocess.Process:
+    """hitch with the shipped configuration: TLS on 127.0.0.1:port with the test run's
+    certificate, to Varnish's PROXY listener on backend; its output in workdir/hitch.log. Stop
+    it with terminate."""
+    path = hitch_config(workdir, port, backend)
+    user = ["--user", "nobody", "--group", "nogroup"] if os.geteuid() == 0 else []
+    with (workdir / "hitch.log").open("ab") as log:
+        return await asyncio.create_subprocess_exec(
+            "hitch", "--config", str(path), *user,
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
 
 
 SSHD = "/usr/sbin/sshd"

@@ -8,6 +8,8 @@ import logging
 import os
 import sys
 
+from pydantic import ValidationError
+
 from archive.db import ArchiveError
 from archive.index import ArchiveIndex, Conflict
 from config.settings import ConfigError, Settings, load_settings
@@ -95,7 +97,14 @@ def _settings(args: argparse.Namespace, config: str | None) -> Settings:
     if getattr(args, "port", None) is not None:
         overrides["port"] = args.port
     if overrides:
-        server = settings.server.model_validate({**settings.server.model_dump(), **overrides})
+        try:
+            server = settings.server.model_validate({**settings.server.model_dump(), **overrides})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ConfigError(f"bad command-line option: {problems}") from None
         settings = settings.model_copy(update={"server": server})
     return settings
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 from conftest import SYNTHETIC_SOURCE, free_port, start_service, stop_service, wait_for
-from servers import start_nginx, terminate
+from servers import client_tls, start_nginx, terminate
 
 from config.settings import Settings
 
@@ -29,8 +29,10 @@ async def test_shipped_nginx_config_caches_and_collapses(
     service = await start_service(settings)
     port = free_port()
     nginx = await start_nginx(tmp_path, port, settings.server.port, viewers)
-    base = f"http://127.0.0.1:{port}"
-    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+    base = f"https://127.0.0.1:{port}"  # as shipped: https only (tests/config/test_tls.py)
+    http = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=20), connector=aiohttp.TCPConnector(ssl=client_tls())
+    )
     try:
 
         async def get(path: str) -> tuple[int, str, dict[str, str]]:

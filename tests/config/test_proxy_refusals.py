@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import free_port, hold_searches, start_service, stop_service, wait_for
-from servers import start_nginx, start_varnish, terminate
+from servers import client_tls, start_nginx, start_varnish, terminate
 
 from archive import index as index_module
 from archive import search as search_module
@@ -31,7 +31,7 @@ async def answer(
     http: aiohttp.ClientSession, url: str, local: str = "127.0.0.1"
 ) -> tuple[int, bytes, dict[str, str]]:
     """GET url from the local address `local`: status, body, headers."""
-    connector = aiohttp.TCPConnector(local_addr=(local, 0), force_close=True)
+    connector = aiohttp.TCPConnector(local_addr=(local, 0), force_close=True, ssl=client_tls())
     async with (
         aiohttp.ClientSession(connector=connector) as client,
         client.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp,
@@ -58,7 +58,7 @@ async def test_status_metrics_and_a_busy_503_through_the_shipped_proxies(
         start_varnish(tmp_path, varnish_port, control, viewers),
     )
     proxies = {
-        "nginx": f"http://127.0.0.1:{nginx_port}",
+        "nginx": f"https://127.0.0.1:{nginx_port}",  # as shipped: https only
         "varnish": f"http://127.0.0.1:{varnish_port}",
     }
     release = threading.Event()

@@ -30,7 +30,7 @@ from conftest import (
     stop_service,
     wait_for,
 )
-from servers import start_nginx, start_varnish, terminate
+from servers import client_tls, start_nginx, start_varnish, terminate
 
 from config.settings import Settings
 
@@ -306,12 +306,16 @@ async def test_public_site_crawls_clean_behind_nginx_and_varnish(
     service = await start_service(settings)
     proxies: dict[str, str] = {"nginx": "", "varnish": ""}
     processes = []
-    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    http = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=30), connector=aiohttp.TCPConnector(ssl=client_tls())
+    )
     try:
         for name, start in (("nginx", start_nginx), ("varnish", start_varnish)):
             port = free_port()
             processes.append(await start(tmp_path / name, port, control, viewers))
-            proxies[name] = f"http://127.0.0.1:{port}"
+            # nginx as shipped serves https only; Varnish's plain listener stands for hitch's.
+            scheme = "https" if name == "nginx" else "http"
+            proxies[name] = f"{scheme}://127.0.0.1:{port}"
 
         async def up(base: str) -> bool:
             with contextlib.suppress(aiohttp.ClientError):

@@ -17,6 +17,7 @@ PUBLIC = {"service", "version", "chambers"}
 CHAMBER = {"id", "name", "state", "session"}
 DETAILS = {
     "captures",
+    "backup",
     "transcription",
     "disk",
     "capture_blocked",
