@@ -118,6 +118,7 @@ bench: setup .cache/apt-test.stamp $(MODEL)/model.bin
 	$(BIN)/python bench/first_search.py
 	$(BIN)/python bench/capacity.py
 	$(BIN)/python bench/live_under_load.py
+	$(BIN)/python bench/backup.py
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
