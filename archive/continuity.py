@@ -124,6 +124,13 @@ class ContinuityStore(Store):
                 (session_id, to_text(start), seconds, cause),
             )
 
+    def sound_hole_starts(self, session_id: int) -> set[datetime]:
+        """When each recorded sound hole of the session began."""
+        rows = self._conn.execute(
+            "SELECT start FROM sound_holes WHERE session_id = ?", (session_id,)
+        ).fetchall()
+        return {datetime.fromisoformat(r[0]) for r in rows}
+
     def _sound_holes_in_program(self, session_id: int) -> list[MediaHole]:
         """The session's sound holes where they fall in its program's room cameras (a hole
         while the slate was the program, or while nothing was recorded, is no hole in the

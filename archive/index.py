@@ -38,6 +38,7 @@ from archive.db import (
 from archive.editing import EditingStore
 from archive.records import AgendaRow, Marker, MarkerKind, Run, Segment, Session
 from archive.search import SearchHit, SearchStore, check_query, lower_priority
+from archive.session_record import RecordStore
 from archive.timeline import CONTIGUOUS_SECONDS, Piece, Timeline, build_timeline
 from archive.transcripts import TranscriptStore
 
@@ -88,7 +89,14 @@ _SEGMENT_SELECT = (
 
 
 class ArchiveIndex(
-    AccountStore, ContinuityStore, CouncilStore, EditingStore, SearchStore, TranscriptStore, Store
+    AccountStore,
+    ContinuityStore,
+    CouncilStore,
+    EditingStore,
+    RecordStore,
+    SearchStore,
+    TranscriptStore,
+    Store,
 ):
     """Synchronous access to the archive database; every method is one transaction."""
 

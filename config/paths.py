@@ -8,8 +8,10 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Paths:
-    """The layout of the data directory. Media holds only what was recorded; everything made
-    from it (redaction slates, downloads, transcription work) lives beside it."""
+    """The layout of the data directory. Media holds what was recorded, with the segment
+    lists, checksums (manifest.sha256) and each session's record (record.json) that the index
+    can be rebuilt from; everything made from it (redaction slates, downloads, transcription
+    work) lives beside it."""
 
     data: Path
 

@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("source", metavar="SOURCE", help="the backup's folder or rclone remote")
     _add_config(restore)
 
+    index = sub.add_parser("index", help="the archive's index (its database)")
+    index_sub = index.add_subparsers(dest="index_command", required=True)
+    rebuild = index_sub.add_parser(
+        "rebuild", help="make a lost database again from the media folders and their records"
+    )
+    _add_config(rebuild)
+
     user = sub.add_parser("user", help="manage accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add", help="create an account")
@@ -311,6 +318,30 @@ def restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def index_rebuild(args: argparse.Namespace) -> int:
+    """Rebuild a lost database from the media folders."""
+    from streaming.services.records import rebuild_index
+
+    settings = _settings(args, args.config)
+    report = rebuild_index(settings)
+    print(
+        f"rebuilt {settings.paths.database}: {report.sessions} session(s) "
+        f"({report.from_records} from their records), {report.segments} segment(s), "
+        f"{report.sound_holes} sound hole(s) in {report.seconds:.1f} s"
+    )
+    if report.without_record:
+        ids = ", ".join(map(str, report.without_record))
+        print(
+            f"  no record beside the media of session(s) {ids}: rebuilt from the media alone "
+            "(title from the folder, no agenda, votes or transcript)"
+        )
+    print(
+        "  accounts are not kept beside the media: create them again with `obrady user add`;"
+        " the media checks run again when obrady starts"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `obrady` console script."""
     args = build_parser().parse_args(argv)
@@ -333,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
             return backup(args)
         if args.command == "restore":
             return restore(args)
+        if args.command == "index" and args.index_command == "rebuild":
+            return index_rebuild(args)
         if args.command == "user" and args.user_command == "add":
             return user_add(args)
     except ConfigError as exc:

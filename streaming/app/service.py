@@ -70,6 +70,7 @@ from streaming.services.gateway_process import GatewayProcess, gateway_command
 from streaming.services.indexer import ArchiveIndexer
 from streaming.services.login_throttle import LoginThrottle, PasswordChecks, PreloginTokens
 from streaming.services.offair import OffAirWatch
+from streaming.services.records import keep_records_written
 from streaming.services.transcription import TranscriptionManager
 from streaming.web import console, downloads, login, pages, publication
 from streaming.web import search as search_page
@@ -167,6 +168,10 @@ def create_app(
                 await checker.check_ended(settings.paths.session_media)
 
             await parts.enter_async_context(Background("continuity-backfill", check_old_sessions))
+            # Each session's record beside its media, for `obrady index rebuild` (a change not
+            # yet written when obrady stops stays marked in the database, and is written next).
+            records = functools.partial(keep_records_written, archive, settings.paths)
+            await parts.enter_async_context(Background("session-records", records))
             guardian = await parts.enter_async_context(Guardian())
             app[ANALYZER] = await parts.enter_async_context(analyzer)
             for pusher in app[PUSHERS]:

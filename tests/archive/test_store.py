@@ -42,7 +42,7 @@ def new_session(index: ArchiveIndex, chamber: str = "sala", title: str = "Sesja"
 def test_schema_is_migrated_with_wal_and_foreign_keys(tmp_path: Path) -> None:
     idx = ArchiveIndex(tmp_path / "a.sqlite3")
     conn = idx._conn
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 12
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 13
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     idx.close()

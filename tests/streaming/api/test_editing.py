@@ -12,6 +12,7 @@ import pytest
 from conftest import OPERATOR, STAFF, Service, basic, record_two_items
 from helpers import ffprobe
 
+from archive.session_record import RECORD
 from recorder.ffmpeg import RedactionSlate, redaction_slate_argv
 from streaming.keys import ARCHIVE
 
@@ -80,10 +81,12 @@ async def cues(service: Service, sid: int) -> list[tuple[float, float, str]]:
 
 
 def digests(folder: Path) -> dict[str, str]:
+    """What was recorded in a session's media folder (not the session's record, record.json,
+    which follows every change of the session's records, redactions included)."""
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != RECORD
     }
 
 
