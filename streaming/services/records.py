@@ -44,12 +44,13 @@ async def write_changed_records(archive: AsyncArchive, paths: Paths) -> int:
 
 
 async def keep_records_written(archive: AsyncArchive, paths: Paths) -> None:
-    """Write changed records every WRITE_EVERY_SECONDS until cancelled (a failure is logged
-    and tried again: the marks stay until a record is written)."""
+    """Write changed records every WRITE_EVERY_SECONDS until cancelled. Any failure (the
+    database locked past its timeout, a full disk) is logged and tried again at the next
+    round: the marks stay until a record is written."""
     while True:
         try:
             await write_changed_records(archive, paths)
-        except (ArchiveError, OSError, ValueError):
+        except Exception:  # a locked database, a full disk: the loop must go on
             log.exception("could not write the sessions' records beside their media")
         await asyncio.sleep(WRITE_EVERY_SECONDS)
 

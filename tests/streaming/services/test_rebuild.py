@@ -5,6 +5,7 @@ keeps beside each session's media."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -12,11 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Service, record_two_items, start_service, stop_service, wait_for
 
 from archive.index import ArchiveIndex
 from archive.session_record import RECORD, TABLES
 from recorder.ffmpeg import SEGMENT_LIST
+from streaming.services import records
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -161,3 +164,28 @@ async def test_a_lost_database_is_rebuilt_from_the_media_and_their_records(
         assert bare_session["state"] == "ended" and bare_session["chamber"] == "sala"
     finally:
         await stop_service(service)
+
+
+async def test_the_record_writer_goes_on_after_a_failure(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A locked database or a full disk fails one round of record writing, not the rest."""
+    calls: list[float] = []
+
+    async def flaky(archive: object, paths: object) -> int:
+        calls.append(asyncio.get_running_loop().time())
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return 0
+
+    monkeypatch.setattr(records, "write_changed_records", flaky)
+    monkeypatch.setattr(records, "WRITE_EVERY_SECONDS", 0.01)
+    task = asyncio.ensure_future(records.keep_records_written(None, None))  # type: ignore[arg-type]
+    try:
+        await wait_for(lambda: asyncio.sleep(0, len(calls) >= 4), 5, "four rounds")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
