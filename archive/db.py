@@ -212,7 +212,17 @@ class Transaction:
         return self._conn
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is not None:
+            self._conn.execute("ROLLBACK")
+            return
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error:
+            # A COMMIT that fails (a deferred reference to nothing) leaves the transaction
+            # open: nothing of it may stay, nor hold up the connection's next one.
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
 
 
 class Snapshot:

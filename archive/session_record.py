@@ -119,6 +119,9 @@ class RecordStore(Store):
             raise RecordError("the record has no session")
         session_id = int(tables["sessions"][0]["id"])
         with self._tx() as c:
+            # References are checked when the record is all in (an agenda item moved under a
+            # later one comes before its parent).
+            c.execute("PRAGMA defer_foreign_keys = ON")
             if c.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
                 raise RecordError(f"session {session_id} is in the archive already")
             for table in TABLES:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -168,7 +169,13 @@ def rebuild_index(settings: Settings) -> RebuildReport:
             if record is not None:
                 if int(record.get("session_id", -1)) != session_id:
                     raise RebuildError(f"{folder}/record.json is the record of another session")
-                index.insert_record(record)
+                try:
+                    index.insert_record(record)
+                except sqlite3.Error as exc:
+                    raise RebuildError(
+                        f"{folder}/record.json does not fit this archive ({exc}); move it aside "
+                        "to rebuild that session from its media alone"
+                    ) from exc
                 from_records += 1
             else:
                 _bare_session(index, session_id, chamber, folder)
