@@ -310,10 +310,14 @@ def assess(
     slate: bool,
     edge: EdgeWatch,
     player: dict[str, Any],
+    silent_after: float | None = None,
+    frozen_after: float | None = None,
 ) -> Verdict:
     """The judgement, from the playlist evidence and the player's status (`OffAirMonitor.status`)
     at monotonic time `now`; `expected_since` is when something became due on air (None: nothing
-    is due, so nothing is wrong)."""
+    is due, so nothing is wrong). `silent_after` and `frozen_after` are the player's own limits:
+    with them, silence and stillness that began under a slate count only from when the slate
+    may have left the player."""
     if expected_since is None:
         return Verdict({}, False)
     causes: dict[str, str] = {}
@@ -354,6 +358,20 @@ def assess(
     problems = set(player.get("problems", ()))
     if slate or edge.shows_slate(now):
         problems -= SLATE_PROBLEMS
+    elif edge.slate_seen_at is not None:
+        # A slate's stillness and silence count only from when it may have left the player:
+        # right after a break, "silent for 10 s" must not include the break's own silence.
+        since_slate = now - (edge.slate_seen_at + edge.slate_tail)
+        for problem, key, after in (
+            ("silent", "sound_quiet_seconds", silent_after),
+            ("frozen", "picture_unchanged_seconds", frozen_after),
+        ):
+            quiet = player.get(key)
+            if problem in problems and after is not None and quiet is not None:
+                if since_slate < after:
+                    problems.discard(problem)
+                else:
+                    player = {**player, key: min(float(quiet), since_slate)}
     player_starting = False
     if "not_playing" in problems or player.get("state") == "starting":
         flowing_for = (
@@ -444,13 +462,15 @@ class OffAirWatch:
         # The player plays the slate for its lag (PLAYER_LAG_SEGMENTS) after the playlist's
         # newest complete segment stopped being the slate's, and a little more.
         slate_tail = (PLAYER_LAG_SEGMENTS + 1) * settings.recording.segment_seconds
+        self._silent_after = monitoring.silent_after_seconds
+        self._frozen_after = player_frozen_seconds(
+            monitoring.frozen_after_seconds, settings.recording.segment_seconds
+        )
         self._chambers = {
             chamber.id: _Chamber(
                 OffAirMonitor(
                     watched_url(settings, chamber.id),
-                    frozen_after_seconds=player_frozen_seconds(
-                        monitoring.frozen_after_seconds, settings.recording.segment_seconds
-                    ),
+                    frozen_after_seconds=self._frozen_after,
                     silent_below_db=monitoring.silent_below_db,
                     silent_after_seconds=monitoring.silent_after_seconds,
                     user_agent=USER_AGENT,
@@ -538,6 +558,8 @@ class OffAirWatch:
                 slate=slate,
                 edge=state.edge,
                 player=player,
+                silent_after=self._silent_after,
+                frozen_after=self._frozen_after,
             )
             self._update_alarms(chamber, state, verdict.causes, now)
             causes = list(state.alarms)

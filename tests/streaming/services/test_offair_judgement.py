@@ -222,3 +222,31 @@ def test_while_a_fetch_hangs_the_playlist_names_the_cause() -> None:
     # Nothing finishes any more (the fetching itself stuck): still an alarm.
     verdict = assess(now=40.0, expected_since=0, slate=False, edge=edge, player=PLAYING)
     assert verdict.causes["playlist_unreachable"].startswith("no fetch of the public live")
+
+
+def test_silence_and_stillness_under_a_slate_count_only_once_it_may_have_left_the_player() -> None:
+    """After a break, the player's silence began under the slate (silent by design): it is an
+    alarm only once it lasts `silent_after` past the slate's tail, and says how long since."""
+    edge = moving_edge(0, 60)
+    edge.slate_seen_at = 10.0  # the slate was the newest segment until 10 s; its tail is 8 s
+    quiet = {
+        "state": "playing",
+        "problems": ["silent", "frozen"],
+        "sound_quiet_seconds": 14.0,
+        "picture_unchanged_seconds": 14.0,
+    }
+    limits = {"silent_after": 6.0, "frozen_after": 4.0}
+    # 3 s after the tail: neither is an alarm yet (the player's 14 s began under the slate).
+    verdict = assess(now=21.0, expected_since=0, slate=False, edge=edge, player=quiet, **limits)
+    assert verdict.causes == {}
+    # 5 s after: frozen for more than its 4 s, silent not yet for its 6 s.
+    verdict = assess(now=23.0, expected_since=0, slate=False, edge=edge, player=quiet, **limits)
+    assert list(verdict.causes) == ["frozen"]
+    assert verdict.causes["frozen"] == "the public picture has not changed for 5 s"
+    # 7 s after: both, each for as long as the room has been on air in the player.
+    verdict = assess(now=25.0, expected_since=0, slate=False, edge=edge, player=quiet, **limits)
+    assert verdict.causes["silent"] == "the public stream has been silent for 7 s"
+    # Without a slate before, the player's own count stands.
+    edge.slate_seen_at = None
+    verdict = assess(now=21.0, expected_since=0, slate=False, edge=edge, player=quiet, **limits)
+    assert verdict.causes["silent"] == "the public stream has been silent for 14 s"
