@@ -8,7 +8,6 @@ VERSION` (it writes released/VERSION.sql from this checkout's schema)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
+from helpers import obrady
 
 from archive.agenda import parse_agenda
 from archive.db import _migrations
@@ -34,7 +34,6 @@ class Said:
 
 
 RELEASED = Path(__file__).parent / "released"
-ROOT = Path(__file__).resolve().parents[2]
 HEADER = re.compile(r"^-- obrady (\S+), schema (\d+)$")
 LATEST = _migrations()[-1][0]
 
@@ -196,16 +195,12 @@ async def test_an_obrady_older_than_its_database_refuses_to_start_and_touches_no
         ["serve", "--port", str(free_port())],
         ["verify", "--all"],
     ):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "streaming.app.cli", *command, "--data-dir", str(data),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode == 1, (command, out, err)
+        rc, out, err = await obrady(*command, "--data-dir", str(data), timeout=60)
+        assert rc == 1, (command, out, err)
         assert (
             f"database schema version {LATEST + 1} is newer than this obrady ({LATEST}); "
             "upgrade obrady or restore a matching backup"
-        ) in err.decode(), (command, err)
+        ) in err, (command, err)
     assert database.read_bytes() == before
     assert not list(data.glob("*.before-*"))
 

@@ -7,12 +7,22 @@ import asyncio
 import json
 import os
 import sqlite3
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import (
+    Service,
+    free_port,
+    record_two_items,
+    segments_of,
+    start_service,
+    stop_service,
+    wait_for,
+)
+from helpers import obrady
+from servers import SftpServer
 
 from archive.index import ArchiveIndex
 from archive.integrity import sha256_file
@@ -27,34 +37,6 @@ from streaming.services.backup import (
     restore,
 )
 from streaming.services.control import recover_from_disk
-from tests.conftest import (
-    Service,
-    free_port,
-    record_two_items,
-    segments_of,
-    start_service,
-    stop_service,
-    wait_for,
-)
-from tests.servers import SftpServer
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-async def obrady(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    """Run the `obrady` command as a user would; (exit code, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "streaming.app.cli",
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def with_data(settings: Settings, data: Path) -> Settings:

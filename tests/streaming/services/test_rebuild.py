@@ -9,30 +9,17 @@ import contextlib
 import json
 import os
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Service, record_two_items, start_service, stop_service, wait_for
+from helpers import obrady
 
 from archive.index import ArchiveIndex
 from archive.session_record import RECORD, TABLES
 from recorder.ffmpeg import SEGMENT_LIST
 from streaming.services import records
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-async def obrady(*args: str) -> tuple[int, str, str]:
-    """Run the `obrady` command as a user would; (exit code, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streaming.app.cli", *args, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def rows(database: Path, table: str, session_id: int) -> list[tuple[Any, ...]]:
