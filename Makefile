@@ -20,6 +20,12 @@ TEST_PACKAGES += chromium
 # Backups: rclone copies them (`obrady backup` needs it wherever backups are made); the tests
 # back up to a real SFTP server, OpenSSH's.
 TEST_PACKAGES += rclone openssh-server openssh-client
+# promtool (Prometheus) checks and unit-tests the example alert rules (config/prometheus-alerts.yml).
+TEST_PACKAGES += prometheus
+# The Debian package (make deb) is built with debhelper and dh-virtualenv; the tests build it,
+# install it with apt and purge it again.
+DEB_PACKAGES := debhelper dh-virtualenv python3-venv dpkg-dev
+TEST_PACKAGES += $(DEB_PACKAGES)
 # espeak-ng speaks the Polish sentences the captions tests and bench/wer.py transcribe.
 TEST_PACKAGES += espeak-ng
 # Whisper base for captions (tests, bench, and any configuration naming this folder).
@@ -30,7 +36,7 @@ HLSJS := streaming/web/static/hls.min.js
 AXE_VERSION := 4.14.1
 AXE := .cache/npm/node_modules/axe-core/axe.min.js
 
-.PHONY: setup run test lint bench clean model
+.PHONY: setup run test lint bench clean model deb
 
 setup: .cache/apt-run.stamp $(VENV)/.installed $(HLSJS)
 
@@ -120,5 +126,28 @@ bench: setup .cache/apt-test.stamp $(MODEL)/model.bin
 	$(BIN)/python bench/live_under_load.py
 	$(BIN)/python bench/backup.py
 
+.cache/apt-deb.stamp: Makefile
+	$(call apt_install,$(DEB_PACKAGES))
+
+# dist/obrady_<version>_<arch>.deb, built from a copy of this tree (what git tracks, new files
+# it does not ignore, and hls.js) in build/deb, so the checkout stays as it is. The package gets
+# the same versions of the Python libraries as .venv, where the tests ran: their wheels are
+# gathered first (from pip's cache when it has them), and the build installs only from them.
+deb: .cache/apt-deb.stamp $(VENV)/.installed $(HLSJS)
+	@rm -rf build/deb && mkdir -p build/deb/obrady dist
+	@{ git ls-files -z --cached --others --exclude-standard; \
+	   test -f $(HLSJS) && printf '%s\0' $(HLSJS); true; } \
+	  | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"; true' \
+	  | tar --null -T - -cf - | tar -xf - -C build/deb/obrady
+	@$(BIN)/python -m pip freeze --exclude-editable > build/deb/constraints.txt
+	@$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > build/deb/requirements.txt
+	@$(BIN)/python -m pip download -q --only-binary=:all: --python-version 3.11 \
+	  -d build/deb/obrady/debian/wheels -c build/deb/constraints.txt \
+	  -r build/deb/requirements.txt 'setuptools>=68' wheel
+	@cd build/deb/obrady && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -b -us -uc > ../build.log 2>&1 \
+	  || { tail -40 ../build.log; echo "make deb: dpkg-buildpackage failed; whole log in build/deb/build.log"; exit 1; }
+	@cp build/deb/obrady_*.deb dist/
+	@ls -1 dist/obrady_*.deb
+
 clean:
-	rm -rf $(VENV) .cache build *.egg-info
+	rm -rf $(VENV) .cache build dist *.egg-info

@@ -103,6 +103,10 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+# How long a process opening the archive waits while another keeps its copy before migrating.
+LOCK_WAIT_SECONDS = 300
+
+
 def _keep_before_migrating(conn: sqlite3.Connection, path: Path) -> None:
     """Before migrations change an existing archive, keep a copy of it beside it
     (`obrady.sqlite3.before-<from>-to-<to>`, SQLite's online backup API): the way back if the
@@ -112,17 +116,27 @@ def _keep_before_migrating(conn: sqlite3.Connection, path: Path) -> None:
     latest = migrations[-1][0] if migrations else 0
     if current == 0 or current >= latest:
         return  # a new database, an up-to-date one, or one too new (migrate refuses it)
-    keep = path.with_name(f"{path.name}.before-{current:04d}-to-{latest:04d}")
-    if keep.exists():
-        return  # kept by an earlier attempt at this upgrade, which failed
-    partial = keep.with_name(keep.name + ".part")
-    _private(partial, 0o600)
-    copy = sqlite3.connect(str(partial))
+    # Under the write lock (taken by a second connection: the copy is read through this one,
+    # which WAL lets read meanwhile), so that of two processes opening the archive at once,
+    # the control service and the gateway after an upgrade, one keeps the copy, of the
+    # database as it was; the other waits for the copy and the migrations.
+    lock = sqlite3.connect(str(path), isolation_level=None, timeout=LOCK_WAIT_SECONDS)
     try:
-        conn.backup(copy)
+        lock.execute("BEGIN IMMEDIATE")
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        keep = path.with_name(f"{path.name}.before-{current:04d}-to-{latest:04d}")
+        if current >= latest or keep.exists():
+            return  # migrated meanwhile, or kept by an earlier attempt at this upgrade
+        partial = keep.with_name(keep.name + ".part")
+        _private(partial, 0o600)
+        copy = sqlite3.connect(str(partial))
+        try:
+            conn.backup(copy)
+        finally:
+            copy.close()
+        os.replace(partial, keep)
     finally:
-        copy.close()
-    os.replace(partial, keep)
+        lock.close()  # rolls back: it wrote nothing
     log.warning(
         "upgrading the archive's schema from %d to %d; the database as it was is kept in %s",
         current,
@@ -170,6 +184,10 @@ def _apply(conn: sqlite3.Connection, migrations: list[tuple[int, str, str]], cur
         log.info("applying migration %s", name)
         try:
             conn.execute("BEGIN IMMEDIATE")
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+                conn.execute("ROLLBACK")  # another process applied it meanwhile
+                current = number
+                continue
             for statement in _statements(sql):
                 conn.execute(statement)
             broken = conn.execute("PRAGMA foreign_key_check").fetchall()

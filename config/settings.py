@@ -133,6 +133,10 @@ class LiveSettings(_Model):
     gateway_port: Annotated[int, Field(ge=0, le=65535)] = 0
     # How many gateway processes share gateway_port (each uses up to a core).
     gateway_processes: Annotated[int, Field(ge=1, le=16)] = 1
+    # `obrady serve` starts the gateway itself and restarts it when it exits. false: the gateway
+    # runs as a service of its own (`obrady gateway`, the Debian package's obrady-gateway unit),
+    # so viewers keep the live URL while the control service restarts.
+    run_gateway: bool = True
     break_slate: bool = True
     # The address residents use (e.g. "https://transmisja.example.pl", through the cache): the
     # off-air monitor watches the live stream there (default: this machine's own gateway), and

@@ -314,7 +314,8 @@ def restore(args: argparse.Namespace) -> int:
             f"  session {session_id} was recording when the backup was made: it resumes when "
             "obrady starts; stop it in the console if it has ended"
         )
-    print(f"Check it with: obrady verify --all --data-dir {settings.data_path}")
+    config = f" --config {args.config}" if args.config else ""
+    print(f"Check it with: obrady verify --all{config} --data-dir {settings.data_path}")
     return 0
 
 

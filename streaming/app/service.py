@@ -262,7 +262,7 @@ def create_app(
             yield
 
     async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
-        if not settings.live.gateway_port:
+        if not settings.live.gateway_port or not settings.live.run_gateway:
             yield
             return
         # Several processes may share the port (SO_REUSEPORT): the kernel spreads viewers'

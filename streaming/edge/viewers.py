@@ -108,6 +108,9 @@ def write_counts(data_path: Path, worker: int, counter: ViewerCounter, chambers:
         beacons, clients = counter.active(chamber)
         seen[chamber] = {"beacons": beacons, "clients": sorted(clients)}
     path = counts_file(data_path, worker)
+    # The gateway may start before the control service has made the live folder (they are
+    # separate services in the Debian package).
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"at": time.time(), "chambers": seen}), "utf-8")
     os.replace(tmp, path)

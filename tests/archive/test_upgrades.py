@@ -20,7 +20,7 @@ from conftest import free_port
 from helpers import obrady
 
 from archive.agenda import parse_agenda
-from archive.db import _migrations
+from archive.db import _apply, _migrations, connect
 from archive.index import ArchiveIndex
 
 
@@ -178,6 +178,26 @@ def test_an_older_schema_is_kept_before_migrating(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST - 1
         assert conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0] == 6
     assert (kept.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_migration_another_process_applied_meanwhile_is_not_applied_again(
+    tmp_path: Path,
+) -> None:
+    """The control service and the gateway open the archive at once after an upgrade: both
+    read the old schema version, one migrates first, and the other must not run the same
+    migration again (an ALTER TABLE would fail, or worse)."""
+    database = tmp_path / "obrady.sqlite3"
+    connect(database).close()  # at the latest schema: "the other process" has migrated
+    conn = sqlite3.connect(database, isolation_level=None)
+    try:
+        # What this process read before the other one migrated: one migration behind.
+        not_idempotent = [(LATEST, "again.sql", "ALTER TABLE segments ADD COLUMN twice TEXT;")]
+        assert _apply(conn, not_idempotent, LATEST - 1) == LATEST
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(segments)")]
+        assert "twice" not in columns
+        assert not conn.in_transaction
+    finally:
+        conn.close()
 
 
 async def test_an_obrady_older_than_its_database_refuses_to_start_and_touches_nothing(
