@@ -9,7 +9,9 @@ time of obrady and rclone together:
 
 - the first backup of the whole archive into a local folder;
 - the nightly increment: the one new session;
-- a restore of the whole archive into an empty folder, then `obrady verify --all`.
+- a restore of the whole archive into an empty folder, then `obrady verify --all`;
+- `obrady index rebuild` of the restored archive with its database gone: sessions, runs and
+  segments from the media, agendas and transcripts from each session's record.json.
 
     PYTHONPATH=. .venv/bin/python bench/backup.py [--hours 100] [--work DIR]
 """
@@ -30,10 +32,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from archive.index import ArchiveIndex
+from archive.session_record import write_record
 from config.settings import Settings, parse_settings
 from recorder.ffmpeg import SEGMENT_LIST
 from streaming.services.backup import backup, restore
 from streaming.services.control import recover_from_disk
+from streaming.services.records import rebuild_index
 
 T = TypeVar("T")
 CONFIG = """
@@ -99,6 +103,8 @@ def add_session(
         ],
     )
     conn.execute("COMMIT")
+    # The record obrady keeps beside the media (the service writes it whenever it changes).
+    write_record(folder, index.session_record(session.id))
     return session.id, count * seg_bytes
 
 
@@ -178,9 +184,20 @@ def main() -> int:
     if done.returncode != 0:
         print(done.stderr[-2000:], file=sys.stderr)
         return 1
+    # The database lost: moved aside, and rebuilt from the media and the records.
+    for name in ("obrady.sqlite3", "obrady.sqlite3-wal", "obrady.sqlite3-shm"):
+        if (restored / name).exists():
+            (restored / name).rename(restored / (name + ".lost"))
+    rebuilt, wall4, cpu4 = timed("obrady index rebuild", lambda: rebuild_index(target))
+    print(f"  {rebuilt.sessions} sessions ({rebuilt.from_records} from their record), "
+          f"{rebuilt.segments} segments", flush=True)  # fmt: skip
+    if (rebuilt.sessions, rebuilt.segments) != (report.sessions, report.segments):
+        print("the rebuilt index differs from the restored one", file=sys.stderr)
+        return 1
     print(
         f"summary: first backup {wall1:.0f} s; nightly increment {wall2:.1f} s wall, "
-        f"{cpu2:.1f} s CPU; restore {wall3:.0f} s"
+        f"{cpu2:.1f} s CPU; restore {wall3:.0f} s; index rebuild {wall4:.0f} s wall, "
+        f"{cpu4:.0f} s CPU"
     )
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)

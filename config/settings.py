@@ -147,6 +147,15 @@ class LiveSettings(_Model):
     # rozpocznie się o godz. 10.00" (0: nothing before the start).
     announce_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 30
 
+    @model_validator(mode="after")
+    def _gateway_processes_need_serve(self) -> LiveSettings:
+        if not self.run_gateway and self.gateway_processes > 1:
+            raise ValueError(
+                "gateway_processes > 1 needs run_gateway = true (`obrady serve` starts the "
+                "copies); a gateway run as a service of its own is one process"
+            )
+        return self
+
 
 class ConsoleSettings(_Model):
     """The operator console: how long a login lasts, its cookie, and the council's term."""

@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 from aiohttp import web
+from argon2 import PasswordHasher
 
 from archive.index import ArchiveIndex
 from config.settings import Settings, parse_settings
 from recorder.audiohub import AudioHub
 from streaming.app.service import create_app
 from streaming.app.sites import ServiceSite, service_runner
-from streaming.auth.passwords import hash_password
 from streaming.keys import ARCHIVE
 
 T = TypeVar("T")
@@ -247,12 +247,27 @@ async def record_two_items(
     return created
 
 
+# The test accounts' passwords are argon2id hashes made with the smallest cost (the service
+# verifies a hash with the parameters written in it, as it does every stored hash), made once
+# per run: at argon2-cffi's default cost each of the suite's many requests with Basic
+# credentials, and each service's three accounts, cost about 0.1 s of CPU.
+_TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+_TEST_HASHES: dict[str, str] = {}
+
+
+def cheap_hash(password: str) -> str:
+    """A cheap but real argon2id hash of password (the same one for the whole run)."""
+    if password not in _TEST_HASHES:
+        _TEST_HASHES[password] = _TEST_HASHER.hash(password)
+    return _TEST_HASHES[password]
+
+
 async def start_service(settings: Settings, **app_kwargs: Any) -> Service:
     """Start obrady (archive, recorder, scheduler, gateway) on the configured port."""
     index = ArchiveIndex(settings.data_path / "obrady.sqlite3")
     for (name, password), role in ((OPERATOR, "operator"), (STAFF, "staff"), (ADMIN, "admin")):
         if index.get_user(name) is None:
-            index.add_user(name, role, hash_password(password))  # type: ignore[arg-type]
+            index.add_user(name, role, cheap_hash(password))  # type: ignore[arg-type]
     index.close()
     app = create_app(settings, **app_kwargs)
     runner = service_runner(app)  # as `obrady serve` runs it

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import pwd
 import sys
 
 from pydantic import ValidationError
@@ -113,7 +114,25 @@ def _settings(args: argparse.Namespace, config: str | None) -> Settings:
             )
             raise ConfigError(f"bad command-line option: {problems}") from None
         settings = settings.model_copy(update={"server": server})
+    _refuse_root_in_a_users_data(settings, args)
     return settings
+
+
+def _refuse_root_in_a_users_data(settings: Settings, args: argparse.Namespace) -> None:
+    """root working in a data folder that belongs to a user (the Debian package's obrady)
+    would leave files that user's services cannot open."""
+    data = settings.data_path
+    if os.geteuid() != 0 or not data.is_dir() or data.stat().st_uid == 0:
+        return
+    try:
+        owner = pwd.getpwuid(data.stat().st_uid).pw_name
+    except KeyError:
+        owner = str(data.stat().st_uid)
+    raise ConfigError(
+        f"{data} belongs to the user {owner}: run this as that user "
+        f"(runuser -u {owner} -- obrady {args.command} ...), so that what obrady writes there "
+        "stays readable by its services"
+    )
 
 
 def _banner(settings: Settings, config: str | None) -> str:

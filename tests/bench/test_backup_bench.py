@@ -1,5 +1,6 @@
 """bench/backup.py runs end to end at a tiny scale: it builds an archive, backs it up twice,
-restores it and verifies the restore (its figures are measured, not tested)."""
+restores it, verifies the restore and rebuilds its index from the media (its figures are
+measured, not tested)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ def test_the_backup_bench_backs_up_restores_and_verifies(tmp_path: Path) -> None
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     out = done.stdout
-    # 2 sessions of 180 segments (with a segment list and a manifest each, and the database);
+    # 2 sessions of 180 segments (with a segment list, a manifest and a record each, and the
+    # database);
     # then a third, whose 180 are the night's increment; then nothing new.
-    assert "first backup:" in out and "  365 files" in out, out
+    assert "first backup:" in out and "  367 files" in out, out
     assert "  180 segments," in out and "  0 segments copied" in out, out
     assert "3 sessions, 540 segments" in out, out
     assert "exit 0: all 3 session(s) verified" in out, out
+    assert "  3 sessions (3 from their record), 540 segments" in out, out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,10 @@ def test_defaults_fill_what_is_left_out() -> None:
         (MINIMAL + MINIMAL, "used twice"),
         ("chambers = [", "not valid TOML"),
         (MINIMAL.replace('kind = "rtsp"', 'kind = "webcam"'), "chambers.0.source"),
+        (
+            MINIMAL + "\n[live]\ngateway_port = 8081\ngateway_processes = 2\nrun_gateway = false\n",
+            "gateway_processes > 1 needs run_gateway = true",
+        ),
     ],
 )
 def test_bad_configuration_is_refused_naming_the_key(text: str, expected: str) -> None:
@@ -116,6 +121,21 @@ def test_serve_with_a_bad_config_exits_before_starting(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "server.port" in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can write into another user's folder")
+def test_root_is_refused_in_a_data_folder_that_belongs_to_a_user(tmp_path: Path) -> None:
+    """As in the Debian package, where /var/lib/obrady belongs to obrady: what root wrote there
+    (a database, an account) the services could not open."""
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, 65534, 65534)  # nobody
+    result = run_cli("user", "add", "x", "--role", "admin", "--password-stdin",
+                     "--data-dir", str(data), stdin="long-enough\n")  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "belongs to the user nobody: run this as that user" in result.stderr
+    assert "runuser -u nobody -- obrady user" in result.stderr
+    assert list(data.iterdir()) == []
 
 
 def test_user_add_cli(tmp_path: Path) -> None:
