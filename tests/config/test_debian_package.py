@@ -221,8 +221,14 @@ def test_the_package_installs_runs_as_obrady_and_keeps_the_recordings(
     units = [str(SYSTEMD / name) for name in UNITS]
     run("systemd-analyze", "verify", *units)
     assert "OK" in as_obrady("obrady", "check-config", str(config))
+    # The captions model, made in a clone (make model), is checked with the package's Python
+    # as the operations guide says.
+    run("/opt/venvs/obrady/bin/python", "-m", "recorder.whisper_model", "--check",
+        str(ROOT / ".cache" / "whisper-base"))  # fmt: skip
     for name in UNITS:
         assert (SYSTEMD / name).read_text() == (ROOT / "config/systemd" / name).read_text()
+        documentation = unit(name)["Unit"]["Documentation"].removeprefix("file:")
+        assert Path(documentation).is_file(), (name, documentation)  # the guide, uncompressed
 
     control_port, gateway_port = free_port(), free_port()
     base = f"http://127.0.0.1:{control_port}"
