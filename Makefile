@@ -25,6 +25,8 @@ TEST_PACKAGES += prometheus
 # The Debian package (make deb) is built with debhelper and dh-virtualenv; the tests build it,
 # install it with apt and purge it again.
 DEB_PACKAGES := debhelper dh-virtualenv python3-venv dpkg-dev
+# systemd-analyze verifies the units (systemd need not be running).
+TEST_PACKAGES += systemd
 TEST_PACKAGES += $(DEB_PACKAGES)
 # espeak-ng speaks the Polish sentences the captions tests and bench/wer.py transcribe.
 TEST_PACKAGES += espeak-ng
