@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -118,21 +119,25 @@ class RecordStore(Store):
         if not isinstance(tables, dict) or not tables.get("sessions"):
             raise RecordError("the record has no session")
         session_id = int(tables["sessions"][0]["id"])
-        with self._tx() as c:
-            # References are checked when the record is all in (an agenda item moved under a
-            # later one comes before its parent).
-            c.execute("PRAGMA defer_foreign_keys = ON")
-            if c.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
-                raise RecordError(f"session {session_id} is in the archive already")
-            for table in TABLES:
-                columns = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
-                for row in tables.get(table) or []:
-                    kept = {k: v for k, v in row.items() if k in columns}
-                    names = ", ".join(kept)
-                    marks = ", ".join("?" for _ in kept)
-                    # A councillor named by several sessions' records is put back once.
-                    verb = "INSERT OR IGNORE" if table == "councillors" else "INSERT"
-                    c.execute(
-                        f"{verb} INTO {table} ({names}) VALUES ({marks})", tuple(kept.values())
-                    )
+        try:
+            with self._tx() as c:
+                # References are checked when the record is all in (an agenda item moved under a
+                # later one comes before its parent).
+                c.execute("PRAGMA defer_foreign_keys = ON")
+                if c.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+                    raise RecordError(f"session {session_id} is in the archive already")
+                for table in TABLES:
+                    columns = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+                    for row in tables.get(table) or []:
+                        kept = {k: v for k, v in row.items() if k in columns}
+                        names = ", ".join(kept)
+                        marks = ", ".join("?" for _ in kept)
+                        # A councillor named by several sessions' records is put back once.
+                        verb = "INSERT OR IGNORE" if table == "councillors" else "INSERT"
+                        c.execute(
+                            f"{verb} INTO {table} ({names}) VALUES ({marks})", tuple(kept.values())
+                        )
+        except sqlite3.Error as exc:
+            # A reference to nothing, a duplicate id: nothing of the record stays.
+            raise RecordError(f"the record does not fit this archive ({exc})") from exc
         return session_id

@@ -122,12 +122,12 @@ def _refuse_root_in_a_users_data(settings: Settings, args: argparse.Namespace) -
     """root working in a data folder that belongs to a user (the Debian package's obrady)
     would leave files that user's services cannot open."""
     data = settings.data_path
-    if os.geteuid() != 0 or not data.is_dir() or data.stat().st_uid == 0:
+    if os.geteuid() != 0 or not data.is_dir() or (uid := data.stat().st_uid) == 0:
         return
     try:
-        owner = pwd.getpwuid(data.stat().st_uid).pw_name
+        owner = pwd.getpwuid(uid).pw_name
     except KeyError:
-        owner = str(data.stat().st_uid)
+        owner = str(uid)
     raise ConfigError(
         f"{data} belongs to the user {owner}: run this as that user "
         f"(runuser -u {owner} -- obrady {args.command} ...), so that what obrady writes there "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -171,10 +170,10 @@ def rebuild_index(settings: Settings) -> RebuildReport:
                     raise RebuildError(f"{folder}/record.json is the record of another session")
                 try:
                     index.insert_record(record)
-                except sqlite3.Error as exc:
+                except RecordError as exc:
                     raise RebuildError(
-                        f"{folder}/record.json does not fit this archive ({exc}); move it aside "
-                        "to rebuild that session from its media alone"
+                        f"{folder}/record.json: {exc}; move it aside to rebuild that session "
+                        "from its media alone"
                     ) from exc
                 from_records += 1
             else:

@@ -4,7 +4,6 @@ another, it is the same record; references inside it may come in any order."""
 from __future__ import annotations
 
 import copy
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -95,11 +94,12 @@ def test_an_item_may_come_before_its_parent_in_a_record(tmp_path: Path) -> None:
     broken["tables"]["markers"][0]["item_id"] = 999
     empty = ArchiveIndex(tmp_path / "c.sqlite3")
     try:
-        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        with pytest.raises(RecordError, match="does not fit this archive .*FOREIGN KEY"):
             empty.insert_record(broken)
         assert empty.session_ids() == []
+        assert empty.insert_record(record) == sid  # the connection is free for the next one
     finally:
-        target.close()
+        empty.close()
 
 
 def test_a_file_that_is_no_record_is_refused(tmp_path: Path) -> None:

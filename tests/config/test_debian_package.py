@@ -238,8 +238,8 @@ def test_the_package_installs_runs_as_obrady_and_keeps_the_recordings(
         wait_until_up(base + "/api/v1/status", control)
         wait_until_up(f"http://127.0.0.1:{gateway_port}/live", gateway)
         for proc in (control, gateway):
-            uid = [x for x in Path(f"/proc/{proc.pid}/status").read_text().splitlines()]
-            assert f"Uid:\t{account.pw_uid}" in "\n".join(uid), proc.args
+            status_lines = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+            assert f"Uid:\t{account.pw_uid}\t{account.pw_uid}" in "\n".join(status_lines)
         # The packaged configuration leaves the gateway to its own unit (live.run_gateway).
         children = [
             p.parent.name
